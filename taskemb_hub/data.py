@@ -1,0 +1,240 @@
+"""Load a task: a Hub dataset, a local data file, or a task folder like `shared/data/tasks`.
+
+All three end up as a `TaskData`: plain rows in one of three shapes,
+- classification: `{"text", "text_pair"?, "label": int}`,
+- regression: `{"text", "text_pair"?, "label": float}`,
+- extractive QA (SQuAD format): `{"id", "question", "context", "answers": {"text", "answer_start"}}`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+CLASSIFICATION = "text-classification"
+REGRESSION = "regression"
+EXTRACTIVE_QA = "extractive-qa"
+TASK_TYPES = (CLASSIFICATION, REGRESSION, EXTRACTIVE_QA)
+
+_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+@dataclass
+class TaskData:
+    """A task's rows per split, with what is needed to tune on it.
+
+    Args:
+        name: short task name, recorded in embeddings and model cards.
+        task_type: one of `text-classification`, `regression`, `extractive-qa`.
+        splits: split name -> rows (see the module docstring for the row shapes).
+        labels: class names (index = label id) for classification, else None.
+        pair: True when classification rows carry `text_pair`.
+        source: where the task came from (folder, file or Hub id), for cards.
+    """
+
+    name: str
+    task_type: str
+    splits: dict[str, list[dict[str, Any]]]
+    labels: list[str] | None = None
+    pair: bool = False
+    source: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_labels(self) -> int:
+        if self.task_type == CLASSIFICATION:
+            return len(self.labels or [])
+        return 1 if self.task_type == REGRESSION else 2
+
+    def train_rows(self, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+        """Training rows, optionally a seeded random subset of `limit` rows."""
+        return _subset(self.splits["train"], limit, seed)
+
+    def eval_rows(self, limit: int | None = None, split: str | None = None) -> list[dict[str, Any]]:
+        """Evaluation rows: the named split, else validation, else test; first `limit` rows."""
+        for name in ([split] if split else ["validation", "test"]):
+            if name in self.splits:
+                rows = self.splits[name]
+                return rows[:limit] if limit else rows
+        return []
+
+
+def _subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
+    if not limit or limit >= len(rows):
+        return rows
+    picked = random.Random(seed).sample(range(len(rows)), limit)
+    return [rows[i] for i in sorted(picked)]
+
+
+def load_task(
+    source: str | Path,
+    *,
+    name: str | None = None,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+    task_type: str | None = None,
+    question_column: str = "question",
+    context_column: str = "context",
+    answers_column: str = "answers",
+    dataset_config: str | None = None,
+) -> TaskData:
+    """Load a task from a task folder, a local data file, or a Hub dataset.
+
+    Args:
+        source: a folder holding `task.json` (the `shared/data/tasks` layout), a `.csv`,
+            `.tsv`, `.json`, `.jsonl` or `.parquet` file (its rows become the train split), or
+            a Hub dataset id, loaded with `datasets.load_dataset`.
+        name: task name to record; defaults to the folder, file stem or dataset id.
+        text_column, text_pair_column, label_column: columns of a file or Hub dataset.
+        task_type: force `text-classification`, `regression` or `extractive-qa`; inferred
+            from the label column (float labels -> regression) or the QA columns otherwise.
+        question_column, context_column, answers_column: columns of a QA file or dataset.
+        dataset_config: the configuration name of a Hub dataset, if it has several.
+
+    Returns:
+        A `TaskData`.
+
+    Example:
+        ```python
+        >>> task = load_task("../shared/data/tasks/rotten_tomatoes")
+        >>> task.labels
+        ['rotten', 'fresh']
+        ```
+    """
+    if task_type is not None and task_type not in TASK_TYPES:
+        raise DataError(f"Unknown task type {task_type!r}. Use one of: {', '.join(TASK_TYPES)}.")
+    path = Path(source).expanduser()
+    columns = dict(text=text_column, text_pair=text_pair_column, label=label_column,
+                   question=question_column, context=context_column, answers=answers_column)
+    if path.is_dir():
+        if (path / "task.json").is_file():
+            return _load_task_folder(path, name)
+        raise DataError(
+            f"{path} is a folder without task.json. Pass a task folder (task.json + "
+            "train.jsonl.gz ...), a data file (.csv/.json/.jsonl/.parquet) or a Hub dataset id."
+        )
+    if path.suffix.lower() in _FILE_BUILDERS or path.name.endswith((".jsonl.gz", ".json.gz")):
+        if not path.is_file():
+            raise DataError(f"Data file {path} does not exist. Check the path.")
+        return _load_with_datasets(path, name or path.name.split(".")[0], columns, task_type, None, is_file=True)
+    return _load_with_datasets(str(source), name or str(source).split("/")[-1], columns, task_type,
+                               dataset_config, is_file=False)
+
+
+def _read_jsonl_gz(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _load_task_folder(path: Path, name: str | None) -> TaskData:
+    meta = json.loads((path / "task.json").read_text())
+    splits = {}
+    for split in ("train", "validation", "test"):
+        for candidate in (path / f"{split}.jsonl.gz", path / f"{split}.jsonl"):
+            if candidate.is_file():
+                splits[split] = (_read_jsonl_gz(candidate) if candidate.suffix == ".gz"
+                                 else [json.loads(l) for l in candidate.read_text().splitlines() if l.strip()])
+                break
+    if "train" not in splits:
+        raise DataError(f"Task folder {path} has no train.jsonl.gz. Add the train split.")
+    kind = meta.get("type", CLASSIFICATION)
+    if kind not in TASK_TYPES:
+        raise DataError(f"{path / 'task.json'} has type {kind!r}; expected one of {', '.join(TASK_TYPES)}.")
+    return TaskData(name=name or meta.get("name", path.name), task_type=kind, splits=splits,
+                    labels=meta.get("labels"), pair=bool(meta.get("pair", False)), source=str(path),
+                    info={k: meta[k] for k in ("description", "source", "license") if k in meta})
+
+
+def _load_with_datasets(source, name, columns, task_type, config, *, is_file: bool) -> TaskData:
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        if is_file:
+            suffix = Path(source).suffix.lower()
+            builder = _FILE_BUILDERS.get(suffix, "json")
+            kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
+            dataset = datasets.load_dataset(builder, data_files={"train": str(source)}, **kwargs)
+        else:
+            dataset = datasets.load_dataset(source, config)
+    except (FileNotFoundError, ValueError, ConnectionError) as err:
+        raise DataError(f"Could not load dataset {source!r}: {err}. Check the id/path and your network.") from err
+    splits_raw = {split: dataset[split] for split in dataset}
+    return task_from_columns(name, splits_raw, columns, task_type, source=str(source))
+
+
+def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str | None, source: str = "") -> TaskData:
+    """Build a `TaskData` from split -> table (a `datasets.Dataset` or list of dicts)."""
+    first = next(iter(splits_raw.values()))
+    available = list(first.column_names) if hasattr(first, "column_names") else list(first[0].keys()) if len(first) else []
+    is_qa = task_type == EXTRACTIVE_QA or (
+        task_type is None and columns["label"] not in available
+        and all(columns[c] in available for c in ("question", "context", "answers")))
+    needed = [columns["question"], columns["context"], columns["answers"]] if is_qa else \
+        [columns["text"], columns["label"]] + ([columns["text_pair"]] if columns["text_pair"] else [])
+    missing = [c for c in needed if c not in available]
+    if missing:
+        flags = {"text": "--text-column", "text_pair": "--text-pair-column", "label": "--label-column",
+                 "question": "--question-column", "context": "--context-column", "answers": "--answers-column"}
+        hint = ", ".join(f"{flags[k]} (now {v!r})" for k, v in columns.items() if v in missing)
+        raise DataError(f"{source or name}: column(s) {missing} not found; the data has columns {available}. "
+                        f"Name the right ones with {hint}.")
+    if is_qa:
+        splits = {s: [_qa_row(r, columns) for r in rows] for s, rows in splits_raw.items()}
+        return TaskData(name=name, task_type=EXTRACTIVE_QA, splits=splits, source=source)
+    raw_labels = [r[columns["label"]] for rows in splits_raw.values() for r in rows]
+    if any(v is None for v in raw_labels):
+        raise DataError(f"{source or name}: the label column {columns['label']!r} has empty values. Fill or drop those rows.")
+    kind = task_type or _infer_label_kind(raw_labels)
+    labels, to_id = None, None
+    if kind == CLASSIFICATION:
+        if all(isinstance(v, bool) or (isinstance(v, (int, float)) and float(v).is_integer()) for v in raw_labels):
+            names = sorted({int(v) for v in raw_labels})
+            if names and (names[0] < 0 or names != list(range(names[-1] + 1))):
+                to_id = {v: i for i, v in enumerate(names)}
+            labels = [str(v) for v in (names if to_id else range(max(names) + 1 if names else 0))]
+        else:
+            names = sorted({str(v) for v in raw_labels})
+            to_id = {v: i for i, v in enumerate(names)}
+            labels = names
+    splits = {}
+    for split, rows in splits_raw.items():
+        out = []
+        for r in rows:
+            row = {"text": str(r[columns["text"]])}
+            if columns["text_pair"]:
+                row["text_pair"] = str(r[columns["text_pair"]])
+            value = r[columns["label"]]
+            if kind == REGRESSION:
+                row["label"] = float(value)
+            else:
+                row["label"] = to_id[str(value) if isinstance(next(iter(to_id)), str) else int(value)] if to_id else int(value)
+            out.append(row)
+        splits[split] = out
+    return TaskData(name=name, task_type=kind, splits=splits, labels=labels,
+                    pair=bool(columns["text_pair"]), source=source)
+
+
+def _infer_label_kind(values: list) -> str:
+    numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numeric) == len(values) and any(isinstance(v, float) and not float(v).is_integer() for v in numeric):
+        if any(math.isnan(v) for v in numeric):
+            raise DataError("The label column holds NaN values. Drop those rows.")
+        return REGRESSION
+    return CLASSIFICATION
+
+
+def _qa_row(r: dict, columns: dict) -> dict:
+    answers = r[columns["answers"]]
+    if isinstance(answers, str):
+        answers = json.loads(answers)
+    return {"id": str(r.get("id", "")), "question": r[columns["question"]], "context": r[columns["context"]],
+            "answers": {"text": list(answers.get("text", [])), "answer_start": list(answers.get("answer_start", []))}}

@@ -1,0 +1,199 @@
+"""`TaskEmbedding`: a task's tuned PEFT weights as a vector, plus what is needed to compare it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .adapters import AdapterFiles, read_adapter
+from .base_model import canonical_model_id
+from .errors import AdapterError, IncompatibleEmbeddingError
+from .methods import EmbeddingOptions, get_method
+from .methods.base import check_finite, signature_hash
+
+EMBEDDING_NAME = "taskemb.safetensors"
+METADATA_NAME = "taskemb.json"
+FORMAT_VERSION = "taskemb-hub/1"
+
+
+@dataclass
+class TaskEmbedding:
+    """A task embedding and its metadata.
+
+    Args:
+        vector: 1-D float tensor.
+        task: task name.
+        base_model: id of the base model the weights were tuned on.
+        method: PEFT method name (`lora`, `prompt`, `prefix`, `ia3`, `bitfit`) or a baseline name.
+        signature: what defines the vector's space (method, modules and shapes, options);
+            two embeddings are comparable only when their signatures are equal.
+        step: training step of the checkpoint, if known.
+        train_size: number of training examples the task was tuned on.
+        metrics: in-task metric(s) of the checkpoint, e.g. `{"accuracy": 0.81}`.
+        extra: anything else worth keeping (seed, source, labels).
+
+    Example:
+        ```python
+        >>> emb = TaskEmbedding.from_adapter("runs/rte-lora/step-100")
+        >>> emb.similarity(TaskEmbedding.from_adapter("runs/mnli-lora/step-100"))
+        0.42
+        ```
+    """
+
+    vector: torch.Tensor
+    task: str
+    base_model: str
+    method: str
+    signature: dict[str, Any]
+    step: int | None = None
+    train_size: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.vector = torch.as_tensor(self.vector, dtype=torch.float32).reshape(-1)
+        if not torch.isfinite(self.vector).all():
+            raise AdapterError(f"The embedding of task {self.task!r} holds NaN or inf values; the tuned weights are "
+                               "corrupt or training diverged. Retrain with a lower learning rate.")
+
+    # ---- identity and comparison -------------------------------------------------------
+    @property
+    def signature_hash(self) -> str:
+        return signature_hash({"base_model": self.base_model, **self.signature})
+
+    @property
+    def dim(self) -> int:
+        return int(self.vector.numel())
+
+    def incompatibility(self, other: "TaskEmbedding") -> str | None:
+        """Why `other` cannot be compared with this embedding, or None when it can."""
+        if other.base_model != self.base_model:
+            return f"base model {other.base_model!r} differs from {self.base_model!r}"
+        if other.method != self.method:
+            return f"method {other.method!r} differs from {self.method!r}"
+        if other.signature != self.signature or other.dim != self.dim:
+            diff = sorted(k for k in set(self.signature) | set(other.signature)
+                          if self.signature.get(k) != other.signature.get(k))
+            return f"{self.method} shapes/options differ ({', '.join(diff) or 'dimension'}: {other.dim} vs {self.dim} values)"
+        return None
+
+    def check_compatible(self, other: "TaskEmbedding") -> None:
+        reason = self.incompatibility(other)
+        if reason:
+            raise IncompatibleEmbeddingError(
+                f"Cannot compare {self.task!r} with {other.task!r}: {reason}. Embed both with the same base model, "
+                "PEFT method, target modules and embedding options.")
+
+    def similarity(self, other: "TaskEmbedding") -> float:
+        """Cosine similarity; raises `IncompatibleEmbeddingError` across spaces."""
+        self.check_compatible(other)
+        return float(torch.nn.functional.cosine_similarity(self.vector.double(), other.vector.double(), dim=0))
+
+    # ---- construction ------------------------------------------------------------------
+    @classmethod
+    def from_state_dict(cls, weights: dict[str, torch.Tensor], adapter_config: dict, *, task: str | None = None,
+                        base_model: str | None = None, init: dict | None = None, info: dict | None = None,
+                        options: EmbeddingOptions | None = None) -> "TaskEmbedding":
+        """Embed a peft state dict (as `get_peft_model_state_dict` returns) with its config dict."""
+        options = options or EmbeddingOptions()
+        method = get_method(adapter_config.get("peft_type", ""))
+        check_finite(weights, f"adapter of task {task or info and info.get('task')!r}")
+        vector, signature = method.embed(weights, adapter_config, options, init)
+        info = dict(info or {})
+        base = base_model or info.get("base_model") or adapter_config.get("base_model_name_or_path") or "unknown"
+        return cls(vector=vector, task=task or info.get("task") or "unknown", base_model=canonical_model_id(base),
+                   method=method.name, signature=signature, step=info.get("step"), train_size=info.get("train_size"),
+                   metrics=info.get("metrics", {}), extra={k: info[k] for k in ("seed", "labels", "source") if k in info})
+
+    @classmethod
+    def from_adapter(cls, path: str | os.PathLike, *, base_model: str | None = None,
+                     options: EmbeddingOptions | None = None, allow_pickle: bool = False,
+                     task: str | None = None) -> "TaskEmbedding":
+        """Embed an adapter folder (`adapter_config.json` + `adapter_model.safetensors`).
+
+        Args:
+            path: the adapter folder.
+            base_model: the base model you will compare on; an adapter tuned on another one
+                raises `IncompatibleEmbeddingError`.
+            options: embedding options; defaults are those of the default registry.
+            allow_pickle: accept a pickle `adapter_model.bin` (only for trusted files).
+            task: task name, when the folder does not record one.
+        """
+        files: AdapterFiles = read_adapter(path, allow_pickle=allow_pickle)
+        recorded = files.info.get("base_model") or files.config.get("base_model_name_or_path")
+        if base_model is not None and recorded and canonical_model_id(recorded) != canonical_model_id(base_model):
+            raise IncompatibleEmbeddingError(
+                f"{path} was tuned on base model {canonical_model_id(recorded)!r}, not {canonical_model_id(base_model)!r}. "
+                "Use adapters of the same base model, or pass the base model it was tuned on.")
+        emb = cls.from_state_dict(files.weights, files.config, task=task or files.info.get("task") or Path(path).name,
+                                  base_model=recorded, init=files.init, info=files.info, options=options)
+        emb.extra.setdefault("source", str(path))
+        return emb
+
+    @classmethod
+    def from_peft_model(cls, model, *, task: str, adapter_name: str = "default", info: dict | None = None,
+                        options: EmbeddingOptions | None = None, init: dict | None = None) -> "TaskEmbedding":
+        """Embed a live `PeftModel` (no save needed)."""
+        from peft import get_peft_model_state_dict
+
+        config = model.peft_config[adapter_name]
+        weights = {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model, adapter_name=adapter_name).items()}
+        config_dict = json.loads(json.dumps(config.to_dict(), default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
+        return cls.from_state_dict(weights, config_dict, task=task, base_model=config.base_model_name_or_path,
+                                   init=init, info=info, options=options)
+
+    # ---- storage -----------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        meta = {k: v for k, v in asdict(self).items() if k != "vector"}
+        meta.update(format=FORMAT_VERSION, dim=self.dim, signature_hash=self.signature_hash)
+        return meta
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write `taskemb.safetensors` and `taskemb.json` into `folder` (atomically: no half-written files)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(folder / EMBEDDING_NAME, lambda p: save_file(
+            {"embedding": self.vector.contiguous()}, p, metadata={"format": FORMAT_VERSION, "signature_hash": self.signature_hash}))
+        _atomic_write(folder / METADATA_NAME, lambda p: Path(p).write_text(json.dumps(self.metadata(), indent=2)))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "TaskEmbedding":
+        """Read an embedding saved by `save` (a registry entry or an adapter folder)."""
+        folder = Path(folder)
+        vec_file, meta_file = folder / EMBEDDING_NAME, folder / METADATA_NAME
+        if not vec_file.is_file() or not meta_file.is_file():
+            raise AdapterError(f"{folder} has no {EMBEDDING_NAME}/{METADATA_NAME}. Run `taskemb-hub embed {folder}` first.")
+        try:
+            vector = load_file(str(vec_file))["embedding"]
+            meta = json.loads(meta_file.read_text())
+        except Exception as err:
+            raise AdapterError(f"{folder}: embedding files are unreadable ({err}). Re-run `taskemb-hub embed`.") from err
+        fields = {k: meta.get(k) for k in ("task", "base_model", "method", "signature", "step", "train_size")}
+        return cls(vector=vector, metrics=meta.get("metrics") or {}, extra=meta.get("extra") or {}, **fields)
+
+
+def _atomic_write(target: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_embedding(path: str | os.PathLike, **kwargs) -> TaskEmbedding:
+    """An embedding from a folder: the saved `taskemb.safetensors` if present, else embed the adapter."""
+    path = Path(path)
+    if (path / EMBEDDING_NAME).is_file():
+        return TaskEmbedding.load(path)
+    return TaskEmbedding.from_adapter(path, **kwargs)

@@ -1,0 +1,30 @@
+"""Shared by prompt and prefix tuning: embed the tuned virtual-token matrix."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import AdapterError
+from .base import EmbeddingOptions
+
+KEY = "prompt_embeddings"
+
+
+def virtual_token_vector(weights: dict, init: dict | None, options: EmbeddingOptions) -> tuple[torch.Tensor, list[int]]:
+    """Pool the (tuned − initial) virtual tokens; the raw tuned tokens when no init snapshot exists.
+
+    peft draws the virtual tokens at random, so the raw matrix mixes the task signal with the
+    init; the tuner saves the init beside the adapter (`taskemb_init.safetensors`) to remove it.
+    """
+    if KEY not in weights:
+        raise AdapterError(f"No {KEY!r} tensor in this adapter; found {sorted(weights)[:5]}.")
+    tokens = weights[KEY].double()
+    if init is not None and KEY in init:
+        if init[KEY].shape != tokens.shape:
+            raise AdapterError(f"taskemb_init.safetensors has shape {tuple(init[KEY].shape)} but the adapter's "
+                               f"{KEY} has {tuple(tokens.shape)}; delete the stale init file or retrain.")
+        tokens = tokens - init[KEY].double()
+    if tokens.dim() != 2:
+        raise AdapterError(f"{KEY} should be a (virtual tokens × dim) matrix, got shape {tuple(tokens.shape)}.")
+    vector = tokens.mean(0) if options.pooling == "mean" else tokens.reshape(-1)
+    return vector.float(), list(tokens.shape)

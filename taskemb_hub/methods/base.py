@@ -1,0 +1,106 @@
+"""What every PEFT method module provides: a peft config, a forward pass, and an embedding."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import AdapterError
+
+# Heads are task-specific (their size is the label count), so they never enter an embedding.
+HEAD_PATTERN = re.compile(r"(^|\.)(classifier|score|qa_outputs|modules_to_save)(\.|$)")
+
+
+@dataclass
+class EmbeddingOptions:
+    """How tuned weights become a vector. Part of the compatibility signature.
+
+    Args:
+        sketch_dim: LoRA only: side k of the k×k sketch `G_out·ΔW·G_inᵀ` kept per module.
+        sketch_seed: seed of the Gaussian sketch matrices (same seed = same space).
+        per_module_norm: scale each module's block to unit norm, so every adapted module
+            counts equally whatever its update size (deep layers and values move more).
+        pooling: prompt/prefix tuning: `mean` over virtual tokens (as SPoT and the paper) or
+            `flatten` (keeps token order; needs the same number of virtual tokens).
+    """
+
+    sketch_dim: int = 16
+    sketch_seed: int = 0
+    per_module_norm: bool = True
+    pooling: str = "mean"
+
+    def __post_init__(self):
+        if self.pooling not in ("mean", "flatten"):
+            raise ValueError(f"pooling must be 'mean' or 'flatten', not {self.pooling!r}.")
+        if self.sketch_dim < 1:
+            raise ValueError("sketch_dim must be a positive integer.")
+
+
+def module_name(key: str, suffix: str) -> str:
+    """`base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight` -> `bert.encoder.layer.0.attention.self.query`."""
+    name = key[: -len(suffix)] if key.endswith(suffix) else key
+    name = name.rstrip(".")
+    for prefix in ("base_model.model.", "base_model."):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name
+
+
+def check_finite(weights: dict[str, torch.Tensor], where: str) -> None:
+    for key, value in weights.items():
+        if torch.is_floating_point(value) and not torch.isfinite(value).all():
+            raise AdapterError(f"{where}: tensor {key!r} holds NaN or inf values. The adapter is corrupt or "
+                               "training diverged; retrain with a lower learning rate or use an earlier checkpoint.")
+
+
+def signature_hash(signature: dict) -> str:
+    return hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class PeftMethod:
+    """One PEFT method: how to configure it and how to turn its tuned weights into a vector.
+
+    Subclasses set `name`, `peft_type` (as written in `adapter_config.json`) and
+    `default_learning_rate`, and implement `make_config` and `embed`.
+    """
+
+    name: ClassVar[str]
+    peft_type: ClassVar[str]
+    default_learning_rate: ClassVar[float]
+    needs_init_snapshot: ClassVar[bool] = False  # True when the start point is random (prompt/prefix)
+
+    def make_config(self, task_type: str, **overrides):
+        raise NotImplementedError
+
+    def embed(self, weights: dict[str, torch.Tensor], adapter_config: dict, options: EmbeddingOptions,
+              init: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Return `(vector, signature)`; `signature` says which space the vector lives in."""
+        raise NotImplementedError
+
+    def forward(self, model, batch: dict[str, torch.Tensor]):
+        """One forward pass returning an output with `.loss` and logits; most methods use peft's own."""
+        return model(**batch)
+
+    @staticmethod
+    def body_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in weights.items() if not HEAD_PATTERN.search(k)}
+
+    def _signature(self, options: EmbeddingOptions, **fields) -> dict[str, Any]:
+        return {"method": self.name, **fields}
+
+
+def concat_blocks(blocks: list[torch.Tensor], per_module_norm: bool) -> torch.Tensor:
+    """Concatenate per-module vectors, each scaled to unit norm when asked (zero blocks stay zero)."""
+    out = []
+    for block in blocks:
+        block = block.reshape(-1).double()
+        if per_module_norm:
+            norm = block.norm()
+            block = block / norm if norm > 0 else block
+        out.append(block)
+    return torch.cat(out).float()

@@ -1,0 +1,312 @@
+"""Accelerate-driven PEFT tuning that keeps early checkpoints, each with its task embedding.
+
+The loop is plain Accelerate (`prepare`, `accumulate`, `backward`, `gather_for_metrics`), so
+`accelerate launch -m taskemb_hub.cli tune ...` runs it unchanged on several GPUs.
+
+Two choices make embeddings of different tasks comparable (see the reference measurements):
+- the task head starts at zero (`head_init="zeros"`), not at random: a random head steers the
+  body's first updates in a direction that has nothing to do with the task;
+- the PEFT weights start from one fixed seed (`init_seed`) for every task and run, so two
+  runs differ by their data, not by their initial draw.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .adapters import CHECKPOINT_INFO_NAME, INIT_NAME
+from .base_model import resolve_base_model
+from .data import CLASSIFICATION, EXTRACTIVE_QA, REGRESSION, TaskData, load_task
+from .embedding import TaskEmbedding
+from .errors import TaskEmbHubError
+from .features import Collator, encode_rows, qa_predictions
+from .methods import EmbeddingOptions, get_method
+from .metrics import classification_metrics, regression_metrics, squad_metrics
+
+HEAD_NAMES = ("classifier", "qa_outputs", "score")
+
+
+@dataclass
+class TuningConfig:
+    """How to tune one task.
+
+    Args:
+        method: PEFT method name (`lora`, `prompt`, `prefix`, `ia3`, `bitfit`), or `full` for
+            full fine-tuning (used by the transfer-matrix runner; gives no embedding).
+        base_model: local folder or Hub id; None = the packaged all-MiniLM-L6-v2.
+        max_steps: optimizer steps to run.
+        save_steps: steps at which to keep a checkpoint (the last step is always kept).
+        batch_size: examples per optimizer step per device (times `gradient_accumulation_steps`).
+        learning_rate: None = the method's default.
+        head_learning_rate: learning rate of the task head.
+        head_init: `zeros` (deterministic; recommended for embeddings) or `random`.
+        max_length: tokens per example (batches are padded to their own longest example).
+        max_train_examples: seeded subset of the train split; None = all.
+        eval_examples: validation examples scored at each checkpoint; 0 = no in-task metric.
+        seed: data order and dropout.
+        init_seed: initial draw of the PEFT weights, shared by every task (see module doc).
+        warmup_ratio: linear warm-up share of `max_steps`, then linear decay.
+        gradient_accumulation_steps: micro-batches per optimizer step.
+        method_kwargs: overrides of the method's peft config (e.g. `{"r": 16}`).
+        embedding: how checkpoints are embedded.
+    """
+
+    method: str = "lora"
+    base_model: str | None = None
+    max_steps: int = 200
+    save_steps: list[int] = field(default_factory=list)
+    batch_size: int = 16
+    learning_rate: float | None = None
+    head_learning_rate: float = 1e-3
+    head_init: str = "zeros"
+    max_length: int = 128
+    max_train_examples: int | None = None
+    eval_examples: int = 500
+    seed: int = 0
+    init_seed: int = 0
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.0
+    gradient_accumulation_steps: int = 1
+    method_kwargs: dict[str, Any] = field(default_factory=dict)
+    embedding: EmbeddingOptions = field(default_factory=EmbeddingOptions)
+
+    def __post_init__(self):
+        if isinstance(self.embedding, dict):
+            self.embedding = EmbeddingOptions(**self.embedding)
+        if self.method != "full":
+            get_method(self.method)  # fail early with the list of methods
+        if self.head_init not in ("zeros", "random"):
+            raise TaskEmbHubError(f"head_init must be 'zeros' or 'random', not {self.head_init!r}.")
+        bad = [s for s in self.save_steps if not 0 < int(s) <= self.max_steps]
+        if bad:
+            raise TaskEmbHubError(f"save steps {bad} fall outside 1..max_steps={self.max_steps}. Raise --max-steps or drop them.")
+        self.save_steps = sorted({int(s) for s in self.save_steps} | {self.max_steps})
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    path: Path | None
+    metrics: dict[str, float]
+    embedding: TaskEmbedding | None
+
+
+class TaskModel(nn.Module):
+    """Routes `forward(**batch)` through the method's forward, so DDP wraps the whole step."""
+
+    def __init__(self, model: nn.Module, method_name: str):
+        super().__init__()
+        self.model = model
+        self.method_name = method_name
+
+    def forward(self, **batch):
+        if self.method_name == "full":
+            return self.model(**batch)
+        return get_method(self.method_name).forward(self.model, batch)
+
+
+def build_model(task: TaskData, base_model: str | None, head_init: str = "zeros", body_state: dict | None = None):
+    """The base model with a head sized for the task (zeroed when `head_init="zeros"`)."""
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    load_from, _ = resolve_base_model(base_model)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialised head" warnings are expected here
+    try:
+        if task.task_type == EXTRACTIVE_QA:
+            model = AutoModelForQuestionAnswering.from_pretrained(load_from)
+        else:
+            problem = "regression" if task.task_type == REGRESSION else "single_label_classification"
+            model = AutoModelForSequenceClassification.from_pretrained(load_from, num_labels=task.num_labels,
+                                                                       problem_type=problem)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if body_state is not None:
+        missing, _ = model.base_model.load_state_dict(body_state, strict=False)
+        if [m for m in missing if "pooler" not in m]:
+            raise TaskEmbHubError(f"Body checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}.")
+    head = head_module(model)
+    if head_init == "zeros":
+        with torch.no_grad():
+            for p in head.parameters():
+                p.zero_()
+    return model
+
+
+def head_module(model: nn.Module) -> nn.Module:
+    for name in HEAD_NAMES:
+        if hasattr(model, name):
+            return getattr(model, name)
+    raise TaskEmbHubError(f"{type(model).__name__} has no task head named one of {HEAD_NAMES}.")
+
+
+def _peft_task_type(task: TaskData) -> str:
+    return "QUESTION_ANS" if task.task_type == EXTRACTIVE_QA else "SEQ_CLS"
+
+
+def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Path | None = None, *,
+         progress: bool = True, accelerator=None, body_state: dict | None = None,
+         eval_split: str | None = None, _keep_model: dict | None = None) -> list[Checkpoint]:
+    """Tune `config.method` on `task`, keeping a checkpoint (adapter + embedding + metric) at each save step.
+
+    Args:
+        task: a `TaskData`, or anything `load_task` takes.
+        config: a `TuningConfig`.
+        output_dir: where `step-N/` folders go; None keeps nothing on disk (embeddings only).
+        progress: show a progress bar.
+        accelerator: an `accelerate.Accelerator`; one is made when None.
+        body_state: start from these body weights instead of the base model's (intermediate-task transfer).
+        eval_split: split scored at checkpoints (default validation, else test).
+
+    Returns:
+        One `Checkpoint` per save step.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    task = task if isinstance(task, TaskData) else load_task(task)
+    accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps)
+    load_from, model_id = resolve_base_model(config.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(load_from)
+
+    set_seed(config.init_seed)
+    model = build_model(task, config.base_model, config.head_init, body_state)
+    init_snapshot = None
+    if config.method != "full":
+        from peft import get_peft_model
+
+        method = get_method(config.method)
+        peft_config = method.make_config(_peft_task_type(task), **config.method_kwargs)
+        peft_config.base_model_name_or_path = model_id
+        peft_config.modules_to_save = [n for n in HEAD_NAMES if hasattr(model, n)]
+        model = get_peft_model(model, peft_config)
+        if method.needs_init_snapshot:
+            init_snapshot = {"prompt_embeddings": model.prompt_encoder["default"].embedding.weight.detach().clone().cpu()}
+    set_seed(config.seed)
+
+    train_rows = task.train_rows(config.max_train_examples, seed=config.seed)
+    if not train_rows:
+        raise TaskEmbHubError(f"Task {task.name!r} has no training rows.")
+    eval_rows = task.eval_rows(config.eval_examples, eval_split) if config.eval_examples else []
+    collator = Collator(tokenizer)
+    train_loader = DataLoader(encode_rows(task, train_rows, tokenizer, config.max_length), batch_size=config.batch_size,
+                              shuffle=True, collate_fn=collator, generator=torch.Generator().manual_seed(config.seed))
+    eval_feats = encode_rows(task, eval_rows, tokenizer, config.max_length, for_eval=True) if eval_rows else []
+    eval_loader = DataLoader(eval_feats, batch_size=64, collate_fn=collator) if eval_feats else None
+
+    head_params = [p for n, p in model.named_parameters() if p.requires_grad and any(h in n for h in HEAD_NAMES)]
+    body_params = [p for n, p in model.named_parameters() if p.requires_grad and not any(h in n for h in HEAD_NAMES)]
+    body_lr = config.learning_rate or (get_method(config.method).default_learning_rate if config.method != "full" else 5e-5)
+    groups = [{"params": body_params, "lr": body_lr}]
+    if head_params:
+        groups.append({"params": head_params, "lr": config.head_learning_rate if config.method != "full" else body_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * config.max_steps), config.max_steps)
+
+    wrapped = TaskModel(model, config.method)
+    wrapped, optimizer, train_loader, scheduler = accelerator.prepare(wrapped, optimizer, train_loader, scheduler)
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
+
+    output_dir = Path(output_dir) if output_dir is not None else None
+    checkpoints: list[Checkpoint] = []
+    step, examples, started = 0, 0, time.perf_counter()
+    bar = tqdm(total=config.max_steps, desc=f"tune {task.name} ({config.method})",
+               disable=not progress or not accelerator.is_local_main_process)
+    wrapped.train()
+    while step < config.max_steps:
+        for batch in train_loader:
+            with accelerator.accumulate(wrapped):
+                loss = wrapped(**batch).loss
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            examples += batch["input_ids"].shape[0]
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if step in config.save_steps:
+                metrics = evaluate(wrapped, eval_loader, task, eval_feats, eval_rows, accelerator) if eval_loader else {}
+                checkpoints.append(_save_checkpoint(accelerator, wrapped, task, config, model_id, step, len(train_rows),
+                                                    metrics, init_snapshot, output_dir))
+                wrapped.train()
+            if step >= config.max_steps:
+                break
+    bar.close()
+    if _keep_model is not None:  # the transfer runner reuses the tuned body
+        _keep_model["model"] = accelerator.unwrap_model(wrapped).model
+    elapsed = time.perf_counter() - started
+    if output_dir is not None and accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        run = {"task": task.name, "base_model": model_id, "config": asdict(config), "train_size": len(train_rows),
+               "seconds": round(elapsed, 2), "examples_per_second": round(examples / max(elapsed, 1e-9), 2),
+               "checkpoints": [{"step": c.step, "metrics": c.metrics} for c in checkpoints]}
+        (output_dir / "run.json").write_text(json.dumps(run, indent=2))
+    return checkpoints
+
+
+@torch.no_grad()
+def evaluate(wrapped, eval_loader, task: TaskData, eval_feats, eval_rows, accelerator) -> dict[str, float]:
+    """The in-task metric on the evaluation rows (gathered across processes)."""
+    wrapped.eval()
+    outs: dict[str, list] = {"a": [], "b": [], "labels": []}
+    for batch in eval_loader:
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "start_positions", "end_positions")}
+        out = wrapped(**inputs)
+        if task.task_type == EXTRACTIVE_QA:
+            s, e = accelerator.pad_across_processes((out.start_logits, out.end_logits), dim=1, pad_index=-1e4)
+            s, e = accelerator.gather_for_metrics((s, e))
+            outs["a"].extend(list(s.float().cpu().numpy()))
+            outs["b"].extend(list(e.float().cpu().numpy()))
+        else:
+            logits, labels = accelerator.gather_for_metrics((out.logits, batch["labels"]))
+            preds = logits.squeeze(-1) if task.task_type == REGRESSION else logits.argmax(-1)
+            outs["a"].extend(preds.float().cpu().tolist())
+            outs["labels"].extend(labels.float().cpu().tolist())
+    if task.task_type == EXTRACTIVE_QA:
+        preds = qa_predictions(eval_feats, eval_rows, outs["a"], outs["b"])
+        return squad_metrics(preds, [r["answers"]["text"] for r in eval_rows])
+    if task.task_type == REGRESSION:
+        return regression_metrics(outs["a"], outs["labels"])
+    return classification_metrics(outs["a"], outs["labels"])
+
+
+def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_size, metrics, init_snapshot, output_dir):
+    accelerator.wait_for_everyone()
+    model = accelerator.unwrap_model(wrapped).model
+    if config.method == "full":
+        return Checkpoint(step=step, path=None, metrics=metrics, embedding=None)
+    info = {"task": task.name, "base_model": model_id, "method": config.method, "step": step, "train_size": train_size,
+            "metrics": metrics, "seed": config.seed, "labels": task.labels, "source": task.source}
+    embedding = TaskEmbedding.from_peft_model(model, task=task.name, info=info, options=config.embedding,
+                                              init=init_snapshot)
+    path = None
+    if output_dir is not None and accelerator.is_main_process:
+        from safetensors.torch import save_file
+
+        from .cards import write_model_card
+
+        path = output_dir / f"step-{step}"
+        model.save_pretrained(str(path), safe_serialization=True)
+        if init_snapshot is not None:
+            save_file(init_snapshot, str(path / INIT_NAME))
+        (path / CHECKPOINT_INFO_NAME).write_text(json.dumps(info, indent=2))
+        embedding.save(path)
+        write_model_card(path, embedding, task=task, config=config)
+    return Checkpoint(step=step, path=path, metrics=metrics, embedding=embedding)

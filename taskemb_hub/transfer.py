@@ -1,0 +1,149 @@
+"""Measure the ground truth: intermediate-task transfer by full fine-tuning.
+
+For each source: fine-tune the base model on it and keep its body. For each target: fine-tune
+from each source's body and from the plain base model, and record the target's test metric.
+Each finished run is one JSON line; a restart skips the runs already in the file, so the grid
+can be spread over sessions and machines (a GPU one runs the same code).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .base_model import resolve_base_model
+from .data import load_task
+from .metrics import PRIMARY_METRIC
+from .training import TuningConfig, tune
+
+BASE = "base"  # the "source" meaning no intermediate task
+
+
+@dataclass
+class TransferConfig:
+    """The grid and its training recipe ("limited" regime: 1,000 train examples, as in Vu et al. 2020).
+
+    Args:
+        tasks: task folder names under `data_dir`; each is both a source and a target.
+        targets: subset of tasks used as targets (default: all).
+        seeds: one full grid per seed (the seed drives head init, data order and dropout).
+        train_examples: training rows per task (sources and targets).
+        source_epochs, target_epochs: passes over those rows.
+        learning_rate, batch_size, max_length: the fine-tuning recipe.
+        eval_examples: test rows scored per target run.
+    """
+
+    tasks: list[str]
+    data_dir: str = "../shared/data/tasks"
+    targets: list[str] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    train_examples: int = 1000
+    source_epochs: int = 2
+    target_epochs: int = 2
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    max_length: int = 128
+    eval_examples: int = 1000
+    base_model: str | None = None
+
+    def recipe(self) -> dict:
+        keys = ("train_examples", "source_epochs", "target_epochs", "learning_rate", "batch_size", "max_length",
+                "eval_examples")
+        return {k: getattr(self, k) for k in keys} | {"base_model": resolve_base_model(self.base_model)[1]}
+
+
+def _steps(rows: int, epochs: int, batch: int) -> int:
+    return epochs * math.ceil(rows / batch)
+
+
+def _done(results: Path, recipe: dict) -> set[tuple]:
+    done = set()
+    if results.is_file():
+        for line in results.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row.get("recipe") == recipe:
+                    done.add((row["source"], row["target"], row["seed"]))
+    return done
+
+
+def _finetune(task, cfg: TransferConfig, seed: int, epochs: int) -> TuningConfig:
+    rows = min(cfg.train_examples, len(task.splits["train"]))
+    tuning = TuningConfig(method="full", base_model=cfg.base_model, max_steps=_steps(rows, epochs, cfg.batch_size),
+                          batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, head_init="random",
+                          max_length=cfg.max_length, max_train_examples=cfg.train_examples,
+                          eval_examples=cfg.eval_examples, seed=seed, init_seed=seed)
+    return tuning
+
+
+def source_body(task_name: str, cfg: TransferConfig, seed: int, work_dir: Path, progress: bool) -> dict:
+    """The body weights after fine-tuning on a source (cached on disk: sources are reused by every target)."""
+    path = work_dir / "sources" / f"{task_name}-seed{seed}.safetensors"
+    if path.is_file():
+        return load_file(str(path))
+    task = load_task(Path(cfg.data_dir) / task_name)
+    tuning = _finetune(task, cfg, seed, cfg.source_epochs)
+    tuning.eval_examples = 0
+    captured = {}
+
+    from accelerate import Accelerator
+
+    accelerator = Accelerator()
+    tune(task, tuning, None, progress=progress, accelerator=accelerator, _keep_model=captured)
+    body = {k: v.detach().cpu().contiguous() for k, v in captured["model"].base_model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(body, str(path))
+    return body
+
+
+def run_transfer_matrix(cfg: TransferConfig, results: str | Path, work_dir: str | Path, *, progress: bool = True,
+                        log=print) -> Path:
+    """Run every missing (source, target, seed) cell, appending one JSON line per run to `results`."""
+    results, work_dir = Path(results), Path(work_dir)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    recipe = cfg.recipe()
+    done = _done(results, recipe)
+    targets = cfg.targets or cfg.tasks
+    for seed in cfg.seeds:
+        for target_name in targets:
+            target = load_task(Path(cfg.data_dir) / target_name)
+            metric = PRIMARY_METRIC[target.task_type]
+            for source_name in [BASE] + [t for t in cfg.tasks if t != target_name]:
+                if (source_name, target_name, seed) in done:
+                    continue
+                started = time.perf_counter()
+                body = None if source_name == BASE else source_body(source_name, cfg, seed, work_dir, progress)
+                tuning = _finetune(target, cfg, seed, cfg.target_epochs)
+                checkpoints = tune(target, tuning, None, progress=progress, body_state=body, eval_split="test")
+                metrics = checkpoints[-1].metrics
+                row = {"source": source_name, "target": target_name, "seed": seed, "metric": metric,
+                       "score": metrics[metric], "metrics": metrics, "seconds": round(time.perf_counter() - started, 1),
+                       "device": "cuda" if torch.cuda.is_available() else "cpu", "recipe": recipe}
+                with results.open("a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                done.add((source_name, target_name, seed))
+                log(f"{source_name:>22} -> {target_name:<22} seed {seed}: {metric} {metrics[metric]:.4f} "
+                    f"({row['seconds']}s)")
+    return results
+
+
+def load_transfer_results(path: str | Path, recipe: dict | None = None) -> list[dict]:
+    rows = [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+    return [r for r in rows if recipe is None or r["recipe"] == recipe]
+
+
+# A 10-task matrix spanning NLI/fact-checking, sentiment, dialogue and reasoning, run first;
+# `classification16` is the full suite of ../shared/data/tasks.
+TASK_SETS = {
+    "core10": ["rotten_tomatoes", "multiemo_hotels", "multiemo_products", "epistemic_reasoning", "vitaminc", "fever",
+               "movie_dialog", "play_dialog", "strategyqa", "winowhy"],
+    "classification16": ["vitaminc", "epistemic_reasoning", "fever", "movie_dialog", "play_dialog", "multiemo_hotels",
+                         "multiemo_medicine", "multiemo_products", "rotten_tomatoes", "bbc_news", "strategyqa",
+                         "formal_fallacies", "logical_fallacy", "winowhy", "hyperbaton", "sports_understanding"],
+}
