@@ -90,7 +90,8 @@ def load_task(
 
     Args:
         source: a folder holding `task.json` (the `shared/data/tasks` layout), a `.csv`,
-            `.tsv`, `.json`, `.jsonl` or `.parquet` file (its rows become the train split), or
+            `.tsv`, `.json`, `.jsonl` or `.parquet` file (its rows become the train split, with
+            a seeded 10% held out as validation for the in-task metric), or
             a Hub dataset id, loaded with `datasets.load_dataset`.
         name: task name to record; defaults to the folder, file stem or dataset id.
         text_column, text_pair_column, label_column: columns of a file or Hub dataset.
@@ -168,7 +169,18 @@ def _load_with_datasets(source, name, columns, task_type, config, *, is_file: bo
     except (FileNotFoundError, ValueError, ConnectionError) as err:
         raise DataError(f"Could not load dataset {source!r}: {err}. Check the id/path and your network.") from err
     splits_raw = {split: dataset[split] for split in dataset}
-    return task_from_columns(name, splits_raw, columns, task_type, source=str(source))
+    return _hold_out_validation(task_from_columns(name, splits_raw, columns, task_type, source=str(source)))
+
+
+def _hold_out_validation(task: TaskData, share: float = 0.1, cap: int = 1000) -> TaskData:
+    """A file with only training rows gets a seeded 10% validation split, so checkpoints get a metric."""
+    if set(task.splits) != {"train"} or len(task.splits["train"]) < 20:
+        return task
+    rows = task.splits["train"]
+    held = set(random.Random(0).sample(range(len(rows)), min(cap, max(1, int(share * len(rows))))))
+    task.splits = {"train": [r for i, r in enumerate(rows) if i not in held],
+                   "validation": [r for i, r in enumerate(rows) if i in held]}
+    return task
 
 
 def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str | None, source: str = "") -> TaskData:

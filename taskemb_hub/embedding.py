@@ -110,7 +110,7 @@ class TaskEmbedding:
         base = base_model or info.get("base_model") or adapter_config.get("base_model_name_or_path") or "unknown"
         return cls(vector=vector, task=task or info.get("task") or "unknown", base_model=canonical_model_id(base),
                    method=method.name, signature=signature, step=info.get("step"), train_size=info.get("train_size"),
-                   metrics=info.get("metrics", {}), extra={k: info[k] for k in ("seed", "labels", "source") if k in info})
+                   metrics=info.get("metrics", {}), extra={k: info[k] for k in ("seed", "labels", "source", "recipe") if k in info})
 
     @classmethod
     def from_adapter(cls, path: str | os.PathLike, *, base_model: str | None = None,
@@ -144,7 +144,7 @@ class TaskEmbedding:
         from peft import get_peft_model_state_dict
 
         config = model.peft_config[adapter_name]
-        weights = {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model, adapter_name=adapter_name).items()}
+        weights = {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model, adapter_name=adapter_name, save_embedding_layers=False).items()}
         config_dict = json.loads(json.dumps(config.to_dict(), default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
         return cls.from_state_dict(weights, config_dict, task=task, base_model=config.base_model_name_or_path,
                                    init=init, info=info, options=options)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ class TuningConfig:
         init_seed: initial draw of the PEFT weights, shared by every task (see module doc).
         warmup_ratio: linear warm-up share of `max_steps`, then linear decay.
         gradient_accumulation_steps: micro-batches per optimizer step.
+        stop_step: stop here, before `max_steps`, keeping the schedule of a `max_steps` run (to
+            reproduce an early checkpoint of a longer run cheaply).
         method_kwargs: overrides of the method's peft config (e.g. `{"r": 16}`).
         embedding: how checkpoints are embedded.
     """
@@ -77,6 +80,7 @@ class TuningConfig:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.0
     gradient_accumulation_steps: int = 1
+    stop_step: int | None = None
     method_kwargs: dict[str, Any] = field(default_factory=dict)
     embedding: EmbeddingOptions = field(default_factory=EmbeddingOptions)
 
@@ -90,7 +94,14 @@ class TuningConfig:
         bad = [s for s in self.save_steps if not 0 < int(s) <= self.max_steps]
         if bad:
             raise TaskEmbHubError(f"save steps {bad} fall outside 1..max_steps={self.max_steps}. Raise --max-steps or drop them.")
-        self.save_steps = sorted({int(s) for s in self.save_steps} | {self.max_steps})
+        last = self.stop_step or self.max_steps
+        self.save_steps = sorted({int(s) for s in self.save_steps if int(s) <= last} | {last})
+
+    def recipe(self, step: int) -> dict[str, Any]:
+        """What it takes to tune another task into the same embedding space, up to `step`."""
+        keep = ("method", "max_steps", "batch_size", "learning_rate", "head_learning_rate", "head_init", "max_length",
+                "max_train_examples", "init_seed", "warmup_ratio", "weight_decay", "method_kwargs")
+        return {k: getattr(self, k) for k in keep} | {"stop_step": step, "embedding": asdict(self.embedding)}
 
 
 @dataclass
@@ -192,7 +203,10 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
         peft_config = method.make_config(_peft_task_type(task), **config.method_kwargs)
         peft_config.base_model_name_or_path = model_id
         peft_config.modules_to_save = [n for n in HEAD_NAMES if hasattr(model, n)]
-        model = get_peft_model(model, peft_config)
+        with warnings.catch_warnings():  # peft swaps in the load path; we keep the portable id
+            warnings.simplefilter("ignore")
+            model = get_peft_model(model, peft_config)
+        model.peft_config["default"].base_model_name_or_path = model_id
         if method.needs_init_snapshot:
             init_snapshot = {"prompt_embeddings": model.prompt_encoder["default"].embedding.weight.detach().clone().cpu()}
     set_seed(config.seed)
@@ -224,10 +238,11 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     output_dir = Path(output_dir) if output_dir is not None else None
     checkpoints: list[Checkpoint] = []
     step, examples, started = 0, 0, time.perf_counter()
-    bar = tqdm(total=config.max_steps, desc=f"tune {task.name} ({config.method})",
+    bar = tqdm(total=config.stop_step or config.max_steps, desc=f"tune {task.name} ({config.method})",
                disable=not progress or not accelerator.is_local_main_process)
     wrapped.train()
-    while step < config.max_steps:
+    last_step = config.stop_step or config.max_steps
+    while step < last_step:
         for batch in train_loader:
             with accelerator.accumulate(wrapped):
                 loss = wrapped(**batch).loss
@@ -246,7 +261,7 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
                 checkpoints.append(_save_checkpoint(accelerator, wrapped, task, config, model_id, step, len(train_rows),
                                                     metrics, init_snapshot, output_dir))
                 wrapped.train()
-            if step >= config.max_steps:
+            if step >= last_step:
                 break
     bar.close()
     if _keep_model is not None:  # the transfer runner reuses the tuned body
@@ -293,7 +308,8 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
     if config.method == "full":
         return Checkpoint(step=step, path=None, metrics=metrics, embedding=None)
     info = {"task": task.name, "base_model": model_id, "method": config.method, "step": step, "train_size": train_size,
-            "metrics": metrics, "seed": config.seed, "labels": task.labels, "source": task.source}
+            "metrics": metrics, "seed": config.seed, "labels": task.labels, "source": task.source,
+            "recipe": config.recipe(step)}
     embedding = TaskEmbedding.from_peft_model(model, task=task.name, info=info, options=config.embedding,
                                               init=init_snapshot)
     path = None
@@ -303,7 +319,7 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
         from .cards import write_model_card
 
         path = output_dir / f"step-{step}"
-        model.save_pretrained(str(path), safe_serialization=True)
+        model.save_pretrained(str(path), safe_serialization=True, save_embedding_layers=False)
         if init_snapshot is not None:
             save_file(init_snapshot, str(path / INIT_NAME))
         (path / CHECKPOINT_INFO_NAME).write_text(json.dumps(info, indent=2))

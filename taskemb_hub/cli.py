@@ -1,0 +1,256 @@
+"""`taskemb-hub`: tune, embed, rank, publish and measure from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+EPILOG = """examples:
+  taskemb-hub quickstart
+  taskemb-hub tune --task ../shared/data/tasks/rotten_tomatoes --method lora --save-steps 50,100,200 --out runs/rt-lora
+  taskemb-hub embed runs/rt-lora/step-100
+  taskemb-hub rank --target runs/rt-lora/step-100 --registry default --top-k 5
+  taskemb-hub rank --data my.csv --text-column review --label-column stars --registry default --json
+  taskemb-hub registry add runs/rt-lora/step-100 --registry my-registry
+  taskemb-hub publish runs/rt-lora/step-100 --repo-id me/rotten-tomatoes-lora
+"""
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", default="text", help="text column of a data file (default: text)")
+    p.add_argument("--text-pair-column", default=None, help="second text column, for pair tasks")
+    p.add_argument("--label-column", default="label", help="label column (default: label)")
+    p.add_argument("--task-type", choices=["text-classification", "regression", "extractive-qa"], default=None,
+                   help="force the task type (default: inferred)")
+    p.add_argument("--task-name", default=None, help="name recorded in the embedding")
+
+
+def _load(args, source):
+    from .data import load_task
+
+    return load_task(source, name=args.task_name, text_column=args.text_column, text_pair_column=args.text_pair_column,
+                     label_column=args.label_column, task_type=args.task_type)
+
+
+def _print(args, payload, text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+def cmd_tune(args) -> int:
+    from .training import TuningConfig, tune
+
+    cfg = TuningConfig(method=args.method, base_model=args.base_model, max_steps=args.max_steps,
+                       save_steps=[int(s) for s in args.save_steps.split(",") if s] if args.save_steps else [],
+                       batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
+                       max_train_examples=args.max_train_examples, eval_examples=args.eval_examples, seed=args.seed)
+    checkpoints = tune(_load(args, args.task), cfg, args.out, progress=not args.json)
+    rows = [{"step": c.step, "path": str(c.path), "metrics": c.metrics, "dim": c.embedding.dim} for c in checkpoints]
+    _print(args, rows, "\n".join(f"step {r['step']:>5}  {r['path']}  {json.dumps(r['metrics'])}" for r in rows))
+    return 0
+
+
+def cmd_embed(args) -> int:
+    from .embedding import TaskEmbedding
+
+    emb = TaskEmbedding.from_adapter(args.path, allow_pickle=args.allow_pickle, base_model=args.base_model)
+    if not args.no_save:
+        emb.save(args.path)
+    meta = emb.metadata()
+    _print(args, meta, f"{emb.task}: {emb.method} embedding, {emb.dim} values, signature {emb.signature_hash}"
+                       + ("" if args.no_save else f"\nsaved {Path(args.path) / 'taskemb.safetensors'}"))
+    return 0
+
+
+def _selector(registry: str, similarity: str | None):
+    from .selector import AutoSourceSelector
+
+    kwargs = {"similarity": similarity} if similarity else {}
+    if registry == "default":
+        return AutoSourceSelector.from_default(**kwargs)
+    if registry == "hub":
+        return AutoSourceSelector.from_hub(**kwargs)
+    return AutoSourceSelector.from_local(registry, **kwargs)
+
+
+def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
+    """Tune a quick early checkpoint of `task` with the recipe the registry's entries were tuned with."""
+    from collections import Counter
+
+    from .training import TuningConfig, tune
+
+    recipes = Counter(json.dumps(e.embedding.extra.get("recipe"), sort_keys=True) for e in selector.entries
+                      if e.embedding.extra.get("recipe"))
+    recipe = json.loads(recipes.most_common(1)[0][0]) if recipes else {"method": "lora", "max_steps": 100}
+    if base_model:
+        recipe["base_model"] = base_model
+    cfg = TuningConfig(**{**recipe, "eval_examples": 0})
+    return tune(task, cfg, None, progress=progress)[-1].embedding
+
+
+def cmd_rank(args) -> int:
+    selector = _selector(args.registry, args.similarity)
+    if args.data:
+        target = target_from_data(_load(args, args.data), selector, progress=not args.json, base_model=args.base_model)
+    elif args.target:
+        target = args.target
+    else:
+        raise SystemExit("rank needs --target (adapter folder or registry entry name) or --data (a data file).")
+    ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or ())
+    _print(args, ranking.to_dict(), str(ranking))
+    return 0
+
+
+def cmd_registry_add(args) -> int:
+    from .registry import LocalRegistry
+
+    path = LocalRegistry(args.registry, create=True).add(args.path, name=args.name, overwrite=args.overwrite)
+    _print(args, {"entry": str(path)}, f"added {path}")
+    return 0
+
+
+def cmd_registry_list(args) -> int:
+    selector = _selector(args.registry, None)
+    rows = [{"name": e.name, "task": e.embedding.task, "method": e.embedding.method, "base_model": e.embedding.base_model,
+             "step": e.embedding.step, "dim": e.embedding.dim, "signature": e.embedding.signature_hash}
+            for e in selector.entries]
+    text = "\n".join(f"{r['name']:<40} {r['method']:<7} step {r['step']}  dim {r['dim']}  {r['signature']}" for r in rows)
+    _print(args, {"entries": rows, "skipped": selector.skipped}, text)
+    return 0
+
+
+def cmd_publish(args) -> int:
+    from .hub import publish
+
+    url = publish(args.path, args.repo_id, private=args.private, endpoint=args.endpoint)
+    _print(args, {"url": url}, f"published {args.path} to {args.repo_id}: {url}")
+    return 0
+
+
+def cmd_quickstart(args) -> int:
+    from .quickstart import run_quickstart
+
+    return run_quickstart(task=args.task, as_json=args.json, top_k=args.top_k)
+
+
+def cmd_transfer_matrix(args) -> int:
+    from .transfer import TASK_SETS, TransferConfig, run_transfer_matrix
+
+    tasks = TASK_SETS.get(args.tasks) or args.tasks.split(",")
+    cfg = TransferConfig(tasks=tasks, data_dir=args.data_dir, seeds=[int(s) for s in args.seeds.split(",")],
+                         targets=args.targets.split(",") if args.targets else None, base_model=args.base_model)
+    run_transfer_matrix(cfg, args.results, args.work_dir, progress=not args.json)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .methods import list_methods
+
+    parser = argparse.ArgumentParser(prog="taskemb-hub", description="Pick source tasks for intermediate-task "
+                                     "transfer from the similarity of tuned PEFT weights.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, help, func, epilog=None):
+        p = sub.add_parser(name, help=help, description=help, epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("tune", "tune a PEFT method on a task, keeping early checkpoints with their embeddings", cmd_tune,
+                "example:\n  taskemb-hub tune --task ../shared/data/tasks/rotten_tomatoes --method lora "
+                "--save-steps 50,100 --out runs/rt-lora")
+    p.add_argument("--task", required=True, help="task folder, data file, or Hub dataset id")
+    p.add_argument("--method", default="lora", choices=list_methods())
+    p.add_argument("--out", required=True, help="output folder (gets step-N/ subfolders)")
+    p.add_argument("--save-steps", default="", help="comma list of steps to keep, e.g. 50,100,200")
+    p.add_argument("--max-steps", type=int, default=None, help="default: the largest save step, else 200")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the method's own")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-train-examples", type=int, default=None)
+    p.add_argument("--eval-examples", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base-model", default=None, help="local folder or Hub id (default: packaged all-MiniLM-L6-v2)")
+    _add_data_args(p)
+
+    p = command("embed", "turn an adapter folder's tuned weights into a task embedding (taskemb.safetensors)", cmd_embed,
+                "example:\n  taskemb-hub embed runs/rt-lora/step-100")
+    p.add_argument("path")
+    p.add_argument("--base-model", default=None, help="refuse adapters tuned on another base model")
+    p.add_argument("--allow-pickle", action="store_true", help="read a pickle adapter_model.bin (trusted files only)")
+    p.add_argument("--no-save", action="store_true", help="print only; do not write taskemb.safetensors")
+
+    p = command("rank", "rank a registry's source tasks for a target, best first", cmd_rank,
+                "examples:\n  taskemb-hub rank --target runs/rt-lora/step-100 --registry default\n"
+                "  taskemb-hub rank --target rotten_tomatoes --registry default   # leave-one-out\n"
+                "  taskemb-hub rank --data reviews.csv --text-column review --label-column stars --registry default")
+    p.add_argument("--target", help="adapter/embedding folder, or the name of a registry entry")
+    p.add_argument("--data", help="a data file or task folder: tunes a quick target checkpoint first")
+    p.add_argument("--registry", default="default", help="registry folder, 'default' (packaged) or 'hub'")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--similarity", choices=["cosine", "centered"], default=None)
+    p.add_argument("--exclude", action="append", help="entry name to leave out (repeatable)")
+    p.add_argument("--base-model", default=None)
+    _add_data_args(p)
+
+    p = command("registry", "manage a local registry", None)
+    reg = p.add_subparsers(dest="verb", required=True)
+    q = reg.add_parser("add", help="add an adapter folder as an entry")
+    q.add_argument("path")
+    q.add_argument("--registry", required=True)
+    q.add_argument("--name", default=None)
+    q.add_argument("--overwrite", action="store_true")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_registry_add)
+    q = reg.add_parser("list", help="list the entries")
+    q.add_argument("--registry", default="default")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_registry_list)
+
+    p = command("publish", "push an adapter with its embedding and a tagged model card to the Hub", cmd_publish,
+                "example:\n  taskemb-hub publish runs/rt-lora/step-100 --repo-id me/rotten-tomatoes-lora")
+    p.add_argument("path")
+    p.add_argument("--repo-id", required=True)
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT)")
+
+    p = command("quickstart", "rank sources for a task of the packaged registry (offline, seconds)", cmd_quickstart)
+    p.add_argument("--task", default="rotten_tomatoes")
+    p.add_argument("--top-k", type=int, default=5)
+
+    p = command("transfer-matrix", "measure ground-truth transfer by full fine-tuning (resumable)", cmd_transfer_matrix,
+                "example:\n  taskemb-hub transfer-matrix --tasks core10 --seeds 0,1")
+    p.add_argument("--tasks", default="core10", help="comma list, or core10 / classification16")
+    p.add_argument("--targets", default=None)
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--data-dir", default="../shared/data/tasks")
+    p.add_argument("--results", default="benchmarks/results/transfer_limited.jsonl")
+    p.add_argument("--work-dir", default="benchmarks/work")
+    p.add_argument("--base-model", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import TaskEmbHubError
+
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "tune" and args.max_steps is None:
+        steps = [int(s) for s in args.save_steps.split(",") if s]
+        args.max_steps = max(steps) if steps else 200
+    try:
+        return args.func(args)
+    except TaskEmbHubError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

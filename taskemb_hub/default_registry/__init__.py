@@ -1,0 +1,8 @@
+"""The registry shipped in the package: embeddings and metadata (no data, no weights) of the
+16 classification tasks of the offline suite, built by `benchmarks/build_default_registry.py`."""
+
+from pathlib import Path
+
+
+def default_registry_path() -> Path:
+    return Path(__file__).parent / "entries"
