@@ -1,0 +1,91 @@
+"""Baselines ranked through the same `TaskEmbedding` / `AutoSourceSelector` interface.
+
+- TextEmb (Vu et al. 2020): the mean of the base model's token states over a task's texts.
+- TaskEmb (Vu et al. 2020): the diagonal Fisher information of a model fine-tuned on the task,
+  taken over the encoder's weights (the log-likelihood of the model's own predicted label).
+- SPoT-style (Vu et al. 2022): the raw tuned prompt tokens, mean-pooled (no init removed).
+- DataSize and Random are not embeddings: `datasize_scores`, `random_scores`.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+from torch.utils.data import DataLoader
+
+from .base_model import resolve_base_model
+from .data import EXTRACTIVE_QA, TaskData
+from .embedding import TaskEmbedding
+from .features import Collator, encode_rows
+from .training import TuningConfig, tune
+
+
+def _loader(task: TaskData, tokenizer, rows: int, max_length: int, batch_size: int, seed: int = 0):
+    feats = encode_rows(task, task.train_rows(rows, seed=seed), tokenizer, max_length)
+    return DataLoader(feats, batch_size=batch_size, collate_fn=Collator(tokenizer))
+
+
+@torch.no_grad()
+def text_embedding(task: TaskData, base_model: str | None = None, max_examples: int = 500, max_length: int = 128,
+                   batch_size: int = 64) -> TaskEmbedding:
+    """TextEmb: average over examples of the mean (over real tokens) of the last hidden states."""
+    from transformers import AutoModel, AutoTokenizer
+
+    load_from, model_id = resolve_base_model(base_model)
+    tokenizer, model = AutoTokenizer.from_pretrained(load_from), AutoModel.from_pretrained(load_from).eval()
+    total, count = None, 0
+    for batch in _loader(task, tokenizer, max_examples, max_length, batch_size):
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        states = model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"].unsqueeze(-1).float()
+        means = (states * mask).sum(1) / mask.sum(1)
+        total = means.sum(0) if total is None else total + means.sum(0)
+        count += means.shape[0]
+    return TaskEmbedding(vector=total / count, task=task.name, base_model=model_id, method="textemb",
+                         signature={"method": "textemb", "max_length": max_length}, train_size=len(task.splits["train"]))
+
+
+def fisher_embedding(task: TaskData, base_model: str | None = None, train_steps: int = 100, fisher_examples: int = 128,
+                     max_length: int = 128, max_train_examples: int | None = 1000, seed: int = 0) -> TaskEmbedding:
+    """TaskEmb: fine-tune the whole model briefly, then average squared per-example gradients of
+    log p(ŷ|x) (ŷ the predicted label) over the encoder's weight matrices."""
+    from transformers import AutoTokenizer
+
+    load_from, model_id = resolve_base_model(base_model)
+    keep: dict = {}
+    tune(task, TuningConfig(method="full", base_model=base_model, max_steps=train_steps, learning_rate=1e-4,
+                            head_init="random", max_length=max_length, max_train_examples=max_train_examples,
+                            eval_examples=0, seed=seed, init_seed=seed), None, progress=False, _keep_model=keep)
+    model = keep["model"].eval()
+    tokenizer = AutoTokenizer.from_pretrained(load_from)
+    params = {n: p for n, p in model.base_model.named_parameters() if "encoder" in n and p.dim() == 2}
+    fisher = {n: torch.zeros_like(p) for n, p in params.items()}
+    used = 0
+    for batch in _loader(task, tokenizer, fisher_examples, max_length, 1, seed=seed + 1):
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        model.zero_grad()
+        out = model(**inputs)
+        if task.task_type == EXTRACTIVE_QA:
+            logp = out.start_logits.log_softmax(-1).max() + out.end_logits.log_softmax(-1).max()
+        else:
+            logits = out.logits
+            logp = -((logits.squeeze(-1)) ** 2).sum() if logits.shape[-1] == 1 else logits.log_softmax(-1).max()
+        logp.backward()
+        for n, p in params.items():
+            fisher[n] += p.grad.detach() ** 2
+        used += 1
+    vector = torch.cat([(fisher[n] / used).reshape(-1) for n in sorted(fisher)])
+    return TaskEmbedding(vector=vector, task=task.name, base_model=model_id, method="taskemb",
+                         signature={"method": "taskemb", "params": sorted(fisher), "train_steps": train_steps},
+                         train_size=len(task.splits["train"]))
+
+
+def datasize_scores(train_sizes: dict[str, int]) -> dict[str, float]:
+    """DataSize: bigger source first."""
+    return {name: float(size) for name, size in train_sizes.items()}
+
+
+def random_scores(names: list[str], seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    return {name: rng.random() for name in names}
