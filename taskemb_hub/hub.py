@@ -14,6 +14,13 @@ from .errors import TaskEmbHubError
 from .registry import ENTRY_FILES, RegistryEntry
 
 
+def hub_endpoint(endpoint: str | None = None) -> str:
+    """The Hub URL: the argument, else `HF_ENDPOINT` as set now (not at import), else huggingface.co."""
+    from huggingface_hub import constants
+
+    return endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+
 def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool | None = None, private: bool = False,
             endpoint: str | None = None, commit_message: str | None = None) -> str:
     """Push an adapter folder with its task embedding and a tagged model card to the Hub.
@@ -32,7 +39,7 @@ def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool |
 
     src = Path(adapter_dir)
     embedding = load_embedding(src)
-    api = HfApi(endpoint=endpoint, token=token)
+    api = HfApi(endpoint=hub_endpoint(endpoint), token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     with tempfile.TemporaryDirectory() as staging:
         staging = Path(staging)
@@ -56,10 +63,10 @@ class HubRegistry:
 
     def __init__(self, tag: str = TAG, *, endpoint: str | None = None, token: str | bool | None = None,
                  author: str | None = None):
-        from huggingface_hub import HfApi, constants
+        from huggingface_hub import HfApi
 
         self.tag, self.author, self.token = tag, author, token
-        self.endpoint = endpoint or constants.ENDPOINT
+        self.endpoint = hub_endpoint(endpoint)
         self.api = HfApi(endpoint=self.endpoint, token=token)
         self.skipped: list[tuple[str, str]] = []
 

@@ -154,11 +154,12 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token, **kwargs):
         folder = Path(model_id)
         if not folder.is_dir():
-            from huggingface_hub import snapshot_download
+            from huggingface_hub import hf_hub_download
 
-            folder = Path(snapshot_download(model_id, revision=revision, cache_dir=cache_dir, token=token,
-                                            force_download=force_download, local_files_only=local_files_only,
-                                            allow_patterns=[SNAPSHOT_VECTORS, SNAPSHOT_ENTRIES]))
+            for name in (SNAPSHOT_ENTRIES, SNAPSHOT_VECTORS):
+                path = hf_hub_download(model_id, name, revision=revision, cache_dir=cache_dir, token=token,
+                                       force_download=force_download, local_files_only=local_files_only)
+            folder = Path(path).parent
         return cls._from_snapshot(folder, **kwargs)
 
     @classmethod
