@@ -1,0 +1,71 @@
+"""Embed every task of a set with each method at several checkpoints (resumable).
+
+    python benchmarks/embed_tasks.py --tasks core10 --methods lora,bitfit,ia3,prompt,prefix --seeds 0 \
+        --steps 10,25,50,100,200 [--baselines textemb,taskemb]
+
+Writes `benchmarks/results/embeddings/<method>/<task>/seed<s>/step-<n>/taskemb.{safetensors,json}`
+(vectors and metadata only) plus a line per run in `index.jsonl` with seconds and peak memory.
+A run already in the index is skipped.
+"""
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+from _common import DATA_DIR, RESULTS, require_data
+
+from taskemb_hub import TuningConfig, load_task, tune
+from taskemb_hub.baselines import fisher_embedding, text_embedding
+from taskemb_hub.transfer import TASK_SETS
+
+OUT = RESULTS / "embeddings"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="core10")
+    parser.add_argument("--methods", default="lora,bitfit,ia3,prompt,prefix")
+    parser.add_argument("--baselines", default="textemb,taskemb")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--steps", default="10,25,50,100,200")
+    parser.add_argument("--train-examples", type=int, default=1000)
+    args = parser.parse_args()
+    require_data()
+    tasks = TASK_SETS.get(args.tasks) or args.tasks.split(",")
+    steps = [int(s) for s in args.steps.split(",")]
+    index = OUT / "index.jsonl"
+    OUT.mkdir(parents=True, exist_ok=True)
+    done = {(r["method"], r["task"], r["seed"]) for r in map(json.loads, index.read_text().splitlines())} \
+        if index.is_file() else set()
+    jobs = [(m, t, int(s)) for s in args.seeds.split(",") for m in args.methods.split(",") if m for t in tasks]
+    jobs += [(b, t, 0) for b in args.baselines.split(",") if b for t in tasks]
+    for method, name, seed in jobs:
+        if (method, name, seed) in done:
+            continue
+        task = load_task(DATA_DIR / name)
+        started = time.perf_counter()
+        folder = OUT / method / name / f"seed{seed}"
+        if method == "textemb":
+            text_embedding(task).save(folder / "final")
+            checkpoints = [{"step": None}]
+        elif method == "taskemb":
+            fisher_embedding(task, seed=seed).save(folder / "final")
+            checkpoints = [{"step": None}]
+        else:
+            cfg = TuningConfig(method=method, max_steps=max(steps), save_steps=steps, seed=seed,
+                               max_train_examples=args.train_examples, eval_examples=300)
+            checkpoints = []
+            for cp in tune(task, cfg, None, progress=False):
+                cp.embedding.save(folder / f"step-{cp.step}")
+                checkpoints.append({"step": cp.step, "metrics": cp.metrics})
+        row = {"method": method, "task": name, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
+               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "checkpoints": checkpoints}
+        with index.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(f"{method:>8} {name:<22} seed {seed}: {row['seconds']}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
