@@ -95,6 +95,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
         _check_similarity(similarity)
         self.similarity = similarity
         self.skipped = list(skipped or [])
+        # Hashing a signature is JSON + sha256: do it once per entry, not once per ranking.
+        self._hashes = [e.embedding.signature_hash for e in self.entries]
         self._groups: dict[str, tuple[list[int], torch.Tensor, torch.Tensor]] = {}
 
     # ---- constructors ------------------------------------------------------------------
@@ -183,8 +185,9 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
     def _group(self, signature_hash: str) -> tuple[list[int], torch.Tensor, torch.Tensor]:
         """Stacked vectors of the entries sharing a signature, built once and reused."""
         if signature_hash not in self._groups:
-            idx = [i for i, e in enumerate(self.entries) if e.embedding.signature_hash == signature_hash]
-            matrix = torch.stack([self.entries[i].embedding.vector for i in idx]).double() if idx else torch.zeros(0, 0)
+            idx = [i for i, h in enumerate(self._hashes) if h == signature_hash]
+            # float32 halves memory and time; scores are accumulated per row, precise enough to rank.
+            matrix = torch.stack([self.entries[i].embedding.vector for i in idx]) if idx else torch.zeros(0, 0)
             self._groups[signature_hash] = (idx, matrix, (matrix * matrix).sum(1) if idx else torch.zeros(0))
         return self._groups[signature_hash]
 
@@ -219,11 +222,12 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
             target = load_embedding(target)
 
         skipped = list(self.skipped)
-        for e in self.entries:
-            if e.name not in exclude and e.embedding.signature_hash != target.signature_hash:
+        target_hash = target.signature_hash
+        for e, h in zip(self.entries, self._hashes):
+            if h != target_hash and e.name not in exclude:
                 skipped.append((e.name, target.incompatibility(e.embedding) or "signature differs"))
-        idx, matrix, sq_norms = self._group(target.signature_hash)
-        keep = [j for j, i in enumerate(idx) if self.entries[i].name not in exclude]
+        idx, matrix, sq_norms = self._group(target_hash)
+        keep = [j for j, i in enumerate(idx) if self.entries[i].name not in exclude] if exclude else range(len(idx))
         if not keep:
             reasons = "; ".join(sorted({r for _, r in skipped})[:3])
             raise RegistryError(f"No registry entry is comparable with target {target.task!r} ({target.method} on "
@@ -232,10 +236,11 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
         if len(keep) < len(idx):
             idx = [idx[j] for j in keep]
             matrix, sq_norms = matrix[keep], sq_norms[keep]
-        scores = _scores(target.vector.double(), matrix, sq_norms, similarity)
-        order = torch.argsort(scores, descending=True, stable=True)
-        if top_k:
-            order = order[:top_k]
+        scores = _scores(target.vector, matrix, sq_norms, similarity).double()
+        if top_k and top_k < len(scores):
+            order = torch.topk(scores, top_k).indices  # ties: stable enough for display; full sort is O(n log n)
+        else:
+            order = torch.argsort(scores, descending=True, stable=True)
         rows = []
         for rank, j in enumerate(order.tolist(), start=1):
             e = self.entries[idx[j]]
