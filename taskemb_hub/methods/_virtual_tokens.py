@@ -1,11 +1,13 @@
-"""Shared by prompt and prefix tuning: embed the tuned virtual-token matrix."""
+"""Shared by prompt and prefix tuning: both tune a (virtual tokens × dim) matrix."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 
 from ..errors import AdapterError
-from .base import EmbeddingOptions
+from .base import EmbeddingOptions, PeftMethod
 
 KEY = "prompt_embeddings"
 
@@ -28,3 +30,22 @@ def virtual_token_vector(weights: dict, init: dict | None, options: EmbeddingOpt
         raise AdapterError(f"{KEY} should be a (virtual tokens × dim) matrix, got shape {tuple(tokens.shape)}.")
     vector = tokens.mean(0) if options.pooling == "mean" else tokens.reshape(-1)
     return vector.float(), list(tokens.shape)
+
+
+class VirtualTokenMethod(PeftMethod):
+    """A method whose tuned weights are virtual tokens; subclasses name the peft config class."""
+
+    config_class_name: ClassVar[str]
+    needs_init_snapshot = True
+
+    def make_config(self, task_type: str, **overrides):
+        import peft
+
+        kwargs = dict(num_virtual_tokens=20)
+        kwargs.update(overrides)
+        return getattr(peft, self.config_class_name)(task_type=task_type, **kwargs)
+
+    def embed(self, weights, adapter_config, options: EmbeddingOptions, init=None):
+        vector, shape = virtual_token_vector(weights, init, options)
+        token_part = {"num_virtual_tokens": shape[0]} if options.pooling == "flatten" else {}
+        return vector, self._signature(options, token_dim=shape[1], pooling=options.pooling, **token_part)

@@ -104,3 +104,16 @@ def concat_blocks(blocks: list[torch.Tensor], per_module_norm: bool) -> torch.Te
             block = block / norm if norm > 0 else block
         out.append(block)
     return torch.cat(out).float()
+
+
+def embed_module_tensors(method: PeftMethod, weights: dict[str, torch.Tensor], suffix: str, options: EmbeddingOptions,
+                         shift: float = 0.0) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Embed methods that tune one tensor per module (IA3 vectors, BEFT biases): (tensor − shift) per module."""
+    tensors = {module_name(k, suffix): v for k, v in method.body_weights(weights).items() if k.endswith(suffix)}
+    if not tensors:
+        raise AdapterError(f"No {suffix.lstrip('.')} tensors found in this {method.name} adapter. "
+                           "Was it saved with peft's save_pretrained?")
+    names = sorted(tensors)
+    signature = method._signature(options, modules={n: list(tensors[n].shape) for n in names},
+                                  per_module_norm=options.per_module_norm)
+    return concat_blocks([tensors[n].double() - shift for n in names], options.per_module_norm), signature

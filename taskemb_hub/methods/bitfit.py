@@ -7,9 +7,8 @@ is exactly the saved `beft_bias`.
 
 from __future__ import annotations
 
-from ..errors import AdapterError
 from . import register_method
-from .base import EmbeddingOptions, PeftMethod, concat_blocks, module_name
+from .base import EmbeddingOptions, PeftMethod, embed_module_tensors
 
 _SUFFIX = ".beft_bias"
 # Every Linear inside the encoder blocks (BERT naming); the pooler and head stay out.
@@ -30,10 +29,4 @@ class BitFitMethod(PeftMethod):
         return BeftConfig(task_type=task_type, **kwargs)
 
     def embed(self, weights, adapter_config, options: EmbeddingOptions, init=None):
-        biases = {module_name(k, _SUFFIX): v for k, v in self.body_weights(weights).items() if k.endswith(_SUFFIX)}
-        if not biases:
-            raise AdapterError("No beft_bias tensors found in this BitFit (BEFT) adapter.")
-        names = sorted(biases)
-        signature = self._signature(options, modules={n: list(biases[n].shape) for n in names},
-                                    per_module_norm=options.per_module_norm)
-        return concat_blocks([biases[n] for n in names], options.per_module_norm), signature
+        return embed_module_tensors(self, weights, _SUFFIX, options)  # BEFT bias starts at 0

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import AdapterError
 from . import register_method
-from .base import EmbeddingOptions, PeftMethod, concat_blocks, module_name
+from .base import EmbeddingOptions, PeftMethod, embed_module_tensors
 
 _SUFFIX = ".ia3_l"
 
@@ -21,11 +20,4 @@ class IA3Method(PeftMethod):
         return IA3Config(task_type=task_type, **overrides)
 
     def embed(self, weights, adapter_config, options: EmbeddingOptions, init=None):
-        vectors = {module_name(k, _SUFFIX): v for k, v in self.body_weights(weights).items() if k.endswith(_SUFFIX)}
-        if not vectors:
-            raise AdapterError("No ia3_l vectors found in this IA3 adapter. Was it saved with peft's save_pretrained?")
-        names = sorted(vectors)
-        blocks = [vectors[n].double() - 1.0 for n in names]
-        signature = self._signature(options, modules={n: list(vectors[n].shape) for n in names},
-                                    per_module_norm=options.per_module_norm)
-        return concat_blocks(blocks, options.per_module_norm), signature
+        return embed_module_tensors(self, weights, _SUFFIX, options, shift=1.0)  # IA3 starts at 1

@@ -14,29 +14,15 @@ from transformers.modeling_outputs import QuestionAnsweringModelOutput, Sequence
 
 from ..errors import AdapterError
 from . import register_method
-from ._virtual_tokens import virtual_token_vector
-from .base import EmbeddingOptions, PeftMethod
+from ._virtual_tokens import VirtualTokenMethod
 
 
 @register_method
-class PrefixTuningMethod(PeftMethod):
+class PrefixTuningMethod(VirtualTokenMethod):
     name = "prefix"
     peft_type = "PREFIX_TUNING"
+    config_class_name = "PrefixTuningConfig"
     default_learning_rate = 1e-2
-    needs_init_snapshot = True
-
-    def make_config(self, task_type: str, **overrides):
-        from peft import PrefixTuningConfig
-
-        kwargs = dict(num_virtual_tokens=20)
-        kwargs.update(overrides)
-        return PrefixTuningConfig(task_type=task_type, **kwargs)
-
-    def embed(self, weights, adapter_config, options: EmbeddingOptions, init=None):
-        vector, shape = virtual_token_vector(weights, init, options)
-        token_part = {"num_virtual_tokens": shape[0]} if options.pooling == "flatten" else {}
-        signature = self._signature(options, prefix_dim=shape[1], pooling=options.pooling, **token_part)
-        return vector, signature
 
     def forward(self, model, batch):
         peft_model = getattr(model, "module", model)  # unwrap DDP
