@@ -1,0 +1,72 @@
+"""The transfer-matrix runner is resumable; the baselines embed through the same TaskEmbedding interface."""
+
+import gzip
+import json
+
+import pytest
+import torch
+
+from taskemb_hub.baselines import datasize_scores, fisher_embedding, random_scores, text_embedding
+from taskemb_hub.transfer import BASE, TransferConfig, load_transfer_results, run_transfer_matrix
+
+from conftest import _sentiment_rows
+
+
+def write_task_folder(root, name, seed):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "task.json").write_text(json.dumps({"type": "text-classification", "labels": ["neg", "pos"],
+                                                  "pair": False, "name": name}))
+    for split, n in (("train", 32), ("test", 16)):
+        with gzip.open(folder / f"{split}.jsonl.gz", "wt") as handle:
+            handle.write("\n".join(json.dumps(r) for r in _sentiment_rows(n, seed + len(split))))
+
+
+@pytest.fixture
+def task_dir(tmp_path):
+    for i, name in enumerate(["alpha", "beta", "gamma"]):
+        write_task_folder(tmp_path / "tasks", name, seed=10 * i)
+    return tmp_path / "tasks"
+
+
+def test_transfer_matrix_writes_one_line_per_run_and_resumes(tiny_bert, task_dir, tmp_path):
+    cfg = TransferConfig(tasks=["alpha", "beta", "gamma"], targets=["alpha"], data_dir=str(task_dir), base_model=tiny_bert,
+                         train_examples=32, source_epochs=1, target_epochs=1, batch_size=16)
+    results = tmp_path / "matrix.jsonl"
+    run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=lambda _: None)
+    rows = load_transfer_results(results)
+    assert sorted(r["source"] for r in rows) == [BASE, "beta", "gamma"]
+    assert all(r["target"] == "alpha" and r["metric"] == "accuracy" and 0 <= r["score"] <= 1 for r in rows)
+    assert sorted(p.name for p in (tmp_path / "work" / "sources").iterdir()) == ["beta-seed0.safetensors",
+                                                                                "gamma-seed0.safetensors"]
+
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(l for l in lines if json.loads(l)["source"] != "gamma") + "\n")
+    log = []
+    run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=log.append)
+    assert len(log) == 1 and "gamma" in log[0], "only the missing cell is run again"
+    assert len(load_transfer_results(results)) == 3
+
+
+def test_a_changed_recipe_does_not_reuse_old_runs(tiny_bert, task_dir, tmp_path):
+    cfg = TransferConfig(tasks=["alpha", "beta"], targets=["alpha"], data_dir=str(task_dir), base_model=tiny_bert,
+                         train_examples=32, source_epochs=1, target_epochs=1)
+    results = tmp_path / "m.jsonl"
+    run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=lambda _: None)
+    cfg.target_epochs = 2
+    run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=lambda _: None)
+    assert len(load_transfer_results(results)) == 4
+    assert len(load_transfer_results(results, recipe=cfg.recipe())) == 2
+
+
+def test_text_and_fisher_embeddings_rank_through_the_same_interface(tiny_bert, sentiment_task, pair_task):
+    a, b = text_embedding(sentiment_task, tiny_bert), text_embedding(pair_task, tiny_bert)
+    assert a.method == "textemb" and a.dim == 32 and a.similarity(a) == pytest.approx(1.0)
+    assert -1 <= a.similarity(b) <= 1
+    fisher = fisher_embedding(sentiment_task, tiny_bert, train_steps=2, fisher_examples=4)
+    assert fisher.method == "taskemb" and torch.all(fisher.vector >= 0) and fisher.vector.sum() > 0
+
+
+def test_datasize_and_random_scores():
+    assert datasize_scores({"a": 10, "b": 1000}) == {"a": 10.0, "b": 1000.0}
+    assert random_scores(["a", "b"], seed=1) == random_scores(["a", "b"], seed=1)
