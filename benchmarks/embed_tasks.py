@@ -26,7 +26,8 @@ OUT = RESULTS / "embeddings"
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="core10")
-    parser.add_argument("--methods", default="lora,bitfit,ia3,prompt,prefix")
+    parser.add_argument("--methods", default="lora,bitfit,ia3,prompt,prefix",
+                        help="PEFT methods; append +mean for a mean-pooling head (lora+mean)")
     parser.add_argument("--baselines", default="textemb,taskemb")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--steps", default="10,25,50,100,200")
@@ -53,9 +54,11 @@ def main():
         elif method == "taskemb":
             fisher_embedding(task, seed=seed).save(folder / "final")
             checkpoints = [{"step": None}]
-        else:
-            cfg = TuningConfig(method=method, max_steps=max(steps), save_steps=steps, seed=seed,
-                               max_train_examples=args.train_examples, eval_examples=300)
+        else:  # "lora+mean": LoRA with a mean-pooling head
+            peft_method, _, pooling = method.partition("+")
+            cfg = TuningConfig(method=peft_method, max_steps=max(steps), save_steps=steps, seed=seed,
+                               max_train_examples=args.train_examples, eval_examples=300,
+                               head_pooling=pooling or "cls")
             checkpoints = []
             for cp in tune(task, cfg, None, progress=False):
                 cp.embedding.save(folder / f"step-{cp.step}")

@@ -23,7 +23,7 @@ from taskemb_hub.transfer import BASE, TASK_SETS
 
 HERE = Path(__file__).resolve().parent
 EMB = RESULTS / "embeddings"
-PEFT = ["lora", "bitfit", "ia3", "prompt", "prefix"]
+PEFT = ["lora", "lora+mean", "bitfit", "ia3", "prompt", "prefix"]
 MIN_SOURCES = 4
 
 

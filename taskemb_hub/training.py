@@ -51,6 +51,9 @@ class TuningConfig:
         learning_rate: None = the method's default.
         head_learning_rate: learning rate of the task head.
         head_init: `zeros` (deterministic; recommended for embeddings) or `random`.
+        head_pooling: what a classification head reads: `cls` (the model's pooler, as
+            `AutoModelForSequenceClassification`) or `mean` (the masked mean of the last token
+            states, how sentence-transformers such as all-MiniLM-L6-v2 were trained).
         max_length: tokens per example (batches are padded to their own longest example).
         max_train_examples: seeded subset of the train split; None = all.
         eval_examples: validation examples scored at each checkpoint; 0 = no in-task metric.
@@ -72,6 +75,7 @@ class TuningConfig:
     learning_rate: float | None = None
     head_learning_rate: float = 1e-3
     head_init: str = "zeros"
+    head_pooling: str = "cls"
     max_length: int = 128
     max_train_examples: int | None = None
     eval_examples: int = 500
@@ -89,6 +93,8 @@ class TuningConfig:
             self.embedding = EmbeddingOptions(**self.embedding)
         if self.method != "full":
             get_method(self.method)  # fail early with the list of methods
+        if self.head_pooling not in ("cls", "mean"):
+            raise TaskEmbHubError(f"head_pooling must be 'cls' or 'mean', not {self.head_pooling!r}.")
         if self.head_init not in ("zeros", "random"):
             raise TaskEmbHubError(f"head_init must be 'zeros' or 'random', not {self.head_init!r}.")
         bad = [s for s in self.save_steps if not 0 < int(s) <= self.max_steps]
@@ -99,7 +105,8 @@ class TuningConfig:
 
     def recipe(self, step: int) -> dict[str, Any]:
         """What it takes to tune another task into the same embedding space, up to `step`."""
-        keep = ("method", "max_steps", "batch_size", "learning_rate", "head_learning_rate", "head_init", "max_length",
+        keep = ("method", "max_steps", "batch_size", "learning_rate", "head_learning_rate", "head_init", "head_pooling",
+                "max_length",
                 "max_train_examples", "init_seed", "warmup_ratio", "weight_decay", "method_kwargs")
         return {k: getattr(self, k) for k in keep} | {"stop_step": step, "embedding": asdict(self.embedding)}
 
@@ -126,7 +133,31 @@ class TaskModel(nn.Module):
         return get_method(self.method_name).forward(self.model, batch)
 
 
-def build_model(task: TaskData, base_model: str | None, head_init: str = "zeros", body_state: dict | None = None):
+class MeanPooler(nn.Module):
+    """Stands in for BERT's CLS pooler: the masked mean of the last token states.
+
+    The backbone's forward hands a pooler only the hidden states, so a pre-hook on the backbone
+    keeps the attention mask of the current call (its last columns: prefix tuning prepends
+    virtual tokens to the mask, not to the states).
+    """
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self._mask: torch.Tensor | None = None
+        backbone.register_forward_pre_hook(self._keep_mask, with_kwargs=True)
+
+    def _keep_mask(self, module, args, kwargs):
+        self._mask = kwargs.get("attention_mask")
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self._mask is None:
+            return hidden_states.mean(1)
+        mask = self._mask[:, -hidden_states.shape[1]:].unsqueeze(-1).to(hidden_states.dtype)
+        return (hidden_states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+def build_model(task: TaskData, base_model: str | None, head_init: str = "zeros", body_state: dict | None = None,
+                head_pooling: str = "cls"):
     """The base model with a head sized for the task (zeroed when `head_init="zeros"`)."""
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -147,6 +178,9 @@ def build_model(task: TaskData, base_model: str | None, head_init: str = "zeros"
         missing, _ = model.base_model.load_state_dict(body_state, strict=False)
         if [m for m in missing if "pooler" not in m]:
             raise TaskEmbHubError(f"Body checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}.")
+    if head_pooling == "mean" and task.task_type != EXTRACTIVE_QA:
+        backbone = getattr(model, model.base_model_prefix)
+        backbone.pooler = MeanPooler(backbone)
     head = head_module(model)
     if head_init == "zeros":
         with torch.no_grad():
@@ -194,7 +228,7 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     tokenizer = AutoTokenizer.from_pretrained(load_from)
 
     set_seed(config.init_seed)
-    model = build_model(task, config.base_model, config.head_init, body_state)
+    model = build_model(task, config.base_model, config.head_init, body_state, config.head_pooling)
     init_snapshot = None
     if config.method != "full":
         from peft import get_peft_model

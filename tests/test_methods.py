@@ -77,3 +77,19 @@ def test_unknown_method_lists_the_available_ones():
     assert "lora" in str(err.value) and "bitfit" in str(err.value)
     with pytest.raises(UnknownMethodError):
         TuningConfig(method="adapterdrop")
+
+
+@pytest.mark.parametrize("method", ["lora", "prefix"])
+def test_mean_pooling_head_reads_the_masked_mean(method, tiny_bert, sentiment_task):
+    from taskemb_hub.training import MeanPooler, build_model
+
+    model = build_model(sentiment_task, tiny_bert, head_pooling="mean")
+    assert isinstance(model.bert.pooler, MeanPooler)
+    ids = torch.tensor([[2, 10, 11, 3, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    states = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    pooled = model.bert(input_ids=ids, attention_mask=mask).pooler_output
+    assert torch.allclose(pooled, states[:, :4].mean(1), atol=1e-6), "padding is left out of the mean"
+    checkpoint = tune(sentiment_task, TuningConfig(method=method, base_model=tiny_bert, max_steps=3, eval_examples=8,
+                                                   head_pooling="mean"), None, progress=False)[-1]
+    assert checkpoint.embedding.extra["recipe"]["head_pooling"] == "mean" and "accuracy" in checkpoint.metrics
