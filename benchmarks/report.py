@@ -95,6 +95,12 @@ def main():
             add(f"{method} ({sim})", [evaluate_method(
                 lambda t, s, _seed, sd=sd: score_sources(load_embeddings(method, sd, f"step-{steps[-1]}"), t, s, sim),
                 complete, tasks) for sd in seeds])
+    from taskemb_hub.default_registry import default_registry_path
+
+    packaged = {p.name: TaskEmbedding.load(p) for p in default_registry_path().iterdir() if p.is_dir()}
+    for sim in ("cosine", "centered"):
+        add(f"lora, packaged registry: step 100 of 100 ({sim})",
+            [evaluate_method(lambda t, s, _seed: score_sources(packaged, t, s, sim), complete, tasks)])
     for base in ("textemb", "taskemb"):
         embs = load_embeddings(base, 0, "final")
         for sim in ("cosine", "centered"):
