@@ -23,7 +23,9 @@ from taskemb_hub.transfer import BASE, TASK_SETS
 
 HERE = Path(__file__).resolve().parent
 EMB = RESULTS / "embeddings"
-PEFT = ["lora", "lora+mean", "bitfit", "ia3", "prompt", "prefix"]
+# "lora" = CLS-pooler head (200-step runs); "lora+mean" = mean-pooling head; "lora-cls-step100of100" =
+# the CLS-head registry that shipped before the switch to mean pooling (100-step runs).
+PEFT = ["lora", "lora+mean", "lora-cls-step100of100", "bitfit", "ia3", "prompt", "prefix"]
 MIN_SOURCES = 4
 
 
@@ -99,7 +101,7 @@ def main():
 
     packaged = {p.name: TaskEmbedding.load(p) for p in default_registry_path().iterdir() if p.is_dir()}
     for sim in ("cosine", "centered"):
-        add(f"lora, packaged registry: step 100 of 100 ({sim})",
+        add(f"packaged registry as shipped ({sim})",
             [evaluate_method(lambda t, s, _seed: score_sources(packaged, t, s, sim), complete, tasks)])
     for base in ("textemb", "taskemb"):
         embs = load_embeddings(base, 0, "final")

@@ -55,7 +55,7 @@ def fisher_embedding(task: TaskData, base_model: str | None = None, train_steps:
     load_from, model_id = resolve_base_model(base_model)
     keep: dict = {}
     tune(task, TuningConfig(method="full", base_model=base_model, max_steps=train_steps, learning_rate=1e-4,
-                            head_init="random", max_length=max_length, max_train_examples=max_train_examples,
+                            head_init="random", head_pooling="cls", max_length=max_length, max_train_examples=max_train_examples,
                             eval_examples=0, seed=seed, init_seed=seed), None, progress=False, _keep_model=keep)
     model = keep["model"].eval()
     tokenizer = AutoTokenizer.from_pretrained(load_from)

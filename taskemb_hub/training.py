@@ -51,9 +51,10 @@ class TuningConfig:
         learning_rate: None = the method's default.
         head_learning_rate: learning rate of the task head.
         head_init: `zeros` (deterministic; recommended for embeddings) or `random`.
-        head_pooling: what a classification head reads: `cls` (the model's pooler, as
-            `AutoModelForSequenceClassification`) or `mean` (the masked mean of the last token
-            states, how sentence-transformers such as all-MiniLM-L6-v2 were trained).
+        head_pooling: what a classification head reads: `mean` (the masked mean of the last
+            token states, how sentence-transformers such as all-MiniLM-L6-v2 were trained; the
+            default, see benchmarks/RESULTS.md) or `cls` (the model's pooler, as
+            `AutoModelForSequenceClassification`).
         max_length: tokens per example (batches are padded to their own longest example).
         max_train_examples: seeded subset of the train split; None = all.
         eval_examples: validation examples scored at each checkpoint; 0 = no in-task metric.
@@ -75,7 +76,7 @@ class TuningConfig:
     learning_rate: float | None = None
     head_learning_rate: float = 1e-3
     head_init: str = "zeros"
-    head_pooling: str = "cls"
+    head_pooling: str = "mean"
     max_length: int = 128
     max_train_examples: int | None = None
     eval_examples: int = 500

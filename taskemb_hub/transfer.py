@@ -77,6 +77,7 @@ def _finetune(task, cfg: TransferConfig, seed: int, epochs: int) -> TuningConfig
     rows = min(cfg.train_examples, len(task.splits["train"]))
     tuning = TuningConfig(method="full", base_model=cfg.base_model, max_steps=_steps(rows, epochs, cfg.batch_size),
                           batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, head_init="random",
+                          head_pooling="cls",  # plain AutoModelForSequenceClassification fine-tuning
                           max_length=cfg.max_length, max_train_examples=cfg.train_examples,
                           eval_examples=cfg.eval_examples, seed=seed, init_seed=seed)
     return tuning
