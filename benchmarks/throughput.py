@@ -39,7 +39,7 @@ def run_trainer(task, args, tmp) -> float:
 
     load_from, _ = resolve_base_model(None)
     tokenizer = AutoTokenizer.from_pretrained(load_from)
-    model = build_model(task, None, "zeros")
+    model = build_model(task, None, "zeros", head_pooling=TuningConfig().head_pooling)  # the head ours uses
     peft_config = get_method(args.method).make_config("SEQ_CLS")
     peft_config.modules_to_save = [n for n in HEAD_NAMES if hasattr(model, n)]
     model = get_peft_model(model, peft_config)

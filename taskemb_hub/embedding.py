@@ -104,7 +104,7 @@ class TaskEmbedding:
         """Embed a peft state dict (as `get_peft_model_state_dict` returns) with its config dict."""
         options = options or EmbeddingOptions()
         method = get_method(adapter_config.get("peft_type", ""))
-        check_finite(weights, f"adapter of task {task or info and info.get('task')!r}")
+        check_finite(weights, f"adapter of task {task or (info or {}).get('task')!r}")
         vector, signature = method.embed(weights, adapter_config, options, init)
         info = dict(info or {})
         base = base_model or info.get("base_model") or adapter_config.get("base_model_name_or_path") or "unknown"

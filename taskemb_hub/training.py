@@ -101,14 +101,17 @@ class TuningConfig:
         bad = [s for s in self.save_steps if not 0 < int(s) <= self.max_steps]
         if bad:
             raise TaskEmbHubError(f"save steps {bad} fall outside 1..max_steps={self.max_steps}. Raise --max-steps or drop them.")
-        last = self.stop_step or self.max_steps
-        self.save_steps = sorted({int(s) for s in self.save_steps if int(s) <= last} | {last})
+        self.save_steps = sorted({int(s) for s in self.save_steps if int(s) <= self.last_step} | {self.last_step})
+
+    @property
+    def last_step(self) -> int:
+        """The step the run ends at: `stop_step` when set, else `max_steps`."""
+        return self.stop_step or self.max_steps
 
     def recipe(self, step: int) -> dict[str, Any]:
         """What it takes to tune another task into the same embedding space, up to `step`."""
         keep = ("method", "max_steps", "batch_size", "learning_rate", "head_learning_rate", "head_init", "head_pooling",
-                "max_length",
-                "max_train_examples", "init_seed", "warmup_ratio", "weight_decay", "method_kwargs")
+                "max_length", "max_train_examples", "init_seed", "warmup_ratio", "weight_decay", "method_kwargs")
         return {k: getattr(self, k) for k in keep} | {"stop_step": step, "embedding": asdict(self.embedding)}
 
 
@@ -273,11 +276,10 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     output_dir = Path(output_dir) if output_dir is not None else None
     checkpoints: list[Checkpoint] = []
     step, examples, started = 0, 0, time.perf_counter()
-    bar = tqdm(total=config.stop_step or config.max_steps, desc=f"tune {task.name} ({config.method})",
+    bar = tqdm(total=config.last_step, desc=f"tune {task.name} ({config.method})",
                disable=not progress or not accelerator.is_local_main_process)
     wrapped.train()
-    last_step = config.stop_step or config.max_steps
-    while step < last_step:
+    while step < config.last_step:
         for batch in train_loader:
             with accelerator.accumulate(wrapped):
                 loss = wrapped(**batch).loss
@@ -296,7 +298,7 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
                 checkpoints.append(_save_checkpoint(accelerator, wrapped, task, config, model_id, step, len(train_rows),
                                                     metrics, init_snapshot, output_dir))
                 wrapped.train()
-            if step >= last_step:
+            if step >= config.last_step:
                 break
     bar.close()
     if _keep_model is not None:  # the transfer runner reuses the tuned body
