@@ -11,12 +11,14 @@ A run already in the index is skipped.
 import argparse
 import json
 import resource
+import tempfile
 import time
 from pathlib import Path
 
 from _common import DATA_DIR, RESULTS, require_data
 
-from taskemb_hub import TuningConfig, load_task, tune
+from taskemb_hub import TaskEmbedding, TuningConfig, load_task, tune
+from taskemb_hub.methods import EmbeddingOptions
 from taskemb_hub.baselines import fisher_embedding, text_embedding
 from taskemb_hub.transfer import TASK_SETS
 
@@ -60,9 +62,14 @@ def main():
                                max_train_examples=args.train_examples, eval_examples=300,
                                head_pooling=pooling or "cls")
             checkpoints = []
-            for cp in tune(task, cfg, None, progress=False):
-                cp.embedding.save(folder / f"step-{cp.step}")
-                checkpoints.append({"step": cp.step, "metrics": cp.metrics})
+            with tempfile.TemporaryDirectory() as adapters:
+                for cp in tune(task, cfg, adapters, progress=False):
+                    cp.embedding.save(folder / f"step-{cp.step}")
+                    checkpoints.append({"step": cp.step, "metrics": cp.metrics})
+                    if peft_method == "prompt":  # SPoT-style: the raw tuned prompt, mean over tokens
+                        spot = TaskEmbedding.from_adapter(cp.path, options=EmbeddingOptions(relative_to_init=False),
+                                                          task=name)
+                        spot.save(OUT / f"spot+{pooling}" / name / f"seed{seed}" / f"step-{cp.step}")
         row = {"method": method, "task": name, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "checkpoints": checkpoints}
         with index.open("a") as handle:

@@ -93,3 +93,21 @@ def test_mean_pooling_head_reads_the_masked_mean(method, tiny_bert, sentiment_ta
     checkpoint = tune(sentiment_task, TuningConfig(method=method, base_model=tiny_bert, max_steps=3, eval_examples=8,
                                                    head_pooling="mean"), None, progress=False)[-1]
     assert checkpoint.embedding.extra["recipe"]["head_pooling"] == "mean" and "accuracy" in checkpoint.metrics
+
+
+def test_spot_option_embeds_the_raw_prompt_in_its_own_space(tiny_bert, sentiment_task, tmp_path):
+    from safetensors.torch import load_file
+
+    from taskemb_hub.methods import EmbeddingOptions
+
+    cfg = TuningConfig(method="prompt", base_model=tiny_bert, max_steps=3, batch_size=8, eval_examples=0)
+    path = tune(sentiment_task, cfg, tmp_path, progress=False)[-1].path
+    delta = TaskEmbedding.from_adapter(path)
+    spot = TaskEmbedding.from_adapter(path, options=EmbeddingOptions(relative_to_init=False))
+
+    tuned = load_file(str(path / "adapter_model.safetensors"))
+    (key,) = [k for k in tuned if "prompt_embeddings" in k]
+    init = load_file(str(path / "taskemb_init.safetensors"))["prompt_embeddings"]
+    assert torch.allclose(spot.vector, tuned[key].mean(0), atol=1e-6)
+    assert torch.allclose(delta.vector, (tuned[key] - init).mean(0), atol=1e-6)
+    assert spot.signature_hash != delta.signature_hash, "raw and relative vectors must not be ranked together"

@@ -27,12 +27,16 @@ class EmbeddingOptions:
             counts equally whatever its update size (deep layers and values move more).
         pooling: prompt/prefix tuning: `mean` over virtual tokens (as SPoT and the paper) or
             `flatten` (keeps token order; needs the same number of virtual tokens).
+        relative_to_init: prompt/prefix tuning: embed the change from the saved initial tokens
+            (default). `False` embeds the raw tuned tokens, as SPoT does (Vu et al. 2022); with a
+            shared random init that adds the same offset to every task.
     """
 
     sketch_dim: int = 16
     sketch_seed: int = 0
     per_module_norm: bool = True
     pooling: str = "mean"
+    relative_to_init: bool = True
 
     def __post_init__(self):
         if self.pooling not in ("mean", "flatten"):
