@@ -6,6 +6,11 @@
 Writes `benchmarks/results/embeddings/<method>/<task>/seed<s>/step-<n>/taskemb.{safetensors,json}`
 (vectors and metadata only) plus a line per run in `index.jsonl` with seconds and peak memory.
 A run already in the index is skipped.
+
+TaskEmb vectors have one value per encoder weight (10.6M for MiniLM, 42 MB each): the full
+vectors stay in `benchmarks/work/embeddings_full/` (not committed) and the committed copy is their
+isometric image in the span of the set (n tasks -> n values each; every inner product, norm and
+mean is preserved, so cosine and centred rankings among these tasks are exact).
 """
 
 import argparse
@@ -19,10 +24,12 @@ from _common import DATA_DIR, RESULTS, require_data
 
 from taskemb_hub import TaskEmbedding, TuningConfig, load_task, tune
 from taskemb_hub.methods import EmbeddingOptions
-from taskemb_hub.baselines import fisher_embedding, text_embedding
+from taskemb_hub.baselines import fisher_embedding, isometric_copies, text_embedding
 from taskemb_hub.transfer import TASK_SETS
 
 OUT = RESULTS / "embeddings"
+FULL = Path(__file__).resolve().parent / "work" / "embeddings_full"
+LARGE = ("taskemb",)  # methods whose full vectors are too big to commit
 
 
 def main():
@@ -54,7 +61,7 @@ def main():
             text_embedding(task).save(folder / "final")
             checkpoints = [{"step": None}]
         elif method == "taskemb":
-            fisher_embedding(task, seed=seed).save(folder / "final")
+            fisher_embedding(task, seed=seed).save(FULL / method / name / f"seed{seed}" / "final")
             checkpoints = [{"step": None}]
         else:  # "lora+mean": LoRA with a mean-pooling head
             peft_method, _, pooling = method.partition("+")
@@ -75,6 +82,15 @@ def main():
         with index.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
         print(f"{method:>8} {name:<22} seed {seed}: {row['seconds']}s", flush=True)
+    for method in LARGE:
+        for seed in sorted({p.name for p in (FULL / method).glob("*/seed*")}) if (FULL / method).is_dir() else []:
+            write_isometric_copy(method, seed)
+
+
+def write_isometric_copy(method: str, seed_dir: str) -> None:
+    folders = sorted((FULL / method).glob(f"*/{seed_dir}/final"))
+    for emb in isometric_copies([TaskEmbedding.load(f) for f in folders]):
+        emb.save(OUT / method / emb.task / seed_dir / "final")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
     python benchmarks/report.py
 
-Inputs: `results/transfer_limited.jsonl` (ground truth) and `results/embeddings/` (from
-embed_tasks.py). Only targets whose row is complete (base + every other task of the set as a
-source, for a seed) are scored; missing cells are listed in the report.
+Inputs: `results/transfer_limited.jsonl` (ground truth), `results/embeddings/` (embed_tasks.py)
+and `results/target_embedding_cost.json` (target_embedding_cost.py). A target row is scored once it
+has its base run and at least MIN_SOURCES measured sources; rankings are then over the measured
+sources only, and the report lists every missing cell.
 """
 
 import json
@@ -23,10 +24,23 @@ from taskemb_hub.transfer import BASE, TASK_SETS
 
 HERE = Path(__file__).resolve().parent
 EMB = RESULTS / "embeddings"
-# "lora" = CLS-pooler head (200-step runs); "lora+mean" = mean-pooling head; "lora-cls-step100of100" =
-# the CLS-head registry that shipped before the switch to mean pooling (100-step runs).
-PEFT = ["lora", "lora+mean", "lora-cls-step100of100", "bitfit", "ia3", "prompt", "prefix"]
 MIN_SOURCES = 4
+MAIN_STEP = 100  # the step every PEFT method is compared at (the packaged registry's step)
+SIMILARITIES = ("cosine", "centered")
+# folder under results/embeddings -> what it is. "+mean": the task head reads the mean of the token
+# states (TuningConfig.head_pooling="mean", the default); "lora" alone: the CLS-pooler head.
+PEFT = {
+    "lora+mean": "LoRA (ΔW sketch)",
+    "bitfit+mean": "BitFit (BEFT bias)",
+    "ia3+mean": "IA3 (l − 1)",
+    "prompt+mean": "prompt tuning (mean of tuned − init)",
+    "spot+mean": "SPoT-style (mean of the raw tuned prompt)",
+    "prefix+mean": "prefix tuning (mean of tuned − init)",
+    "lora": "LoRA, CLS-pooler head",
+    "lora-cls-step100of100": "LoRA, CLS-pooler head, first packaged registry",
+}
+BASELINES = {"textemb": "TextEmb (Vu et al. 2020)", "taskemb": "TaskEmb, Fisher (Vu et al. 2020)"}
+HEATMAP_METHODS = ("lora+mean", "textemb")
 
 
 def load_matrix(path: Path, tasks: list[str]):
@@ -37,17 +51,20 @@ def load_matrix(path: Path, tasks: list[str]):
         if r["target"] in tasks and (r["source"] in tasks or r["source"] == BASE):
             cells[(r["source"], r["target"])].append(r["score"])
             per_seed[(r["target"], r["seed"])][r["source"]] = r["score"]
-    # A target row is scored once it has its base run and at least MIN_SOURCES measured sources;
-    # rankings are then over the measured sources only (the report says how many).
-    complete = {k: v for k, v in per_seed.items() if BASE in v and len(v) - 1 >= MIN_SOURCES}
+    complete = {k: v for k, v in sorted(per_seed.items()) if BASE in v and len(v) - 1 >= MIN_SOURCES}
     return cells, complete
 
 
 def load_embeddings(method: str, seed: int, step: str) -> dict[str, TaskEmbedding]:
-    out = {}
-    for folder in sorted((EMB / method).glob(f"*/seed{seed}/{step}")):
-        out[folder.parts[-3]] = TaskEmbedding.load(folder)
-    return out
+    return {f.parts[-3]: TaskEmbedding.load(f) for f in sorted((EMB / method).glob(f"*/seed{seed}/{step}"))}
+
+
+def steps_of(method: str) -> list[int]:
+    return sorted({int(p.name.split("-")[1]) for p in (EMB / method).glob("*/seed*/step-*")})
+
+
+def seeds_of(method: str) -> list[int]:
+    return sorted({int(p.name[4:]) for p in (EMB / method).glob("*/seed*")})
 
 
 def score_sources(embs: dict, target: str, sources: list[str], similarity: str) -> dict[str, float] | None:
@@ -59,166 +76,255 @@ def score_sources(embs: dict, target: str, sources: list[str], similarity: str) 
 
 
 def evaluate_method(scorer, complete, tasks) -> dict | None:
-    rows = []
+    """Mean metrics over the scored targets, plus the per-target NDCG."""
+    per_target = {}
     for (target, seed), row in complete.items():
         sources = [t for t in tasks if t != target and t in row]
         scores = scorer(target, sources, seed)
         if scores is None:
             continue
-        rows.append(evaluate_ranking(scores, {s: row[s] for s in sources}, row[BASE], k=3))
-    if not rows:
+        transfer = {s: row[s] for s in sources}
+        m = evaluate_ranking(scores, transfer, row[BASE], k=3)
+        m["ndcg_shifted"] = evaluate_ranking(scores, transfer, row[BASE], gain_kind="shifted")["ndcg"]
+        per_target[target] = m
+    if not per_target:
         return None
-    return {k: nanmean([r[k] for r in rows]) for k in rows[0]} | {"targets": len(rows)}
+    keys = next(iter(per_target.values()))
+    out = {k: nanmean([m[k] for m in per_target.values()]) for k in keys}
+    return out | {"targets": len(per_target), "per_target": {t: m["ndcg"] for t, m in per_target.items()}}
+
+
+def embedding_scorer(method, step, seed, similarity):
+    embs = load_embeddings(method, seed, step)
+    return lambda target, sources, _seed: score_sources(embs, target, sources, similarity)
 
 
 def main():
     tasks = TASK_SETS["core10"]
-    matrix_path = RESULTS / "transfer_limited.jsonl"
-    cells, complete = load_matrix(matrix_path, tasks)
+    cells, complete = load_matrix(RESULTS / "transfer_limited.jsonl", tasks)
     index = [json.loads(l) for l in (EMB / "index.jsonl").read_text().splitlines()] if (EMB / "index.jsonl").is_file() else []
-    seeds = sorted({r["seed"] for r in index if r["method"] in PEFT}) or [0]
     manifest = json.loads((DATA_DIR / "manifest.json").read_text())
 
-    results = {}  # name -> metrics (mean over seeds), + spread
-    def add(name, per_seed):
-        per_seed = [m for m in per_seed if m]
-        if per_seed:
-            results[name] = {k: nanmean([m[k] for m in per_seed]) for k in per_seed[0]}
-            results[name]["ndcg_sd"] = statistics.pstdev([m["ndcg"] for m in per_seed]) if len(per_seed) > 1 else float("nan")
-            results[name]["seeds"] = len(per_seed)
+    results = {}  # label -> metrics averaged over embedding seeds, + NDCG spread over seeds
 
-    final_step = {}
-    for method in PEFT:
-        steps = sorted({int(p.name.split("-")[1]) for p in (EMB / method).glob("*/seed*/step-*")}) if (EMB / method).is_dir() else []
-        if not steps:
-            continue
-        final_step[method] = steps
-        for sim in ("cosine", "centered"):
-            add(f"{method} ({sim})", [evaluate_method(
-                lambda t, s, _seed, sd=sd: score_sources(load_embeddings(method, sd, f"step-{steps[-1]}"), t, s, sim),
-                complete, tasks) for sd in seeds])
+    def add(label, per_seed):
+        per_seed = [m for m in per_seed if m]
+        if not per_seed:
+            return
+        keys = [k for k in per_seed[0] if k != "per_target"]
+        results[label] = {k: nanmean([m[k] for m in per_seed]) for k in keys}
+        results[label]["ndcg_sd"] = statistics.pstdev([m["ndcg"] for m in per_seed]) if len(per_seed) > 1 else float("nan")
+        results[label]["seeds"] = len(per_seed)
+        results[label]["per_target"] = {t: nanmean([m["per_target"].get(t, float("nan")) for m in per_seed])
+                                        for t in per_seed[0]["per_target"]}
+
+    steps = {m: steps_of(m) for m in PEFT if (EMB / m).is_dir()}
+    steps = {m: s for m, s in steps.items() if s}
+    for method, method_steps in steps.items():
+        step = MAIN_STEP if MAIN_STEP in method_steps else method_steps[-1]
+        for sim in SIMILARITIES:
+            add(f"{PEFT[method]} [{method}] step {step}, {sim}",
+                [evaluate_method(embedding_scorer(method, f"step-{step}", sd, sim), complete, tasks) for sd in seeds_of(method)])
     from taskemb_hub.default_registry import default_registry_path
 
     packaged = {p.name: TaskEmbedding.load(p) for p in default_registry_path().iterdir() if p.is_dir()}
-    for sim in ("cosine", "centered"):
-        add(f"packaged registry as shipped ({sim})",
+    for sim in SIMILARITIES:
+        add(f"packaged default registry (LoRA, mean head, step 100), {sim}",
             [evaluate_method(lambda t, s, _seed: score_sources(packaged, t, s, sim), complete, tasks)])
-    for base in ("textemb", "taskemb"):
-        embs = load_embeddings(base, 0, "final")
-        for sim in ("cosine", "centered"):
-            add(f"{base} ({sim})", [evaluate_method(lambda t, s, _seed: score_sources(embs, t, s, sim), complete, tasks)])
-    add("datasize", [evaluate_method(lambda t, s, _seed: {x: manifest[x]["sizes"]["train"] for x in s}, complete, tasks)])
+    for base, label in BASELINES.items():
+        for sim in SIMILARITIES:
+            add(f"{label} [{base}], {sim}", [evaluate_method(embedding_scorer(base, "final", 0, sim), complete, tasks)])
+    add("DataSize (bigger source first)",
+        [evaluate_method(lambda t, s, _seed: {x: manifest[x]["sizes"]["train"] for x in s}, complete, tasks)])
     rng = np.random.default_rng(0)
-    random_runs = [evaluate_method(lambda t, s, _seed: dict(zip(s, rng.random(len(s)))), complete, tasks) for _ in range(200)]
-    add("random (mean of 200 orders)", [{k: nanmean([r[k] for r in random_runs if r]) for k in (random_runs[0] or {})}] if random_runs[0] else [])
+    runs = [evaluate_method(lambda t, s, _seed: dict(zip(s, rng.random(len(s)))), complete, tasks) for _ in range(200)]
+    if runs[0]:
+        mean_run = {k: nanmean([r[k] for r in runs]) for k in runs[0] if k != "per_target"}
+        mean_run["per_target"] = {t: nanmean([r["per_target"][t] for r in runs]) for t in runs[0]["per_target"]}
+        add("Random (mean of 200 orders)", [mean_run])
 
-    # early-checkpoint curve and disentanglement
+    # early-checkpoint curve and the in-task metric vs ranking quality
     curve = defaultdict(dict)
-    points = []
-    for method, steps in final_step.items():
-        for step in steps:
-            per_seed = [evaluate_method(lambda t, s, _seed, sd=sd: score_sources(
-                load_embeddings(method, sd, f"step-{step}"), t, s, "cosine"), complete, tasks) for sd in seeds]
+    points = defaultdict(list)  # method -> (in-task metric, NDCG)
+    for method, method_steps in steps.items():
+        for step in method_steps:
+            per_seed = [evaluate_method(embedding_scorer(method, f"step-{step}", sd, "cosine"), complete, tasks)
+                        for sd in seeds_of(method)]
             per_seed = [m for m in per_seed if m]
             if per_seed:
                 curve[method][step] = nanmean([m["ndcg"] for m in per_seed])
-            for (target, seed), row in complete.items():
-                embs = load_embeddings(method, seed, f"step-{step}")
-                sources = [x for x in tasks if x != target and x in row]
-                scores = score_sources(embs, target, sources, "cosine")
-                if scores and embs[target].metrics:
-                    m = evaluate_ranking(scores, {x: row[x] for x in sources}, row[BASE])
-                    points.append((method, step, next(iter(embs[target].metrics.values())), m["ndcg"]))
+            for sd in seeds_of(method):
+                embs = load_embeddings(method, sd, f"step-{step}")
+                for (target, seed), row in complete.items():
+                    sources = [x for x in tasks if x != target and x in row]
+                    scores = score_sources(embs, target, sources, "cosine")
+                    if scores and embs[target].metrics:
+                        m = evaluate_ranking(scores, {x: row[x] for x in sources}, row[BASE])
+                        points[method].append((next(iter(embs[target].metrics.values())), m["ndcg"]))
 
-    write_report(tasks, cells, complete, results, curve, points, index)
+    write_report(tasks, cells, complete, results, curve, points, index, packaged)
 
 
-def write_report(tasks, cells, complete, results, curve, points, index):
+def fmt(x, spec=".3f"):
+    return "–" if x != x else format(x, spec)
+
+
+def write_report(tasks, cells, complete, results, curve, points, index, packaged):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     lines = ["# Does the ranking predict transfer?", "",
-             "Generated by `python benchmarks/report.py`; do not edit by hand.", "",
+             "Generated by `python benchmarks/report.py` from the files in `benchmarks/results/`; do not edit by hand.", "",
              "## Ground truth: measured transfer (limited regime)", "",
-             "Full fine-tuning of the packaged all-MiniLM-L6-v2: 1,000 train examples per task, 2 epochs on the source,",
-             "then 2 epochs on the target, lr 1e-4, batch 16, 128 tokens; target test accuracy (≤1,000 test rows).",
+             "Full fine-tuning of the packaged all-MiniLM-L6-v2 (`taskemb-hub transfer-matrix`): 1,000 train examples per task,",
+             "2 epochs on the source, then 2 epochs on the target, lr 1e-4, batch 16, 128 tokens; the target's test accuracy",
+             "(≤1,000 test rows). `base` = the target fine-tuned from the plain base model.",
              f"Tasks (`core10`): {', '.join(tasks)}.", ""]
     expected = {(s, t) for t in tasks for s in [BASE] + [x for x in tasks if x != t]}
-    measured = set(cells)
-    lines.append(f"Cells measured: {len(measured & expected)} of {len(expected)} (seed 0). Target rows scored "
-                 f"(base + at least {MIN_SOURCES} sources): {len(complete)}.")
+    measured = set(cells) & expected
+    seeds = sorted({seed for _, seed in complete})
+    lines.append(f"Cells measured: {len(measured)} of {len(expected)} (seed 0). Target rows scored "
+                 f"(base + at least {MIN_SOURCES} sources): {len(complete)}, seeds {seeds}.")
     lines.append("")
-    lines += ["| target | base | sources measured | best source (score) | worst source (score) | missing sources |",
-              "|---|---|---|---|---|---|"]
+    lines += ["| target | base | sources measured | sources that help | best source (score) | worst source (score) | missing |",
+              "|---|---|---|---|---|---|---|"]
     for t in tasks:
         have = {s: np.mean(cells[(s, t)]) for s in tasks if s != t and (s, t) in cells}
-        base = f"{np.mean(cells[(BASE, t)]):.3f}" if (BASE, t) in cells else "missing"
-        missing = [s for s in tasks if s != t and s not in have]
+        base = np.mean(cells[(BASE, t)]) if (BASE, t) in cells else None
+        missing = ([] if base is not None else [BASE]) + [s for s in tasks if s != t and s not in have]
         best = max(have, key=have.get) if have else None
         worst = min(have, key=have.get) if have else None
-        lines.append(f"| {t} | {base} | {len(have)}/{len(tasks) - 1} | "
+        helps = sum(v > base for v in have.values()) if base is not None else 0
+        lines.append(f"| {t} | {fmt(base) if base is not None else 'missing'} | {len(have)}/{len(tasks) - 1} | {helps} | "
                      + (f"{best} ({have[best]:.3f}) | {worst} ({have[worst]:.3f})" if have else " | ")
-                     + f" | {', '.join(missing) if len(missing) < len(tasks) - 1 else 'all'} |")
+                     + f" | {', '.join(missing) if len(missing) < len(tasks) else 'all'} |")
     lines.append("")
+
     lines += ["## Rankings against the ground truth", "",
-              "NDCG (relative gain clipped at 0; see `taskemb_hub/ranking_metrics.py`), ρ (rank of the true best source, 1 = perfect),",
-              "Regret@3 (%), Spearman; averaged over complete targets; `sd` = spread of NDCG over seeds.", "",
-              "| method | NDCG | NDCG sd | ρ | Regret@3 | Spearman | targets | seeds |", "|---|---|---|---|---|---|---|---|"]
-    for name, m in sorted(results.items(), key=lambda kv: -(kv[1]["ndcg"] if kv[1]["ndcg"] == kv[1]["ndcg"] else -1)):
-        lines.append(f"| {name} | {m['ndcg']:.3f} | {m['ndcg_sd']:.3f} | {m['rho']:.2f} | {m['regret@3']:.2f} | "
-                     f"{m['spearman']:.3f} | {m['targets']:.0f} | {m['seeds']} |")
+              "Per target, the sources are ranked by the similarity of their embedding to the target's (cosine, or cosine",
+              "after centring on the sources' mean), then scored against the measured row (`taskemb_hub/ranking_metrics.py`):",
+              "**NDCG** with gain = relative transfer gain (p(s→t) − p(t)) / p(t), negatives clipped to 0 (a target where no",
+              "source helps has no NDCG and is left out); **NDCG shifted** with gain = p(s→t) − min_s p(s→t) (defined on every",
+              "target); **ρ** = predicted rank of the truly best source (1 = perfect); **Regret@3** in %; **Spearman** between",
+              "similarity and p(s→t). Means over the scored targets; `sd` = NDCG spread over embedding seeds.", "",
+              "| method | NDCG | NDCG shifted | ρ | Regret@3 | Spearman | targets | seeds | NDCG sd |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    order = sorted(results.items(), key=lambda kv: -(kv[1]["ndcg"] if kv[1]["ndcg"] == kv[1]["ndcg"] else -1))
+    for name, m in order:
+        lines.append(f"| {name} | {fmt(m['ndcg'])} | {fmt(m['ndcg_shifted'])} | {fmt(m['rho'], '.2f')} | "
+                     f"{fmt(m['regret@3'], '.2f')} | {fmt(m['spearman'])} | {m['targets']:.0f} | {m['seeds']} | {fmt(m['ndcg_sd'])} |")
     if not results:
-        lines.append("| (no complete target row yet) | | | | | | | |")
+        lines.append("| (no complete target row yet) | | | | | | | | |")
     lines.append("")
+    scored = sorted({t for m in results.values() for t in m["per_target"]})
+    if scored:
+        lines += ["### NDCG per target", "", "| method | " + " | ".join(scored) + " |", "|---|" + "---|" * len(scored)]
+        for name, m in order:
+            if "centered" in name:
+                continue
+            lines.append(f"| {name.replace(', cosine', '')} | " + " | ".join(fmt(m['per_target'].get(t, float('nan')))
+                                                                    for t in scored) + " |")
+        lines += ["", "(cosine rows; `–` = no source improved on base for that target, so its NDCG is undefined)", ""]
+
     if curve:
-        plt.figure(figsize=(6, 4))
+        all_steps = sorted({s for p in curve.values() for s in p})
+        plt.figure(figsize=(6.5, 4))
         for method, pts in curve.items():
             xs = sorted(pts)
             plt.plot(xs, [pts[x] for x in xs], marker="o", label=method)
-        plt.xscale("log"); plt.xlabel("checkpoint step"); plt.ylabel("NDCG (cosine)"); plt.legend(); plt.tight_layout()
-        plt.savefig(HERE / "results" / "early_checkpoints.png", dpi=120); plt.close()
-        lines += ["## Early checkpoints", "", "![NDCG by checkpoint](results/early_checkpoints.png)", "",
-                  "| method | " + " | ".join(str(s) for s in sorted({s for p in curve.values() for s in p})) + " |",
-                  "|---|" + "---|" * len({s for p in curve.values() for s in p})]
-        all_steps = sorted({s for p in curve.values() for s in p})
+        plt.xscale("log"); plt.xlabel("checkpoint step"); plt.ylabel("NDCG (cosine)"); plt.legend(fontsize=7)
+        plt.tight_layout(); plt.savefig(HERE / "results" / "early_checkpoints.png", dpi=120); plt.close()
+        lines += ["## Early checkpoints", "",
+                  "NDCG (cosine) of the embedding taken at each checkpoint of one tuning run (`embed_tasks.py`; LoRA runs 200",
+                  "steps, the other methods 100).", "", "![NDCG by checkpoint](results/early_checkpoints.png)", "",
+                  "| method | " + " | ".join(str(s) for s in all_steps) + " |", "|---|" + "---|" * len(all_steps)]
         for method, pts in curve.items():
-            lines.append(f"| {method} | " + " | ".join(f"{pts[s]:.3f}" if s in pts else "" for s in all_steps) + " |")
+            lines.append(f"| {method} | " + " | ".join(fmt(pts[s]) if s in pts else "" for s in all_steps) + " |")
         lines.append("")
-    if len(points) > 2:
+
+    if points:
         from scipy.stats import spearmanr
 
-        metric, nd = [p[2] for p in points], [p[3] for p in points]
-        ok = [(a, b) for a, b in zip(metric, nd) if b == b]
-        rho = spearmanr([a for a, _ in ok], [b for _, b in ok]).statistic if len(ok) > 2 else float("nan")
-        lines += ["## In-task metric vs ranking quality (disentanglement)", "",
-                  f"Spearman between a checkpoint's in-task metric and the NDCG of the ranking it gives: {rho:.3f} "
-                  f"over {len(ok)} (method, step, target) points.", ""]
-    if index:
-        cost = defaultdict(list)
-        for r in index:
-            cost[r["method"]].append(r["seconds"])
-        lines += ["## Cost to embed one task (this machine, 2 CPU cores, shared with other jobs)", "",
-                  "| method | median seconds per task (all checkpoints of one run) | runs |", "|---|---|---|"]
-        for m, secs in sorted(cost.items()):
-            lines.append(f"| {m} | {statistics.median(secs):.1f} | {len(secs)} |")
-        lines.append("")
+        lines += ["## In-task metric vs ranking quality", "",
+                  "The paper's claim that the embedding's value is not just how well the task was learned: Spearman between a",
+                  "checkpoint's in-task accuracy (held-out validation rows) and the NDCG of the ranking its embedding gives,",
+                  "over every (step, target) point of a method.", "",
+                  "| method | Spearman(in-task accuracy, NDCG) | points |", "|---|---|---|"]
+        pooled = []
+        for method, pts in points.items():
+            ok = [(a, b) for a, b in pts if b == b]
+            pooled += ok
+            rho = spearmanr(*zip(*ok)).statistic if len(ok) > 2 else float("nan")
+            lines.append(f"| {method} | {fmt(rho)} | {len(ok)} |")
+        rho = spearmanr(*zip(*pooled)).statistic if len(pooled) > 2 else float("nan")
+        lines += [f"| all methods pooled | {fmt(rho)} | {len(pooled)} |", ""]
+
+    cost_file = RESULTS / "target_embedding_cost.json"
+    uncontended = {r["method"]: r for r in json.loads(cost_file.read_text())["rows"]} if cost_file.is_file() else {}
+    grid = defaultdict(list)
+    for r in index:
+        grid[r["method"]].append(r["seconds"])
+    if grid or uncontended:
+        lines += ["## Cost to embed one task", "",
+                  "`alone`: `benchmarks/target_embedding_cost.py` (one target, rotten_tomatoes, from raw data to a step-100",
+                  "embedding, model load included, 2 CPU cores, nothing else running). `grid`: median over the tasks of",
+                  "`embed_tasks.py` (all checkpoints of one run; 1 thread, alongside the transfer-matrix job, so only",
+                  "comparable within the column). Dimension and bytes are those of the stored vector.", "",
+                  "| method | seconds alone | peak RSS MB alone | seconds grid (median) | tasks | dimension | bytes (float32) |",
+                  "|---|---|---|---|---|---|---|"]
+        for method in sorted(set(grid) | {f"{m}+mean" for m in uncontended if m not in BASELINES} | set(BASELINES)):
+            base = method.split("+")[0]
+            alone = uncontended.get(base, {})
+            dim = alone.get("dim")
+            sample = next((EMB / method).glob("*/seed0/*/taskemb.json"), None) if (EMB / method).is_dir() else None
+            if sample:
+                info = json.loads(sample.read_text())
+                dim = info.get("extra", {}).get("full_dim") or info.get("dim", dim)
+            if not (alone or grid.get(method)):
+                continue
+            lines.append(f"| {method} | {fmt(alone.get('seconds', float('nan')), '.1f')} | "
+                         f"{fmt(alone.get('peak_rss_mb', float('nan')), '.0f')} | "
+                         f"{fmt(statistics.median(grid[method]), '.1f') if grid.get(method) else '–'} | {len(grid.get(method, []))} | "
+                         f"{dim if dim else '–'} | {dim * 4 if dim else '–'} |")
+        lines += ["", "TaskEmb's dimension is one value per encoder weight; its committed vectors are an exact isometric",
+                  "copy in the span of the 10 tasks (see `embed_tasks.py`), so its rankings here are exact.", ""]
+
     if complete:
-        t_names = tasks
-        gain = np.full((len(t_names), len(t_names)), np.nan)
-        for (s, t), v in cells.items():
-            if s != BASE and (BASE, t) in cells:
-                gain[t_names.index(s), t_names.index(t)] = (np.mean(v) - np.mean(cells[(BASE, t)])) / np.mean(cells[(BASE, t)])
-        fig, ax = plt.subplots(figsize=(6, 5))
-        im = ax.imshow(gain, cmap="RdBu", vmin=-0.1, vmax=0.1)
-        ax.set_xticks(range(len(t_names)), t_names, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(t_names)), t_names, fontsize=7)
-        ax.set_xlabel("target"); ax.set_ylabel("source"); fig.colorbar(im, label="relative transfer gain")
+        heat_panels = [("measured relative gain (p(s→t) − p(t)) / p(t)", gain_matrix(tasks, cells), "RdBu", (-0.1, 0.1))]
+        for method in HEATMAP_METHODS:
+            embs = load_embeddings(method, 0, f"step-{MAIN_STEP}") or load_embeddings(method, 0, "final")
+            if all(t in embs for t in tasks):
+                heat_panels.append((f"predicted: cosine of {method}", similarity_matrix(tasks, embs), "viridis", (None, None)))
+        fig, axes = plt.subplots(1, len(heat_panels), figsize=(5.2 * len(heat_panels), 5))
+        for ax, (title, mat, cmap, (lo, hi)) in zip(np.atleast_1d(axes), heat_panels):
+            im = ax.imshow(mat, cmap=cmap, vmin=lo, vmax=hi)
+            ax.set_xticks(range(len(tasks)), tasks, rotation=90, fontsize=7)
+            ax.set_yticks(range(len(tasks)), tasks, fontsize=7)
+            ax.set_xlabel("target"); ax.set_ylabel("source"); ax.set_title(title, fontsize=8)
+            fig.colorbar(im, ax=ax, fraction=0.046)
         fig.tight_layout(); fig.savefig(HERE / "results" / "transfer_matrix.png", dpi=120); plt.close(fig)
-        lines += ["## Measured transfer matrix", "", "![transfer matrix](results/transfer_matrix.png)", ""]
+        lines += ["## Measured transfer beside predicted similarity", "",
+                  "Left: measured gain (blank = not measured). Right: the similarity each method predicts "
+                  "(diagonal = self, excluded from rankings).", "", "![transfer matrix](results/transfer_matrix.png)", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def gain_matrix(tasks, cells):
+    gain = np.full((len(tasks), len(tasks)), np.nan)
+    for (s, t), v in cells.items():
+        if s != BASE and s in tasks and t in tasks and (BASE, t) in cells:
+            base = np.mean(cells[(BASE, t)])
+            gain[tasks.index(s), tasks.index(t)] = (np.mean(v) - base) / base
+    return gain
+
+
+def similarity_matrix(tasks, embs):
+    vectors = torch.stack([embs[t].vector.double() for t in tasks])
+    vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return (vectors @ vectors.T).numpy()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 - TextEmb (Vu et al. 2020): the mean of the base model's token states over a task's texts.
 - TaskEmb (Vu et al. 2020): the diagonal Fisher information of a model fine-tuned on the task,
   taken over the encoder's weights (the log-likelihood of the model's own predicted label).
-- SPoT-style (Vu et al. 2022): the raw tuned prompt tokens, mean-pooled (no init removed).
+- SPoT-style (Vu et al. 2022): the raw tuned prompt tokens, mean-pooled (no init removed):
+  the prompt method with `EmbeddingOptions(relative_to_init=False)`.
 - DataSize and Random are not embeddings: `datasize_scores`, `random_scores`.
 """
 
@@ -79,6 +80,34 @@ def fisher_embedding(task: TaskData, base_model: str | None = None, train_steps:
     return TaskEmbedding(vector=vector, task=task.name, base_model=model_id, method="taskemb",
                          signature={"method": "taskemb", "params": sorted(fisher), "train_steps": train_steps},
                          train_size=len(task.splits["train"]))
+
+
+def isometric_copies(embeddings: list[TaskEmbedding]) -> list[TaskEmbedding]:
+    """Exact small stand-ins for a set of huge vectors (TaskEmb has one value per encoder weight).
+
+    Each vector is replaced by its coordinates in an orthonormal basis of the set's span: n vectors
+    become n values each, with every inner product, norm and mean preserved, so cosine and centred
+    rankings *within this set* are unchanged. Adding a task means recomputing all of them.
+
+    Args:
+        embeddings: embeddings sharing one signature.
+
+    Returns:
+        New `TaskEmbedding`s (same metadata) whose vectors have `len(embeddings)` values.
+    """
+    for emb in embeddings[1:]:
+        embeddings[0].check_compatible(emb)
+    stacked = torch.stack([e.vector.double() for e in embeddings])
+    values, basis = torch.linalg.eigh(stacked @ stacked.T)
+    coords = basis * values.clamp_min(0).sqrt()  # coords @ coords.T == the Gram matrix
+    tasks = [e.task for e in embeddings]
+    out = []
+    for emb, row in zip(embeddings, coords):
+        signature = {"method": emb.method, "isometric_copy_of": tasks, "full_signature": emb.signature_hash}
+        out.append(TaskEmbedding(vector=row.float(), task=emb.task, base_model=emb.base_model, method=emb.method,
+                                 signature=signature, step=emb.step, train_size=emb.train_size, metrics=dict(emb.metrics),
+                                 extra={**emb.extra, "full_dim": emb.dim}))
+    return out
 
 
 def datasize_scores(train_sizes: dict[str, int]) -> dict[str, float]:

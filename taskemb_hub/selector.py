@@ -114,6 +114,15 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
         return cls(entries, skipped=registry.skipped, **kwargs)
 
     @classmethod
+    def from_embeddings(cls, embeddings: Iterable[TaskEmbedding], **kwargs) -> "AutoSourceSelector":
+        """Rank among in-memory embeddings (each entry is named after its task).
+
+        Example:
+            >>> selector = AutoSourceSelector.from_embeddings([TaskEmbedding.load(p) for p in folders])
+        """
+        return cls([RegistryEntry(e.task, e, "memory") for e in embeddings], **kwargs)
+
+    @classmethod
     def from_default(cls, **kwargs) -> "AutoSourceSelector":
         """The registry shipped in the package (classification tasks of the offline suite)."""
         from .default_registry import default_registry_path

@@ -70,3 +70,22 @@ def test_text_and_fisher_embeddings_rank_through_the_same_interface(tiny_bert, s
 def test_datasize_and_random_scores():
     assert datasize_scores({"a": 10, "b": 1000}) == {"a": 10.0, "b": 1000.0}
     assert random_scores(["a", "b"], seed=1) == random_scores(["a", "b"], seed=1)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "centered"])
+def test_isometric_copies_rank_exactly_like_the_huge_vectors(similarity):
+    from taskemb_hub import AutoSourceSelector, TaskEmbedding
+    from taskemb_hub.baselines import isometric_copies
+
+    generator = torch.Generator().manual_seed(0)
+    full = [TaskEmbedding(vector=torch.rand(5000, generator=generator), task=f"t{i}", base_model="m", method="taskemb",
+                          signature={"method": "taskemb"}) for i in range(6)]
+    small = isometric_copies(full)
+
+    assert [e.dim for e in small] == [6] * 6 and small[0].extra["full_dim"] == 5000
+    big_rank = AutoSourceSelector.from_embeddings(full[1:]).rank(full[0], similarity=similarity)
+    small_rank = AutoSourceSelector.from_embeddings(small[1:]).rank(small[0], similarity=similarity)
+    assert big_rank.names == small_rank.names
+    assert [r["score"] for r in big_rank] == pytest.approx([r["score"] for r in small_rank], abs=1e-5)
+    with pytest.raises(Exception, match="signature|incompatible|space"):
+        AutoSourceSelector.from_embeddings(small).rank(full[0])  # a copy never mixes with full-size vectors
