@@ -269,11 +269,12 @@ def write_report(tasks, cells, complete, results, curve, points, index, packaged
     if grid or uncontended:
         lines += ["## Cost to embed one task", "",
                   "`alone`: `benchmarks/target_embedding_cost.py` (one target, rotten_tomatoes, from raw data to a step-100",
-                  "embedding, model load included, 2 CPU cores, nothing else running). `grid`: median over the tasks of",
+                  "embedding, model load included, 2 CPU cores; `load` = 1-minute load average when the row started, 0 = the",
+                  "machine was otherwise idle, 2 = both cores busy with other jobs). `grid`: median over the tasks of",
                   "`embed_tasks.py` (all checkpoints of one run; 1 thread, alongside the transfer-matrix job, so only",
                   "comparable within the column). Dimension and bytes are those of the stored vector.", "",
-                  "| method | seconds alone | peak RSS MB alone | seconds grid (median) | tasks | dimension | bytes (float32) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| method | seconds alone | load | peak RSS MB alone | seconds grid (median) | tasks | dimension | bytes (float32) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for method in sorted(set(grid) | {f"{m}+mean" for m in uncontended if m not in BASELINES} | set(BASELINES)):
             base = method.split("+")[0]
             alone = uncontended.get(base, {})
@@ -285,6 +286,7 @@ def write_report(tasks, cells, complete, results, curve, points, index, packaged
             if not (alone or grid.get(method)):
                 continue
             lines.append(f"| {method} | {fmt(alone.get('seconds', float('nan')), '.1f')} | "
+                         f"{fmt(alone.get('load_before', float('nan')), '.1f')} | "
                          f"{fmt(alone.get('peak_rss_mb', float('nan')), '.0f')} | "
                          f"{fmt(statistics.median(grid[method]), '.1f') if grid.get(method) else '–'} | {len(grid.get(method, []))} | "
                          f"{dim if dim else '–'} | {dim * 4 if dim else '–'} |")
@@ -306,8 +308,8 @@ def write_report(tasks, cells, complete, results, curve, points, index, packaged
             fig.colorbar(im, ax=ax, fraction=0.046)
         fig.tight_layout(); fig.savefig(HERE / "results" / "transfer_matrix.png", dpi=120); plt.close(fig)
         lines += ["## Measured transfer beside predicted similarity", "",
-                  "Left: measured gain (blank = not measured). Right: the similarity each method predicts "
-                  "(diagonal = self, excluded from rankings).", "", "![transfer matrix](results/transfer_matrix.png)", ""]
+                  "Left: measured gain (blank = not measured). Right: the cosine each method predicts between source and "
+                  "target (diagonal hidden: self-similarity is never ranked).", "", "![transfer matrix](results/transfer_matrix.png)", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -324,7 +326,9 @@ def gain_matrix(tasks, cells):
 def similarity_matrix(tasks, embs):
     vectors = torch.stack([embs[t].vector.double() for t in tasks])
     vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return (vectors @ vectors.T).numpy()
+    sims = (vectors @ vectors.T).numpy()
+    np.fill_diagonal(sims, np.nan)  # self-similarity is 1 and never ranked; hiding it lets the colours spread
+    return sims
 
 
 if __name__ == "__main__":
