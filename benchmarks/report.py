@@ -162,14 +162,15 @@ def main():
                         m = evaluate_ranking(scores, {x: row[x] for x in sources}, row[BASE])
                         points[method].append((next(iter(embs[target].metrics.values())), m["ndcg"]))
 
-    write_report(tasks, cells, complete, results, curve, points, index, packaged)
+    test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in tasks}
+    write_report(tasks, cells, complete, results, curve, points, index, packaged, test_rows)
 
 
 def fmt(x, spec=".3f"):
     return "–" if x != x else format(x, spec)
 
 
-def write_report(tasks, cells, complete, results, curve, points, index, packaged):
+def write_report(tasks, cells, complete, results, curve, points, index, packaged, test_rows):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,8 +189,10 @@ def write_report(tasks, cells, complete, results, curve, points, index, packaged
     lines.append(f"Cells measured: {len(measured)} of {len(expected)} (seed 0). Target rows scored "
                  f"(base + at least {MIN_SOURCES} sources): {len(complete)}, seeds {seeds}.")
     lines.append("")
-    lines += ["| target | base | sources measured | sources that help | best source (score) | worst source (score) | missing |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["`SE` = binomial standard error of one accuracy on the target's test rows, √(p(1−p)/n): a source whose",
+              "gain is under about 2·SE (or 2.8·SE for a difference of two runs) is within test noise at one seed.", "",
+              "| target | test rows | base | SE | sources measured | sources that help | best source (score) | worst source (score) | missing |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for t in tasks:
         have = {s: np.mean(cells[(s, t)]) for s in tasks if s != t and (s, t) in cells}
         base = np.mean(cells[(BASE, t)]) if (BASE, t) in cells else None
@@ -197,7 +200,9 @@ def write_report(tasks, cells, complete, results, curve, points, index, packaged
         best = max(have, key=have.get) if have else None
         worst = min(have, key=have.get) if have else None
         helps = sum(v > base for v in have.values()) if base is not None else 0
-        lines.append(f"| {t} | {fmt(base) if base is not None else 'missing'} | {len(have)}/{len(tasks) - 1} | {helps} | "
+        se = (base * (1 - base) / test_rows[t]) ** 0.5 if base is not None else float("nan")
+        lines.append(f"| {t} | {test_rows[t]} | {fmt(base) if base is not None else 'missing'} | {fmt(se)} | "
+                     f"{len(have)}/{len(tasks) - 1} | {helps} | "
                      + (f"{best} ({have[best]:.3f}) | {worst} ({have[worst]:.3f})" if have else " | ")
                      + f" | {', '.join(missing) if len(missing) < len(tasks) else 'all'} |")
     lines.append("")

@@ -59,7 +59,11 @@ def cmd_tune(args) -> int:
 def cmd_embed(args) -> int:
     from .embedding import TaskEmbedding
 
-    emb = TaskEmbedding.from_adapter(args.path, allow_pickle=args.allow_pickle, base_model=args.base_model)
+    from .methods import EmbeddingOptions
+
+    options = EmbeddingOptions(pooling=args.pooling, relative_to_init=not args.raw_prompt)
+    emb = TaskEmbedding.from_adapter(args.path, allow_pickle=args.allow_pickle, base_model=args.base_model,
+                                     options=options)
     if not args.no_save:
         emb.save(args.path)
     meta = emb.metadata()
@@ -182,8 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
 
     p = command("embed", "turn an adapter folder's tuned weights into a task embedding (taskemb.safetensors)", cmd_embed,
-                "example:\n  taskemb-hub embed runs/rt-lora/step-100")
+                "examples:\n  taskemb-hub embed runs/rt-lora/step-100\n"
+                "  taskemb-hub embed runs/rt-prompt/step-100 --raw-prompt --no-save   # SPoT-style")
     p.add_argument("path")
+    p.add_argument("--pooling", choices=["mean", "flatten"], default="mean",
+                   help="prompt/prefix: mean over virtual tokens, or keep them all")
+    p.add_argument("--raw-prompt", action="store_true",
+                   help="prompt/prefix: embed the raw tuned tokens (SPoT-style), not their change from init")
     p.add_argument("--base-model", default=None, help="refuse adapters tuned on another base model")
     p.add_argument("--allow-pickle", action="store_true", help="read a pickle adapter_model.bin (trusted files only)")
     p.add_argument("--no-save", action="store_true", help="print only; do not write taskemb.safetensors")

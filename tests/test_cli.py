@@ -69,3 +69,16 @@ def test_quickstart_ranks_the_packaged_registry_offline(capsys):
     assert "rotten_tomatoes" not in [r["task"] for r in data["ranking"]]
     code, out, _ = run(capsys, "quickstart")
     assert "taskemb-hub rank --data" in out
+
+
+def test_embed_raw_prompt_gives_the_spot_style_vector_in_its_own_space(capsys, tiny_bert, task_file, tmp_path):
+    run(capsys, "tune", "--task", str(task_file), "--text-column", "review", "--label-column", "stars", "--method",
+        "prompt", "--base-model", tiny_bert, "--max-steps", "2", "--eval-examples", "0", "--out", str(tmp_path / "run"))
+    step = tmp_path / "run" / "step-2"
+    code, out, _ = run(capsys, "embed", str(step), "--no-save", "--json")
+    relative = json.loads(out)
+    code_raw, out, _ = run(capsys, "embed", str(step), "--raw-prompt", "--no-save", "--json")
+    raw = json.loads(out)
+    assert code == code_raw == 0
+    assert raw["signature"].get("raw_tokens") is True and "raw_tokens" not in relative["signature"]
+    assert raw["signature_hash"] != relative["signature_hash"]
