@@ -3,13 +3,18 @@
 For each source: fine-tune the base model on it and keep its body. For each target: fine-tune
 from each source's body and from the plain base model, and record the target's test metric.
 Each finished run is one JSON line; a restart skips the runs already in the file, so the grid
-can be spread over sessions and machines (a GPU one runs the same code).
+can be spread over sessions and machines (a GPU one runs the same code). Several workers may share
+one results file and work folder: each re-reads the file before a run and claims the cell with a
+lock file first, so no cell runs twice (a claim whose process died is taken over).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,6 +78,45 @@ def _done(results: Path, recipe: dict) -> set[tuple]:
     return done
 
 
+def _recipe_key(recipe: dict) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim(path: Path, stale_after_s: float = 6 * 3600) -> bool:
+    """Atomically create `path` (O_EXCL); False when another live worker holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                held = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                held = {}
+            same_host = held.get("host") == me["host"]
+            dead = same_host and not _alive(int(held.get("pid", -1)))
+            expired = not same_host and time.time() - float(held.get("started", 0)) > stale_after_s
+            if not (dead or expired):
+                return False
+            path.unlink(missing_ok=True)  # the holder died: take the cell over
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(me, handle)
+        return True
+    return False
+
+
 def _finetune(task, cfg: TransferConfig, seed: int, epochs: int) -> TuningConfig:
     rows = min(cfg.train_examples, len(task.splits["train"]))
     tuning = TuningConfig(method="full", base_model=cfg.base_model, max_steps=_steps(rows, epochs, cfg.batch_size),
@@ -85,7 +129,7 @@ def _finetune(task, cfg: TransferConfig, seed: int, epochs: int) -> TuningConfig
 
 def source_body(task_name: str, cfg: TransferConfig, seed: int, work_dir: Path, progress: bool) -> dict:
     """The body weights after fine-tuning on a source (cached on disk: sources are reused by every target)."""
-    path = work_dir / "sources" / f"{task_name}-seed{seed}.safetensors"
+    path = work_dir / "sources" / _recipe_key(cfg.recipe()) / f"{task_name}-seed{seed}.safetensors"
     if path.is_file():
         return load_file(str(path))
     task = load_task(Path(cfg.data_dir) / task_name)
@@ -99,7 +143,9 @@ def source_body(task_name: str, cfg: TransferConfig, seed: int, work_dir: Path, 
     tune(task, tuning, None, progress=progress, accelerator=accelerator, _keep_model=captured)
     body = {k: v.detach().cpu().contiguous() for k, v in captured["model"].base_model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(body, str(path))
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    save_file(body, str(partial))
+    os.replace(partial, path)  # readers never see a half-written file
     return body
 
 
@@ -109,29 +155,39 @@ def run_transfer_matrix(cfg: TransferConfig, results: str | Path, work_dir: str 
     results, work_dir = Path(results), Path(work_dir)
     results.parent.mkdir(parents=True, exist_ok=True)
     recipe = cfg.recipe()
-    done = _done(results, recipe)
+    claims = work_dir / "claims" / _recipe_key(recipe)
     targets = cfg.targets or cfg.tasks
     for seed in cfg.seeds:
         for target_name in targets:
             target = load_task(Path(cfg.data_dir) / target_name)
             metric = PRIMARY_METRIC[target.task_type]
             for source_name in [BASE] + [t for t in cfg.tasks if t != target_name]:
-                if (source_name, target_name, seed) in done:
+                if (source_name, target_name, seed) in _done(results, recipe):  # re-read: other workers append
                     continue
-                started = time.perf_counter()
-                body = None if source_name == BASE else source_body(source_name, cfg, seed, work_dir, progress)
-                tuning = _finetune(target, cfg, seed, cfg.target_epochs)
-                checkpoints = tune(target, tuning, None, progress=progress, body_state=body, eval_split="test")
-                metrics = checkpoints[-1].metrics
-                row = {"source": source_name, "target": target_name, "seed": seed, "metric": metric,
-                       "score": metrics[metric], "metrics": metrics, "seconds": round(time.perf_counter() - started, 1),
-                       "device": "cuda" if torch.cuda.is_available() else "cpu", "recipe": recipe}
-                with results.open("a") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                done.add((source_name, target_name, seed))
-                log(f"{source_name:>22} -> {target_name:<22} seed {seed}: {metric} {metrics[metric]:.4f} "
+                claim = claims / f"{source_name}--{target_name}--seed{seed}.json"
+                if not _claim(claim):
+                    continue
+                try:
+                    row = _run_cell(cfg, recipe, source_name, target, target_name, metric, seed, work_dir, progress)
+                    with results.open("a") as handle:  # one short O_APPEND write: workers never interleave
+                        handle.write(json.dumps(row) + "\n")
+                finally:
+                    claim.unlink(missing_ok=True)  # only after the line is in the file
+                log(f"{source_name:>22} -> {target_name:<22} seed {seed}: {metric} {row['score']:.4f} "
                     f"({row['seconds']}s)")
     return results
+
+
+def _run_cell(cfg, recipe, source_name, target, target_name, metric, seed, work_dir, progress) -> dict:
+    """Fine-tune the target from the source's body (or the plain base model) and score its test split."""
+    started = time.perf_counter()
+    body = None if source_name == BASE else source_body(source_name, cfg, seed, work_dir, progress)
+    checkpoints = tune(target, _finetune(target, cfg, seed, cfg.target_epochs), None, progress=progress,
+                       body_state=body, eval_split="test")
+    metrics = checkpoints[-1].metrics
+    return {"source": source_name, "target": target_name, "seed": seed, "metric": metric, "score": metrics[metric],
+            "metrics": metrics, "seconds": round(time.perf_counter() - started, 1),
+            "device": "cuda" if torch.cuda.is_available() else "cpu", "recipe": recipe}
 
 
 def load_transfer_results(path: str | Path, recipe: dict | None = None) -> list[dict]:

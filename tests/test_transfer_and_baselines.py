@@ -37,7 +37,7 @@ def test_transfer_matrix_writes_one_line_per_run_and_resumes(tiny_bert, task_dir
     rows = load_transfer_results(results)
     assert sorted(r["source"] for r in rows) == [BASE, "beta", "gamma"]
     assert all(r["target"] == "alpha" and r["metric"] == "accuracy" and 0 <= r["score"] <= 1 for r in rows)
-    assert sorted(p.name for p in (tmp_path / "work" / "sources").iterdir()) == ["beta-seed0.safetensors",
+    assert sorted(p.name for p in (tmp_path / "work" / "sources").glob("*/*")) == ["beta-seed0.safetensors",
                                                                                 "gamma-seed0.safetensors"]
 
     lines = results.read_text().splitlines()
@@ -89,3 +89,42 @@ def test_isometric_copies_rank_exactly_like_the_huge_vectors(similarity):
     assert [r["score"] for r in big_rank] == pytest.approx([r["score"] for r in small_rank], abs=1e-5)
     with pytest.raises(Exception, match="signature|incompatible|space"):
         AutoSourceSelector.from_embeddings(small).rank(full[0])  # a copy never mixes with full-size vectors
+
+
+def test_workers_sharing_a_results_file_never_run_a_cell_twice(tiny_bert, task_dir, tmp_path):
+    import os
+
+    from taskemb_hub.transfer import _recipe_key
+
+    cfg = TransferConfig(tasks=["alpha", "beta", "gamma"], targets=["alpha"], data_dir=str(task_dir), base_model=tiny_bert,
+                         train_examples=32, source_epochs=1, target_epochs=1, batch_size=16)
+    results, work = tmp_path / "matrix.jsonl", tmp_path / "work"
+    claims = work / "claims" / _recipe_key(cfg.recipe())
+    claims.mkdir(parents=True)
+    # a live worker (our parent process) holds beta -> alpha; a dead one held gamma -> alpha
+    (claims / "beta--alpha--seed0.json").write_text(json.dumps({"pid": os.getppid(), "host": os.uname().nodename,
+                                                               "started": 0}))
+    (claims / "gamma--alpha--seed0.json").write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": os.uname().nodename,
+                                                                "started": 0}))
+    ran = []
+    run_transfer_matrix(cfg, results, work, progress=False, log=ran.append)
+    assert sorted(line.split("->")[0].strip() for line in ran) == [BASE, "gamma"], "held cell skipped, dead claim taken over"
+    assert sorted(p.name for p in claims.iterdir()) == ["beta--alpha--seed0.json"], "finished claims are released"
+
+
+def test_a_worker_rereads_the_results_before_each_run(tiny_bert, task_dir, tmp_path):
+    cfg = TransferConfig(tasks=["alpha", "beta", "gamma"], targets=["alpha"], data_dir=str(task_dir), base_model=tiny_bert,
+                         train_examples=32, source_epochs=1, target_epochs=1, batch_size=16)
+    results = tmp_path / "matrix.jsonl"
+
+    def other_worker_finishes_gamma(_line):
+        if "gamma" not in results.read_text():
+            row = {"source": "gamma", "target": "alpha", "seed": 0, "metric": "accuracy", "score": 0.5, "recipe": cfg.recipe()}
+            with results.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+
+    ran = []
+    run_transfer_matrix(cfg, results, tmp_path / "work", progress=False,
+                        log=lambda line: (ran.append(line), other_worker_finishes_gamma(line)))
+    assert len(ran) == 2 and not any(line.strip().startswith("gamma") for line in ran)
+    assert sorted(r["source"] for r in load_transfer_results(results)) == [BASE, "beta", "gamma"]
