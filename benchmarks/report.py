@@ -213,15 +213,18 @@ def write_report(tasks, cells, complete, results, curve, points, index, packaged
               "**NDCG** with gain = relative transfer gain (p(s→t) − p(t)) / p(t), negatives clipped to 0 (a target where no",
               "source helps has no NDCG and is left out); **NDCG shifted** with gain = p(s→t) − min_s p(s→t) (defined on every",
               "target); **ρ** = predicted rank of the truly best source (1 = perfect); **Regret@3** in %; **Spearman** between",
-              "similarity and p(s→t). Means over the scored targets; `sd` = NDCG spread over embedding seeds.", "",
-              "| method | NDCG | NDCG shifted | ρ | Regret@3 | Spearman | targets | seeds | NDCG sd |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "similarity and p(s→t). Means over the scored targets; `± targets` = standard error of the NDCG mean over",
+              "targets (how much the figure would move with other targets); `seed sd` = NDCG spread over embedding seeds.", "",
+              "| method | NDCG | ± targets | NDCG shifted | ρ | Regret@3 | Spearman | targets | seeds | seed sd |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     order = sorted(results.items(), key=lambda kv: -(kv[1]["ndcg"] if kv[1]["ndcg"] == kv[1]["ndcg"] else -1))
     for name, m in order:
-        lines.append(f"| {name} | {fmt(m['ndcg'])} | {fmt(m['ndcg_shifted'])} | {fmt(m['rho'], '.2f')} | "
+        per = [v for v in m["per_target"].values() if v == v]
+        se = float(np.std(per, ddof=1) / np.sqrt(len(per))) if len(per) > 1 else float("nan")
+        lines.append(f"| {name} | {fmt(m['ndcg'])} | {fmt(se)} | {fmt(m['ndcg_shifted'])} | {fmt(m['rho'], '.2f')} | "
                      f"{fmt(m['regret@3'], '.2f')} | {fmt(m['spearman'])} | {m['targets']:.0f} | {m['seeds']} | {fmt(m['ndcg_sd'])} |")
     if not results:
-        lines.append("| (no complete target row yet) | | | | | | | | |")
+        lines.append("| (no complete target row yet) | | | | | | | | | |")
     lines.append("")
     scored = sorted({t for m in results.values() for t in m["per_target"]})
     if scored:
