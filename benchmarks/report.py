@@ -51,7 +51,9 @@ def load_matrix(path: Path, tasks: list[str]):
         if r["target"] in tasks and (r["source"] in tasks or r["source"] == BASE):
             cells[(r["source"], r["target"])].append(r["score"])
             per_seed[(r["target"], r["seed"])][r["source"]] = r["score"]
-    complete = {k: v for k, v in sorted(per_seed.items()) if BASE in v and len(v) - 1 >= MIN_SOURCES}
+    complete = {k: v for k, v in sorted(per_seed.items()) if BASE in v and len(v) - 1 >= MIN_SOURCES
+                # a row where every source scored the same (e.g. all stuck at the majority class) ranks nothing
+                and len({round(x, 6) for s, x in v.items() if s != BASE}) > 1}
     return cells, complete
 
 
@@ -187,7 +189,7 @@ def write_report(tasks, cells, complete, results, curve, points, index, packaged
     measured = set(cells) & expected
     seeds = sorted({seed for _, seed in complete})
     lines.append(f"Cells measured: {len(measured)} of {len(expected)} (seed 0). Target rows scored "
-                 f"(base + at least {MIN_SOURCES} sources): {len(complete)}, seeds {seeds}.")
+                 f"(base + at least {MIN_SOURCES} sources, not all tied): {len(complete)}, seeds {seeds}.")
     lines.append("")
     lines += ["`SE` = binomial standard error of one accuracy on the target's test rows, √(p(1−p)/n): a source whose",
               "gain is under about 2·SE (or 2.8·SE for a difference of two runs) is within test noise at one seed.", "",
