@@ -22,8 +22,7 @@ from pathlib import Path
 
 from _common import DATA_DIR, RESULTS, require_data
 
-from taskemb_hub import TaskEmbedding, TuningConfig, load_task, tune
-from taskemb_hub.methods import EmbeddingOptions
+from taskemb_hub import EmbeddingOptions, TaskEmbedding, TuningConfig, load_task, tune
 from taskemb_hub.baselines import fisher_embedding, isometric_copies, text_embedding
 from taskemb_hub.transfer import TASK_SETS
 

@@ -78,8 +78,8 @@ def score_sources(embs: dict, target: str, sources: list[str], similarity: str) 
 
 
 def evaluate_method(scorer, complete, tasks) -> dict | None:
-    """Mean metrics over the scored targets, plus the per-target NDCG."""
-    per_target = {}
+    """Mean metrics over the scored (target, seed) rows, plus each target's NDCG averaged over seeds."""
+    rows = []  # (target, metrics)
     for (target, seed), row in complete.items():
         sources = [t for t in tasks if t != target and t in row]
         scores = scorer(target, sources, seed)
@@ -88,16 +88,17 @@ def evaluate_method(scorer, complete, tasks) -> dict | None:
         transfer = {s: row[s] for s in sources}
         m = evaluate_ranking(scores, transfer, row[BASE], k=3)
         m["ndcg_shifted"] = evaluate_ranking(scores, transfer, row[BASE], gain_kind="shifted")["ndcg"]
-        per_target[target] = m
-    if not per_target:
+        rows.append((target, m))
+    if not rows:
         return None
-    keys = next(iter(per_target.values()))
-    out = {k: nanmean([m[k] for m in per_target.values()]) for k in keys}
-    return out | {"targets": len(per_target), "per_target": {t: m["ndcg"] for t, m in per_target.items()}}
+    out = {k: nanmean([m[k] for _, m in rows]) for k in rows[0][1]}
+    targets = sorted({t for t, _ in rows})
+    per_target = {t: nanmean([m["ndcg"] for u, m in rows if u == t]) for t in targets}
+    return out | {"targets": len(targets), "per_target": per_target}
 
 
-def embedding_scorer(method, step, seed, similarity):
-    embs = load_embeddings(method, seed, step)
+def embedding_scorer(method, step, seed, similarity, embs=None):
+    embs = load_embeddings(method, seed, step) if embs is None else embs
     return lambda target, sources, _seed: score_sources(embs, target, sources, similarity)
 
 
@@ -147,32 +148,30 @@ def main():
 
     # early-checkpoint curve and the in-task metric vs ranking quality
     curve = defaultdict(dict)
-    points = defaultdict(list)  # method -> (in-task metric, NDCG)
+    points = defaultdict(list)  # method -> (in-task metric, NDCG, target)
     for method, method_steps in steps.items():
         for step in method_steps:
-            per_seed = [evaluate_method(embedding_scorer(method, f"step-{step}", sd, "cosine"), complete, tasks)
-                        for sd in seeds_of(method)]
-            per_seed = [m for m in per_seed if m]
-            if per_seed:
-                curve[method][step] = nanmean([m["ndcg"] for m in per_seed])
+            per_seed = []
             for sd in seeds_of(method):
                 embs = load_embeddings(method, sd, f"step-{step}")
-                for (target, seed), row in complete.items():
-                    sources = [x for x in tasks if x != target and x in row]
-                    scores = score_sources(embs, target, sources, "cosine")
-                    if scores and embs[target].metrics:
-                        m = evaluate_ranking(scores, {x: row[x] for x in sources}, row[BASE])
-                        points[method].append((next(iter(embs[target].metrics.values())), m["ndcg"], target))
+                m = evaluate_method(embedding_scorer(method, f"step-{step}", sd, "cosine", embs), complete, tasks)
+                if not m:
+                    continue
+                per_seed.append(m)
+                points[method] += [(next(iter(embs[t].metrics.values())), ndcg, t)
+                                   for t, ndcg in m["per_target"].items() if embs[t].metrics]
+            if per_seed:
+                curve[method][step] = nanmean([m["ndcg"] for m in per_seed])
 
     test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in tasks}
-    write_report(tasks, cells, complete, results, curve, points, index, packaged, test_rows)
+    write_report(tasks, cells, complete, results, curve, points, index, test_rows)
 
 
 def fmt(x, spec=".3f"):
     return "–" if x != x else format(x, spec)
 
 
-def write_report(tasks, cells, complete, results, curve, points, index, packaged, test_rows):
+def write_report(tasks, cells, complete, results, curve, points, index, test_rows):
     import matplotlib
 
     matplotlib.use("Agg")

@@ -10,7 +10,6 @@ lock file first, so no cell runs twice (a claim whose process died is taken over
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -24,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from .base_model import resolve_base_model
 from .data import load_task
+from .methods.base import signature_hash
 from .metrics import PRIMARY_METRIC
 from .training import TuningConfig, tune
 
@@ -78,17 +78,13 @@ def _done(results: Path, recipe: dict) -> set[tuple]:
     return done
 
 
-def _recipe_key(recipe: dict) -> str:
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True
 
 
@@ -129,7 +125,7 @@ def _finetune(task, cfg: TransferConfig, seed: int, epochs: int) -> TuningConfig
 
 def source_body(task_name: str, cfg: TransferConfig, seed: int, work_dir: Path, progress: bool) -> dict:
     """The body weights after fine-tuning on a source (cached on disk: sources are reused by every target)."""
-    path = work_dir / "sources" / _recipe_key(cfg.recipe()) / f"{task_name}-seed{seed}.safetensors"
+    path = work_dir / "sources" / signature_hash(cfg.recipe()) / f"{task_name}-seed{seed}.safetensors"
     if path.is_file():
         return load_file(str(path))
     task = load_task(Path(cfg.data_dir) / task_name)
@@ -155,7 +151,7 @@ def run_transfer_matrix(cfg: TransferConfig, results: str | Path, work_dir: str 
     results, work_dir = Path(results), Path(work_dir)
     results.parent.mkdir(parents=True, exist_ok=True)
     recipe = cfg.recipe()
-    claims = work_dir / "claims" / _recipe_key(recipe)
+    claims = work_dir / "claims" / signature_hash(recipe)
     targets = cfg.targets or cfg.tasks
     for seed in cfg.seeds:
         for target_name in targets:

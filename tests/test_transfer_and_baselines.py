@@ -94,12 +94,12 @@ def test_isometric_copies_rank_exactly_like_the_huge_vectors(similarity):
 def test_workers_sharing_a_results_file_never_run_a_cell_twice(tiny_bert, task_dir, tmp_path):
     import os
 
-    from taskemb_hub.transfer import _recipe_key
+    from taskemb_hub.methods.base import signature_hash
 
     cfg = TransferConfig(tasks=["alpha", "beta", "gamma"], targets=["alpha"], data_dir=str(task_dir), base_model=tiny_bert,
                          train_examples=32, source_epochs=1, target_epochs=1, batch_size=16)
     results, work = tmp_path / "matrix.jsonl", tmp_path / "work"
-    claims = work / "claims" / _recipe_key(cfg.recipe())
+    claims = work / "claims" / signature_hash(cfg.recipe())
     claims.mkdir(parents=True)
     # a live worker (our parent process) holds beta -> alpha; a dead one held gamma -> alpha
     (claims / "beta--alpha--seed0.json").write_text(json.dumps({"pid": os.getppid(), "host": os.uname().nodename,
