@@ -1,7 +1,13 @@
 """Embed every task of a set with each method at several checkpoints (resumable).
 
     python benchmarks/embed_tasks.py --tasks core10 --methods lora,bitfit,ia3,prompt,prefix --seeds 0 \
-        --steps 10,25,50,100,200 [--baselines textemb,taskemb]
+        --steps 10,25,50,100 [--baselines textemb,taskemb]
+    python benchmarks/embed_tasks.py --methods lora+mean,bitfit+mean --baselines "" --steps 10,25,50,100,200,500
+
+A run's learning-rate schedule ends at `--max-steps` (default: the last of `--steps`), so a step-100
+checkpoint of a 500-step run differs from one of the main 100-step runs (the schedule of the packaged
+registry and of a target embedded by `AutoSourceSelector`): a run on another schedule is stored under
+its own label, `<method>@<max steps>` (e.g. `lora+mean@500`), whose last step is "the end".
 
 Writes `benchmarks/results/embeddings/<method>/<task>/seed<s>/step-<n>/taskemb.{safetensors,json}`
 (vectors and metadata only) plus a line per run in `index.jsonl` with seconds and peak memory.
@@ -29,6 +35,7 @@ from taskemb_hub.transfer import TASK_SETS
 OUT = RESULTS / "embeddings"
 FULL = Path(__file__).resolve().parent / "work" / "embeddings_full"
 LARGE = ("taskemb",)  # methods whose full vectors are too big to commit
+DEFAULT_SCHEDULE = 100  # the packaged registry's schedule; runs on another one are labelled "@<steps>"
 
 
 def main():
@@ -38,17 +45,21 @@ def main():
                         help="PEFT methods; append +mean for a mean-pooling head (lora+mean)")
     parser.add_argument("--baselines", default="textemb,taskemb")
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--steps", default="10,25,50,100,200")
+    parser.add_argument("--steps", default="10,25,50,100")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="schedule length (default: the last of --steps); other than 100 it gets its own label")
     parser.add_argument("--train-examples", type=int, default=1000)
     args = parser.parse_args()
     require_data()
     tasks = TASK_SETS.get(args.tasks) or args.tasks.split(",")
     steps = [int(s) for s in args.steps.split(",")]
+    max_steps = args.max_steps or max(steps)
+    schedule = "" if max_steps == DEFAULT_SCHEDULE else f"@{max_steps}"
     index = OUT / "index.jsonl"
     OUT.mkdir(parents=True, exist_ok=True)
     done = {(r["method"], r["task"], r["seed"]) for r in map(json.loads, index.read_text().splitlines())} \
         if index.is_file() else set()
-    jobs = [(m, t, int(s)) for s in args.seeds.split(",") for m in args.methods.split(",") if m for t in tasks]
+    jobs = [(m + schedule, t, int(s)) for s in args.seeds.split(",") for m in args.methods.split(",") if m for t in tasks]
     jobs += [(b, t, 0) for b in args.baselines.split(",") if b for t in tasks]
     for method, name, seed in jobs:
         if (method, name, seed) in done:
@@ -62,9 +73,9 @@ def main():
         elif method == "taskemb":
             fisher_embedding(task, seed=seed).save(FULL / method / name / f"seed{seed}" / "final")
             checkpoints = [{"step": None}]
-        else:  # "lora+mean": LoRA with a mean-pooling head
-            peft_method, _, pooling = method.partition("+")
-            cfg = TuningConfig(method=peft_method, max_steps=max(steps), save_steps=steps, seed=seed,
+        else:  # "lora+mean": LoRA with a mean-pooling head; "lora+mean@500": on a 500-step schedule
+            peft_method, _, pooling = method.split("@")[0].partition("+")
+            cfg = TuningConfig(method=peft_method, max_steps=max_steps, save_steps=steps, seed=seed,
                                max_train_examples=args.train_examples, eval_examples=300,
                                head_pooling=pooling or "cls")
             checkpoints = []
@@ -75,7 +86,7 @@ def main():
                     if peft_method == "prompt":  # SPoT-style: the raw tuned prompt, mean over tokens
                         spot = TaskEmbedding.from_adapter(cp.path, options=EmbeddingOptions(relative_to_init=False),
                                                           task=name)
-                        spot.save(OUT / f"spot+{pooling}" / name / f"seed{seed}" / f"step-{cp.step}")
+                        spot.save(OUT / f"spot+{pooling}{schedule}" / name / f"seed{seed}" / f"step-{cp.step}")
         row = {"method": method, "task": name, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "checkpoints": checkpoints}
         with index.open("a") as handle:

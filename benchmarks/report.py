@@ -54,7 +54,7 @@ def load_matrix(path: Path, tasks: list[str]):
     complete = {k: v for k, v in sorted(per_seed.items()) if BASE in v and len(v) - 1 >= MIN_SOURCES
                 # a row where every source scored the same (e.g. all stuck at the majority class) ranks nothing
                 and len({round(x, 6) for s, x in v.items() if s != BASE}) > 1}
-    return cells, complete
+    return cells, complete, per_seed
 
 
 def load_embeddings(method: str, seed: int, step: str) -> dict[str, TaskEmbedding]:
@@ -78,8 +78,8 @@ def score_sources(embs: dict, target: str, sources: list[str], similarity: str) 
 
 
 def evaluate_method(scorer, complete, tasks) -> dict | None:
-    """Mean metrics over the scored (target, seed) rows, plus each target's NDCG averaged over seeds."""
-    rows = []  # (target, metrics)
+    """Metrics averaged over ground-truth seeds within a target, then over targets (each target counts once)."""
+    rows = defaultdict(list)  # target -> metrics of each scored seed
     for (target, seed), row in complete.items():
         sources = [t for t in tasks if t != target and t in row]
         scores = scorer(target, sources, seed)
@@ -88,13 +88,34 @@ def evaluate_method(scorer, complete, tasks) -> dict | None:
         transfer = {s: row[s] for s in sources}
         m = evaluate_ranking(scores, transfer, row[BASE], k=3)
         m["ndcg_shifted"] = evaluate_ranking(scores, transfer, row[BASE], gain_kind="shifted")["ndcg"]
-        rows.append((target, m))
+        rows[target].append(m)
     if not rows:
         return None
-    out = {k: nanmean([m[k] for _, m in rows]) for k in rows[0][1]}
-    targets = sorted({t for t, _ in rows})
-    per_target = {t: nanmean([m["ndcg"] for u, m in rows if u == t]) for t in targets}
-    return out | {"targets": len(targets), "per_target": per_target}
+    keys = next(iter(rows.values()))[0]
+    per_target = {t: {k: nanmean([m[k] for m in ms]) for k in keys} for t, ms in sorted(rows.items())}
+    out = {k: nanmean([m[k] for m in per_target.values()]) for k in keys}
+    return out | {"targets": len(per_target), "per_target": {t: m["ndcg"] for t, m in per_target.items()}}
+
+
+def other_seed_scorer(complete):
+    """Rank by the measured transfer of another ground-truth seed: the ceiling that run-to-run noise allows."""
+    def scorer(target, sources, seed):
+        others = [row for (t, sd), row in complete.items() if t == target and sd != seed]
+        if not others or any(s not in others[0] for s in sources):
+            return None
+        return {s: others[0][s] for s in sources}
+    return scorer
+
+
+def peft_folders() -> dict[str, str]:
+    """PEFT embedding folders present -> label; `<method>@<n>` is that method on an n-step schedule."""
+    found = {}
+    for method, label in PEFT.items():
+        if (EMB / method).is_dir():
+            found[method] = label
+        for folder in sorted(EMB.glob(f"{method}@*")):
+            found[folder.name] = f"{label}, {folder.name.split('@')[1]}-step schedule"
+    return found
 
 
 def embedding_scorer(method, step, seed, similarity, embs=None):
@@ -104,7 +125,7 @@ def embedding_scorer(method, step, seed, similarity, embs=None):
 
 def main():
     tasks = TASK_SETS["core10"]
-    cells, complete = load_matrix(RESULTS / "transfer_limited.jsonl", tasks)
+    cells, complete, seed_rows = load_matrix(RESULTS / "transfer_limited.jsonl", tasks)
     index = [json.loads(l) for l in (EMB / "index.jsonl").read_text().splitlines()] if (EMB / "index.jsonl").is_file() else []
     manifest = json.loads((DATA_DIR / "manifest.json").read_text())
 
@@ -121,12 +142,13 @@ def main():
         results[label]["per_target"] = {t: nanmean([m["per_target"].get(t, float("nan")) for m in per_seed])
                                         for t in per_seed[0]["per_target"]}
 
-    steps = {m: steps_of(m) for m in PEFT if (EMB / m).is_dir()}
+    folders = peft_folders()
+    steps = {m: steps_of(m) for m in folders}
     steps = {m: s for m, s in steps.items() if s}
     for method, method_steps in steps.items():
         step = MAIN_STEP if MAIN_STEP in method_steps else method_steps[-1]
         for sim in SIMILARITIES:
-            add(f"{PEFT[method]} [{method}] step {step}, {sim}",
+            add(f"{folders[method]} [{method}] step {step}, {sim}",
                 [evaluate_method(embedding_scorer(method, f"step-{step}", sd, sim), complete, tasks) for sd in seeds_of(method)])
     from taskemb_hub.default_registry import default_registry_path
 
@@ -139,6 +161,7 @@ def main():
             add(f"{label} [{base}], {sim}", [evaluate_method(embedding_scorer(base, "final", 0, sim), complete, tasks)])
     add("DataSize (bigger source first)",
         [evaluate_method(lambda t, s, _seed: {x: manifest[x]["sizes"]["train"] for x in s}, complete, tasks)])
+    add("measured transfer at another ground-truth seed (noise ceiling)", [evaluate_method(other_seed_scorer(complete), complete, tasks)])
     rng = np.random.default_rng(0)
     runs = [evaluate_method(lambda t, s, _seed: dict(zip(s, rng.random(len(s)))), complete, tasks) for _ in range(200)]
     if runs[0]:
@@ -164,14 +187,14 @@ def main():
                 curve[method][step] = nanmean([m["ndcg"] for m in per_seed])
 
     test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in tasks}
-    write_report(tasks, cells, complete, results, curve, points, index, test_rows)
+    write_report(tasks, cells, complete, seed_rows, results, curve, points, index, test_rows)
 
 
 def fmt(x, spec=".3f"):
     return "–" if x != x else format(x, spec)
 
 
-def write_report(tasks, cells, complete, results, curve, points, index, test_rows):
+def write_report(tasks, cells, complete, seed_rows, results, curve, points, index, test_rows):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,11 +208,16 @@ def write_report(tasks, cells, complete, results, curve, points, index, test_row
              "(≤1,000 test rows). `base` = the target fine-tuned from the plain base model.",
              f"Tasks (`core10`): {', '.join(tasks)}.", ""]
     expected = {(s, t) for t in tasks for s in [BASE] + [x for x in tasks if x != t]}
-    measured = set(cells) & expected
-    seeds = sorted({seed for _, seed in complete})
-    lines.append(f"Cells measured: {len(measured)} of {len(expected)} (seed 0). Target rows scored "
-                 f"(base + at least {MIN_SOURCES} sources, not all tied): {len(complete)}, seeds {seeds}.")
-    lines.append("")
+    seeds = sorted({seed for _, seed in seed_rows})
+    for seed in seeds:
+        measured = {(s, t) for (t, sd), row in seed_rows.items() if sd == seed for s in row} & expected
+        rows = sorted(t for (t, sd) in complete if sd == seed)
+        partial = [f"{t} ({len(row) - (BASE in row)} sources{'' if BASE in row else ', no base'})"
+                   for (t, sd), row in sorted(seed_rows.items()) if sd == seed and t in tasks and (t, sd) not in complete]
+        lines.append(f"- seed {seed}: {len(measured)} of {len(expected)} cells; target rows scored (base + at least "
+                     f"{MIN_SOURCES} sources, not all tied): {len(rows)} ({', '.join(rows) or 'none'})"
+                     + (f"; not scored: {', '.join(partial)}" if partial else "") + ".")
+    lines += ["", "The table pools the seeds (mean over the seeds measured); `missing` = cells measured at no seed.", ""]
     lines += ["`SE` = binomial standard error of one accuracy on the target's test rows, √(p(1−p)/n): a source whose",
               "gain is under about 2·SE (or 2.8·SE for a difference of two runs) is within test noise at one seed.", "",
               "| target | test rows | base | SE | sources measured | sources that help | best source (score) | worst source (score) | missing |",
@@ -246,8 +274,10 @@ def write_report(tasks, cells, complete, results, curve, points, index, test_row
         plt.xscale("log"); plt.xlabel("checkpoint step"); plt.ylabel("NDCG (cosine)"); plt.legend(fontsize=7)
         plt.tight_layout(); plt.savefig(HERE / "results" / "early_checkpoints.png", dpi=120); plt.close()
         lines += ["## Early checkpoints", "",
-                  "NDCG (cosine) of the embedding taken at each checkpoint of one tuning run (`embed_tasks.py`; LoRA runs 200",
-                  "steps, the other methods 100).", "", "![NDCG by checkpoint](results/early_checkpoints.png)", "",
+                  "NDCG (cosine) of the embedding taken at each checkpoint of one tuning run (`embed_tasks.py`). A plain row is",
+                  "the 100-step schedule that the packaged registry and `AutoSourceSelector` use; `@200` / `@500` rows are runs",
+                  "whose learning-rate schedule ends at step 200 / 500 (so their step 100 is a different checkpoint). The last",
+                  "column of each row is the end of its run. Mean over the embedding seeds measured.", "", "![NDCG by checkpoint](results/early_checkpoints.png)", "",
                   "| method | " + " | ".join(str(s) for s in all_steps) + " |", "|---|" + "---|" * len(all_steps)]
         for method, pts in curve.items():
             lines.append(f"| {method} | " + " | ".join(fmt(pts[s]) if s in pts else "" for s in all_steps) + " |")
@@ -295,7 +325,7 @@ def write_report(tasks, cells, complete, results, curve, points, index, test_row
                   "|---|---|---|---|---|---|---|---|"]
         for method in sorted(set(grid) | {f"{m}+mean" for m in uncontended if m not in BASELINES} | set(BASELINES)):
             base = method.split("+")[0]
-            alone = uncontended.get(base, {})
+            alone = {} if "@" in method else uncontended.get(base, {})  # "alone" rows are 100-step runs
             dim = alone.get("dim")
             sample = next((EMB / method).glob("*/seed0/*/taskemb.json"), None) if (EMB / method).is_dir() else None
             if sample:
