@@ -94,7 +94,15 @@ def evaluate_method(scorer, complete, tasks) -> dict | None:
     keys = next(iter(rows.values()))[0]
     per_target = {t: {k: nanmean([m[k] for m in ms]) for k in keys} for t, ms in sorted(rows.items())}
     out = {k: nanmean([m[k] for m in per_target.values()]) for k in keys}
-    return out | {"targets": len(per_target), "per_target": {t: m["ndcg"] for t, m in per_target.items()}}
+    return out | {"targets": len(per_target), "per_target": {t: m["ndcg"] for t, m in per_target.items()},
+                  "per_target_rho": {t: m["rho"] for t, m in per_target.items()}}
+
+
+PER_TARGET = ("per_target", "per_target_rho")  # per-target dicts beside the scalar means
+
+
+def mean_per_target(runs: list[dict], key: str) -> dict[str, float]:
+    return {t: nanmean([r[key].get(t, float("nan")) for r in runs]) for t in runs[0][key]}
 
 
 def other_seed_scorer(complete):
@@ -135,12 +143,11 @@ def main():
         per_seed = [m for m in per_seed if m]
         if not per_seed:
             return
-        keys = [k for k in per_seed[0] if k != "per_target"]
+        keys = [k for k in per_seed[0] if k not in PER_TARGET]
         results[label] = {k: nanmean([m[k] for m in per_seed]) for k in keys}
         results[label]["ndcg_sd"] = statistics.pstdev([m["ndcg"] for m in per_seed]) if len(per_seed) > 1 else float("nan")
         results[label]["seeds"] = len(per_seed)
-        results[label]["per_target"] = {t: nanmean([m["per_target"].get(t, float("nan")) for m in per_seed])
-                                        for t in per_seed[0]["per_target"]}
+        results[label] |= {key: mean_per_target(per_seed, key) for key in PER_TARGET}
 
     folders = peft_folders()
     steps = {m: steps_of(m) for m in folders}
@@ -165,8 +172,8 @@ def main():
     rng = np.random.default_rng(0)
     runs = [evaluate_method(lambda t, s, _seed: dict(zip(s, rng.random(len(s)))), complete, tasks) for _ in range(200)]
     if runs[0]:
-        mean_run = {k: nanmean([r[k] for r in runs]) for k in runs[0] if k != "per_target"}
-        mean_run["per_target"] = {t: nanmean([r["per_target"][t] for r in runs]) for t in runs[0]["per_target"]}
+        mean_run = {k: nanmean([r[k] for r in runs]) for k in runs[0] if k not in PER_TARGET}
+        mean_run |= {key: mean_per_target(runs, key) for key in PER_TARGET}
         add("Random (mean of 200 orders)", [mean_run])
 
     # early-checkpoint curve and the in-task metric vs ranking quality
@@ -265,6 +272,8 @@ def write_report(tasks, cells, complete, seed_rows, results, curve, points, inde
                                                                     for t in scored) + " |")
         lines += ["", "(cosine rows; `–` = no source improved on base for that target, so its NDCG is undefined)", ""]
 
+    lines += paired_comparison(results)
+
     if curve:
         all_steps = sorted({s for p in curve.values() for s in p})
         plt.figure(figsize=(6.5, 4))
@@ -360,6 +369,35 @@ def write_report(tasks, cells, complete, seed_rows, results, curve, points, inde
                   "target (diagonal hidden: self-similarity is never ranked).", "", "![transfer matrix](results/transfer_matrix.png)", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def paired_comparison(results) -> list[str]:
+    """Each PEFT embedding (cosine) against each baseline's better similarity, target by target."""
+    baselines = {b: max((n for n in results if f"[{b}]" in n), key=lambda n: results[n]["ndcg"], default=None)
+                 for b in BASELINES}
+    contenders = [n for n in results if n.endswith(", cosine") and any(f"[{m}]" in n for m in peft_folders())]
+    if not contenders or not all(baselines.values()):
+        return []
+    lines = ["### Paired against the baselines", "",
+             "Per target, a PEFT embedding's NDCG (and ρ) minus the baseline's on the same target (the baseline in the",
+             "better of its two similarities). Paired SE = sd of the differences / √targets: a difference beyond about",
+             "2 paired SE is unlikely to be target-sampling luck; `W/T/L` = targets won / tied / lost.", "",
+             "| embedding | against | ΔNDCG ± paired SE | NDCG W/T/L | Δρ ± paired SE (negative = better) | ρ W/T/L |",
+             "|---|---|---|---|---|---|"]
+    for name in sorted(contenders, key=lambda n: -results[n]["ndcg"]):
+        for base in baselines.values():
+            cells = []
+            for key, sign in (("per_target", 1), ("per_target_rho", -1)):
+                a, b = results[name][key], results[base][key]
+                diffs = np.array([a[t] - b[t] for t in a if t in b and a[t] == a[t] and b[t] == b[t]])
+                if len(diffs) < 2:
+                    cells += ["–", "–"]
+                    continue
+                se = diffs.std(ddof=1) / np.sqrt(len(diffs))
+                won, lost = int((sign * diffs > 1e-9).sum()), int((sign * diffs < -1e-9).sum())
+                cells += [f"{diffs.mean():+.3f} ± {se:.3f}", f"{won}/{len(diffs) - won - lost}/{lost}"]
+            lines.append(f"| {name.replace(', cosine', '')} | {base} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def gain_matrix(tasks, cells):
