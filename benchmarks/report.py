@@ -243,6 +243,8 @@ def write_report(tasks, cells, complete, seed_rows, results, curve, points, inde
                      + f" | {', '.join(missing) if len(missing) < len(tasks) else 'all'} |")
     lines.append("")
 
+    lines += seed_agreement(tasks, seed_rows)
+
     lines += ["## Rankings against the ground truth", "",
               "Per target, the sources are ranked by the similarity of their embedding to the target's (cosine, or cosine",
               "after centring on the sources' mean), then scored against the measured row (`taskemb_hub/ranking_metrics.py`):",
@@ -369,6 +371,34 @@ def write_report(tasks, cells, complete, seed_rows, results, curve, points, inde
                   "target (diagonal hidden: self-similarity is never ranked).", "", "![transfer matrix](results/transfer_matrix.png)", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def seed_agreement(tasks, seed_rows) -> list[str]:
+    """How far two ground-truth seeds of the same target agree (the noise the rankings are scored against)."""
+    from scipy.stats import spearmanr
+
+    lines = []
+    for t in tasks:
+        rows = {sd: row for (u, sd), row in sorted(seed_rows.items()) if u == t}
+        if len(rows) < 2:
+            continue
+        (s0, a), (s1, b) = list(rows.items())[:2]
+        both = [s for s in tasks if s != t and s in a and s in b]
+        if len(both) < 3:
+            continue
+        diffs = [abs(a[s] - b[s]) for s in both]
+        rho = spearmanr([a[s] for s in both], [b[s] for s in both]).statistic
+        best = lambda row: max(both, key=row.get)
+        lines.append(f"| {t} | {len(both)} | {fmt(a.get(BASE, float('nan')))} / {fmt(b.get(BASE, float('nan')))} | "
+                     f"{fmt(float(np.mean(diffs)))} | {fmt(max(diffs))} | {fmt(rho)} | {best(a)} / {best(b)} |")
+    if not lines:
+        return []
+    return ["### Do two ground-truth seeds agree?", "",
+            "Targets measured at two seeds (source fine-tune and target fine-tune both reseeded; same test rows):",
+            "accuracy of base at each seed, mean and largest |difference| of a source's accuracy between seeds,",
+            "Spearman between the two seeds' source scores, and the best source at each seed.", "",
+            "| target | sources at both | base (seed a / b) | mean abs diff | max abs diff | Spearman | best source (a / b) |",
+            "|---|---|---|---|---|---|---|"] + lines + [""]
 
 
 def paired_comparison(results) -> list[str]:
