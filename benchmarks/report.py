@@ -252,7 +252,9 @@ def write_report(tasks, cells, complete, seed_rows, results, curve, points, inde
               "source helps has no NDCG and is left out); **NDCG shifted** with gain = p(s→t) − min_s p(s→t) (defined on every",
               "target); **ρ** = predicted rank of the truly best source (1 = perfect); **Regret@3** in %; **Spearman** between",
               "similarity and p(s→t). Means over the scored targets; `± targets` = standard error of the NDCG mean over",
-              "targets (how much the figure would move with other targets); `seed sd` = NDCG spread over embedding seeds.", "",
+              "targets (how much the figure would move with other targets); `seed sd` = NDCG spread over embedding seeds.",
+              "The noise-ceiling row ranks with another ground-truth seed's measurements, so it is scored only on the",
+              "targets measured at two seeds (its `targets` column) and is not comparable row for row with the others.", "",
               "| method | NDCG | ± targets | NDCG shifted | ρ | Regret@3 | Spearman | targets | seeds | seed sd |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     order = sorted(results.items(), key=lambda kv: -(kv[1]["ndcg"] if kv[1]["ndcg"] == kv[1]["ndcg"] else -1))
