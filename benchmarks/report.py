@@ -194,14 +194,14 @@ def main():
                 curve[method][step] = nanmean([m["ndcg"] for m in per_seed])
 
     test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in tasks}
-    write_report(tasks, cells, complete, seed_rows, results, curve, points, index, test_rows)
+    write_report(tasks, cells, complete, seed_rows, results, list(steps), curve, points, index, test_rows)
 
 
 def fmt(x, spec=".3f"):
     return "–" if x != x else format(x, spec)
 
 
-def write_report(tasks, cells, complete, seed_rows, results, curve, points, index, test_rows):
+def write_report(tasks, cells, complete, seed_rows, results, peft_methods, curve, points, index, test_rows):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -276,7 +276,7 @@ def write_report(tasks, cells, complete, seed_rows, results, curve, points, inde
                                                                     for t in scored) + " |")
         lines += ["", "(cosine rows; `–` = no source improved on base for that target, so its NDCG is undefined)", ""]
 
-    lines += paired_comparison(results)
+    lines += paired_comparison(results, peft_methods)
 
     if curve:
         all_steps = sorted({s for p in curve.values() for s in p})
@@ -384,7 +384,7 @@ def seed_agreement(tasks, seed_rows) -> list[str]:
         rows = {sd: row for (u, sd), row in sorted(seed_rows.items()) if u == t}
         if len(rows) < 2:
             continue
-        (s0, a), (s1, b) = list(rows.items())[:2]
+        a, b = list(rows.values())[:2]
         both = [s for s in tasks if s != t and s in a and s in b]
         if len(both) < 3:
             continue
@@ -403,11 +403,11 @@ def seed_agreement(tasks, seed_rows) -> list[str]:
             "|---|---|---|---|---|---|---|"] + lines + [""]
 
 
-def paired_comparison(results) -> list[str]:
+def paired_comparison(results, peft_methods) -> list[str]:
     """Each PEFT embedding (cosine) against each baseline's better similarity, target by target."""
     baselines = {b: max((n for n in results if f"[{b}]" in n), key=lambda n: results[n]["ndcg"], default=None)
                  for b in BASELINES}
-    contenders = [n for n in results if n.endswith(", cosine") and any(f"[{m}]" in n for m in peft_folders())]
+    contenders = [n for n in results if n.endswith(", cosine") and any(f"[{m}]" in n for m in peft_methods)]
     if not contenders or not all(baselines.values()):
         return []
     lines = ["### Paired against the baselines", "",
