@@ -45,6 +45,8 @@ def main():
                         help="PEFT methods; append +mean for a mean-pooling head (lora+mean)")
     parser.add_argument("--baselines", default="textemb,taskemb")
     parser.add_argument("--seeds", default="0")
+    parser.add_argument("--baseline-seeds", default="0",
+                        help="seeds of the seeded baselines (TaskEmb fine-tunes; TextEmb has no seed and runs once)")
     parser.add_argument("--steps", default="10,25,50,100")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="schedule length (default: the last of --steps); other than 100 it gets its own label")
@@ -60,7 +62,8 @@ def main():
     done = {(r["method"], r["task"], r["seed"]) for r in map(json.loads, index.read_text().splitlines())} \
         if index.is_file() else set()
     jobs = [(m + schedule, t, int(s)) for s in args.seeds.split(",") for m in args.methods.split(",") if m for t in tasks]
-    jobs += [(b, t, 0) for b in args.baselines.split(",") if b for t in tasks]
+    jobs += [(b, t, int(s)) for b in args.baselines.split(",") if b
+             for s in (args.baseline_seeds.split(",") if b != "textemb" else ["0"]) for t in tasks]
     for method, name, seed in jobs:
         if (method, name, seed) in done:
             continue

@@ -3,9 +3,10 @@
     python benchmarks/report.py
 
 Inputs: `results/transfer_limited.jsonl` (ground truth), `results/embeddings/` (embed_tasks.py)
-and `results/target_embedding_cost.json` (target_embedding_cost.py). A target row is scored once it
-has its base run and at least MIN_SOURCES measured sources; rankings are then over the measured
-sources only, and the report lists every missing cell.
+and `results/target_embedding_cost.json` (target_embedding_cost.py). The sources are the `core10`
+tasks; the targets are those 10 plus any other classification task measured from them. A target
+row is scored once it has its base run and at least MIN_SOURCES measured sources; rankings are
+then over the measured sources only, and the report lists every missing cell.
 """
 
 import json
@@ -43,12 +44,12 @@ BASELINES = {"textemb": "TextEmb (Vu et al. 2020)", "taskemb": "TaskEmb, Fisher 
 HEATMAP_METHODS = ("lora+mean", "textemb")
 
 
-def load_matrix(path: Path, tasks: list[str]):
+def load_matrix(path: Path, tasks: list[str], targets: list[str]):
     cells = defaultdict(list)  # (source, target) -> scores over seeds
     per_seed = defaultdict(dict)  # (target, seed) -> {source: score}
     for line in path.read_text().splitlines():
         r = json.loads(line)
-        if r["target"] in tasks and (r["source"] in tasks or r["source"] == BASE):
+        if r["target"] in targets and (r["source"] in tasks or r["source"] == BASE):
             cells[(r["source"], r["target"])].append(r["score"])
             per_seed[(r["target"], r["seed"])][r["source"]] = r["score"]
     complete = {k: v for k, v in sorted(per_seed.items()) if BASE in v and len(v) - 1 >= MIN_SOURCES
@@ -132,8 +133,10 @@ def embedding_scorer(method, step, seed, similarity, embs=None):
 
 
 def main():
-    tasks = TASK_SETS["core10"]
-    cells, complete, seed_rows = load_matrix(RESULTS / "transfer_limited.jsonl", tasks)
+    tasks = TASK_SETS["core10"]  # the sources
+    measured = {json.loads(l)["target"] for l in (RESULTS / "transfer_limited.jsonl").read_text().splitlines()}
+    targets = tasks + [t for t in TASK_SETS["classification16"] if t not in tasks and t in measured]
+    cells, complete, seed_rows = load_matrix(RESULTS / "transfer_limited.jsonl", tasks, targets)
     index = [json.loads(l) for l in (EMB / "index.jsonl").read_text().splitlines()] if (EMB / "index.jsonl").is_file() else []
     manifest = json.loads((DATA_DIR / "manifest.json").read_text())
 
@@ -165,7 +168,8 @@ def main():
             [evaluate_method(lambda t, s, _seed: score_sources(packaged, t, s, sim), complete, tasks)])
     for base, label in BASELINES.items():
         for sim in SIMILARITIES:
-            add(f"{label} [{base}], {sim}", [evaluate_method(embedding_scorer(base, "final", 0, sim), complete, tasks)])
+            add(f"{label} [{base}], {sim}",
+                [evaluate_method(embedding_scorer(base, "final", sd, sim), complete, tasks) for sd in seeds_of(base)])
     add("DataSize (bigger source first)",
         [evaluate_method(lambda t, s, _seed: {x: manifest[x]["sizes"]["train"] for x in s}, complete, tasks)])
     add("measured transfer at another ground-truth seed (noise ceiling)", [evaluate_method(other_seed_scorer(complete), complete, tasks)])
@@ -193,15 +197,15 @@ def main():
             if per_seed:
                 curve[method][step] = nanmean([m["ndcg"] for m in per_seed])
 
-    test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in tasks}
-    write_report(tasks, cells, complete, seed_rows, results, list(steps), curve, points, index, test_rows)
+    test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in targets}
+    write_report(tasks, targets, cells, complete, seed_rows, results, list(steps), curve, points, index, test_rows)
 
 
 def fmt(x, spec=".3f"):
     return "–" if x != x else format(x, spec)
 
 
-def write_report(tasks, cells, complete, seed_rows, results, peft_methods, curve, points, index, test_rows):
+def write_report(tasks, targets, cells, complete, seed_rows, results, peft_methods, curve, points, index, test_rows):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,14 +217,16 @@ def write_report(tasks, cells, complete, seed_rows, results, peft_methods, curve
              "Full fine-tuning of the packaged all-MiniLM-L6-v2 (`taskemb-hub transfer-matrix`): 1,000 train examples per task,",
              "2 epochs on the source, then 2 epochs on the target, lr 1e-4, batch 16, 128 tokens; the target's test accuracy",
              "(≤1,000 test rows). `base` = the target fine-tuned from the plain base model.",
-             f"Tasks (`core10`): {', '.join(tasks)}.", ""]
-    expected = {(s, t) for t in tasks for s in [BASE] + [x for x in tasks if x != t]}
+             f"Sources (`core10`): {', '.join(tasks)}.",
+             f"Targets: those 10" + (f", and {', '.join(t for t in targets if t not in tasks)} (other classification tasks of"
+                                     " the suite, measured from the 10 sources only)" if len(targets) > len(tasks) else "") + ".", ""]
+    expected = {(s, t) for t in targets for s in [BASE] + [x for x in tasks if x != t]}
     seeds = sorted({seed for _, seed in seed_rows})
     for seed in seeds:
         measured = {(s, t) for (t, sd), row in seed_rows.items() if sd == seed for s in row} & expected
         rows = sorted(t for (t, sd) in complete if sd == seed)
         partial = [f"{t} ({len(row) - (BASE in row)} sources{'' if BASE in row else ', no base'})"
-                   for (t, sd), row in sorted(seed_rows.items()) if sd == seed and t in tasks and (t, sd) not in complete]
+                   for (t, sd), row in sorted(seed_rows.items()) if sd == seed and (t, sd) not in complete]
         lines.append(f"- seed {seed}: {len(measured)} of {len(expected)} cells; target rows scored (base + at least "
                      f"{MIN_SOURCES} sources, not all tied): {len(rows)} ({', '.join(rows) or 'none'})"
                      + (f"; not scored: {', '.join(partial)}" if partial else "") + ".")
@@ -229,7 +235,7 @@ def write_report(tasks, cells, complete, seed_rows, results, peft_methods, curve
               "gain is under about 2·SE (or 2.8·SE for a difference of two runs) is within test noise at one seed.", "",
               "| target | test rows | base | SE | sources measured | sources that help | best source (score) | worst source (score) | missing |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for t in tasks:
+    for t in targets:
         have = {s: np.mean(cells[(s, t)]) for s in tasks if s != t and (s, t) in cells}
         base = np.mean(cells[(BASE, t)]) if (BASE, t) in cells else None
         missing = ([] if base is not None else [BASE]) + [s for s in tasks if s != t and s not in have]
@@ -238,12 +244,12 @@ def write_report(tasks, cells, complete, seed_rows, results, peft_methods, curve
         helps = sum(v > base for v in have.values()) if base is not None else 0
         se = (base * (1 - base) / test_rows[t]) ** 0.5 if base is not None else float("nan")
         lines.append(f"| {t} | {test_rows[t]} | {fmt(base) if base is not None else 'missing'} | {fmt(se)} | "
-                     f"{len(have)}/{len(tasks) - 1} | {helps} | "
+                     f"{len(have)}/{len(tasks) - (t in tasks)} | {helps} | "
                      + (f"{best} ({have[best]:.3f}) | {worst} ({have[worst]:.3f})" if have else " | ")
                      + f" | {', '.join(missing) if len(missing) < len(tasks) else 'all'} |")
     lines.append("")
 
-    lines += seed_agreement(tasks, seed_rows)
+    lines += seed_agreement(tasks, targets, seed_rows)
 
     lines += ["## Rankings against the ground truth", "",
               "Per target, the sources are ranked by the similarity of their embedding to the target's (cosine, or cosine",
@@ -352,18 +358,18 @@ def write_report(tasks, cells, complete, seed_rows, results, peft_methods, curve
                          f"{fmt(statistics.median(grid[method]), '.1f') if grid.get(method) else '–'} | {len(grid.get(method, []))} | "
                          f"{dim if dim else '–'} | {dim * 4 if dim else '–'} |")
         lines += ["", "TaskEmb's dimension is one value per encoder weight; its committed vectors are an exact isometric",
-                  "copy in the span of the 10 tasks (see `embed_tasks.py`), so its rankings here are exact.", ""]
+                  "copy in the span of the tasks embedded at that seed (see `embed_tasks.py`), so its rankings here are exact.", ""]
 
     if complete:
-        heat_panels = [("measured relative gain (p(s→t) − p(t)) / p(t)", gain_matrix(tasks, cells), "RdBu", (-0.1, 0.1))]
+        heat_panels = [("measured relative gain (p(s→t) − p(t)) / p(t)", gain_matrix(tasks, targets, cells), "RdBu", (-0.1, 0.1))]
         for method in HEATMAP_METHODS:
             embs = load_embeddings(method, 0, f"step-{MAIN_STEP}") or load_embeddings(method, 0, "final")
-            if all(t in embs for t in tasks):
-                heat_panels.append((f"predicted: cosine of {method}", similarity_matrix(tasks, embs), "viridis", (None, None)))
+            if all(t in embs for t in targets):
+                heat_panels.append((f"predicted: cosine of {method}", similarity_matrix(tasks, targets, embs), "viridis", (None, None)))
         fig, axes = plt.subplots(1, len(heat_panels), figsize=(5.2 * len(heat_panels), 5))
         for ax, (title, mat, cmap, (lo, hi)) in zip(np.atleast_1d(axes), heat_panels):
             im = ax.imshow(mat, cmap=cmap, vmin=lo, vmax=hi)
-            ax.set_xticks(range(len(tasks)), tasks, rotation=90, fontsize=7)
+            ax.set_xticks(range(len(targets)), targets, rotation=90, fontsize=7)
             ax.set_yticks(range(len(tasks)), tasks, fontsize=7)
             ax.set_xlabel("target"); ax.set_ylabel("source"); ax.set_title(title, fontsize=8)
             fig.colorbar(im, ax=ax, fraction=0.046)
@@ -375,12 +381,12 @@ def write_report(tasks, cells, complete, seed_rows, results, peft_methods, curve
     print("\n".join(lines))
 
 
-def seed_agreement(tasks, seed_rows) -> list[str]:
+def seed_agreement(tasks, targets, seed_rows) -> list[str]:
     """How far two ground-truth seeds of the same target agree (the noise the rankings are scored against)."""
     from scipy.stats import spearmanr
 
     lines = []
-    for t in tasks:
+    for t in targets:
         rows = {sd: row for (u, sd), row in sorted(seed_rows.items()) if u == t}
         if len(rows) < 2:
             continue
@@ -432,20 +438,23 @@ def paired_comparison(results, peft_methods) -> list[str]:
     return lines + [""]
 
 
-def gain_matrix(tasks, cells):
-    gain = np.full((len(tasks), len(tasks)), np.nan)
+def gain_matrix(tasks, targets, cells):
+    gain = np.full((len(tasks), len(targets)), np.nan)
     for (s, t), v in cells.items():
-        if s != BASE and s in tasks and t in tasks and (BASE, t) in cells:
+        if s != BASE and s in tasks and t in targets and (BASE, t) in cells:
             base = np.mean(cells[(BASE, t)])
-            gain[tasks.index(s), tasks.index(t)] = (np.mean(v) - base) / base
+            gain[tasks.index(s), targets.index(t)] = (np.mean(v) - base) / base
     return gain
 
 
-def similarity_matrix(tasks, embs):
-    vectors = torch.stack([embs[t].vector.double() for t in tasks])
-    vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    sims = (vectors @ vectors.T).numpy()
-    np.fill_diagonal(sims, np.nan)  # self-similarity is 1 and never ranked; hiding it lets the colours spread
+def similarity_matrix(tasks, targets, embs):
+    def unit(names):
+        vectors = torch.stack([embs[t].vector.double() for t in names])
+        return vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    sims = (unit(tasks) @ unit(targets).T).numpy()
+    for i, t in enumerate(tasks):  # self-similarity is 1 and never ranked; hiding it lets the colours spread
+        sims[i, targets.index(t)] = np.nan
     return sims
 
 
