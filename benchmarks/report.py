@@ -142,12 +142,12 @@ def main():
 
     results = {}  # label -> metrics averaged over embedding seeds, + NDCG spread over seeds
 
-    def add(label, per_seed):
+    def add(label, per_seed, method=None, similarity=None):
         per_seed = [m for m in per_seed if m]
         if not per_seed:
             return
         keys = [k for k in per_seed[0] if k not in PER_TARGET]
-        results[label] = {k: nanmean([m[k] for m in per_seed]) for k in keys}
+        results[label] = {k: nanmean([m[k] for m in per_seed]) for k in keys} | {"method": method, "similarity": similarity}
         results[label]["ndcg_sd"] = statistics.pstdev([m["ndcg"] for m in per_seed]) if len(per_seed) > 1 else float("nan")
         results[label]["seeds"] = len(per_seed)
         results[label] |= {key: mean_per_target(per_seed, key) for key in PER_TARGET}
@@ -159,7 +159,8 @@ def main():
         step = MAIN_STEP if MAIN_STEP in method_steps else method_steps[-1]
         for sim in SIMILARITIES:
             add(f"{folders[method]} [{method}] step {step}, {sim}",
-                [evaluate_method(embedding_scorer(method, f"step-{step}", sd, sim), complete, tasks) for sd in seeds_of(method)])
+                [evaluate_method(embedding_scorer(method, f"step-{step}", sd, sim), complete, tasks) for sd in seeds_of(method)],
+                method, sim)
     from taskemb_hub.default_registry import default_registry_path
 
     packaged = {p.name: TaskEmbedding.load(p) for p in default_registry_path().iterdir() if p.is_dir()}
@@ -169,7 +170,8 @@ def main():
     for base, label in BASELINES.items():
         for sim in SIMILARITIES:
             add(f"{label} [{base}], {sim}",
-                [evaluate_method(embedding_scorer(base, "final", sd, sim), complete, tasks) for sd in seeds_of(base)])
+                [evaluate_method(embedding_scorer(base, "final", sd, sim), complete, tasks) for sd in seeds_of(base)],
+                base, sim)
     add("DataSize (bigger source first)",
         [evaluate_method(lambda t, s, _seed: {x: manifest[x]["sizes"]["train"] for x in s}, complete, tasks)])
     add("measured transfer at another ground-truth seed (noise ceiling)", [evaluate_method(other_seed_scorer(complete), complete, tasks)])
@@ -411,9 +413,9 @@ def seed_agreement(tasks, targets, seed_rows) -> list[str]:
 
 def paired_comparison(results, peft_methods) -> list[str]:
     """Each PEFT embedding (cosine) against each baseline's better similarity, target by target."""
-    baselines = {b: max((n for n in results if f"[{b}]" in n), key=lambda n: results[n]["ndcg"], default=None)
+    baselines = {b: max((n for n, m in results.items() if m["method"] == b), key=lambda n: results[n]["ndcg"], default=None)
                  for b in BASELINES}
-    contenders = [n for n in results if n.endswith(", cosine") and any(f"[{m}]" in n for m in peft_methods)]
+    contenders = [n for n, m in results.items() if m["similarity"] == "cosine" and m["method"] in peft_methods]
     if not contenders or not all(baselines.values()):
         return []
     lines = ["### Paired against the baselines", "",
