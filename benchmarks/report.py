@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from _common import DATA_DIR, RESULTS
 
+from taskemb_hub.default_registry import DEFAULT_METHOD as PACKAGED_METHOD
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.ranking_metrics import evaluate_ranking, nanmean
 from taskemb_hub.selector import _scores
@@ -41,7 +42,7 @@ PEFT = {
     "lora-cls-step100of100": "LoRA, CLS-pooler head, first packaged registry",
 }
 BASELINES = {"textemb": "TextEmb (Vu et al. 2020)", "taskemb": "TaskEmb, Fisher (Vu et al. 2020)"}
-DEFAULT_METHOD = "lora+mean"  # the recipe of the packaged registry (benchmarks/build_default_registry.py)
+DEFAULT_METHOD = f"{PACKAGED_METHOD}+mean"  # the packaged registry's recipe (mean-pooling head)
 HEATMAP_METHODS = (DEFAULT_METHOD, "textemb")
 
 

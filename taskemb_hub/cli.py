@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .default_registry import DEFAULT_METHOD  # tiny module: keeps `--help` fast
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -91,7 +93,7 @@ def target_from_data(task, selector, *, progress: bool = True, base_model: str |
 
     recipes = Counter(json.dumps(e.embedding.extra.get("recipe"), sort_keys=True) for e in selector.entries
                       if e.embedding.extra.get("recipe"))
-    recipe = json.loads(recipes.most_common(1)[0][0]) if recipes else {"method": "lora", "max_steps": 100}
+    recipe = json.loads(recipes.most_common(1)[0][0]) if recipes else {"method": DEFAULT_METHOD, "max_steps": 100}
     if base_model:
         recipe["base_model"] = base_model
     cfg = TuningConfig(**{**recipe, "eval_examples": 0})
@@ -172,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "example:\n  taskemb-hub tune --task ../shared/data/tasks/rotten_tomatoes --method lora "
                 "--save-steps 50,100 --out runs/rt-lora")
     p.add_argument("--task", required=True, help="task folder, data file, or Hub dataset id")
-    p.add_argument("--method", default="lora", choices=list_methods())
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=list_methods(),
+                   help=f"default: {DEFAULT_METHOD}, the method of the packaged registry")
     p.add_argument("--out", required=True, help="output folder (gets step-N/ subfolders)")
     p.add_argument("--save-steps", default="", help="comma list of steps to keep, e.g. 50,100,200")
     p.add_argument("--max-steps", type=int, default=None, help="default: the largest save step, else 200")

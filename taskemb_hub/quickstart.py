@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 
+from .default_registry import DEFAULT_METHOD
 from .selector import AutoSourceSelector
 
-NEXT_STEPS = """
+NEXT_STEPS = f"""
 Rank sources for your own data (tunes a quick early checkpoint of it first):
   taskemb-hub rank --data my.csv --text-column text --label-column label --registry default
-From Python:
+From Python, with a checkpoint of `taskemb-hub tune --method {DEFAULT_METHOD} ...`:
   from taskemb_hub import AutoSourceSelector
-  AutoSourceSelector.from_default().rank("runs/my-task-lora/step-100", top_k=5).to_pandas()
+  AutoSourceSelector.from_default().rank("runs/my-task-{DEFAULT_METHOD}/step-100", top_k=5).to_pandas()
 """
 
 

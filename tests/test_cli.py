@@ -5,7 +5,7 @@ import json
 import pytest
 
 from taskemb_hub.cli import main
-from taskemb_hub.default_registry import default_registry_path
+from taskemb_hub.default_registry import DEFAULT_METHOD, default_registry_path
 
 
 def run(capsys, *argv):
@@ -33,7 +33,7 @@ def test_tune_embed_add_rank_round_trip(capsys, tiny_bert, task_file, tmp_path):
 
     (tmp_path / "run" / "step-2" / "taskemb.safetensors").unlink()
     code, out, _ = run(capsys, "embed", str(tmp_path / "run" / "step-2"), "--json")
-    assert code == 0 and json.loads(out)["method"] == "lora"
+    assert code == 0 and json.loads(out)["method"] == DEFAULT_METHOD  # tune without --method
     assert (tmp_path / "run" / "step-2" / "taskemb.safetensors").is_file()
 
     for step in (2, 4):
@@ -69,6 +69,17 @@ def test_quickstart_ranks_the_packaged_registry_offline(capsys):
     assert "rotten_tomatoes" not in [r["task"] for r in data["ranking"]]
     code, out, _ = run(capsys, "quickstart")
     assert "taskemb-hub rank --data" in out
+
+
+@pytest.mark.skipif(not (default_registry_path() / "rotten_tomatoes").is_dir(), reason="packaged registry not built")
+def test_packaged_registry_is_one_recipe_of_the_default_method():
+    from taskemb_hub.registry import LocalRegistry
+
+    entries = LocalRegistry(default_registry_path()).entries()
+    assert len(entries) == 16
+    assert {e.embedding.method for e in entries} == {DEFAULT_METHOD}
+    assert len({e.embedding.signature_hash for e in entries}) == 1  # every pair is comparable
+    assert {e.embedding.step for e in entries} == {100}
 
 
 def test_embed_raw_prompt_gives_the_spot_style_vector_in_its_own_space(capsys, tiny_bert, task_file, tmp_path):

@@ -3,6 +3,10 @@
 
 from pathlib import Path
 
+# The PEFT method of the packaged registry's entries; `taskemb-hub tune` defaults to it so that a
+# target tuned without options is comparable with the packaged sources.
+DEFAULT_METHOD = "lora"
+
 
 def default_registry_path() -> Path:
     return Path(__file__).parent / "entries"
