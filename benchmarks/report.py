@@ -95,17 +95,34 @@ def evaluate_method(scorer, complete, tasks) -> dict | None:
     if not rows:
         return None
     keys = next(iter(rows.values()))[0]
-    per_target = {t: {k: nanmean([m[k] for m in ms]) for k in keys} for t, ms in sorted(rows.items())}
-    out = {k: nanmean([m[k] for m in per_target.values()]) for k in keys}
-    return out | {"targets": len(per_target), "per_target": {t: m["ndcg"] for t, m in per_target.items()},
-                  "per_target_rho": {t: m["rho"] for t, m in per_target.items()}}
+    return summarize({t: {k: nanmean([m[k] for m in ms]) for k in keys} for t, ms in sorted(rows.items())})
 
 
-PER_TARGET = ("per_target", "per_target_rho")  # per-target dicts beside the scalar means
+def summarize(per_target: dict[str, dict]) -> dict:
+    """Means over targets of per-target metrics, kept beside the per-target values they come from."""
+    keys = next(iter(per_target.values()))
+    return {k: nanmean([m[k] for m in per_target.values()]) for k in keys} | {
+        "targets": len(per_target), "rows": per_target, "per_target": {t: m["ndcg"] for t, m in per_target.items()},
+        "per_target_rho": {t: m["rho"] for t, m in per_target.items()}}
 
 
-def mean_per_target(runs: list[dict], key: str) -> dict[str, float]:
-    return {t: nanmean([r[key].get(t, float("nan")) for r in runs]) for t in runs[0][key]}
+PER_TARGET = ("rows", "per_target", "per_target_rho")  # per-target dicts beside the scalar means
+
+
+def merge_runs(runs: list[dict]) -> dict:
+    """Several runs (embedding seeds, random orders) -> one: each target averaged over the runs that scored
+    it, then the targets averaged, so a target that only some runs cover still counts once."""
+    targets = sorted({t for r in runs for t in r["rows"]})
+    keys = next(iter(runs[0]["rows"].values()))
+    return summarize({t: {k: nanmean([r["rows"][t][k] for r in runs if t in r["rows"]]) for k in keys} for t in targets})
+
+
+def seed_spread(runs: list[dict]) -> float:
+    """NDCG spread over runs, on the targets every run scored (so the spread is not a change of targets)."""
+    common = set.intersection(*(set(r["rows"]) for r in runs))
+    if len(runs) < 2 or not common:
+        return float("nan")
+    return statistics.pstdev([nanmean([r["rows"][t]["ndcg"] for t in common]) for r in runs])
 
 
 def other_seed_scorer(complete):
@@ -148,11 +165,8 @@ def main():
         per_seed = [m for m in per_seed if m]
         if not per_seed:
             return
-        keys = [k for k in per_seed[0] if k not in PER_TARGET]
-        results[label] = {k: nanmean([m[k] for m in per_seed]) for k in keys} | {"method": method, "similarity": similarity}
-        results[label]["ndcg_sd"] = statistics.pstdev([m["ndcg"] for m in per_seed]) if len(per_seed) > 1 else float("nan")
-        results[label]["seeds"] = len(per_seed)
-        results[label] |= {key: mean_per_target(per_seed, key) for key in PER_TARGET}
+        results[label] = merge_runs(per_seed) | {"method": method, "similarity": similarity,
+                                                 "ndcg_sd": seed_spread(per_seed), "seeds": len(per_seed)}
 
     folders = peft_folders()
     steps = {m: steps_of(m) for m in folders}
@@ -180,9 +194,7 @@ def main():
     rng = np.random.default_rng(0)
     runs = [evaluate_method(lambda t, s, _seed: dict(zip(s, rng.random(len(s)))), complete, tasks) for _ in range(200)]
     if runs[0]:
-        mean_run = {k: nanmean([r[k] for r in runs]) for k in runs[0] if k not in PER_TARGET}
-        mean_run |= {key: mean_per_target(runs, key) for key in PER_TARGET}
-        add("Random (mean of 200 orders)", [mean_run])
+        add("Random (mean of 200 orders)", [merge_runs(runs)])
 
     # early-checkpoint curve and the in-task metric vs ranking quality
     curve = defaultdict(dict)
@@ -199,7 +211,7 @@ def main():
                 points[method] += [(next(iter(embs[t].metrics.values())), ndcg, t)
                                    for t, ndcg in m["per_target"].items() if embs[t].metrics]
             if per_seed:
-                curve[method][step] = nanmean([m["ndcg"] for m in per_seed])
+                curve[method][step] = merge_runs(per_seed)["ndcg"]
 
     test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in targets}
     write_report(tasks, targets, cells, complete, seed_rows, results, list(steps), curve, points, index, test_rows)
