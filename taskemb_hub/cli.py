@@ -16,12 +16,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 EPILOG = """examples:
   taskemb-hub quickstart
-  taskemb-hub tune --task ../shared/data/tasks/rotten_tomatoes --method lora --save-steps 50,100,200 --out runs/rt-lora
-  taskemb-hub embed runs/rt-lora/step-100
-  taskemb-hub rank --target runs/rt-lora/step-100 --registry default --top-k 5
+  taskemb-hub tune --task ../shared/data/tasks/rotten_tomatoes --method bitfit --save-steps 50,100,200 --out runs/rt-bitfit
+  taskemb-hub embed runs/rt-bitfit/step-100
+  taskemb-hub rank --target runs/rt-bitfit/step-100 --registry default --top-k 5
   taskemb-hub rank --data my.csv --text-column review --label-column stars --registry default --json
-  taskemb-hub registry add runs/rt-lora/step-100 --registry my-registry
-  taskemb-hub publish runs/rt-lora/step-100 --repo-id me/rotten-tomatoes-lora
+  taskemb-hub registry add runs/rt-bitfit/step-100 --registry my-registry
+  taskemb-hub publish runs/rt-bitfit/step-100 --repo-id me/rotten-tomatoes-bitfit
 """
 
 
@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("tune", "tune a PEFT method on a task, keeping early checkpoints with their embeddings", cmd_tune,
-                "example:\n  taskemb-hub tune --task ../shared/data/tasks/rotten_tomatoes --method lora "
-                "--save-steps 50,100 --out runs/rt-lora")
+                "example:\n  taskemb-hub tune --task ../shared/data/tasks/rotten_tomatoes --method bitfit "
+                "--save-steps 50,100 --out runs/rt-bitfit")
     p.add_argument("--task", required=True, help="task folder, data file, or Hub dataset id")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=list_methods(),
                    help=f"default: {DEFAULT_METHOD}, the method of the packaged registry")
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
 
     p = command("embed", "turn an adapter folder's tuned weights into a task embedding (taskemb.safetensors)", cmd_embed,
-                "examples:\n  taskemb-hub embed runs/rt-lora/step-100\n"
+                "examples:\n  taskemb-hub embed runs/rt-bitfit/step-100\n"
                 "  taskemb-hub embed runs/rt-prompt/step-100 --raw-prompt --no-save   # SPoT-style")
     p.add_argument("path")
     p.add_argument("--pooling", choices=["mean", "flatten"], default="mean",
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-save", action="store_true", help="print only; do not write taskemb.safetensors")
 
     p = command("rank", "rank a registry's source tasks for a target, best first", cmd_rank,
-                "examples:\n  taskemb-hub rank --target runs/rt-lora/step-100 --registry default\n"
+                "examples:\n  taskemb-hub rank --target runs/rt-bitfit/step-100 --registry default\n"
                 "  taskemb-hub rank --target rotten_tomatoes --registry default   # leave-one-out\n"
                 "  taskemb-hub rank --data reviews.csv --text-column review --label-column stars --registry default")
     p.add_argument("--target", help="adapter/embedding folder, or the name of a registry entry")
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_registry_list)
 
     p = command("publish", "push an adapter with its embedding and a tagged model card to the Hub", cmd_publish,
-                "example:\n  taskemb-hub publish runs/rt-lora/step-100 --repo-id me/rotten-tomatoes-lora")
+                "example:\n  taskemb-hub publish runs/rt-bitfit/step-100 --repo-id me/rotten-tomatoes-bitfit")
     p.add_argument("path")
     p.add_argument("--repo-id", required=True)
     p.add_argument("--private", action="store_true")

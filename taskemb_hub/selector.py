@@ -85,7 +85,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
     Example:
         ```python
         >>> selector = AutoSourceSelector.from_local("my-registry")
-        >>> selector.rank("runs/rte-lora/step-100", top_k=5).to_pandas()
+        >>> selector.rank("runs/rte-bitfit/step-100", top_k=5).to_pandas()
         ```
     """
 

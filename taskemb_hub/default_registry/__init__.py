@@ -5,7 +5,7 @@ from pathlib import Path
 
 # The PEFT method of the packaged registry's entries; `taskemb-hub tune` defaults to it so that a
 # target tuned without options is comparable with the packaged sources.
-DEFAULT_METHOD = "lora"
+DEFAULT_METHOD = "bitfit"
 
 
 def default_registry_path() -> Path:
