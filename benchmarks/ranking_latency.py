@@ -1,8 +1,9 @@
 """Ranking latency over registries of 1k, 10k and 100k synthetic entries.
 
-    python benchmarks/ranking_latency.py [--dim 3072] [--sizes 1000,10000,100000]
+    python benchmarks/ranking_latency.py [--dim 20736] [--sizes 1000,10000,100000]
 
-Entries are random vectors of the default LoRA embedding size (12 modules × 16×16 sketch).
+Entries are random vectors of the default method's embedding size (BitFit on MiniLM: 20,736 bias
+values; LoRA's 12 modules × 16×16 sketch: `--dim 3072`). Writes results/ranking_latency_dim<dim>.json.
 Measures the first `rank` (which stacks the registry into one matrix) and the median of later
 ones (matrix reused), for cosine and centred similarity, with a brute-force numpy baseline.
 """
@@ -22,7 +23,7 @@ from taskemb_hub.selector import AutoSourceSelector
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dim", type=int, default=3072)
+    parser.add_argument("--dim", type=int, default=20736, help="default: BitFit's dimension on MiniLM (LoRA: 3072)")
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--queries", type=int, default=10)
     args = parser.parse_args()
@@ -62,7 +63,7 @@ def main():
             print(f"{n:>8} {similarity:>10} {first:>13.3f} {row['median_ms']:>15.1f} {row['baseline_ms']:>18.1f} "
                   f"{row['peak_rss_mb']:>12.0f}")
         del entries, matrix, np_matrix
-    save("ranking_latency", {"dim": args.dim, "rows": rows, "machine": machine()})
+    save(f"ranking_latency_dim{args.dim}", {"dim": args.dim, "rows": rows, "machine": machine()})
 
 
 if __name__ == "__main__":

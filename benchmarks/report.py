@@ -198,6 +198,7 @@ def main():
 
     # early-checkpoint curve and the in-task metric vs ranking quality
     curve = defaultdict(dict)
+    curve_targets = {}  # method -> targets its curve is scored on (rows differ: compare within a row)
     points = defaultdict(list)  # method -> (in-task metric, NDCG, target)
     for method, method_steps in steps.items():
         for step in method_steps:
@@ -211,17 +212,21 @@ def main():
                 points[method] += [(next(iter(embs[t].metrics.values())), ndcg, t)
                                    for t, ndcg in m["per_target"].items() if embs[t].metrics]
             if per_seed:
-                curve[method][step] = merge_runs(per_seed)["ndcg"]
+                merged = merge_runs(per_seed)
+                curve[method][step] = merged["ndcg"]
+                curve_targets[method] = merged["targets"]
 
     test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in targets}
-    write_report(tasks, targets, cells, complete, seed_rows, results, list(steps), curve, points, index, test_rows)
+    write_report(tasks, targets, cells, complete, seed_rows, results, list(steps), curve, points, index, test_rows,
+                 curve_targets)
 
 
 def fmt(x, spec=".3f"):
     return "–" if x != x else format(x, spec)
 
 
-def write_report(tasks, targets, cells, complete, seed_rows, results, peft_methods, curve, points, index, test_rows):
+def write_report(tasks, targets, cells, complete, seed_rows, results, peft_methods, curve, points, index, test_rows,
+                 curve_targets):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -313,9 +318,11 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
                   "the 100-step schedule that the packaged registry and `AutoSourceSelector` use; `@200` / `@500` rows are runs",
                   "whose learning-rate schedule ends at step 200 / 500 (so their step 100 is a different checkpoint). The last",
                   "column of each row is the end of its run. Mean over the embedding seeds measured.", "", "![NDCG by checkpoint](results/early_checkpoints.png)", "",
-                  "| method | " + " | ".join(str(s) for s in all_steps) + " |", "|---|" + "---|" * len(all_steps)]
+                  "`targets` = the targets a row is scored on: rows with fewer targets are not comparable with the others.", "",
+                  "| method | targets | " + " | ".join(str(s) for s in all_steps) + " |", "|---|---|" + "---|" * len(all_steps)]
         for method, pts in curve.items():
-            lines.append(f"| {method} | " + " | ".join(fmt(pts[s]) if s in pts else "" for s in all_steps) + " |")
+            lines.append(f"| {method} | {curve_targets[method]} | "
+                         + " | ".join(fmt(pts[s]) if s in pts else "" for s in all_steps) + " |")
         lines.append("")
 
     if points:
