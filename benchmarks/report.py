@@ -46,18 +46,22 @@ DEFAULT_METHOD = f"{PACKAGED_METHOD}+mean"  # the packaged registry's recipe (me
 HEATMAP_METHODS = (DEFAULT_METHOD, "textemb")
 
 
-def load_matrix(path: Path, tasks: list[str], targets: list[str]):
+def load_matrix(path: Path, tasks: list[str]):
+    """The measured runs from `tasks` (the sources); targets = those tasks, then any other classification
+    task of the suite measured from them."""
+    runs = [json.loads(line) for line in path.read_text().splitlines()]
+    measured = {r["target"] for r in runs}
+    targets = tasks + [t for t in TASK_SETS["classification16"] if t not in tasks and t in measured]
     cells = defaultdict(list)  # (source, target) -> scores over seeds
     per_seed = defaultdict(dict)  # (target, seed) -> {source: score}
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
+    for r in runs:
         if r["target"] in targets and (r["source"] in tasks or r["source"] == BASE):
             cells[(r["source"], r["target"])].append(r["score"])
             per_seed[(r["target"], r["seed"])][r["source"]] = r["score"]
     complete = {k: v for k, v in sorted(per_seed.items()) if BASE in v and len(v) - 1 >= MIN_SOURCES
                 # a row where every source scored the same (e.g. all stuck at the majority class) ranks nothing
                 and len({round(x, 6) for s, x in v.items() if s != BASE}) > 1}
-    return cells, complete, per_seed
+    return targets, cells, complete, per_seed
 
 
 def load_embeddings(method: str, seed: int, step: str) -> dict[str, TaskEmbedding]:
@@ -101,12 +105,7 @@ def evaluate_method(scorer, complete, tasks) -> dict | None:
 def summarize(per_target: dict[str, dict]) -> dict:
     """Means over targets of per-target metrics, kept beside the per-target values they come from."""
     keys = next(iter(per_target.values()))
-    return {k: nanmean([m[k] for m in per_target.values()]) for k in keys} | {
-        "targets": len(per_target), "rows": per_target, "per_target": {t: m["ndcg"] for t, m in per_target.items()},
-        "per_target_rho": {t: m["rho"] for t, m in per_target.items()}}
-
-
-PER_TARGET = ("rows", "per_target", "per_target_rho")  # per-target dicts beside the scalar means
+    return {k: nanmean([m[k] for m in per_target.values()]) for k in keys} | {"targets": len(per_target), "rows": per_target}
 
 
 def merge_runs(runs: list[dict]) -> dict:
@@ -153,9 +152,7 @@ def embedding_scorer(method, step, seed, similarity, embs=None):
 
 def main():
     tasks = TASK_SETS["core10"]  # the sources
-    measured = {json.loads(l)["target"] for l in (RESULTS / "transfer_limited.jsonl").read_text().splitlines()}
-    targets = tasks + [t for t in TASK_SETS["classification16"] if t not in tasks and t in measured]
-    cells, complete, seed_rows = load_matrix(RESULTS / "transfer_limited.jsonl", tasks, targets)
+    targets, cells, complete, seed_rows = load_matrix(RESULTS / "transfer_limited.jsonl", tasks)
     index = [json.loads(l) for l in (EMB / "index.jsonl").read_text().splitlines()] if (EMB / "index.jsonl").is_file() else []
     manifest = json.loads((DATA_DIR / "manifest.json").read_text())
 
@@ -209,8 +206,8 @@ def main():
                 if not m:
                     continue
                 per_seed.append(m)
-                points[method] += [(next(iter(embs[t].metrics.values())), ndcg, t)
-                                   for t, ndcg in m["per_target"].items() if embs[t].metrics]
+                points[method] += [(next(iter(embs[t].metrics.values())), r["ndcg"], t)
+                                   for t, r in m["rows"].items() if embs[t].metrics]
             if per_seed:
                 merged = merge_runs(per_seed)
                 curve[method][step] = merged["ndcg"]
@@ -286,20 +283,20 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
               "|---|---|---|---|---|---|---|---|---|---|"]
     order = sorted(results.items(), key=lambda kv: -(kv[1]["ndcg"] if kv[1]["ndcg"] == kv[1]["ndcg"] else -1))
     for name, m in order:
-        per = [v for v in m["per_target"].values() if v == v]
+        per = [r["ndcg"] for r in m["rows"].values() if r["ndcg"] == r["ndcg"]]
         se = float(np.std(per, ddof=1) / np.sqrt(len(per))) if len(per) > 1 else float("nan")
         lines.append(f"| {name} | {fmt(m['ndcg'])} | {fmt(se)} | {fmt(m['ndcg_shifted'])} | {fmt(m['rho'], '.2f')} | "
                      f"{fmt(m['regret@3'], '.2f')} | {fmt(m['spearman'])} | {m['targets']:.0f} | {m['seeds']} | {fmt(m['ndcg_sd'])} |")
     if not results:
         lines.append("| (no complete target row yet) | | | | | | | | | |")
     lines.append("")
-    scored = sorted({t for m in results.values() for t in m["per_target"]})
+    scored = sorted({t for m in results.values() for t in m["rows"]})
     if scored:
         lines += ["### NDCG per target", "", "| method | " + " | ".join(scored) + " |", "|---|" + "---|" * len(scored)]
         for name, m in order:
             if "centered" in name:
                 continue
-            lines.append(f"| {name.replace(', cosine', '')} | " + " | ".join(fmt(m['per_target'].get(t, float('nan')))
+            lines.append(f"| {name.replace(', cosine', '')} | " + " | ".join(fmt(m['rows'].get(t, {}).get('ndcg', float('nan')))
                                                                     for t in scored) + " |")
         lines += ["", "(cosine rows; `–` = no source improved on base for that target, so its NDCG is undefined)", ""]
 
@@ -451,8 +448,9 @@ def paired_comparison(results, peft_methods) -> list[str]:
     for name in sorted(contenders, key=lambda n: -results[n]["ndcg"]):
         for base in list(baselines.values()) + ([default] if default and name != default else []):
             cells = []
-            for key, sign in (("per_target", 1), ("per_target_rho", -1)):
-                a, b = results[name][key], results[base][key]
+            for key, sign in (("ndcg", 1), ("rho", -1)):
+                a = {t: r[key] for t, r in results[name]["rows"].items()}
+                b = {t: r[key] for t, r in results[base]["rows"].items()}
                 diffs = np.array([a[t] - b[t] for t in a if t in b and a[t] == a[t] and b[t] == b[t]])
                 if len(diffs) < 2:
                     cells += ["–", "–"]
