@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 
 from .adapters import CHECKPOINT_INFO_NAME, INIT_NAME
 from .base_model import resolve_base_model
+from .default_registry import DEFAULT_METHOD
 from .data import CLASSIFICATION, EXTRACTIVE_QA, REGRESSION, TaskData, load_task
 from .embedding import TaskEmbedding
 from .errors import TaskEmbHubError
@@ -43,7 +44,8 @@ class TuningConfig:
 
     Args:
         method: PEFT method name (`lora`, `prompt`, `prefix`, `ia3`, `bitfit`), or `full` for
-            full fine-tuning (used by the transfer-matrix runner; gives no embedding).
+            full fine-tuning (used by the transfer-matrix runner; gives no embedding). Default:
+            `bitfit`, the method of the packaged registry (the best ranker in benchmarks/RESULTS.md).
         base_model: local folder or Hub id; None = the packaged all-MiniLM-L6-v2.
         max_steps: optimizer steps to run.
         save_steps: steps at which to keep a checkpoint (the last step is always kept).
@@ -68,7 +70,7 @@ class TuningConfig:
         embedding: how checkpoints are embedded.
     """
 
-    method: str = "lora"
+    method: str = DEFAULT_METHOD
     base_model: str | None = None
     max_steps: int = 200
     save_steps: list[int] = field(default_factory=list)

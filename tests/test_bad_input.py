@@ -15,7 +15,7 @@ from taskemb_hub.selector import AutoSourceSelector
 
 @pytest.fixture
 def adapter_dir(tiny_bert, sentiment_task, tmp_path):
-    return tune(sentiment_task, TuningConfig(base_model=tiny_bert, max_steps=2, eval_examples=0), tmp_path / "run",
+    return tune(sentiment_task, TuningConfig(method="lora", base_model=tiny_bert, max_steps=2, eval_examples=0), tmp_path / "run",
                 progress=False)[-1].path
 
 
@@ -31,7 +31,7 @@ def test_weights_for_another_base_model_are_refused(adapter_dir):
 
 
 def test_mismatched_shapes_cannot_be_compared(adapter_dir, tiny_bert, sentiment_task):
-    other = tune(sentiment_task, TuningConfig(base_model=tiny_bert, max_steps=2, eval_examples=0,
+    other = tune(sentiment_task, TuningConfig(method="lora", base_model=tiny_bert, max_steps=2, eval_examples=0,
                                               method_kwargs={"target_modules": ["query"]}), None, progress=False)[-1]
     mine = TaskEmbedding.from_adapter(adapter_dir)
     with pytest.raises(IncompatibleEmbeddingError, match="shapes/options differ.*same base model, PEFT method"):

@@ -42,7 +42,7 @@ def test_tuned_adapter_loads_back_into_peft(tiny_bert, sentiment_task, tmp_path)
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    checkpoint = tune(sentiment_task, TuningConfig(base_model=tiny_bert, max_steps=2, eval_examples=0), tmp_path,
+    checkpoint = tune(sentiment_task, TuningConfig(method="lora", base_model=tiny_bert, max_steps=2, eval_examples=0), tmp_path,
                       progress=False)[-1]
     base = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     model = PeftModel.from_pretrained(base, str(checkpoint.path))
@@ -111,3 +111,12 @@ def test_spot_option_embeds_the_raw_prompt_in_its_own_space(tiny_bert, sentiment
     assert torch.allclose(spot.vector, tuned[key].mean(0), atol=1e-6)
     assert torch.allclose(delta.vector, (tuned[key] - init).mean(0), atol=1e-6)
     assert spot.signature_hash != delta.signature_hash, "raw and relative vectors must not be ranked together"
+
+
+def test_a_default_tuning_is_comparable_with_the_packaged_registry(tiny_bert, sentiment_task):
+    from taskemb_hub.default_registry import DEFAULT_METHOD
+
+    checkpoint = tune(sentiment_task, TuningConfig(base_model=tiny_bert, max_steps=2, eval_examples=0), None,
+                      progress=False)[-1]
+    assert TuningConfig().method == DEFAULT_METHOD
+    assert checkpoint.embedding.method == DEFAULT_METHOD

@@ -97,12 +97,14 @@ def test_selector_snapshot_round_trips_with_from_pretrained(registry, tmp_path):
 
 
 def test_tuned_checkpoints_rank_their_own_task_first(tiny_bert, sentiment_task, qa_task, tmp_path):
+    # The default method (BitFit) needs more than a handful of steps on this random-init toy: measured,
+    # the sentiment target's cosine to sentiment / QA is 0.14 / 0.39 after 4 steps, 0.34 / 0.23 after 20.
     reg = LocalRegistry(tmp_path / "reg", create=True)
     for task in (sentiment_task, qa_task):
-        cp = tune(task, TuningConfig(base_model=tiny_bert, max_steps=4, eval_examples=0, seed=0), tmp_path / task.name,
+        cp = tune(task, TuningConfig(base_model=tiny_bert, max_steps=20, eval_examples=0, seed=0), tmp_path / task.name,
                   progress=False)[-1]
         reg.add(cp.path, name=task.name)
-    target = tune(sentiment_task, TuningConfig(base_model=tiny_bert, max_steps=4, eval_examples=0, seed=1), None,
+    target = tune(sentiment_task, TuningConfig(base_model=tiny_bert, max_steps=20, eval_examples=0, seed=1), None,
                   progress=False)[-1].embedding
     ranking = AutoSourceSelector.from_local(reg.path).rank(target)
     assert ranking.names[0] == sentiment_task.name
