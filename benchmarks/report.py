@@ -6,7 +6,9 @@ Inputs: `results/transfer_limited.jsonl` (ground truth), `results/embeddings/` (
 and `results/target_embedding_cost.json` (target_embedding_cost.py). The sources are the `core10`
 tasks; the targets are those 10 plus any other classification task measured from them. A target
 row is scored once it has its base run and at least MIN_SOURCES measured sources; rankings are
-then over the measured sources only, and the report lists every missing cell.
+then over the measured sources only, and the report lists every missing cell. A second section
+ranks a wider pool, every other classification task of the suite as a source, on the target rows
+where all 15 of them are measured.
 """
 
 import json
@@ -44,6 +46,7 @@ PEFT = {
 BASELINES = {"textemb": "TextEmb (Vu et al. 2020)", "taskemb": "TaskEmb, Fisher (Vu et al. 2020)"}
 DEFAULT_METHOD = f"{PACKAGED_METHOD}+mean"  # the packaged registry's recipe (mean-pooling head)
 HEATMAP_METHODS = (DEFAULT_METHOD, "textemb")
+WIDE = TASK_SETS["classification16"]  # the wider source pool: every classification task of the suite
 
 
 def load_matrix(path: Path, tasks: list[str]):
@@ -150,6 +153,13 @@ def embedding_scorer(method, step, seed, similarity, embs=None):
     return lambda target, sources, _seed: score_sources(embs, target, sources, similarity)
 
 
+def hybrid_scorer(weights: dict, text: dict):
+    def scorer(target, sources, _seed):
+        a, b = score_sources(weights, target, sources, "centered"), score_sources(text, target, sources, "centered")
+        return None if a is None or b is None else {s: a[s] + b[s] for s in sources}
+    return scorer
+
+
 def main():
     tasks = TASK_SETS["core10"]  # the sources
     targets, cells, complete, seed_rows = load_matrix(RESULTS / "transfer_limited.jsonl", tasks)
@@ -185,6 +195,12 @@ def main():
             add(f"{label} [{base}], {sim}",
                 [evaluate_method(embedding_scorer(base, "final", sd, sim), complete, tasks) for sd in seeds_of(base)],
                 base, sim)
+    # exploratory: does the text block add what the weight block misses? (sum of the two centred cosines =
+    # centred-cosine of the concatenated unit vectors, up to a constant)
+    text = load_embeddings("textemb", 0, "final")
+    add(f"{DEFAULT_METHOD} centered + TextEmb centered, summed (exploratory hybrid)",
+        [evaluate_method(hybrid_scorer(load_embeddings(DEFAULT_METHOD, sd, f"step-{MAIN_STEP}"), text), complete, tasks)
+         for sd in seeds_of(DEFAULT_METHOD)], f"{DEFAULT_METHOD}+textemb", "centered")
     add("DataSize (bigger source first)",
         [evaluate_method(lambda t, s, _seed: {x: manifest[x]["sizes"]["train"] for x in s}, complete, tasks)])
     add("measured transfer at another ground-truth seed (noise ceiling)", [evaluate_method(other_seed_scorer(complete), complete, tasks)])
@@ -192,6 +208,9 @@ def main():
     runs = [evaluate_method(lambda t, s, _seed: dict(zip(s, rng.random(len(s)))), complete, tasks) for _ in range(200)]
     if runs[0]:
         add("Random (mean of 200 orders)", [merge_runs(runs)])
+
+    _, wide_cells, _, wide_rows = load_matrix(RESULTS / "transfer_limited.jsonl", WIDE)  # every source measured
+    wide = wide_pool(rankers(folders, steps, manifest), wide_rows)
 
     # early-checkpoint curve and the in-task metric vs ranking quality
     curve = defaultdict(dict)
@@ -215,7 +234,75 @@ def main():
 
     test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in targets}
     write_report(tasks, targets, cells, complete, seed_rows, results, list(steps), curve, points, index, test_rows,
-                 curve_targets)
+                 curve_targets, wide, wide_cells)
+
+
+def rankers(folders, steps, manifest):
+    """Seed-0 scorers of every method that has a vector for all 16 classification tasks: label -> scorer."""
+    found = {}
+    for method in list(steps) + list(BASELINES):
+        step = "final" if method in BASELINES else f"step-{MAIN_STEP if MAIN_STEP in steps[method] else steps[method][-1]}"
+        embs = load_embeddings(method, 0, step)
+        if all(t in embs for t in WIDE):
+            for sim in SIMILARITIES:
+                found[f"{folders.get(method) or BASELINES[method]} [{method}], {sim}"] = embedding_scorer(method, step, 0, sim, embs)
+    weights, text = load_embeddings(DEFAULT_METHOD, 0, f"step-{MAIN_STEP}"), load_embeddings("textemb", 0, "final")
+    if all(t in weights and t in text for t in WIDE):
+        found[f"{DEFAULT_METHOD} centered + TextEmb centered, summed (exploratory hybrid)"] = hybrid_scorer(weights, text)
+    found["DataSize (bigger source first)"] = lambda t, s, _seed: {x: manifest[x]["sizes"]["train"] for x in s}
+    return found
+
+
+def wide_pool(scorers, seed_rows):
+    """Each method on the target rows where all 15 other classification tasks are measured as sources,
+    ranking (a) only the `core10` sources and (b) all 15, so the two pools are scored on the same rows."""
+    full = {k: v for k, v in sorted(seed_rows.items())
+            if BASE in v and all(s in v for s in WIDE if s != k[0])
+            and len({round(x, 6) for s, x in v.items() if s != BASE}) > 1}
+    pools = {"core10": TASK_SETS["core10"], "all 15": WIDE}
+    table = {}
+    for label, scorer in scorers.items():
+        runs = {name: evaluate_method(scorer, full, pool) for name, pool in pools.items()}
+        if all(runs.values()):
+            table[label] = runs
+    rng = np.random.default_rng(0)
+    table["Random (mean of 200 orders)"] = {
+        name: merge_runs([evaluate_method(lambda t, s, _seed: dict(zip(s, rng.random(len(s)))), full, pool)
+                          for _ in range(200)]) for name, pool in pools.items()} if full else {}
+    return full, table, seed_rows
+
+
+def wide_pool_section(full, table, seed_rows) -> list[str]:
+    lines = ["## A wider pool: every other classification task as a source", "",
+             "The same rankings on the target rows where all 15 other classification tasks of the suite are measured",
+             "as sources (each ground-truth seed where they are; seed-0 embeddings), first ranking only the `core10` sources,",
+             "then all 15. More candidates make the task harder: a random order's ρ is (n + 1) / 2, 5–5.5 for the 9–10",
+             "`core10` sources (9 when the target is one of them) and 8 for 15, so compare each row with the Random row.", ""]
+    extra = [t for t in WIDE if t not in TASK_SETS["core10"]]
+    lines += [f"Target rows with all 15 sources: {len(full)} ({', '.join(f'{t} seed {sd}' for t, sd in full) or 'none'}). Seed-0 cells",
+              "from the 6 sources outside `core10`, by target (a row whose every source ties, e.g. all at the majority",
+              "class, ranks nothing and is not scored):", "",
+              "| target | of the 6 measured | missing |", "|---|---|---|"]
+    for t in WIDE:
+        row = seed_rows.get((t, 0), {})
+        wanted = [s for s in extra if s != t]
+        missing = [s for s in wanted if s not in row]
+        lines.append(f"| {t} | {len(wanted) - len(missing)}/{len(wanted)} | {', '.join(missing) if missing else '–'} |")
+    lines.append("")
+    if not full or not table.get("Random (mean of 200 orders)"):
+        return lines
+    lines += ["| method | NDCG core10 pool | NDCG 15 pool | ρ core10 pool | ρ 15 pool | Regret@3 core10 | Regret@3 15 | targets |",
+              "|---|---|---|---|---|---|---|---|"]
+    for label, runs in sorted(table.items(), key=lambda kv: -kv[1]["all 15"]["ndcg"] if kv[1]["all 15"]["ndcg"] == kv[1]["all 15"]["ndcg"] else 1):
+        a, b = runs["core10"], runs["all 15"]
+        lines.append(f"| {label} | {fmt(a['ndcg'])} | {fmt(b['ndcg'])} | {fmt(a['rho'], '.2f')} | {fmt(b['rho'], '.2f')} | "
+                     f"{fmt(a['regret@3'], '.2f')} | {fmt(b['regret@3'], '.2f')} | {b['targets']} |")
+    best = {}
+    for (t, _), row in full.items():
+        srcs = {s: v for s, v in row.items() if s != BASE}
+        best[t] = max(srcs, key=srcs.get)
+    lines += ["", "Truly best source of each row among the 15: " + "; ".join(f"{t}: {s}" for t, s in best.items()) + ".", ""]
+    return lines
 
 
 def fmt(x, spec=".3f"):
@@ -223,7 +310,7 @@ def fmt(x, spec=".3f"):
 
 
 def write_report(tasks, targets, cells, complete, seed_rows, results, peft_methods, curve, points, index, test_rows,
-                 curve_targets):
+                 curve_targets, wide, wide_cells):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -301,6 +388,7 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
         lines += ["", "(cosine rows; `–` = no source improved on base for that target, so its NDCG is undefined)", ""]
 
     lines += paired_comparison(results, peft_methods)
+    lines += wide_pool_section(*wide)
 
     if curve:
         all_steps = sorted({s for p in curve.values() for s in p})
@@ -381,16 +469,17 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
                   "copy in the span of the tasks embedded at that seed (see `embed_tasks.py`), so its rankings here are exact.", ""]
 
     if complete:
-        heat_panels = [("measured relative gain (p(s→t) − p(t)) / p(t)", gain_matrix(tasks, targets, cells), "RdBu", (-0.1, 0.1))]
+        sources = tasks + [s for s in WIDE if s not in tasks and any((s, t) in wide_cells for t in targets)]
+        heat_panels = [("measured relative gain (p(s→t) − p(t)) / p(t)", gain_matrix(sources, targets, wide_cells), "RdBu", (-0.1, 0.1))]
         for method in HEATMAP_METHODS:
             embs = load_embeddings(method, 0, f"step-{MAIN_STEP}") or load_embeddings(method, 0, "final")
-            if all(t in embs for t in targets):
-                heat_panels.append((f"predicted: cosine of {method}", similarity_matrix(tasks, targets, embs), "viridis", (None, None)))
+            if all(t in embs for t in targets + sources):
+                heat_panels.append((f"predicted: cosine of {method}", similarity_matrix(sources, targets, embs), "viridis", (None, None)))
         fig, axes = plt.subplots(1, len(heat_panels), figsize=(5.2 * len(heat_panels), 5))
         for ax, (title, mat, cmap, (lo, hi)) in zip(np.atleast_1d(axes), heat_panels):
             im = ax.imshow(mat, cmap=cmap, vmin=lo, vmax=hi)
             ax.set_xticks(range(len(targets)), targets, rotation=90, fontsize=7)
-            ax.set_yticks(range(len(tasks)), tasks, fontsize=7)
+            ax.set_yticks(range(len(sources)), sources, fontsize=7)
             ax.set_xlabel("target"); ax.set_ylabel("source"); ax.set_title(title, fontsize=8)
             fig.colorbar(im, ax=ax, fraction=0.046)
         fig.tight_layout(); fig.savefig(HERE / "results" / "transfer_matrix.png", dpi=120); plt.close(fig)
@@ -478,7 +567,8 @@ def similarity_matrix(tasks, targets, embs):
 
     sims = (unit(tasks) @ unit(targets).T).numpy()
     for i, t in enumerate(tasks):  # self-similarity is 1 and never ranked; hiding it lets the colours spread
-        sims[i, targets.index(t)] = np.nan
+        if t in targets:
+            sims[i, targets.index(t)] = np.nan
     return sims
 
 
