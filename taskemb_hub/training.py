@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader
 
 from .adapters import CHECKPOINT_INFO_NAME, INIT_NAME
 from .base_model import resolve_base_model
-from .default_registry import DEFAULT_METHOD
 from .data import CLASSIFICATION, EXTRACTIVE_QA, REGRESSION, TaskData, load_task
+from .default_registry import DEFAULT_METHOD
 from .embedding import TaskEmbedding
 from .errors import TaskEmbHubError
 from .features import Collator, encode_rows, qa_predictions
@@ -45,7 +45,7 @@ class TuningConfig:
     Args:
         method: PEFT method name (`lora`, `prompt`, `prefix`, `ia3`, `bitfit`), or `full` for
             full fine-tuning (used by the transfer-matrix runner; gives no embedding). Default:
-            `bitfit`, the method of the packaged registry (the best ranker in benchmarks/RESULTS.md).
+            `bitfit`, the method of the packaged registry (how it ranks: benchmarks/RESULTS.md).
         base_model: local folder or Hub id; None = the packaged all-MiniLM-L6-v2.
         max_steps: optimizer steps to run.
         save_steps: steps at which to keep a checkpoint (the last step is always kept).
