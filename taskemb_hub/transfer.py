@@ -163,6 +163,10 @@ def run_transfer_matrix(cfg: TransferConfig, results: str | Path, work_dir: str 
                 claim = claims / f"{source_name}--{target_name}--seed{seed}.json"
                 if not _claim(claim):
                     continue
+                if (source_name, target_name, seed) in _done(results, recipe):
+                    # Another worker finished the cell and released its claim between our read and our claim.
+                    claim.unlink(missing_ok=True)
+                    continue
                 try:
                     row = _run_cell(cfg, recipe, source_name, target, target_name, metric, seed, work_dir, progress)
                     with results.open("a") as handle:  # one short O_APPEND write: workers never interleave

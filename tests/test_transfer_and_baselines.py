@@ -128,3 +128,28 @@ def test_a_worker_rereads_the_results_before_each_run(tiny_bert, task_dir, tmp_p
                         log=lambda line: (ran.append(line), other_worker_finishes_gamma(line)))
     assert len(ran) == 2 and not any(line.strip().startswith("gamma") for line in ran)
     assert sorted(r["source"] for r in load_transfer_results(results)) == [BASE, "beta", "gamma"]
+
+
+def test_a_cell_finished_just_before_our_claim_is_not_run_again(tiny_bert, task_dir, tmp_path, monkeypatch):
+    # The race seen on a GPU grid with 11 workers: we read the results (gamma missing), the other
+    # worker writes gamma and releases its claim, then our claim succeeds.
+    import taskemb_hub.transfer as transfer
+
+    cfg = TransferConfig(tasks=["alpha", "beta", "gamma"], targets=["alpha"], data_dir=str(task_dir), base_model=tiny_bert,
+                         train_examples=32, source_epochs=1, target_epochs=1, batch_size=16)
+    results = tmp_path / "matrix.jsonl"
+    real_claim = transfer._claim
+
+    def claim_after_the_other_worker_finished(path):
+        if path.name.startswith("gamma--"):
+            row = {"source": "gamma", "target": "alpha", "seed": 0, "metric": "accuracy", "score": 0.5, "recipe": cfg.recipe()}
+            with results.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+        return real_claim(path)
+
+    monkeypatch.setattr(transfer, "_claim", claim_after_the_other_worker_finished)
+    ran = []
+    run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=ran.append)
+    assert sorted(line.split("->")[0].strip() for line in ran) == [BASE, "beta"]
+    assert sorted(r["source"] for r in load_transfer_results(results)) == [BASE, "beta", "gamma"], "no duplicate row"
+    assert not list((tmp_path / "work" / "claims").rglob("gamma--*")), "the claim is released"
