@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from _common import DATA_DIR, RESULTS, require_data
 
 from taskemb_hub import EmbeddingOptions, TaskEmbedding, TuningConfig, load_task, tune
@@ -91,7 +93,8 @@ def main():
                                                           task=name)
                         spot.save(OUT / f"spot+{pooling}{schedule}" / name / f"seed{seed}" / f"step-{cp.step}")
         row = {"method": method, "task": name, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
-               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "checkpoints": checkpoints}
+               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "checkpoints": checkpoints,
+               "device": "cuda" if torch.cuda.is_available() else "cpu"}
         with index.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
         print(f"{method:>8} {name:<22} seed {seed}: {row['seconds']}s", flush=True)

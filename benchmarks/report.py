@@ -2,13 +2,12 @@
 
     python benchmarks/report.py
 
-Inputs: `results/transfer_limited.jsonl` (ground truth), `results/embeddings/` (embed_tasks.py)
-and `results/target_embedding_cost.json` (target_embedding_cost.py). The sources are the `core10`
-tasks; the targets are those 10 plus any other classification task measured from them. A target
-row is scored once it has its base run and at least MIN_SOURCES measured sources; rankings are
-then over the measured sources only, and the report lists every missing cell. A second section
-ranks a wider pool, every other classification task of the suite as a source, on the target rows
-where all 15 of them are measured.
+Inputs: `results/transfer_limited.jsonl` (ground truth), `results/transfer_device_check.jsonl` (GPU re-runs
+of CPU cells), `results/embeddings/` (embed_tasks.py) and `results/target_embedding_cost.json`
+(target_embedding_cost.py). Every classification task of the suite is a target, ranked over the other 15 as
+sources. A target row (one ground-truth seed) is scored once it has its base run and at least MIN_SOURCES
+measured sources; rankings are then over the measured sources only, and the report lists every missing
+cell. A section ranks the first 10 tasks (`core10`) only, the pool of earlier versions of this report.
 """
 
 import json
@@ -46,25 +45,36 @@ PEFT = {
 BASELINES = {"textemb": "TextEmb (Vu et al. 2020)", "taskemb": "TaskEmb, Fisher (Vu et al. 2020)"}
 DEFAULT_METHOD = f"{PACKAGED_METHOD}+mean"  # the packaged registry's recipe (mean-pooling head)
 HEATMAP_METHODS = (DEFAULT_METHOD, "textemb")
-WIDE = TASK_SETS["classification16"]  # the wider source pool: every classification task of the suite
+SOURCES = TASK_SETS["classification16"]  # every task is a target, ranked over the other 15 as sources
+FIRST_POOL = TASK_SETS["core10"]  # the first 10-task matrix: a smaller pool, kept for comparison
+
+
+def ranks_something(row: dict) -> bool:
+    """False for a row whose sources all scored the same (e.g. all stuck at the majority class): it ranks nothing."""
+    return len({round(x, 6) for s, x in row.items() if s != BASE}) > 1
 
 
 def load_matrix(path: Path, tasks: list[str]):
-    """The measured runs from `tasks` (the sources); targets = those tasks, then any other classification
-    task of the suite measured from them."""
+    """The measured runs among `tasks`: cells (source, target) -> scores over seeds; rows (target, seed) ->
+    {source: score}; the scored rows (base + at least MIN_SOURCES sources, not all tied); and a seed-mean
+    row per target measured at every seed."""
     runs = [json.loads(line) for line in path.read_text().splitlines()]
-    measured = {r["target"] for r in runs}
-    targets = tasks + [t for t in TASK_SETS["classification16"] if t not in tasks and t in measured]
-    cells = defaultdict(list)  # (source, target) -> scores over seeds
-    per_seed = defaultdict(dict)  # (target, seed) -> {source: score}
+    cells = defaultdict(list)
+    per_seed = defaultdict(dict)
     for r in runs:
-        if r["target"] in targets and (r["source"] in tasks or r["source"] == BASE):
+        if r["target"] in tasks and r["source"] in tasks + [BASE]:
             cells[(r["source"], r["target"])].append(r["score"])
             per_seed[(r["target"], r["seed"])][r["source"]] = r["score"]
-    complete = {k: v for k, v in sorted(per_seed.items()) if BASE in v and len(v) - 1 >= MIN_SOURCES
-                # a row where every source scored the same (e.g. all stuck at the majority class) ranks nothing
-                and len({round(x, 6) for s, x in v.items() if s != BASE}) > 1}
-    return targets, cells, complete, per_seed
+    complete = {k: v for k, v in sorted(per_seed.items()) if BASE in v and len(v) - 1 >= MIN_SOURCES and ranks_something(v)}
+    seeds = sorted({sd for _, sd in per_seed})
+    mean_rows = {}
+    for t in tasks:
+        rows = [per_seed.get((t, sd), {}) for sd in seeds]
+        shared = set.intersection(*(set(r) for r in rows)) if rows else set()
+        mean = {s: float(np.mean([r[s] for r in rows])) for s in shared}
+        if BASE in mean and len(mean) - 1 >= MIN_SOURCES and ranks_something(mean):
+            mean_rows[(t, "mean")] = mean
+    return cells, complete, per_seed, mean_rows
 
 
 def load_embeddings(method: str, seed: int, step: str) -> dict[str, TaskEmbedding]:
@@ -128,12 +138,15 @@ def seed_spread(runs: list[dict]) -> float:
 
 
 def other_seed_scorer(complete):
-    """Rank by the measured transfer of another ground-truth seed: the ceiling that run-to-run noise allows."""
+    """Rank by the measured transfer of the other ground-truth seeds (their mean): the ceiling that run-to-run
+    noise allows."""
     def scorer(target, sources, seed):
+        if seed not in {sd for _, sd in complete}:
+            return None  # a seed-mean row holds every seed: nothing independent is left to rank it with
         others = [row for (t, sd), row in complete.items() if t == target and sd != seed]
-        if not others or any(s not in others[0] for s in sources):
+        if not others or any(s not in row for row in others for s in sources):
             return None
-        return {s: others[0][s] for s in sources}
+        return {s: float(np.mean([row[s] for row in others])) for s in sources}
     return scorer
 
 
@@ -153,6 +166,11 @@ def embedding_scorer(method, step, seed, similarity, embs=None):
     return lambda target, sources, _seed: score_sources(embs, target, sources, similarity)
 
 
+HYBRID = f"{DEFAULT_METHOD} centered + TextEmb centered, summed (exploratory hybrid)"
+DATASIZE = "DataSize (bigger source first)"
+RANDOM = "Random (mean of 200 orders)"
+
+
 def hybrid_scorer(weights: dict, text: dict):
     def scorer(target, sources, _seed):
         a, b = score_sources(weights, target, sources, "centered"), score_sources(text, target, sources, "centered")
@@ -160,20 +178,41 @@ def hybrid_scorer(weights: dict, text: dict):
     return scorer
 
 
+def datasize_scorer(manifest):
+    return lambda target, sources, _seed: {s: manifest[s]["sizes"]["train"] for s in sources}
+
+
+def random_scorers(n=200, seed=0):
+    """n independent random orders (one generator, so the draws differ from order to order)."""
+    rng = np.random.default_rng(seed)
+    return [lambda t, s, _seed: dict(zip(s, rng.random(len(s)))) for _ in range(n)]
+
+
+def ndcg_se(m: dict) -> float:
+    """Standard error of an NDCG mean over targets (how much it would move with other targets)."""
+    per = [r["ndcg"] for r in m["rows"].values() if r["ndcg"] == r["ndcg"]]
+    return float(np.std(per, ddof=1) / np.sqrt(len(per))) if len(per) > 1 else float("nan")
+
+
 def main():
-    tasks = TASK_SETS["core10"]  # the sources
-    targets, cells, complete, seed_rows = load_matrix(RESULTS / "transfer_limited.jsonl", tasks)
+    cells, complete, seed_rows, mean_rows = load_matrix(RESULTS / "transfer_limited.jsonl", SOURCES)
     index = [json.loads(l) for l in (EMB / "index.jsonl").read_text().splitlines()] if (EMB / "index.jsonl").is_file() else []
     manifest = json.loads((DATA_DIR / "manifest.json").read_text())
 
     results = {}  # label -> metrics averaged over embedding seeds, + NDCG spread over seeds
 
-    def add(label, per_seed, method=None, similarity=None):
-        per_seed = [m for m in per_seed if m]
+    def add(label, scorers, method=None, similarity=None, collapse=False):
+        """Score each scorer (one per embedding seed; `collapse` = one run, e.g. random orders, averaged)
+        against every ground-truth row, and against the seed-mean rows."""
+        per_seed = [m for m in (evaluate_method(sc, complete, SOURCES) for sc in scorers) if m]
+        on_mean = [m for m in (evaluate_method(sc, mean_rows, SOURCES) for sc in scorers) if m]
         if not per_seed:
             return
+        if collapse:
+            per_seed = [merge_runs(per_seed)]
         results[label] = merge_runs(per_seed) | {"method": method, "similarity": similarity,
-                                                 "ndcg_sd": seed_spread(per_seed), "seeds": len(per_seed)}
+                                                 "ndcg_sd": seed_spread(per_seed), "seeds": len(per_seed),
+                                                 "on_mean": merge_runs(on_mean) if on_mean else None}
 
     folders = peft_folders()
     steps = {m: steps_of(m) for m in folders}
@@ -182,37 +221,30 @@ def main():
         step = MAIN_STEP if MAIN_STEP in method_steps else method_steps[-1]
         for sim in SIMILARITIES:
             add(f"{folders[method]} [{method}] step {step}, {sim}",
-                [evaluate_method(embedding_scorer(method, f"step-{step}", sd, sim), complete, tasks) for sd in seeds_of(method)],
-                method, sim)
+                [embedding_scorer(method, f"step-{step}", sd, sim) for sd in seeds_of(method)], method, sim)
     from taskemb_hub.default_registry import default_registry_path
 
     packaged = {p.name: TaskEmbedding.load(p) for p in default_registry_path().iterdir() if p.is_dir()}
     for sim in SIMILARITIES:
         add(f"packaged default registry ({next(iter(packaged.values())).method}, mean head, step 100), {sim}",
-            [evaluate_method(lambda t, s, _seed: score_sources(packaged, t, s, sim), complete, tasks)])
+            [embedding_scorer(None, None, None, sim, packaged)])
     for base, label in BASELINES.items():
         for sim in SIMILARITIES:
-            add(f"{label} [{base}], {sim}",
-                [evaluate_method(embedding_scorer(base, "final", sd, sim), complete, tasks) for sd in seeds_of(base)],
-                base, sim)
+            add(f"{label} [{base}], {sim}", [embedding_scorer(base, "final", sd, sim) for sd in seeds_of(base)], base, sim)
     # exploratory: does the text block add what the weight block misses? (sum of the two centred cosines =
     # centred-cosine of the concatenated unit vectors, up to a constant)
     text = load_embeddings("textemb", 0, "final")
-    add(f"{DEFAULT_METHOD} centered + TextEmb centered, summed (exploratory hybrid)",
-        [evaluate_method(hybrid_scorer(load_embeddings(DEFAULT_METHOD, sd, f"step-{MAIN_STEP}"), text), complete, tasks)
-         for sd in seeds_of(DEFAULT_METHOD)], f"{DEFAULT_METHOD}+textemb", "centered")
-    add("DataSize (bigger source first)",
-        [evaluate_method(lambda t, s, _seed: {x: manifest[x]["sizes"]["train"] for x in s}, complete, tasks)])
-    add("measured transfer at another ground-truth seed (noise ceiling)", [evaluate_method(other_seed_scorer(complete), complete, tasks)])
-    rng = np.random.default_rng(0)
-    runs = [evaluate_method(lambda t, s, _seed: dict(zip(s, rng.random(len(s)))), complete, tasks) for _ in range(200)]
-    if runs[0]:
-        add("Random (mean of 200 orders)", [merge_runs(runs)])
+    add(HYBRID, [hybrid_scorer(load_embeddings(DEFAULT_METHOD, sd, f"step-{MAIN_STEP}"), text)
+                 for sd in seeds_of(DEFAULT_METHOD)], f"{DEFAULT_METHOD}+textemb", "centered")
+    add(DATASIZE, [datasize_scorer(manifest)])
+    add("measured transfer at the other ground-truth seeds (noise ceiling)", [other_seed_scorer(complete)])
+    add(RANDOM, random_scorers(), collapse=True)
 
-    _, wide_cells, _, wide_rows = load_matrix(RESULTS / "transfer_limited.jsonl", WIDE)  # every source measured
-    wide = wide_pool(rankers(folders, steps, manifest), wide_rows)
+    pools = pool_comparison(rankers(folders, steps, manifest), complete)
 
-    # early-checkpoint curve and the in-task metric vs ranking quality
+    # early-checkpoint curve and the in-task metric vs ranking quality, on the first 10 tasks as sources and
+    # targets: the 200- and 500-step schedules were run for those 10 only, and every row is then scored alike
+    first_rows = {k: v for k, v in complete.items() if k[0] in FIRST_POOL}
     curve = defaultdict(dict)
     curve_targets = {}  # method -> targets its curve is scored on (rows differ: compare within a row)
     points = defaultdict(list)  # method -> (in-task metric, NDCG, target)
@@ -221,7 +253,7 @@ def main():
             per_seed = []
             for sd in seeds_of(method):
                 embs = load_embeddings(method, sd, f"step-{step}")
-                m = evaluate_method(embedding_scorer(method, f"step-{step}", sd, "cosine", embs), complete, tasks)
+                m = evaluate_method(embedding_scorer(method, f"step-{step}", sd, "cosine", embs), first_rows, FIRST_POOL)
                 if not m:
                     continue
                 per_seed.append(m)
@@ -232,9 +264,9 @@ def main():
                 curve[method][step] = merged["ndcg"]
                 curve_targets[method] = merged["targets"]
 
-    test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in targets}
-    write_report(tasks, targets, cells, complete, seed_rows, results, list(steps), curve, points, index, test_rows,
-                 curve_targets, wide, wide_cells)
+    test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in SOURCES}
+    write_report(cells, complete, seed_rows, mean_rows, results, list(steps), curve, points, index, test_rows,
+                 curve_targets, pools)
 
 
 def rankers(folders, steps, manifest):
@@ -243,102 +275,86 @@ def rankers(folders, steps, manifest):
     for method in list(steps) + list(BASELINES):
         step = "final" if method in BASELINES else f"step-{MAIN_STEP if MAIN_STEP in steps[method] else steps[method][-1]}"
         embs = load_embeddings(method, 0, step)
-        if all(t in embs for t in WIDE):
+        if all(t in embs for t in SOURCES):
             for sim in SIMILARITIES:
                 found[f"{folders.get(method) or BASELINES[method]} [{method}], {sim}"] = embedding_scorer(method, step, 0, sim, embs)
     weights, text = load_embeddings(DEFAULT_METHOD, 0, f"step-{MAIN_STEP}"), load_embeddings("textemb", 0, "final")
-    if all(t in weights and t in text for t in WIDE):
-        found[f"{DEFAULT_METHOD} centered + TextEmb centered, summed (exploratory hybrid)"] = hybrid_scorer(weights, text)
-    found["DataSize (bigger source first)"] = lambda t, s, _seed: {x: manifest[x]["sizes"]["train"] for x in s}
+    if all(t in weights and t in text for t in SOURCES):
+        found[HYBRID] = hybrid_scorer(weights, text)
+    found[DATASIZE] = datasize_scorer(manifest)
     return found
 
 
-def wide_pool(scorers, seed_rows):
-    """Each method on the target rows where all 15 other classification tasks are measured as sources,
-    ranking (a) only the `core10` sources and (b) all 15, so the two pools are scored on the same rows."""
-    full = {k: v for k, v in sorted(seed_rows.items())
-            if BASE in v and all(s in v for s in WIDE if s != k[0])
-            and len({round(x, 6) for s, x in v.items() if s != BASE}) > 1}
-    pools = {"core10": TASK_SETS["core10"], "all 15": WIDE}
+def pool_comparison(scorers, complete):
+    """Each method ranking (a) only the first 10 tasks as sources and (b) all 15 others, on the same rows."""
+    pools = {"core10": FIRST_POOL, "all 15": SOURCES}
     table = {}
-    for label, scorer in scorers.items():
-        runs = {name: evaluate_method(scorer, full, pool) for name, pool in pools.items()}
+    for label, scorer in list(scorers.items()) + [(RANDOM, None)]:
+        runs = {}
+        for name, pool in pools.items():
+            if scorer is None:
+                runs[name] = merge_runs([m for m in (evaluate_method(sc, complete, pool) for sc in random_scorers()) if m])
+            else:
+                runs[name] = evaluate_method(scorer, complete, pool)
         if all(runs.values()):
             table[label] = runs
-    rng = np.random.default_rng(0)
-    table["Random (mean of 200 orders)"] = {
-        name: merge_runs([evaluate_method(lambda t, s, _seed: dict(zip(s, rng.random(len(s)))), full, pool)
-                          for _ in range(200)]) for name, pool in pools.items()} if full else {}
-    return full, table, seed_rows
+    return table
 
 
-def wide_pool_section(full, table, seed_rows) -> list[str]:
-    lines = ["## A wider pool: every other classification task as a source", "",
-             "The same rankings on the target rows where all 15 other classification tasks of the suite are measured",
-             "as sources (each ground-truth seed where they are; seed-0 embeddings), first ranking only the `core10` sources,",
-             "then all 15. More candidates make the task harder: a random order's ρ is (n + 1) / 2, 5–5.5 for the 9–10",
-             "`core10` sources (9 when the target is one of them) and 8 for 15, so compare each row with the Random row.", ""]
-    extra = [t for t in WIDE if t not in TASK_SETS["core10"]]
-    lines += [f"Target rows with all 15 sources: {len(full)} ({', '.join(f'{t} seed {sd}' for t, sd in full) or 'none'}). Seed-0 cells",
-              "from the 6 sources outside `core10`, by target (a row whose every source ties, e.g. all at the majority",
-              "class, ranks nothing and is not scored):", "",
-              "| target | of the 6 measured | missing |", "|---|---|---|"]
-    for t in WIDE:
-        row = seed_rows.get((t, 0), {})
-        wanted = [s for s in extra if s != t]
-        missing = [s for s in wanted if s not in row]
-        lines.append(f"| {t} | {len(wanted) - len(missing)}/{len(wanted)} | {', '.join(missing) if missing else '–'} |")
-    lines.append("")
-    if not full or not table.get("Random (mean of 200 orders)"):
+def pool_section(table) -> list[str]:
+    lines = ["## A smaller pool: the first 10 tasks as sources", "",
+             "The matrix was first measured on 10 tasks (`core10`, spanning NLI/fact-checking, sentiment, dialogue and",
+             "reasoning), and earlier versions of this report ranked those 10 sources only. The same rankings (seed-0",
+             "embeddings) on every scored ground-truth row, ranking only the `core10` sources, then all 15. More",
+             "candidates make the task harder: a random order's ρ is (n + 1) / 2, 5–5.5 for the 9–10 `core10` sources",
+             "(9 when the target is one of them) and 8 for 15, so compare each row with the Random row.", ""]
+    if not table:
         return lines
     lines += ["`± targets` = standard error of the 15-pool NDCG mean over targets.", "",
               "| method | NDCG core10 pool | NDCG 15 pool | ± targets | ρ core10 pool | ρ 15 pool | Regret@3 core10 | Regret@3 15 | targets |",
               "|---|---|---|---|---|---|---|---|---|"]
     for label, runs in sorted(table.items(), key=lambda kv: -kv[1]["all 15"]["ndcg"] if kv[1]["all 15"]["ndcg"] == kv[1]["all 15"]["ndcg"] else 1):
         a, b = runs["core10"], runs["all 15"]
-        per = [r["ndcg"] for r in b["rows"].values() if r["ndcg"] == r["ndcg"]]
-        se = float(np.std(per, ddof=1) / np.sqrt(len(per))) if len(per) > 1 else float("nan")
-        lines.append(f"| {label} | {fmt(a['ndcg'])} | {fmt(b['ndcg'])} | {fmt(se)} | {fmt(a['rho'], '.2f')} | {fmt(b['rho'], '.2f')} | "
+        lines.append(f"| {label} | {fmt(a['ndcg'])} | {fmt(b['ndcg'])} | {fmt(ndcg_se(b))} | {fmt(a['rho'], '.2f')} | {fmt(b['rho'], '.2f')} | "
                      f"{fmt(a['regret@3'], '.2f')} | {fmt(b['regret@3'], '.2f')} | {b['targets']} |")
-    best = {}
-    for (t, _), row in full.items():
-        srcs = {s: v for s, v in row.items() if s != BASE}
-        best[t] = max(srcs, key=srcs.get)
-    lines += ["", "Truly best source of each row among the 15: " + "; ".join(f"{t}: {s}" for t, s in best.items()) + ".", ""]
-    return lines
+    return lines + [""]
 
 
 def fmt(x, spec=".3f"):
     return "–" if x != x else format(x, spec)
 
 
-def write_report(tasks, targets, cells, complete, seed_rows, results, peft_methods, curve, points, index, test_rows,
-                 curve_targets, wide, wide_cells):
+def write_report(cells, complete, seed_rows, mean_rows, results, peft_methods, curve, points, index, test_rows,
+                 curve_targets, pools):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    tasks = targets = SOURCES
     lines = ["# Does the ranking predict transfer?", "",
              "Generated by `python benchmarks/report.py` from the files in `benchmarks/results/`; do not edit by hand.", "",
              "## Ground truth: measured transfer (limited regime)", "",
              "Full fine-tuning of the packaged all-MiniLM-L6-v2 (`taskemb-hub transfer-matrix`): 1,000 train examples per task,",
              "2 epochs on the source, then 2 epochs on the target, lr 1e-4, batch 16, 128 tokens; the target's test accuracy",
              "(≤1,000 test rows). `base` = the target fine-tuned from the plain base model.",
-             f"Sources (`core10`): {', '.join(tasks)}.",
-             f"Targets: those 10" + (f", and {', '.join(t for t in targets if t not in tasks)} (other classification tasks of"
-                                     " the suite, measured from the 10 sources only)" if len(targets) > len(tasks) else "") + ".", ""]
+             f"Tasks: the {len(tasks)} classification tasks of the suite ({', '.join(tasks)}); each is a target, ranked over",
+             "the other 15 as sources. Runs were made on 2 CPU cores and, when a GPU machine was lent, on one H100",
+             "(`benchmarks/gpu_transfer_grid.sh`, several workers sharing the card); the device of each run is in its line.", ""]
     expected = {(s, t) for t in targets for s in [BASE] + [x for x in tasks if x != t]}
-    seeds = sorted({seed for _, seed in seed_rows})
-    for seed in seeds:
+    devices = run_devices()
+    for seed in sorted({seed for _, seed in seed_rows}):
         measured = {(s, t) for (t, sd), row in seed_rows.items() if sd == seed for s in row} & expected
         rows = sorted(t for (t, sd) in complete if sd == seed)
-        partial = [f"{t} ({len(row) - (BASE in row)} sources{'' if BASE in row else ', no base'})"
+        partial = [f"{t} ({len(row) - (BASE in row)} sources{'' if BASE in row else ', no base'}"
+                   f"{'' if ranks_something(row) else ', every source tied'})"
                    for (t, sd), row in sorted(seed_rows.items()) if sd == seed and (t, sd) not in complete]
-        lines.append(f"- seed {seed}: {len(measured)} of {len(expected)} cells; target rows scored (base + at least "
-                     f"{MIN_SOURCES} sources, not all tied): {len(rows)} ({', '.join(rows) or 'none'})"
+        lines.append(f"- seed {seed}: {len(measured)} of {len(expected)} cells "
+                     f"({', '.join(f'{n} on {d}' for d, n in sorted(devices[seed].items()))}); target rows scored "
+                     f"(base + at least {MIN_SOURCES} sources, not all tied): {len(rows)}"
                      + (f"; not scored: {', '.join(partial)}" if partial else "") + ".")
-    lines += ["", "The table pools the seeds (mean over the seeds measured); `missing` = cells measured at no seed.", ""]
+    lines += ["", f"Seed-mean rows (each cell averaged over the seeds; the least noisy ground truth): {len(mean_rows)} targets.",
+              "The table pools the seeds (mean over the seeds measured); `missing` = cells measured at no seed.", ""]
     lines += ["`SE` = binomial standard error of one accuracy on the target's test rows, √(p(1−p)/n): a source whose",
               "gain is under about 2·SE (or 2.8·SE for a difference of two runs) is within test noise at one seed.", "",
               "| target | test rows | base | SE | sources measured | sources that help | best source (score) | worst source (score) | missing |",
@@ -352,12 +368,13 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
         helps = sum(v > base for v in have.values()) if base is not None else 0
         se = (base * (1 - base) / test_rows[t]) ** 0.5 if base is not None else float("nan")
         lines.append(f"| {t} | {test_rows[t]} | {fmt(base) if base is not None else 'missing'} | {fmt(se)} | "
-                     f"{len(have)}/{len(tasks) - (t in tasks)} | {helps} | "
+                     f"{len(have)}/{len(tasks) - 1} | {helps} | "
                      + (f"{best} ({have[best]:.3f}) | {worst} ({have[worst]:.3f})" if have else " | ")
-                     + f" | {', '.join(missing) if len(missing) < len(tasks) else 'all'} |")
+                     + f" | {', '.join(missing) if missing else '–'} |")
     lines.append("")
 
     lines += seed_agreement(tasks, targets, seed_rows)
+    lines += device_check(seed_rows)
 
     lines += ["## Rankings against the ground truth", "",
               "Per target, the sources are ranked by the similarity of their embedding to the target's (cosine, or cosine",
@@ -367,18 +384,20 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
               "target); **ρ** = predicted rank of the truly best source (1 = perfect); **Regret@3** in %; **Spearman** between",
               "similarity and p(s→t). Means over the scored targets; `± targets` = standard error of the NDCG mean over",
               "targets (how much the figure would move with other targets); `seed sd` = NDCG spread over embedding seeds.",
-              "The noise-ceiling row ranks with another ground-truth seed's measurements, so it is scored only on the",
-              "targets measured at two seeds (its `targets` column) and is not comparable row for row with the others.", "",
-              "| method | NDCG | ± targets | NDCG shifted | ρ | Regret@3 | Spearman | targets | seeds | seed sd |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "Each ground-truth seed is its own row (a target's metrics are averaged over its seeds, then targets are",
+              "averaged); the `seed-mean truth` columns score the same rankings against the matrix averaged over seeds.",
+              "The noise-ceiling row ranks each seed's row with the mean of the other seeds' measurements: no embedding",
+              "can be expected to beat it by much, since it is what one more measurement of the same cells gives.", "",
+              "| method | NDCG | ± targets | NDCG shifted | ρ | Regret@3 | Spearman | NDCG, seed-mean truth | ρ, seed-mean truth | targets | seeds | seed sd |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = sorted(results.items(), key=lambda kv: -(kv[1]["ndcg"] if kv[1]["ndcg"] == kv[1]["ndcg"] else -1))
     for name, m in order:
-        per = [r["ndcg"] for r in m["rows"].values() if r["ndcg"] == r["ndcg"]]
-        se = float(np.std(per, ddof=1) / np.sqrt(len(per))) if len(per) > 1 else float("nan")
-        lines.append(f"| {name} | {fmt(m['ndcg'])} | {fmt(se)} | {fmt(m['ndcg_shifted'])} | {fmt(m['rho'], '.2f')} | "
-                     f"{fmt(m['regret@3'], '.2f')} | {fmt(m['spearman'])} | {m['targets']:.0f} | {m['seeds']} | {fmt(m['ndcg_sd'])} |")
+        on_mean = m["on_mean"] or {"ndcg": float("nan"), "rho": float("nan")}
+        lines.append(f"| {name} | {fmt(m['ndcg'])} | {fmt(ndcg_se(m))} | {fmt(m['ndcg_shifted'])} | {fmt(m['rho'], '.2f')} | "
+                     f"{fmt(m['regret@3'], '.2f')} | {fmt(m['spearman'])} | {fmt(on_mean['ndcg'])} | {fmt(on_mean['rho'], '.2f')} | "
+                     f"{m['targets']:.0f} | {m['seeds']} | {fmt(m['ndcg_sd'])} |")
     if not results:
-        lines.append("| (no complete target row yet) | | | | | | | | | |")
+        lines.append("| (no complete target row yet) | | | | | | | | | | | |")
     lines.append("")
     scored = sorted({t for m in results.values() for t in m["rows"]})
     if scored:
@@ -391,7 +410,7 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
         lines += ["", "(cosine rows; `–` = no source improved on base for that target, so its NDCG is undefined)", ""]
 
     lines += paired_comparison(results, peft_methods)
-    lines += wide_pool_section(*wide)
+    lines += pool_section(pools)
 
     if curve:
         all_steps = sorted({s for p in curve.values() for s in p})
@@ -402,14 +421,20 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
         plt.xscale("log"); plt.xlabel("checkpoint step"); plt.ylabel("NDCG (cosine)"); plt.legend(fontsize=7)
         plt.tight_layout(); plt.savefig(HERE / "results" / "early_checkpoints.png", dpi=120); plt.close()
         lines += ["## Early checkpoints", "",
-                  "NDCG (cosine) of the embedding taken at each checkpoint of one tuning run (`embed_tasks.py`). A plain row is",
+                  "NDCG (cosine) of the embedding taken at each checkpoint of one tuning run (`embed_tasks.py`), on the first",
+                  "10 tasks (`core10`) as sources and targets, since the 200- and 500-step schedules were run for those 10",
+                  "only (so the figures differ from the 15-source tables above; every row is scored on the same rows). A plain row is",
                   "the 100-step schedule that the packaged registry and `AutoSourceSelector` use; `@200` / `@500` rows are runs",
                   "whose learning-rate schedule ends at step 200 / 500 (so their step 100 is a different checkpoint). The last",
                   "column of each row is the end of its run. Mean over the embedding seeds measured.", "", "![NDCG by checkpoint](results/early_checkpoints.png)", "",
-                  "`targets` = the targets a row is scored on: rows with fewer targets are not comparable with the others.", "",
-                  "| method | targets | " + " | ".join(str(s) for s in all_steps) + " |", "|---|---|" + "---|" * len(all_steps)]
+                  "`targets` = the targets a row is scored on: rows with fewer targets are not comparable with the others.",
+                  "`run on` = where its embedding runs were made (CPU, or the lent H100: same code and seeds, other numerics).", "",
+                  "| method | targets | run on | " + " | ".join(str(s) for s in all_steps) + " |", "|---|---|---|" + "---|" * len(all_steps)]
+        run_on = defaultdict(set)
+        for r in index:
+            run_on[r["method"]].add({"cuda": "H100"}.get(r.get("device"), "CPU"))
         for method, pts in curve.items():
-            lines.append(f"| {method} | {curve_targets[method]} | "
+            lines.append(f"| {method} | {curve_targets[method]} | {' + '.join(sorted(run_on[method])) or '–'} | "
                          + " | ".join(fmt(pts[s]) if s in pts else "" for s in all_steps) + " |")
         lines.append("")
 
@@ -443,7 +468,8 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
     uncontended = {r["method"]: r for r in json.loads(cost_file.read_text())["rows"]} if cost_file.is_file() else {}
     grid = defaultdict(list)
     for r in index:
-        grid[r["method"]].append(r["seconds"])
+        if r.get("device", "cpu") == "cpu":  # GPU runs (a lent machine) are not comparable with the CPU column
+            grid[r["method"]].append(r["seconds"])
     if grid or uncontended:
         lines += ["## Cost to embed one task", "",
                   "`alone`: `benchmarks/target_embedding_cost.py` (one target, rotten_tomatoes, from raw data to a step-100",
@@ -472,8 +498,8 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
                   "copy in the span of the tasks embedded at that seed (see `embed_tasks.py`), so its rankings here are exact.", ""]
 
     if complete:
-        sources = tasks + [s for s in WIDE if s not in tasks and any((s, t) in wide_cells for t in targets)]
-        heat_panels = [("measured relative gain (p(s→t) − p(t)) / p(t)", gain_matrix(sources, targets, wide_cells), "RdBu", (-0.1, 0.1))]
+        sources = tasks
+        heat_panels = [("measured relative gain (p(s→t) − p(t)) / p(t), mean over seeds", gain_matrix(sources, targets, cells), "RdBu", (-0.1, 0.1))]
         for method in HEATMAP_METHODS:
             embs = load_embeddings(method, 0, f"step-{MAIN_STEP}") or load_embeddings(method, 0, "final")
             if all(t in embs for t in targets + sources):
@@ -494,30 +520,78 @@ def write_report(tasks, targets, cells, complete, seed_rows, results, peft_metho
 
 
 def seed_agreement(tasks, targets, seed_rows) -> list[str]:
-    """How far two ground-truth seeds of the same target agree (the noise the rankings are scored against)."""
+    """How far the ground-truth seeds of the same target agree (the noise the rankings are scored against)."""
+    from itertools import combinations
+
     from scipy.stats import spearmanr
 
     lines = []
     for t in targets:
         rows = {sd: row for (u, sd), row in sorted(seed_rows.items()) if u == t}
-        if len(rows) < 2:
+        both = [s for s in tasks if s != t and all(s in row for row in rows.values())]
+        if len(rows) < 2 or len(both) < 3:
             continue
-        a, b = list(rows.values())[:2]
-        both = [s for s in tasks if s != t and s in a and s in b]
-        if len(both) < 3:
-            continue
-        diffs = [abs(a[s] - b[s]) for s in both]
-        rho = spearmanr([a[s] for s in both], [b[s] for s in both]).statistic
-        best = lambda row: max(both, key=row.get)
-        lines.append(f"| {t} | {len(both)} | {fmt(a.get(BASE, float('nan')))} / {fmt(b.get(BASE, float('nan')))} | "
-                     f"{fmt(float(np.mean(diffs)))} | {fmt(max(diffs))} | {fmt(rho)} | {best(a)} / {best(b)} |")
+        diffs, rhos = [], []
+        for a, b in combinations(rows.values(), 2):
+            diffs += [abs(a[s] - b[s]) for s in both]
+            rho = spearmanr([a[s] for s in both], [b[s] for s in both]).statistic
+            rhos.append(rho)
+        best = " / ".join(max(both, key=row.get) for row in rows.values())
+        bases = " / ".join(fmt(row.get(BASE, float("nan"))) for row in rows.values())
+        lines.append(f"| {t} | {len(rows)} | {len(both)} | {bases} | {fmt(float(np.mean(diffs)))} | {fmt(max(diffs))} | "
+                     f"{fmt(nanmean(rhos))} | {best} |")
     if not lines:
         return []
-    return ["### Do two ground-truth seeds agree?", "",
-            "Targets measured at two seeds (source fine-tune and target fine-tune both reseeded; same test rows):",
-            "accuracy of base at each seed, mean and largest |difference| of a source's accuracy between seeds,",
-            "Spearman between the two seeds' source scores, and the best source at each seed.", "",
-            "| target | sources at both | base (seed a / b) | mean abs diff | max abs diff | Spearman | best source (a / b) |",
+    return ["### Do the ground-truth seeds agree?", "",
+            "Targets measured at several seeds (source fine-tune and target fine-tune both reseeded; same test rows):",
+            "accuracy of base at each seed, mean and largest |difference| of a source's accuracy between two seeds,",
+            "Spearman between two seeds' source scores (mean over the pairs of seeds; `–` where a seed's sources all tied),",
+            "and the best source at each seed.", "",
+            "| target | seeds | sources at all seeds | base by seed | mean abs diff | max abs diff | Spearman | best source by seed |",
+            "|---|---|---|---|---|---|---|---|"] + lines + [""]
+
+
+def run_devices() -> dict[int, dict[str, int]]:
+    """seed -> {device: runs} for the ground truth (runs on CPU and on a lent GPU are mixed within a seed)."""
+    found = defaultdict(lambda: defaultdict(int))
+    for line in (RESULTS / "transfer_limited.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        found[r["seed"]][{"cuda": "an H100", "cpu": "CPU"}.get(r.get("device"), r.get("device"))] += 1
+    return found
+
+
+def device_check(seed_rows) -> list[str]:
+    """The same cells re-run on the GPU (`transfer_device_check.jsonl`) against their CPU runs, beside the
+    difference between two seeds: mixing devices in a seed matters only if the first is not far smaller."""
+    from scipy.stats import spearmanr
+
+    path = RESULTS / "transfer_device_check.jsonl"
+    if not path.is_file():
+        return []
+    gpu = defaultdict(dict)
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        gpu[(r["target"], r["seed"])][r["source"]] = r["score"]
+    lines = []
+    for (t, sd), row in sorted(gpu.items()):
+        cpu = seed_rows.get((t, sd), {})
+        shared = [s for s in row if s in cpu]
+        other = [seed_rows[(t, o)] for (u, o) in seed_rows if u == t and o != sd]
+        if len(shared) < 3 or not other:
+            continue
+        device_diff = float(np.mean([abs(row[s] - cpu[s]) for s in shared]))
+        seed_diff = float(np.mean([abs(o[s] - cpu[s]) for o in other for s in shared if s in o]))
+        sources = [s for s in shared if s != BASE]
+        rho = spearmanr([row[s] for s in sources], [cpu[s] for s in sources]).statistic
+        lines.append(f"| {t} | {sd} | {len(shared)} | {fmt(device_diff)} | {fmt(seed_diff)} | {fmt(rho)} | "
+                     f"{max(sources, key=row.get)} / {max(sources, key=cpu.get)} |")
+    if not lines:
+        return []
+    return ["### Does the device matter?", "",
+            "Cells first run on CPU, re-run on the H100 with the same seed and recipe: mean |difference| between the",
+            "two devices, beside the mean |difference| between that CPU run and the other seeds' runs of the same",
+            "cells; Spearman between the two devices' source scores; best source on GPU / on CPU.", "",
+            "| target | seed | cells | mean abs diff GPU vs CPU | mean abs diff across seeds | Spearman GPU vs CPU | best source (GPU / CPU) |",
             "|---|---|---|---|---|---|---|"] + lines + [""]
 
 
