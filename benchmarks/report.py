@@ -432,7 +432,10 @@ def write_report(cells, complete, seed_rows, mean_rows, results, peft_methods, c
                   "| method | targets | run on | " + " | ".join(str(s) for s in all_steps) + " |", "|---|---|---|" + "---|" * len(all_steps)]
         run_on = defaultdict(set)
         for r in index:
-            run_on[r["method"]].add({"cuda": "H100"}.get(r.get("device"), "CPU"))
+            where = {"cuda": "H100"}.get(r.get("device"), "CPU")
+            run_on[r["method"]].add(where)
+            if r["method"].startswith("prompt"):  # the SPoT-style vectors come from the prompt-tuning runs
+                run_on[r["method"].replace("prompt", "spot", 1)].add(where)
         for method, pts in curve.items():
             lines.append(f"| {method} | {curve_targets[method]} | {' + '.join(sorted(run_on[method])) or '–'} | "
                          + " | ".join(fmt(pts[s]) if s in pts else "" for s in all_steps) + " |")
