@@ -100,6 +100,7 @@ def score_sources(embs: dict, target: str, sources: list[str], similarity: str) 
 def evaluate_method(scorer, complete, tasks) -> dict | None:
     """Metrics averaged over ground-truth seeds within a target, then over targets (each target counts once)."""
     rows = defaultdict(list)  # target -> metrics of each scored seed
+    by_seed = {}  # (target, seed) -> metrics
     for (target, seed), row in complete.items():
         sources = [t for t in tasks if t != target and t in row]
         scores = scorer(target, sources, seed)
@@ -109,10 +110,11 @@ def evaluate_method(scorer, complete, tasks) -> dict | None:
         m = evaluate_ranking(scores, transfer, row[BASE], k=3)
         m["ndcg_shifted"] = evaluate_ranking(scores, transfer, row[BASE], gain_kind="shifted")["ndcg"]
         rows[target].append(m)
+        by_seed[(target, seed)] = m
     if not rows:
         return None
     keys = next(iter(rows.values()))[0]
-    return summarize({t: {k: nanmean([m[k] for m in ms]) for k in keys} for t, ms in sorted(rows.items())})
+    return summarize({t: {k: nanmean([m[k] for m in ms]) for k in keys} for t, ms in sorted(rows.items())}) | {"by_seed": by_seed}
 
 
 def summarize(per_target: dict[str, dict]) -> dict:
@@ -208,11 +210,22 @@ def main():
         on_mean = [m for m in (evaluate_method(sc, mean_rows, SOURCES) for sc in scorers) if m]
         if not per_seed:
             return
+        raw = per_seed
         if collapse:
             per_seed = [merge_runs(per_seed)]
-        results[label] = merge_runs(per_seed) | {"method": method, "similarity": similarity,
-                                                 "ndcg_sd": seed_spread(per_seed), "seeds": len(per_seed),
-                                                 "on_mean": merge_runs(on_mean) if on_mean else None}
+        by_gt_seed = []  # NDCG with one ground-truth seed at a time
+        for gt_seed in sorted({sd for _, sd in complete}):
+            per_target = defaultdict(list)
+            for run in raw:
+                for (t, sd), m in run["by_seed"].items():
+                    if sd == gt_seed:
+                        per_target[t].append(m["ndcg"])
+            by_gt_seed.append(nanmean([nanmean(v) for v in per_target.values()]))
+        merged = merge_runs(per_seed)
+        results[label] = merged | {"method": method, "similarity": similarity,
+                                   "ndcg_sd": seed_spread(per_seed), "seeds": len(per_seed),
+                                   "gt_seed_sd": statistics.pstdev(by_gt_seed) if len(by_gt_seed) > 1 else float("nan"),
+                                   "on_mean": merge_runs(on_mean) if on_mean else None}
 
     folders = peft_folders()
     steps = {m: steps_of(m) for m in folders}
@@ -383,21 +396,22 @@ def write_report(cells, complete, seed_rows, mean_rows, results, peft_methods, c
               "source helps has no NDCG and is left out); **NDCG shifted** with gain = p(s→t) − min_s p(s→t) (defined on every",
               "target); **ρ** = predicted rank of the truly best source (1 = perfect); **Regret@3** in %; **Spearman** between",
               "similarity and p(s→t). Means over the scored targets; `± targets` = standard error of the NDCG mean over",
-              "targets (how much the figure would move with other targets); `seed sd` = NDCG spread over embedding seeds.",
+              "targets (how much the figure would move with other targets); `seed sd` = NDCG spread over embedding seeds;",
+              "`GT seed sd` = spread of the NDCG computed against one ground-truth seed at a time.",
               "Each ground-truth seed is its own row (a target's metrics are averaged over its seeds, then targets are",
               "averaged); the `seed-mean truth` columns score the same rankings against the matrix averaged over seeds.",
               "The noise-ceiling row ranks each seed's row with the mean of the other seeds' measurements: no embedding",
               "can be expected to beat it by much, since it is what one more measurement of the same cells gives.", "",
-              "| method | NDCG | ± targets | NDCG shifted | ρ | Regret@3 | Spearman | NDCG, seed-mean truth | ρ, seed-mean truth | targets | seeds | seed sd |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| method | NDCG | ± targets | NDCG shifted | ρ | Regret@3 | Spearman | NDCG, seed-mean truth | ρ, seed-mean truth | targets | seeds | seed sd | GT seed sd |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = sorted(results.items(), key=lambda kv: -(kv[1]["ndcg"] if kv[1]["ndcg"] == kv[1]["ndcg"] else -1))
     for name, m in order:
         on_mean = m["on_mean"] or {"ndcg": float("nan"), "rho": float("nan")}
         lines.append(f"| {name} | {fmt(m['ndcg'])} | {fmt(ndcg_se(m))} | {fmt(m['ndcg_shifted'])} | {fmt(m['rho'], '.2f')} | "
                      f"{fmt(m['regret@3'], '.2f')} | {fmt(m['spearman'])} | {fmt(on_mean['ndcg'])} | {fmt(on_mean['rho'], '.2f')} | "
-                     f"{m['targets']:.0f} | {m['seeds']} | {fmt(m['ndcg_sd'])} |")
+                     f"{m['targets']:.0f} | {m['seeds']} | {fmt(m['ndcg_sd'])} | {fmt(m['gt_seed_sd'])} |")
     if not results:
-        lines.append("| (no complete target row yet) | | | | | | | | | | | |")
+        lines.append("| (no complete target row yet) | | | | | | | | | | | | |")
     lines.append("")
     scored = sorted({t for m in results.values() for t in m["rows"]})
     if scored:
@@ -543,15 +557,20 @@ def seed_agreement(tasks, targets, seed_rows) -> list[str]:
         bases = " / ".join(fmt(row.get(BASE, float("nan"))) for row in rows.values())
         lines.append(f"| {t} | {len(rows)} | {len(both)} | {bases} | {fmt(float(np.mean(diffs)))} | {fmt(max(diffs))} | "
                      f"{fmt(nanmean(rhos))} | {best} |")
-    if not lines:
+    return table_section("### Do the ground-truth seeds agree?", [
+        "Targets measured at several seeds (source fine-tune and target fine-tune both reseeded; same test rows):",
+        "accuracy of base at each seed, mean and largest |difference| of a source's accuracy between two seeds,",
+        "Spearman between two seeds' source scores (mean over the pairs of seeds; `–` where a seed's sources all tied),",
+        "and the best source at each seed."],
+        ["target", "seeds", "sources at all seeds", "base by seed", "mean abs diff", "max abs diff", "Spearman",
+         "best source by seed"], lines)
+
+
+def table_section(title: str, intro: list[str], columns: list[str], rows: list[str]) -> list[str]:
+    """A markdown section holding one table; nothing when the table has no row."""
+    if not rows:
         return []
-    return ["### Do the ground-truth seeds agree?", "",
-            "Targets measured at several seeds (source fine-tune and target fine-tune both reseeded; same test rows):",
-            "accuracy of base at each seed, mean and largest |difference| of a source's accuracy between two seeds,",
-            "Spearman between two seeds' source scores (mean over the pairs of seeds; `–` where a seed's sources all tied),",
-            "and the best source at each seed.", "",
-            "| target | seeds | sources at all seeds | base by seed | mean abs diff | max abs diff | Spearman | best source by seed |",
-            "|---|---|---|---|---|---|---|---|"] + lines + [""]
+    return [title, ""] + intro + ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + rows + [""]
 
 
 def run_devices() -> dict[int, dict[str, int]]:
@@ -588,25 +607,23 @@ def device_check(seed_rows) -> list[str]:
         rho = spearmanr([row[s] for s in sources], [cpu[s] for s in sources]).statistic
         lines.append(f"| {t} | {sd} | {len(shared)} | {fmt(device_diff)} | {fmt(seed_diff)} | {fmt(rho)} | "
                      f"{max(sources, key=row.get)} / {max(sources, key=cpu.get)} |")
-    if not lines:
-        return []
-    return ["### Does the device matter?", "",
-            "Cells first run on CPU, re-run on the H100 with the same seed and recipe: mean |difference| between the",
-            "two devices, beside the mean |difference| between that CPU run and the other seeds' runs of the same",
-            "cells; Spearman between the two devices' source scores; best source on GPU / on CPU.", "",
-            "| target | seed | cells | mean abs diff GPU vs CPU | mean abs diff across seeds | Spearman GPU vs CPU | best source (GPU / CPU) |",
-            "|---|---|---|---|---|---|---|"] + lines + [""]
+    return table_section("### Does the device matter?", [
+        "Cells first run on CPU, re-run on the H100 with the same seed and recipe: mean |difference| between the",
+        "two devices, beside the mean |difference| between that CPU run and the other seeds' runs of the same",
+        "cells; Spearman between the two devices' source scores; best source on GPU / on CPU."],
+        ["target", "seed", "cells", "mean abs diff GPU vs CPU", "mean abs diff across seeds", "Spearman GPU vs CPU",
+         "best source (GPU / CPU)"], lines)
 
 
 def paired_comparison(results, peft_methods) -> list[str]:
     """Each PEFT embedding (cosine) against each baseline's better similarity, target by target."""
     baselines = {b: max((n for n, m in results.items() if m["method"] == b), key=lambda n: results[n]["ndcg"], default=None)
                  for b in BASELINES}
-    contenders = [n for n, m in results.items() if m["similarity"] == "cosine" and m["method"] in peft_methods]
+    contenders = [n for n, m in results.items() if m["method"] in peft_methods]
     if not contenders or not all(baselines.values()):
         return []
     # the current default too, so a challenger's case for replacing it is on the same footing
-    default = next((n for n in contenders if results[n]["method"] == DEFAULT_METHOD), None)
+    default = next((n for n in contenders if results[n]["method"] == DEFAULT_METHOD and results[n]["similarity"] == "cosine"), None)
     lines = ["### Paired against the baselines", "",
              "Per target, a PEFT embedding's NDCG (and ρ) minus the baseline's on the same target (the baseline in the",
              f"better of its two similarities; also against the current default, `{DEFAULT_METHOD}` cosine).",
@@ -627,7 +644,7 @@ def paired_comparison(results, peft_methods) -> list[str]:
                 se = diffs.std(ddof=1) / np.sqrt(len(diffs))
                 won, lost = int((sign * diffs > 1e-9).sum()), int((sign * diffs < -1e-9).sum())
                 cells += [f"{diffs.mean():+.3f} ± {se:.3f}", f"{won}/{len(diffs) - won - lost}/{lost}"]
-            lines.append(f"| {name.replace(', cosine', '')} | {base} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | {base} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
