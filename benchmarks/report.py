@@ -628,22 +628,32 @@ def paired_comparison(results, peft_methods) -> list[str]:
              "Per target, a PEFT embedding's NDCG (and ρ) minus the baseline's on the same target (the baseline in the",
              f"better of its two similarities; also against the current default, `{DEFAULT_METHOD}` cosine).",
              "Paired SE = sd of the differences / √targets: a difference beyond about",
-             "2 paired SE is unlikely to be target-sampling luck; `W/T/L` = targets won / tied / lost.", "",
-             "| embedding | against | ΔNDCG ± paired SE | NDCG W/T/L | Δρ ± paired SE (negative = better) | ρ W/T/L |",
-             "|---|---|---|---|---|---|"]
+             "2 paired SE is unlikely to be target-sampling luck; `W/T/L` = targets won / tied / lost. The last two",
+             "columns score against the seed-mean truth instead.", "",
+             "| embedding | against | ΔNDCG ± paired SE | NDCG W/T/L | Δρ ± paired SE (negative = better) | ρ W/T/L | "
+             "ΔNDCG, seed-mean truth | Δρ, seed-mean truth |",
+             "|---|---|---|---|---|---|---|---|"]
+    def rows_of(label, truth):  # per-target metrics against each seed's row, or against the seed-mean row
+        return results[label]["rows"] if truth == "rows" else results[label]["on_mean"]["rows"]
+
     for name in sorted(contenders, key=lambda n: -results[n]["ndcg"]):
         for base in list(baselines.values()) + ([default] if default and name != default else []):
             cells = []
-            for key, sign in (("ndcg", 1), ("rho", -1)):
-                a = {t: r[key] for t, r in results[name]["rows"].items()}
-                b = {t: r[key] for t, r in results[base]["rows"].items()}
+            for truth, key, sign in (("rows", "ndcg", 1), ("rows", "rho", -1), ("on_mean", "ndcg", 1), ("on_mean", "rho", -1)):
+                if truth == "on_mean" and not (results[name]["on_mean"] and results[base]["on_mean"]):
+                    cells.append("–")
+                    continue
+                a = {t: r[key] for t, r in rows_of(name, truth).items()}
+                b = {t: r[key] for t, r in rows_of(base, truth).items()}
                 diffs = np.array([a[t] - b[t] for t in a if t in b and a[t] == a[t] and b[t] == b[t]])
                 if len(diffs) < 2:
-                    cells += ["–", "–"]
+                    cells += ["–"] if truth == "on_mean" else ["–", "–"]
                     continue
                 se = diffs.std(ddof=1) / np.sqrt(len(diffs))
                 won, lost = int((sign * diffs > 1e-9).sum()), int((sign * diffs < -1e-9).sum())
-                cells += [f"{diffs.mean():+.3f} ± {se:.3f}", f"{won}/{len(diffs) - won - lost}/{lost}"]
+                cells.append(f"{diffs.mean():+.3f} ± {se:.3f}")
+                if truth == "rows":
+                    cells.append(f"{won}/{len(diffs) - won - lost}/{lost}")
             lines.append(f"| {name} | {base} | " + " | ".join(cells) + " |")
     return lines + [""]
 

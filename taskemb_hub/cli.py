@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
 
     p = command("transfer-matrix", "measure ground-truth transfer by full fine-tuning (resumable)", cmd_transfer_matrix,
-                "example:\n  taskemb-hub transfer-matrix --tasks core10 --seeds 0,1")
+                "example:\n  taskemb-hub transfer-matrix --tasks classification16 --seeds 0,1,2")
     p.add_argument("--tasks", default="core10", help="comma list, or core10 / classification16")
     p.add_argument("--targets", default=None)
     p.add_argument("--seeds", default="0")
