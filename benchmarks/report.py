@@ -12,6 +12,7 @@ cell. A section ranks the first 10 tasks (`core10`) only, the pool of earlier ve
 
 import json
 import statistics
+from functools import lru_cache
 from collections import defaultdict
 from pathlib import Path
 
@@ -54,11 +55,14 @@ def ranks_something(row: dict) -> bool:
     return len({round(x, 6) for s, x in row.items() if s != BASE}) > 1
 
 
-def load_matrix(path: Path, tasks: list[str]):
+def load_runs(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def load_matrix(runs: list[dict], tasks: list[str]):
     """The measured runs among `tasks`: cells (source, target) -> scores over seeds; rows (target, seed) ->
     {source: score}; the scored rows (base + at least MIN_SOURCES sources, not all tied); and a seed-mean
     row per target measured at every seed."""
-    runs = [json.loads(line) for line in path.read_text().splitlines()]
     cells = defaultdict(list)
     per_seed = defaultdict(dict)
     for r in runs:
@@ -77,6 +81,7 @@ def load_matrix(path: Path, tasks: list[str]):
     return cells, complete, per_seed, mean_rows
 
 
+@lru_cache(maxsize=None)  # main, rankers, the curve and the heatmap ask for the same folders; read-only
 def load_embeddings(method: str, seed: int, step: str) -> dict[str, TaskEmbedding]:
     return {f.parts[-3]: TaskEmbedding.load(f) for f in sorted((EMB / method).glob(f"*/seed{seed}/{step}"))}
 
@@ -139,11 +144,23 @@ def seed_spread(runs: list[dict]) -> float:
     return statistics.pstdev([nanmean([r["rows"][t]["ndcg"] for t in common]) for r in runs])
 
 
+def gt_seed_spread(runs: list[dict]) -> float:
+    """NDCG spread over ground-truth seeds: each seed's NDCG (per target, mean over runs; then over targets)."""
+    by_seed = defaultdict(lambda: defaultdict(list))  # ground-truth seed -> target -> NDCG of each run
+    for run in runs:
+        for (target, seed), m in run["by_seed"].items():
+            by_seed[seed][target].append(m["ndcg"])
+    means = [nanmean([nanmean(v) for v in per_target.values()]) for _, per_target in sorted(by_seed.items())]
+    return statistics.pstdev(means) if len(means) > 1 else float("nan")
+
+
 def other_seed_scorer(complete):
     """Rank by the measured transfer of the other ground-truth seeds (their mean): the ceiling that run-to-run
     noise allows."""
+    seeds = {sd for _, sd in complete}
+
     def scorer(target, sources, seed):
-        if seed not in {sd for _, sd in complete}:
+        if seed not in seeds:
             return None  # a seed-mean row holds every seed: nothing independent is left to rank it with
         others = [row for (t, sd), row in complete.items() if t == target and sd != seed]
         if not others or any(s not in row for row in others for s in sources):
@@ -197,7 +214,8 @@ def ndcg_se(m: dict) -> float:
 
 
 def main():
-    cells, complete, seed_rows, mean_rows = load_matrix(RESULTS / "transfer_limited.jsonl", SOURCES)
+    runs = load_runs(RESULTS / "transfer_limited.jsonl")
+    cells, complete, seed_rows, mean_rows = load_matrix(runs, SOURCES)
     index = [json.loads(l) for l in (EMB / "index.jsonl").read_text().splitlines()] if (EMB / "index.jsonl").is_file() else []
     manifest = json.loads((DATA_DIR / "manifest.json").read_text())
 
@@ -213,19 +231,10 @@ def main():
         raw = per_seed
         if collapse:
             per_seed = [merge_runs(per_seed)]
-        by_gt_seed = []  # NDCG with one ground-truth seed at a time
-        for gt_seed in sorted({sd for _, sd in complete}):
-            per_target = defaultdict(list)
-            for run in raw:
-                for (t, sd), m in run["by_seed"].items():
-                    if sd == gt_seed:
-                        per_target[t].append(m["ndcg"])
-            by_gt_seed.append(nanmean([nanmean(v) for v in per_target.values()]))
-        merged = merge_runs(per_seed)
-        results[label] = merged | {"method": method, "similarity": similarity,
-                                   "ndcg_sd": seed_spread(per_seed), "seeds": len(per_seed),
-                                   "gt_seed_sd": statistics.pstdev(by_gt_seed) if len(by_gt_seed) > 1 else float("nan"),
-                                   "on_mean": merge_runs(on_mean) if on_mean else None}
+        results[label] = merge_runs(per_seed) | {"method": method, "similarity": similarity,
+                                                 "ndcg_sd": seed_spread(per_seed), "seeds": len(per_seed),
+                                                 "gt_seed_sd": gt_seed_spread(raw),
+                                                 "on_mean": merge_runs(on_mean) if on_mean else None}
 
     folders = peft_folders()
     steps = {m: steps_of(m) for m in folders}
@@ -278,8 +287,8 @@ def main():
                 curve_targets[method] = merged["targets"]
 
     test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in SOURCES}
-    write_report(cells, complete, seed_rows, mean_rows, results, list(steps), curve, points, index, test_rows,
-                 curve_targets, pools)
+    write_report(cells, complete, seed_rows, mean_rows, run_devices(runs), results, list(steps), curve, points, index,
+                 test_rows, curve_targets, pools)
 
 
 def rankers(folders, steps, manifest):
@@ -302,16 +311,19 @@ def pool_comparison(scorers, complete):
     """Each method ranking (a) only the first 10 tasks as sources and (b) all 15 others, on the same rows."""
     pools = {"core10": FIRST_POOL, "all 15": SOURCES}
     table = {}
-    for label, scorer in list(scorers.items()) + [(RANDOM, None)]:
-        runs = {}
-        for name, pool in pools.items():
-            if scorer is None:
-                runs[name] = merge_runs([m for m in (evaluate_method(sc, complete, pool) for sc in random_scorers()) if m])
-            else:
-                runs[name] = evaluate_method(scorer, complete, pool)
+    # each candidate makes its scorers afresh for each pool (the random orders draw from a new generator)
+    candidates = [(label, lambda sc=scorer: [sc]) for label, scorer in scorers.items()] + [(RANDOM, random_scorers)]
+    for label, make_scorers in candidates:
+        runs = {name: merged_evaluation(make_scorers(), complete, pool) for name, pool in pools.items()}
         if all(runs.values()):
             table[label] = runs
     return table
+
+
+def merged_evaluation(scorers, rows, pool) -> dict | None:
+    """`evaluate_method` of each scorer on the same rows, merged (None when none scored a row)."""
+    runs = [m for m in (evaluate_method(sc, rows, pool) for sc in scorers) if m]
+    return merge_runs(runs) if runs else None
 
 
 def pool_section(table) -> list[str]:
@@ -337,8 +349,8 @@ def fmt(x, spec=".3f"):
     return "–" if x != x else format(x, spec)
 
 
-def write_report(cells, complete, seed_rows, mean_rows, results, peft_methods, curve, points, index, test_rows,
-                 curve_targets, pools):
+def write_report(cells, complete, seed_rows, mean_rows, devices, results, peft_methods, curve, points, index,
+                 test_rows, curve_targets, pools):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,7 +367,6 @@ def write_report(cells, complete, seed_rows, mean_rows, results, peft_methods, c
              "the other 15 as sources. Runs were made on 2 CPU cores and, when a GPU machine was lent, on one H100",
              "(`benchmarks/gpu_transfer_grid.sh`, several workers sharing the card); the device of each run is in its line.", ""]
     expected = {(s, t) for t in targets for s in [BASE] + [x for x in tasks if x != t]}
-    devices = run_devices()
     for seed in sorted({seed for _, seed in seed_rows}):
         measured = {(s, t) for (t, sd), row in seed_rows.items() if sd == seed for s in row} & expected
         rows = sorted(t for (t, sd) in complete if sd == seed)
@@ -573,11 +584,10 @@ def table_section(title: str, intro: list[str], columns: list[str], rows: list[s
     return [title, ""] + intro + ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + rows + [""]
 
 
-def run_devices() -> dict[int, dict[str, int]]:
+def run_devices(runs: list[dict]) -> dict[int, dict[str, int]]:
     """seed -> {device: runs} for the ground truth (runs on CPU and on a lent GPU are mixed within a seed)."""
     found = defaultdict(lambda: defaultdict(int))
-    for line in (RESULTS / "transfer_limited.jsonl").read_text().splitlines():
-        r = json.loads(line)
+    for r in runs:
         found[r["seed"]][{"cuda": "an H100", "cpu": "CPU"}.get(r.get("device"), r.get("device"))] += 1
     return found
 
@@ -591,8 +601,7 @@ def device_check(seed_rows) -> list[str]:
     if not path.is_file():
         return []
     gpu = defaultdict(dict)
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
+    for r in load_runs(path):
         gpu[(r["target"], r["seed"])][r["source"]] = r["score"]
     lines = []
     for (t, sd), row in sorted(gpu.items()):
