@@ -17,7 +17,7 @@ import torch
 from _common import machine, peak_rss_mb, save
 
 from taskemb_hub import TaskEmbedding
-from taskemb_hub.registry import RegistryEntry
+from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.selector import AutoSourceSelector
 
 

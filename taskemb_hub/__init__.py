@@ -8,7 +8,7 @@ from .embedding import TaskEmbedding, load_embedding
 from .errors import (AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError,
                      UnknownMethodError, UnsafeWeightsError)
 from .methods import EmbeddingOptions, get_method, list_methods, register_method
-from .registry import LocalRegistry
+from .registries.local import LocalRegistry
 from .selector import AutoSourceSelector, Ranking
 from .training import TuningConfig, tune
 

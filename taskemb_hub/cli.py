@@ -114,7 +114,7 @@ def cmd_rank(args) -> int:
 
 
 def cmd_registry_add(args) -> int:
-    from .registry import LocalRegistry
+    from .registries.local import LocalRegistry
 
     path = LocalRegistry(args.registry, create=True).add(args.path, name=args.name, overwrite=args.overwrite)
     _print(args, {"entry": str(path)}, f"added {path}")
@@ -132,7 +132,7 @@ def cmd_registry_list(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from .hub import publish
+    from .registries.hub import publish
 
     url = publish(args.path, args.repo_id, private=args.private, endpoint=args.endpoint)
     _print(args, {"url": url}, f"published {args.path} to {args.repo_id}: {url}")

@@ -14,7 +14,7 @@ from huggingface_hub import ModelHubMixin
 from .cards import TAG
 from .embedding import TaskEmbedding, load_embedding
 from .errors import RegistryError, TaskEmbHubError
-from .registry import LocalRegistry, RegistryEntry
+from .registries import LocalRegistry, RegistryEntry
 
 SIMILARITIES = ("cosine", "centered")
 DEFAULT_SIMILARITY = "cosine"
@@ -141,7 +141,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
             author: only this user's or organisation's repos.
             limit: at most this many repos.
         """
-        from .hub import HubRegistry
+        from .registries.hub import HubRegistry
 
         registry = HubRegistry(tag=tag, endpoint=endpoint, token=token, author=author)
         entries = registry.entries(limit=limit)

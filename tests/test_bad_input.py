@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from taskemb_hub import (AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbedding,
                          TuningConfig, UnknownMethodError, UnsafeWeightsError, load_task, tune)
-from taskemb_hub.registry import LocalRegistry
+from taskemb_hub.registries.local import LocalRegistry
 from taskemb_hub.selector import AutoSourceSelector
 
 

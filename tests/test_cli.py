@@ -73,7 +73,7 @@ def test_quickstart_ranks_the_packaged_registry_offline(capsys):
 
 @pytest.mark.skipif(not (default_registry_path() / "rotten_tomatoes").is_dir(), reason="packaged registry not built")
 def test_packaged_registry_is_one_recipe_of_the_default_method():
-    from taskemb_hub.registry import LocalRegistry
+    from taskemb_hub.registries.local import LocalRegistry
 
     entries = LocalRegistry(default_registry_path()).entries()
     assert len(entries) == 16

@@ -7,7 +7,7 @@ import pytest
 from taskemb_hub import TuningConfig, tune
 from taskemb_hub.cards import TAG
 from taskemb_hub.cli import main
-from taskemb_hub.hub import publish
+from taskemb_hub.registries.hub import publish
 from taskemb_hub.selector import AutoSourceSelector
 
 from local_hub import LocalHub

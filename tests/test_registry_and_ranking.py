@@ -7,7 +7,7 @@ import torch
 
 from taskemb_hub import RegistryError, TaskEmbedding, TuningConfig, tune
 from taskemb_hub.cards import TAG, read_card_metadata
-from taskemb_hub.registry import LocalRegistry
+from taskemb_hub.registries.local import LocalRegistry
 from taskemb_hub.selector import AutoSourceSelector, _scores
 
 

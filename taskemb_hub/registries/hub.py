@@ -7,11 +7,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .adapters import CONFIG_NAME, WEIGHTS_NAME
-from .cards import TAG, write_model_card
-from .embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, load_embedding
-from .errors import TaskEmbHubError
-from .registry import ENTRY_FILES, RegistryEntry
+from ..adapters import CONFIG_NAME, WEIGHTS_NAME
+from ..cards import TAG, write_model_card
+from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, load_embedding
+from ..errors import TaskEmbHubError
+from .base import Registry, RegistryEntry
+from .local import ENTRY_FILES
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:
@@ -54,7 +55,7 @@ def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool |
     return str(getattr(info, "commit_url", info))
 
 
-class HubRegistry:
+class HubRegistry(Registry):
     """Every model repo on the Hub tagged `tag`, read as registry entries.
 
     Entries are fetched with the real `huggingface_hub` client (so any Hub-compatible server

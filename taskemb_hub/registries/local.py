@@ -10,29 +10,22 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from .adapters import CHECKPOINT_INFO_NAME, CONFIG_NAME, INIT_NAME, WEIGHTS_NAME
-from .cards import CARD_NAME, write_model_card
-from .embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, load_embedding
-from .errors import RegistryError, TaskEmbHubError
+from ..adapters import CHECKPOINT_INFO_NAME, CONFIG_NAME, INIT_NAME, WEIGHTS_NAME
+from ..cards import CARD_NAME, write_model_card
+from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, load_embedding
+from ..errors import RegistryError, TaskEmbHubError
+from .base import Registry, RegistryEntry
 
 ENTRY_FILES = (CONFIG_NAME, WEIGHTS_NAME, INIT_NAME, CHECKPOINT_INFO_NAME, EMBEDDING_NAME, METADATA_NAME, CARD_NAME)
-
-
-@dataclass
-class RegistryEntry:
-    name: str
-    embedding: TaskEmbedding
-    location: str  # folder or Hub repo id
 
 
 def _is_entry(folder: Path) -> bool:
     return (folder / EMBEDDING_NAME).is_file() or (folder / CONFIG_NAME).is_file()
 
 
-class LocalRegistry:
+class LocalRegistry(Registry):
     """A folder of entries (nested folders allowed: `owner/name`).
 
     Args:
