@@ -9,6 +9,12 @@ We never build the d_out×d_in matrix ΔW. Two routes, both from the factors onl
 - sketch: S = G_out·B·A·G_inᵀ (k×k per module) with seeded Gaussian G of variance 1/k, so
   E⟨S1, S2⟩ = ⟨ΔW1, ΔW2⟩. The sketch is what a `TaskEmbedding` stores: a fixed-size vector
   that can be averaged (centring), stacked and ranked by one matrix product over 100k entries.
+
+G_out and G_in must be independent. Drawn from one stream (the first version seeded them from
+(seed, d) only, so a square module got G_out = G_in), E⟨S1, S2⟩ gains (tr X·tr Y + ⟨X, Yᵀ⟩)/k:
+two unrelated rank-8 PSD updates of a 384×384 module with exact cosine 0.02 sketched to 0.33.
+The signature records `sketch_sides="independent"`, so vectors of that first sketch are
+never ranked against these.
 """
 
 from __future__ import annotations
@@ -25,9 +31,14 @@ from .base import EmbeddingOptions, PeftMethod, concat_blocks, module_name
 _A, _B = ".lora_A.weight", ".lora_B.weight"
 
 
+SKETCH_SIDES = "independent"  # recorded in the signature; see the module docstring
+_OUT, _IN = 0, 1
+
+
 @lru_cache(maxsize=64)
-def _gaussian(k: int, d: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + d)
+def _gaussian(k: int, d: int, seed: int, side: int) -> torch.Tensor:
+    """The k×d sketch matrix of one side (`_OUT` or `_IN`) of a module; each side has its own stream."""
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + d) * 2 + side)
     return torch.randn(k, d, generator=generator, dtype=torch.float64) / k**0.5
 
 
@@ -106,9 +117,9 @@ class LoraMethod(PeftMethod):
         k, blocks, shapes = options.sketch_dim, [], {}
         for name, (b, a, scaling) in factors.items():
             d_out, d_in = b.shape[0], a.shape[1]
-            g_out, g_in = _gaussian(k, d_out, options.sketch_seed), _gaussian(k, d_in, options.sketch_seed)
+            g_out, g_in = _gaussian(k, d_out, options.sketch_seed, _OUT), _gaussian(k, d_in, options.sketch_seed, _IN)
             blocks.append(scaling * (g_out @ b) @ (a @ g_in.T))
             shapes[name] = [d_out, d_in]
         signature = self._signature(options, modules=shapes, sketch_dim=k, sketch_seed=options.sketch_seed,
-                                    per_module_norm=options.per_module_norm)
+                                    sketch_sides=SKETCH_SIDES, per_module_norm=options.per_module_norm)
         return concat_blocks(blocks, options.per_module_norm), signature
