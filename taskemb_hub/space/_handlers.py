@@ -1,0 +1,635 @@
+"""What the Space's endpoints do, as plain functions: callable from tests and scripts without a server.
+
+Every `rank_*` function returns an `Answer` and never raises: bad input becomes a one-line
+message naming the problem and the fix; an unexpected exception is logged with its traceback
+and shown as a message, so the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from ..data import CLASSIFICATION, TaskData
+from ..embedding import TaskEmbedding
+from ..errors import AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
+from ..selector import SIMILARITIES, AutoSourceSelector, Ranking
+from ._uploads import UploadError, UploadLimits, check_data_file, extract_adapter_zip, read_header, safe_stem, zip_folder
+
+logger = logging.getLogger("taskemb_hub.space")
+
+ANY = "any"
+TABLE_COLUMNS = ["rank", "source", "dataset", "score", "in-task metric", "train size", "step", "method"]
+TABLE_TYPES = ["number", "markdown", "markdown", "number", "str", "number", "number", "str"]
+# A Hub repo or dataset id: `name` or `owner/name`. Anything else (a path, a URL) is refused, so a
+# visitor can never make the server read its own files through `datasets.load_dataset`.
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
+Progress = Callable[..., Any]
+
+
+@dataclass
+class SpaceConfig:
+    """How a Space serves.
+
+    Args:
+        limits: upload limits (file size, rows, zip members).
+        base_model_paths: where to load a base model from, by the id the registry records
+            (e.g. a local copy); ids not listed load as themselves (the packaged MiniLM or a Hub id).
+        default_top_k: sources shown unless the visitor asks for another number.
+        max_top_k: most sources a visitor may ask for.
+        hub_endpoint: Hub URL used for links and adapter downloads (default: `HF_ENDPOINT`).
+        work_dir: where answers' download files are written (a temp folder by default);
+            folders older than `keep_files_s` are removed as new answers come.
+    """
+
+    limits: UploadLimits = field(default_factory=UploadLimits)
+    base_model_paths: dict[str, str] = field(default_factory=dict)
+    default_top_k: int = 10
+    max_top_k: int = 50
+    hub_endpoint: str | None = None
+    work_dir: str | None = None
+    keep_files_s: float = 3600.0
+
+
+@dataclass
+class Answer:
+    """What a ranking endpoint returns: a message, the table, the figures and the download files."""
+
+    message: str
+    rows: list[list[Any]] = field(default_factory=list)
+    ranking: Ranking | None = None
+    bar: Any = None
+    map: Any = None
+    heatmap: Any = None
+    csv_path: str | None = None
+    json_path: str | None = None
+    embedding_path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.ranking is not None
+
+
+def _failure(message: str) -> Answer:
+    return Answer(message=f"⚠️ {message}")
+
+
+def guarded(fn):
+    """Turn any exception into an `Answer` message; log the unexpected ones with their traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TaskEmbHubError as err:
+            return _failure(str(err))
+        except Exception as err:  # noqa: BLE001 - the server must keep serving whatever happens
+            logger.exception("unexpected error in %s", fn.__name__)
+            detail = str(err).splitlines()[0][:300] if str(err) else ""
+            return _failure(f"Unexpected error ({type(err).__name__}{': ' + detail if detail else ''}). It was logged; "
+                            "if it persists, report it with the input that caused it.")
+
+    return wrapper
+
+
+# ---- the registry, refreshed in the background --------------------------------------------
+@dataclass
+class _Derived:
+    """What the Space derives from one selector, computed once per selector."""
+
+    by_name: dict[str, Any]
+    signatures: list[dict[str, Any]]
+    projections: dict[str, Any] = field(default_factory=dict)
+
+
+class RegistryState:
+    """Holds the registry's selector; `refresh()` builds a new one in a thread and swaps it in.
+
+    Queries read `state.selector` once and use that object to the end, so a refresh never
+    changes a registry under a running query, and queries never wait for a refresh.
+
+    Args:
+        load: builds a selector (e.g. `lambda: cli._selector("default", None)`).
+        source: a short description of where the registry comes from (shown on the page).
+        selector: an already built selector (else `load()` is called now).
+    """
+
+    def __init__(self, load: Callable[[], AutoSourceSelector] | None, source: str,
+                 selector: AutoSourceSelector | None = None):
+        if selector is None and load is None:
+            raise RegistryError("A Space needs a registry: pass a selector or a function that builds one.")
+        self._load = load
+        self.source = source
+        self.selector = selector if selector is not None else load()
+        self.last_sync = time.time()
+        self.last_error: str | None = None
+        self.refreshing_since: float | None = None
+        self._lock = threading.Lock()
+        self._derived: "weakref.WeakKeyDictionary[AutoSourceSelector, _Derived]" = weakref.WeakKeyDictionary()
+        self._thread: threading.Thread | None = None
+
+    def derived(self, selector: AutoSourceSelector) -> _Derived:
+        with self._lock:
+            found = self._derived.get(selector)
+        if found is None:
+            found = _derive(selector)
+            with self._lock:
+                self._derived[selector] = found
+        return found
+
+    def refresh(self) -> bool:
+        """Start rebuilding the registry in the background; False when a refresh is already running."""
+        if self._load is None:
+            raise RegistryError("This Space was started with a fixed registry; it cannot refresh.")
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return False
+            self.refreshing_since = time.time()
+            self._thread = threading.Thread(target=self._refresh, name="registry-refresh", daemon=True)
+            self._thread.start()
+        return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until a running refresh ends (for tests and scripts)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _refresh(self) -> None:
+        try:
+            selector = self._load()
+            self.derived(selector)  # build the lookup tables before the swap: the first query stays fast
+        except Exception as err:  # noqa: BLE001 - a failed refresh keeps the old registry
+            logger.exception("registry refresh failed")
+            self.last_error = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+        else:
+            self.selector, self.last_sync, self.last_error = selector, time.time(), None  # one atomic rebind
+        finally:
+            self.refreshing_since = None
+
+
+def _derive(selector: AutoSourceSelector) -> _Derived:
+    groups: dict[str, dict[str, Any]] = {}
+    for entry, h in zip(selector.entries, _hashes(selector)):
+        g = groups.setdefault(h, {"signature": h, "entries": 0, "method": entry.embedding.method,
+                                  "base_model": entry.embedding.base_model, "dim": entry.embedding.dim})
+        g["entries"] += 1
+    return _Derived(by_name={e.name: e for e in selector.entries},
+                    signatures=sorted(groups.values(), key=lambda g: -g["entries"]))
+
+
+def _hashes(selector: AutoSourceSelector) -> list[str]:
+    # The selector hashes every entry's signature once at construction; reuse that.
+    hashes = getattr(selector, "_hashes", None)
+    return list(hashes) if hashes is not None else [e.embedding.signature_hash for e in selector.entries]
+
+
+def registry_status(state: RegistryState) -> tuple[str, list[list[Any]]]:
+    """A Markdown summary (entries, last sync, refresh state) and one row per signature."""
+    selector = state.selector
+    derived = state.derived(selector)
+    synced = datetime.fromtimestamp(state.last_sync, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines = [f"**{len(selector.entries)} entries** in {len(derived.signatures)} signature group(s) from "
+             f"`{state.source}`; last sync {synced}."]
+    if selector.skipped:
+        lines.append(f"{len(selector.skipped)} entries could not be read and are left out.")
+    if state.refreshing_since is not None:
+        lines.append(f"A refresh is running (since {time.time() - state.refreshing_since:.0f} s); queries use the "
+                     "current registry meanwhile.")
+    if state.last_error:
+        lines.append(f"⚠️ The last refresh failed ({state.last_error}); the registry above is still served.")
+    rows = [[g["signature"], g["entries"], g["method"], g["base_model"], g["dim"]] for g in derived.signatures]
+    return "\n\n".join(lines), rows
+
+
+def filter_choices(state: RegistryState) -> tuple[list[str], list[str], list[str]]:
+    """Base models, methods and entry names the page offers."""
+    selector = state.selector
+    bases = sorted({e.embedding.base_model for e in selector.entries})
+    methods = sorted({e.embedding.method for e in selector.entries})
+    return [ANY] + bases, [ANY] + methods, [e.name for e in selector.entries]
+
+
+def refresh_registry(state: RegistryState) -> str:
+    started = state.refresh()
+    status, _ = registry_status(state)
+    return ("Refresh started in the background; queries keep using the current registry until it is done.\n\n"
+            if started else "A refresh is already running.\n\n") + status
+
+
+# ---- shared pieces of the three ways to ask -----------------------------------------------
+def _check_options(top_k, similarity: str, config: SpaceConfig) -> int:
+    if similarity not in SIMILARITIES:
+        raise TaskEmbHubError(f"Unknown similarity {similarity!r}. Use one of: {', '.join(SIMILARITIES)}.")
+    try:
+        k = int(top_k)
+    except (TypeError, ValueError):
+        raise TaskEmbHubError(f"top-k must be a whole number, not {top_k!r}.") from None
+    if not 1 <= k <= config.max_top_k:
+        raise TaskEmbHubError(f"top-k must be between 1 and {config.max_top_k}, not {k}.")
+    return k
+
+
+def _space(selector: AutoSourceSelector, base_model: str | None, method: str | None) -> list:
+    """The entries of the most common (base model, method) pair allowed by the filters."""
+    entries = [e for e in selector.entries
+               if (not base_model or base_model == ANY or e.embedding.base_model == base_model)
+               and (not method or method == ANY or e.embedding.method == method)]
+    if not entries:
+        raise RegistryError(f"The registry has no entry with base model {base_model!r} and method {method!r}. "
+                            "Set the filters to 'any' or to a pair listed under Registry status.")
+    pair = Counter((e.embedding.base_model, e.embedding.method) for e in entries).most_common(1)[0][0]
+    return [e for e in entries if (e.embedding.base_model, e.embedding.method) == pair]
+
+
+def _work_dir(config: SpaceConfig) -> Path:
+    root = Path(config.work_dir or Path(tempfile.gettempdir()) / "taskemb-space")
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - config.keep_files_s
+    for old in root.iterdir():  # answers' files are copied by the server when served; old ones can go
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(dir=root, prefix="answer-"))
+
+
+def _hub_url(config: SpaceConfig, path: str) -> str:
+    from ..registries.hub import hub_endpoint
+
+    return f"{hub_endpoint(config.hub_endpoint).rstrip('/')}/{path}"
+
+
+def _repo_id_of(entry) -> str | None:
+    """The Hub repo of an entry read from the Hub (its location), else None: local paths are never shown."""
+    location = (entry.location or "").split("@")[0]
+    if location and HUB_ID.match(location) and "/" in location and not Path(location).exists():
+        return location
+    return None
+
+
+def _dataset_of(embedding: TaskEmbedding) -> tuple[str, str | None]:
+    """(text, Hub dataset id or None) of the data an entry was tuned on."""
+    source = str(embedding.extra.get("dataset") or embedding.extra.get("source") or "")
+    if source and HUB_ID.match(source) and "/" in source and not Path(source).exists():
+        return source, source
+    return embedding.task, None
+
+
+def _metric_text(metrics: dict) -> str:
+    if not metrics:
+        return ""
+    name, value = next(iter(metrics.items()))
+    return f"{name} {value:.3f}" if isinstance(value, (int, float)) else f"{name} {value}"
+
+
+def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking, config: SpaceConfig, *,
+            target_label: str, note: str = "") -> Answer:
+    """The table, figures and download files of a ranking."""
+    from . import _plots
+
+    derived = state.derived(selector)
+    rows, records = [], []
+    for r in ranking.rows:
+        entry = derived.by_name[r["source"]]
+        repo = _repo_id_of(entry)
+        dataset_text, dataset_id = _dataset_of(entry.embedding)
+        repo_url = _hub_url(config, repo) if repo else None
+        dataset_url = _hub_url(config, f"datasets/{dataset_id}") if dataset_id else None
+        rows.append([r["rank"], f"[{r['source']}]({repo_url})" if repo_url else r["source"],
+                     f"[{dataset_text}]({dataset_url})" if dataset_url else dataset_text, round(r["score"], 4),
+                     _metric_text(entry.embedding.metrics), r["train_size"], r["step"], r["method"]])
+        metric_name = next(iter(entry.embedding.metrics), None) if entry.embedding.metrics else None
+        records.append({**r, "metric_name": metric_name, "repo_url": repo_url, "dataset": dataset_text,
+                        "dataset_url": dataset_url})
+
+    names = [r["source"] for r in ranking.rows]
+    scores = [r["score"] for r in ranking.rows]
+    bar = _plots.bar_chart(names, scores, target_label, ranking.similarity)
+    target_hash = ranking.target.signature_hash
+    projection = derived.projections.get(target_hash)
+    if projection is None:
+        group = [e for e, h in zip(selector.entries, _hashes(selector)) if h == target_hash]
+        group = [e for e in group if e.embedding.dim == ranking.target.dim]  # a corrupt entry cannot be mapped
+        projection = _plots.Projection.fit([e.name for e in group], [e.embedding.vector for e in group])
+        derived.projections[target_hash] = projection
+    emb_map = _plots.embedding_map(projection, projection.project(ranking.target.vector), target_label, names)
+    import torch
+
+    stacked = torch.stack([ranking.target.vector] + [derived.by_name[n].embedding.vector for n in names])
+    heatmap = _plots.similarity_heatmap([f"▶ {target_label}"] + names, _plots.cosine_matrix(stacked),
+                                        "Cosine among the target and its top sources")
+
+    folder = _work_dir(config)
+    stem = safe_stem(target_label)
+    csv_path = folder / f"ranking-{stem}.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        fields = ["rank", "source", "task", "score", "method", "step", "train_size", "metric", "metric_name",
+                  "repo_url", "dataset", "dataset_url"]
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+    json_path = folder / f"ranking-{stem}.json"
+    payload = {**ranking.to_dict(), "target": target_label, "ranking": records, "registry": state.source}
+    json_path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    emb_folder = folder / "embedding"
+    ranking.target.save(emb_folder)
+    embedding_path = zip_folder(emb_folder, folder / f"taskemb-{stem}.zip")
+
+    message = (f"**{len(rows)} sources** for **{target_label}** ({ranking.target.method} on "
+               f"`{ranking.target.base_model}`, {ranking.similarity} similarity), best first.")
+    group = next((g for g in derived.signatures if g["signature"] == target_hash), None)
+    if group is not None:
+        message += f" Signature `{target_hash}`: {group['entries']} entries of the registry share this space."
+    if note:
+        message += " " + note
+    return Answer(message=message, rows=rows, ranking=ranking, bar=bar, map=emb_map, heatmap=heatmap,
+                  csv_path=str(csv_path), json_path=str(json_path), embedding_path=str(embedding_path))
+
+
+def _rank(selector: AutoSourceSelector, target: TaskEmbedding, top_k: int, similarity: str,
+          exclude: set[str] = frozenset()) -> Ranking:
+    if exclude and similarity == "cosine":
+        # Leave-one-out by dropping rows afterwards: cosine of the others does not depend on the
+        # excluded entries, and the selector's stacked matrix is not copied per query.
+        ranking = selector.rank(target, top_k=top_k + len(exclude), similarity=similarity)
+        rows = [r for r in ranking.rows if r["source"] not in exclude][:top_k]
+        for i, r in enumerate(rows, start=1):
+            r["rank"] = i
+        if not rows:
+            raise RegistryError(f"No other registry entry is comparable with {target.task!r}.")
+        ranking.rows = rows
+        ranking.skipped = [s for s in ranking.skipped if s[0] not in exclude]
+        return ranking
+    return selector.rank(target, top_k=top_k, similarity=similarity, exclude=exclude)
+
+
+# ---- 3. a registry task -------------------------------------------------------------------
+@guarded
+def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_model: str = ANY, method: str = ANY,
+                  top_k: int = 10, similarity: str = "cosine") -> Answer:
+    """Rank the other entries for one of the registry's own (leave-one-out: that task is left out)."""
+    k = _check_options(top_k, similarity, config)
+    if not entry:
+        raise TaskEmbHubError("Pick a registry task.")
+    selector = state.selector
+    derived = state.derived(selector)
+    match = derived.by_name.get(entry)
+    if match is None:
+        same_task = [e for e in selector.entries if e.embedding.task == entry]
+        if not same_task:
+            raise RegistryError(f"{entry!r} is not an entry of this registry. Pick one from the list "
+                                f"({len(selector.entries)} entries).")
+        match = same_task[0]
+    emb = match.embedding
+    if base_model not in (None, "", ANY) and emb.base_model != base_model:
+        raise TaskEmbHubError(f"{entry!r} was tuned on {emb.base_model!r}, not on the base model filter {base_model!r}. "
+                              "Set the filter to 'any' or pick another entry.")
+    if method not in (None, "", ANY) and emb.method != method:
+        raise TaskEmbHubError(f"{entry!r} is a {emb.method} entry, not {method}. Set the method filter to 'any'.")
+    exclude = {e.name for e in selector.entries if e.name == match.name or e.embedding.task == emb.task}
+    ranking = _rank(selector, emb, k, similarity, exclude)
+    return _answer(state, selector, ranking, config, target_label=match.name,
+                   note=f"{len(exclude)} entr{'y' if len(exclude) == 1 else 'ies'} of the same task left out.")
+
+
+# ---- 2. your adapter ----------------------------------------------------------------------
+def _expected_base_model(selector: AutoSourceSelector, base_model: str | None) -> str | None:
+    if base_model not in (None, "", ANY):
+        return base_model
+    bases = {e.embedding.base_model for e in selector.entries}
+    return next(iter(bases)) if len(bases) == 1 else None
+
+
+@guarded
+def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None = None, zip_path: str | None = None,
+                 base_model: str = ANY, method: str = ANY, top_k: int = 10, similarity: str = "cosine",
+                 progress: Progress | None = None) -> Answer:
+    """Rank sources for a PEFT adapter: a Hub repo id, or an uploaded zip of an adapter folder."""
+    k = _check_options(top_k, similarity, config)
+    repo_id = (repo_id or "").strip()
+    if bool(repo_id) == bool(zip_path):
+        raise TaskEmbHubError("Give either a Hub repo id of a PEFT adapter or an uploaded adapter zip (not both).")
+    selector = state.selector
+    expected = _expected_base_model(selector, base_model)
+    if progress:
+        progress(0.1, desc="reading the adapter")
+    if repo_id:
+        if not HUB_ID.match(repo_id) or "/" not in repo_id or ".." in repo_id:
+            raise AdapterError(f"{repo_id!r} is not a Hub repo id. Use the form 'owner/name' "
+                               "(e.g. 'alice/rotten-tomatoes-bitfit').")
+        from ..registries import hub as hub_registry
+
+        fetch = getattr(hub_registry, "embedding_from_repo", None)
+        if fetch is None:
+            raise AdapterError("This version of taskemb-hub cannot read adapters from Hub repos yet. Download the "
+                               "adapter folder, zip it and upload the zip instead.")
+        emb = fetch(repo_id, base_model=expected, endpoint=config.hub_endpoint)
+        origin = repo_id
+        label = repo_id
+    else:
+        upload = Path(zip_path)
+        with tempfile.TemporaryDirectory(prefix="taskemb-adapter-") as tmp:
+            folder = extract_adapter_zip(upload, tmp, config.limits)
+            try:
+                emb = TaskEmbedding.from_adapter(folder)
+            except TaskEmbHubError as err:  # name the upload, not the server's temp folder
+                raise type(err)(str(err).replace(str(folder), upload.name).replace(tmp, upload.name)) from None
+            if emb.task == folder.name:  # the zip recorded no task name: use the folder's or the zip's
+                emb.task = safe_stem(folder.name if folder != Path(tmp) else upload.name)
+        origin = f"uploaded zip {upload.name}"
+        label = emb.task
+    emb.extra["source"] = origin  # never the server's temp folder
+    if expected and emb.base_model != expected:
+        raise IncompatibleEmbeddingError(f"The adapter was tuned on {emb.base_model!r}; this registry's entries "
+                                         f"use {expected!r}. Use an adapter of {expected!r}.")
+    if method not in (None, "", ANY) and emb.method != method:
+        raise TaskEmbHubError(f"The adapter is a {emb.method} adapter, not {method}. Set the method filter to "
+                              f"'{emb.method}' or 'any'.")
+    if progress:
+        progress(0.7, desc="ranking")
+    ranking = _rank(selector, emb, k, similarity)
+    return _answer(state, selector, ranking, config, target_label=label)
+
+
+# ---- 1. your data -------------------------------------------------------------------------
+def _target_from_data():
+    """The registry-recipe tuning helper, from wherever it lives in this version of the package."""
+    try:
+        from ..recipe import target_from_data  # noqa: F401
+    except ImportError:
+        from ..cli import target_from_data
+    return target_from_data
+
+
+def data_columns(file_path: str | None, config: SpaceConfig) -> list[str]:
+    """Column names of an uploaded data file (for the pickers)."""
+    if not file_path:
+        return []
+    return read_header(check_data_file(file_path, config.limits))
+
+
+def _guess(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+    lowered = {c.lower(): c for c in columns}
+    return next((lowered[c] for c in candidates if c in lowered), None)
+
+
+def guess_columns(columns: list[str]) -> tuple[str | None, str | None]:
+    """(text, label) columns worth preselecting."""
+    text = _guess(columns, ("text", "sentence", "review", "content", "document", "question", "premise", "sentence1"))
+    label = _guess(columns, ("label", "labels", "class", "target", "score", "stars", "sentiment", "category"))
+    if text is None:
+        text = next((c for c in columns if c != label), None)
+    return text, label
+
+
+def dataset_info(dataset_id: str, dataset_config: str | None = None) -> dict[str, list[str]]:
+    """Configs, splits and columns of a Hub dataset (for the pickers)."""
+    dataset_id = _check_dataset_id(dataset_id)
+    import datasets
+
+    try:
+        configs = datasets.get_dataset_config_names(dataset_id)
+        config = dataset_config or (configs[0] if configs else None)
+        splits = datasets.get_dataset_split_names(dataset_id, config)
+        features = datasets.load_dataset_builder(dataset_id, config).info.features
+    except Exception as err:  # noqa: BLE001 - datasets raises many types for one cause: not found/unreachable
+        raise DataError(f"Could not read Hub dataset {dataset_id!r} ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:200] if str(err) else ''}). Check the id and its visibility.") from None
+    return {"configs": list(configs), "splits": list(splits), "columns": list(features) if features else []}
+
+
+def _check_dataset_id(dataset_id: str | None) -> str:
+    dataset_id = (dataset_id or "").strip()
+    if not HUB_ID.match(dataset_id) or ".." in dataset_id or os.path.exists(dataset_id):
+        raise DataError(f"{dataset_id!r} is not a Hub dataset id. Use the form 'owner/name' or 'name' "
+                        "(e.g. 'cornell-movie-review-data/rotten_tomatoes'), or upload a file instead.")
+    return dataset_id
+
+
+def _task_from_hub(dataset_id: str, dataset_config: str | None, split: str | None, columns: dict,
+                   limits: UploadLimits) -> tuple[TaskData, str]:
+    import datasets
+
+    from ..data import _hold_out_validation, task_from_columns
+
+    dataset_id = _check_dataset_id(dataset_id)
+    split = split or "train"
+    try:
+        table = datasets.load_dataset(dataset_id, dataset_config or None, split=split)
+    except Exception as err:  # noqa: BLE001
+        raise DataError(f"Could not load split {split!r} of Hub dataset {dataset_id!r} ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:200] if str(err) else ''}). Check the id, config and split.") from None
+    note = ""
+    if len(table) > limits.max_rows:
+        table = table.shuffle(seed=0).select(range(limits.max_rows))
+        note = f"The split has more than {limits.max_rows:,} rows; a seeded sample of {limits.max_rows:,} was read."
+    _check_columns(list(table.column_names), columns, dataset_id)
+    name = dataset_id.split("/")[-1]
+    task = _hold_out_validation(task_from_columns(name, {"train": table}, columns, None, source=dataset_id))
+    task.info["dataset"] = dataset_id
+    return task, note
+
+
+def _check_columns(available: list[str], columns: dict, source: str) -> None:
+    pickers = {"text": "text column", "text_pair": "second text column", "label": "label column"}
+    for key in ("text", "label"):
+        if not columns.get(key):
+            raise DataError(f"Pick the {pickers[key]} (the file has columns {available}).")
+    missing = [(k, v) for k, v in columns.items() if k in pickers and v and v not in available]
+    if missing:
+        what = ", ".join(f"{pickers[k]} {v!r}" for k, v in missing)
+        raise DataError(f"{source}: {what} not found; the columns are {available}. Pick one of those.")
+    if columns["text"] == columns["label"]:
+        raise DataError("The text and label columns are the same column. Pick a different label column.")
+
+
+def _check_rows(task: TaskData, limits: UploadLimits, source: str) -> int:
+    n = sum(len(rows) for rows in task.splits.values())
+    if n < limits.min_rows:
+        raise DataError(f"{source} has {n} labelled row(s); at least {limits.min_rows} are needed to tune "
+                        "(the recipe uses up to 1,000). Add rows.")
+    if n > limits.max_rows:
+        raise DataError(f"{source} has {n:,} rows, over this Space's limit of {limits.max_rows:,}. Upload a "
+                        "random sample (the recipe uses 1,000 rows).")
+    if task.task_type == CLASSIFICATION:
+        seen = {r["label"] for rows in task.splits.values() for r in rows}
+        if len(seen) < 2:
+            only = task.labels[next(iter(seen))] if task.labels and seen else "?"
+            raise DataError(f"{source}: every row has the same label ({only!r}); a classification task needs at least "
+                            "two. Check the label column.")
+    return n
+
+
+@guarded
+def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None = None, dataset_id: str | None = None,
+              dataset_config: str | None = None, dataset_split: str | None = None, text_column: str | None = "text",
+              text_pair_column: str | None = None, label_column: str | None = "label", base_model: str = ANY,
+              method: str = ANY, top_k: int = 10, similarity: str = "cosine",
+              progress: Progress | None = None) -> Answer:
+    """Tune the registry's recipe on the visitor's data (a file or a Hub dataset), then rank sources."""
+    from ..data import load_task
+
+    k = _check_options(top_k, similarity, config)
+    dataset_id = (dataset_id or "").strip()
+    if bool(file_path) == bool(dataset_id):
+        raise DataError("Upload a data file or type a Hub dataset id (one of the two).")
+    columns = {"text": text_column or None, "text_pair": text_pair_column or None, "label": label_column or None}
+    selector = state.selector
+    entries = _space(selector, base_model, method)
+    if progress:
+        progress(0.0, desc="reading the data")
+    note = ""
+    if file_path:
+        path = check_data_file(file_path, config.limits)
+        _check_columns(read_header(path), columns, path.name)
+        source = path.name
+        try:
+            task = load_task(path, name=safe_stem(path.name), text_column=columns["text"],
+                             text_pair_column=columns["text_pair"], label_column=columns["label"])
+        except DataError:
+            raise
+        except Exception as err:  # a malformed file: pandas/pyarrow errors of many kinds
+            raise DataError(f"{path.name} could not be parsed ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0][:200] if str(err) else ''}). Check its format.") from None
+        task.source = source  # recorded in the embedding: the visitor's file name, never a server path
+    else:
+        task, note = _task_from_hub(dataset_id, dataset_config, dataset_split, columns, config.limits)
+        source = dataset_id
+    _check_rows(task, config.limits, source)
+    recorded = entries[0].embedding.base_model
+    load_from = config.base_model_paths.get(recorded, recorded)
+    if progress:
+        progress(0.05, desc=f"tuning {entries[0].embedding.method} on {task.name} (the registry's recipe)")
+    view = _EntriesView(entries)
+    emb = _target_from_data()(task, view, progress=True, base_model=load_from)
+    emb.extra["source"] = source
+    if progress:
+        progress(0.95, desc="ranking")
+    ranking = _rank(selector, emb, k, similarity)
+    recipe = entries[0].embedding.extra.get("recipe") or {}
+    tuned = (f"Tuned {emb.method} for {recipe.get('stop_step') or recipe.get('max_steps', '?')} steps on "
+             f"{emb.train_size} rows, the recipe of the registry's entries.")
+    return _answer(state, selector, ranking, config, target_label=task.name, note=" ".join(x for x in (tuned, note) if x))
+
+
+@dataclass
+class _EntriesView:
+    """The part of a selector `target_from_data` reads (its entries), for one (base model, method) space."""
+
+    entries: list

@@ -1,0 +1,245 @@
+"""The Space's page and API: three ways to ask (your data, your adapter, a registry task), one answer.
+
+Endpoints (each usable from `gradio_client`, see the README):
+
+- `/rank_data`: a data file or a Hub dataset -> tune the registry's recipe -> ranked sources;
+  one tuning at a time (`concurrency_limit=1`: others wait in the queue and see their position).
+- `/rank_adapter`: a Hub repo id of a PEFT adapter, or an uploaded adapter zip -> ranked sources.
+- `/rank_registry`: a registry entry -> the other entries ranked (leave-one-out).
+- `/registry_status`, `/refresh_registry`: what the registry holds; rebuild it in the background.
+
+Each `rank_*` endpoint returns (message, table, bar chart, map, heatmap, ranking CSV, ranking
+JSON, embedding zip).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from ..selector import AutoSourceSelector  # noqa: E402
+from . import _handlers as h  # noqa: E402
+from ._uploads import DATA_SUFFIXES  # noqa: E402
+
+TITLE = "taskemb-hub: which source task should I train on first?"
+
+
+def _recipe_text(selector: AutoSourceSelector) -> str:
+    recipes = Counter((e.embedding.method, (e.embedding.extra.get("recipe") or {}).get("stop_step")
+                       or (e.embedding.extra.get("recipe") or {}).get("max_steps"),
+                       (e.embedding.extra.get("recipe") or {}).get("max_train_examples"))
+                      for e in selector.entries)
+    if not recipes:
+        return "the registry's recipe"
+    method, steps, rows = recipes.most_common(1)[0][0]
+    rows_text = f"{rows:,} rows" if rows else "all rows"
+    return f"{method}, {steps or '?'} steps, {rows_text}"
+
+
+def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "default",
+              config: h.SpaceConfig | None = None, state: h.RegistryState | None = None):
+    """Build the Space's `gr.Blocks` (queued; call `.launch()`).
+
+    Args:
+        selector: serve this selector (its registry cannot be refreshed); else `registry` is loaded.
+        registry: what `taskemb-hub --registry` takes: `default`, a folder, `hub`, `hub:<tag>`,
+            `index:<repo>` (loaded through `cli._selector`; refreshable).
+        config: limits and options (`SpaceConfig`).
+        state: an existing `RegistryState` (to share one registry between apps or tests).
+
+    Example:
+        ```python
+        >>> from taskemb_hub.space import build_app
+        >>> build_app(registry="default").launch(server_name="127.0.0.1")
+        ```
+    """
+    import gradio as gr
+    import pandas as pd
+
+    config = config or h.SpaceConfig()
+    if state is None:
+        from ..cli import _selector
+
+        load = None if selector is not None else (lambda: _selector(registry, None))
+        state = h.RegistryState(load, "in-memory selector" if selector is not None else registry, selector=selector)
+    bases, methods, names = h.filter_choices(state)
+    limits = config.limits
+    recipe = _recipe_text(state.selector)
+
+    def outputs(answer: h.Answer):
+        table = pd.DataFrame(answer.rows, columns=h.TABLE_COLUMNS)
+        return (answer.message, table, answer.bar, answer.map, answer.heatmap, answer.csv_path, answer.json_path,
+                answer.embedding_path)
+
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(
+            f"# Which source task should I train on first?\n"
+            "Ranks the source tasks of a registry by the similarity of their tuned PEFT weights (*task "
+            "embeddings*, Zhou, Xu & McAuley, EMNLP 2022) to your task's. Bring **your data** (we tune the "
+            "registry's recipe on it), **your adapter**, or pick **a registry task**.")
+        with gr.Row():
+            base_model = gr.Dropdown(bases, value=h.ANY, label="base model", allow_custom_value=True,
+                                     info="the embedding space to rank in")
+            method = gr.Dropdown(methods, value=h.ANY, label="method", allow_custom_value=True)
+            top_k = gr.Slider(1, config.max_top_k, value=config.default_top_k, step=1, label="top k")
+            similarity = gr.Radio(list(h.SIMILARITIES), value=state.selector.similarity, label="similarity")
+        with gr.Tabs():
+            with gr.Tab("Your data", id="data"):
+                gr.Markdown(
+                    f"Your data is tuned with **the same recipe as the registry** ({recipe}), so its embedding "
+                    f"is comparable with the registry's. Limits: {limits.max_file_bytes // (1024 * 1024)} MB per "
+                    f"file, {limits.min_rows}–{limits.max_rows:,} rows. One tuning runs at a time; others wait "
+                    "in a queue and see their position.")
+                with gr.Row():
+                    with gr.Column():
+                        data_file = gr.File(label=f"data file ({', '.join(DATA_SUFFIXES)})",
+                                            file_types=list(DATA_SUFFIXES), type="filepath", elem_id="data-file")
+                    with gr.Column():
+                        dataset_id = gr.Textbox(label="…or a Hub dataset id", placeholder="owner/name")
+                        with gr.Row():
+                            dataset_config = gr.Dropdown([], label="config", allow_custom_value=True)
+                            dataset_split = gr.Dropdown(["train"], value="train", label="split", allow_custom_value=True)
+                        inspect = gr.Button("Read the dataset's configs, splits and columns", size="sm")
+                with gr.Row():
+                    text_column = gr.Dropdown(["text"], value="text", label="text column", allow_custom_value=True)
+                    pair_column = gr.Dropdown([""], value="", label="second text column (pairs, optional)",
+                                              allow_custom_value=True)
+                    label_column = gr.Dropdown(["label"], value="label", label="label column", allow_custom_value=True)
+                data_button = gr.Button("Tune and rank", variant="primary", elem_id="rank-data")
+            with gr.Tab("Your adapter", id="adapter"):
+                gr.Markdown("A PEFT adapter of the registry's base model: a Hub repo id, or a zip of the adapter folder "
+                            "(`adapter_config.json` + `adapter_model.safetensors`; pickle `.bin` files are refused).")
+                with gr.Row():
+                    repo_id = gr.Textbox(label="Hub repo id", placeholder="owner/my-adapter")
+                    adapter_zip = gr.File(label="…or an adapter folder as .zip", file_types=[".zip"], type="filepath")
+                adapter_button = gr.Button("Rank", variant="primary", elem_id="rank-adapter")
+            with gr.Tab("Registry task", id="registry"):
+                entry = gr.Dropdown(names, value=names[0] if names else None, label="registry task (left out of the "
+                                    "sources)", allow_custom_value=True)
+                registry_button = gr.Button("Rank", variant="primary", elem_id="rank-registry")
+            with gr.Tab("Registry status", id="status"):
+                status = gr.Markdown()
+                signatures = gr.Dataframe(headers=["signature", "entries", "method", "base model", "dim"],
+                                          label="signature groups", interactive=False)
+                with gr.Row():
+                    status_button = gr.Button("Update status")
+                    refresh_button = gr.Button("Refresh the registry (in the background)")
+
+        message = gr.Markdown(elem_id="message")
+        table = gr.Dataframe(headers=h.TABLE_COLUMNS, datatype=h.TABLE_TYPES, label="sources, best first",
+                             interactive=False, elem_id="ranking", wrap=True)
+        with gr.Row():
+            bar = gr.Plot(label="top sources")
+            heatmap = gr.Plot(label="similarities among the top sources")
+        emb_map = gr.Plot(label="map of the registry (target marked)")
+        with gr.Row():
+            csv_file = gr.File(label="ranking (CSV)")
+            json_file = gr.File(label="ranking (JSON)")
+            embedding_file = gr.File(label="your target's embedding (zip: taskemb.safetensors + taskemb.json; "
+                                     "publish it with `taskemb-hub publish`)")
+        answer_outputs = [message, table, bar, emb_map, heatmap, csv_file, json_file, embedding_file]
+
+        # ---- endpoints ---------------------------------------------------------------
+        def rank_data(file, ds_id, ds_config, ds_split, text, pair, label, base, meth, k, sim,
+                      progress=gr.Progress(track_tqdm=True)):
+            return outputs(h.rank_data(state, config, file, ds_id, ds_config, ds_split, text, pair, label, base,
+                                       meth, k, sim, progress=progress))
+
+        def rank_adapter(repo, zip_file, base, meth, k, sim, progress=gr.Progress()):
+            return outputs(h.rank_adapter(state, config, repo, zip_file, base, meth, k, sim, progress=progress))
+
+        def rank_registry(name, base, meth, k, sim):
+            return outputs(h.rank_registry(state, config, name, base, meth, k, sim))
+
+        def registry_status():
+            text, rows = h.registry_status(state)
+            return text, pd.DataFrame(rows, columns=["signature", "entries", "method", "base model", "dim"])
+
+        def refresh_registry():
+            try:
+                return h.refresh_registry(state)
+            except h.TaskEmbHubError as err:
+                return f"⚠️ {err}"
+
+        filters = [base_model, method, top_k, similarity]
+        data_button.click(rank_data, [data_file, dataset_id, dataset_config, dataset_split, text_column, pair_column,
+                                      label_column, *filters], answer_outputs, api_name="rank_data",
+                          concurrency_limit=1, concurrency_id="tuning")
+        adapter_button.click(rank_adapter, [repo_id, adapter_zip, *filters], answer_outputs, api_name="rank_adapter",
+                             concurrency_limit=4)
+        registry_button.click(rank_registry, [entry, *filters], answer_outputs, api_name="rank_registry",
+                              concurrency_limit=8)
+        status_button.click(registry_status, None, [status, signatures], api_name="registry_status")
+        refresh_button.click(refresh_registry, None, status, api_name="refresh_registry")
+
+        # ---- page helpers (not part of the API) --------------------------------------
+        def on_file(file):
+            if not file:
+                return gr.update(), gr.update(), gr.update(), ""
+            try:
+                columns = h.data_columns(file, config)
+            except h.TaskEmbHubError as err:
+                return gr.update(), gr.update(), gr.update(), f"⚠️ {err}"
+            text, label = h.guess_columns(columns)
+            return (gr.update(choices=columns, value=text), gr.update(choices=[""] + columns, value=""),
+                    gr.update(choices=columns, value=label),
+                    f"Columns of the file: {', '.join(f'`{c}`' for c in columns)}. Check the pickers, then "
+                    "**Tune and rank**.")
+
+        data_file.change(on_file, data_file, [text_column, pair_column, label_column, message],
+                         api_visibility="private")
+
+        def on_dataset(ds_id, ds_config):
+            try:
+                info = h.dataset_info(ds_id, ds_config or None)
+            except h.TaskEmbHubError as err:
+                return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {err}"
+            columns = info["columns"]
+            text, label = h.guess_columns(columns)
+            return (gr.update(choices=info["configs"], value=ds_config or (info["configs"] or [None])[0]),
+                    gr.update(choices=info["splits"], value="train" if "train" in info["splits"] else
+                              (info["splits"] or [None])[0]),
+                    gr.update(choices=columns, value=text), gr.update(choices=[""] + columns, value=""),
+                    gr.update(choices=columns, value=label), f"Dataset `{ds_id}`: columns {columns}.")
+
+        inspect.click(on_dataset, [dataset_id, dataset_config],
+                      [dataset_config, dataset_split, text_column, pair_column, label_column, message],
+                      api_visibility="private")
+
+        def update_choices(base, meth):
+            bases_now, methods_now, _ = h.filter_choices(state)
+            selector = state.selector
+            names_now = [e.name for e in selector.entries
+                         if base in (None, "", h.ANY, e.embedding.base_model)
+                         and meth in (None, "", h.ANY, e.embedding.method)]
+            return (gr.update(choices=bases_now), gr.update(choices=methods_now),
+                    gr.update(choices=names_now))
+
+        for trigger in (base_model.change, method.change):
+            trigger(update_choices, [base_model, method], [base_model, method, entry], api_visibility="private")
+        status_button.click(update_choices, [base_model, method], [base_model, method, entry],
+                            api_visibility="private")
+        app.load(registry_status, None, [status, signatures], api_visibility="private")
+    app.queue(default_concurrency_limit=4, max_size=64)
+    app.space_state = state  # for scripts and tests: the registry the app serves
+    app.space_config = config
+    return app
+
+
+def launch(registry: str = "default", *, host: str = "127.0.0.1", port: int | None = None,
+           config: h.SpaceConfig | None = None, selector: AutoSourceSelector | None = None, **launch_kwargs):
+    """Build and serve the Space (blocking unless `prevent_thread_lock=True`).
+
+    The upload limit of the server itself is twice the Space's file limit: files in between get
+    the Space's own message; larger ones are cut off by the server before they are stored.
+    """
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config or h.SpaceConfig()
+    app = build_app(selector, registry=registry, config=config)
+    launch_kwargs.setdefault("max_file_size", 2 * config.limits.max_file_bytes)
+    app.launch(server_name=host, server_port=port, **launch_kwargs)
+    return app
