@@ -22,6 +22,7 @@ EPILOG = """examples:
   taskemb-hub rank --data my.csv --text-column review --label-column stars --registry default --json
   taskemb-hub registry add runs/rt-bitfit/step-100 --registry my-registry
   taskemb-hub publish runs/rt-bitfit/step-100 --repo-id me/rotten-tomatoes-bitfit
+  taskemb-hub space --registry default --port 7860
 """
 
 
@@ -155,6 +156,16 @@ def cmd_transfer_matrix(args) -> int:
     return 0
 
 
+def cmd_space(args) -> int:
+    from .base_model import canonical_model_id
+    from .space import SpaceConfig, UploadLimits, launch
+
+    limits = UploadLimits(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_rows=args.max_rows)
+    paths = {canonical_model_id(p): p for p in args.base_model_path or []}
+    launch(args.registry, host=args.host, port=args.port, config=SpaceConfig(limits=limits, base_model_paths=paths))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .methods import list_methods
 
@@ -247,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="benchmarks/results/transfer_limited.jsonl")
     p.add_argument("--work-dir", default="benchmarks/work")
     p.add_argument("--base-model", default=None)
+
+    p = command("space", "serve the Space locally: rank sources for your data, your adapter or a registry task", cmd_space,
+                "examples:\n  taskemb-hub space                       # packaged registry, http://127.0.0.1:7860\n"
+                "  taskemb-hub space --registry my-registry --port 8080\n"
+                "  taskemb-hub space --registry hub --host 0.0.0.0")
+    p.add_argument("--registry", default="default", help="registry folder, 'default' (packaged) or the Hub forms "
+                   "'rank --registry' takes")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-file-mb", type=float, default=20.0, help="largest upload accepted (default: 20)")
+    p.add_argument("--max-rows", type=int, default=100_000, help="most rows of a data file (default: 100000)")
+    p.add_argument("--base-model-path", action="append", help="a local copy of the registry's base model (repeatable)")
     return parser
 
 
