@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from .adapters import CHECKPOINT_INFO_NAME, INIT_NAME
 from .base_model import resolve_base_model
-from .data import CLASSIFICATION, EXTRACTIVE_QA, REGRESSION, TaskData, load_task
+from .data import CLASSIFICATION, EXTRACTIVE_QA, REGRESSION, TaskData, check_trainable, load_task
 from .default_registry import DEFAULT_METHOD
 from .embedding import TaskEmbedding
 from .errors import TaskEmbHubError
@@ -68,6 +68,11 @@ class TuningConfig:
             reproduce an early checkpoint of a longer run cheaply).
         method_kwargs: overrides of the method's peft config (e.g. `{"r": 16}`).
         embedding: how checkpoints are embedded.
+        push_to_hub: `owner/name`: push each kept checkpoint as it is saved (branch `step-N`), and
+            the last one to `main` when the run ends, with the card and tags of `publish`. Only the
+            main process pushes under Accelerate.
+        hub_private: create that repo private.
+        hub_base_model_id: the Hub id of `base_model` when it is a local folder (never uploaded).
     """
 
     method: str = DEFAULT_METHOD
@@ -90,6 +95,9 @@ class TuningConfig:
     stop_step: int | None = None
     method_kwargs: dict[str, Any] = field(default_factory=dict)
     embedding: EmbeddingOptions = field(default_factory=EmbeddingOptions)
+    push_to_hub: str | None = None
+    hub_private: bool = False
+    hub_base_model_id: str | None = None
 
     def __post_init__(self):
         if isinstance(self.embedding, dict):
@@ -104,6 +112,10 @@ class TuningConfig:
         if bad:
             raise TaskEmbHubError(f"save steps {bad} fall outside 1..max_steps={self.max_steps}. Raise --max-steps or drop them.")
         self.save_steps = sorted({int(s) for s in self.save_steps if int(s) <= self.last_step} | {self.last_step})
+        if self.push_to_hub:
+            from .publishing import check_repo_id
+
+            check_repo_id(self.push_to_hub)
 
     @property
     def last_step(self) -> int:
@@ -229,6 +241,9 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
     task = task if isinstance(task, TaskData) else load_task(task)
+    if config.push_to_hub and output_dir is None:
+        raise TaskEmbHubError("push_to_hub needs an output folder: the checkpoints are pushed from disk. Pass output_dir "
+                              "(CLI: --out).")
     accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps)
     load_from, model_id = resolve_base_model(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(load_from)
@@ -252,8 +267,7 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     set_seed(config.seed)
 
     train_rows = task.train_rows(config.max_train_examples, seed=config.seed)
-    if not train_rows:
-        raise TaskEmbHubError(f"Task {task.name!r} has no training rows.")
+    check_trainable(task, train_rows)  # too few rows or one label: refuse rather than embed noise or zeros
     eval_rows = task.eval_rows(config.eval_examples, eval_split) if config.eval_examples else []
     collator = Collator(tokenizer)
     train_loader = DataLoader(encode_rows(task, train_rows, tokenizer, config.max_length), batch_size=config.batch_size,
@@ -312,6 +326,8 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
                "seconds": round(elapsed, 2), "examples_per_second": round(examples / max(elapsed, 1e-9), 2),
                "checkpoints": [{"step": c.step, "metrics": c.metrics} for c in checkpoints]}
         (output_dir / "run.json").write_text(json.dumps(run, indent=2))
+        if config.push_to_hub and checkpoints and checkpoints[-1].path is not None:
+            _push(checkpoints[-1].path, config, task, revision=None)  # the default checkpoint goes on main
     return checkpoints
 
 
@@ -364,4 +380,14 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
         (path / CHECKPOINT_INFO_NAME).write_text(json.dumps(info, indent=2))
         embedding.save(path)
         write_model_card(path, embedding, task=task, config=config)
+        if config.push_to_hub:
+            _push(path, config, task, revision=f"step-{step}")
     return Checkpoint(step=step, path=path, metrics=metrics, embedding=embedding)
+
+
+def _push(path: Path, config: TuningConfig, task: TaskData, revision: str | None) -> None:
+    """Publish one checkpoint folder (main process only: the caller checks)."""
+    from .publishing import publish
+
+    publish(path, config.push_to_hub, private=config.hub_private, revision=revision, task=task,
+            base_model_id=config.hub_base_model_id)
