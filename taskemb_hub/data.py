@@ -12,6 +12,7 @@ import gzip
 import json
 import math
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,10 @@ EXTRACTIVE_QA = "extractive-qa"
 TASK_TYPES = (CLASSIFICATION, REGRESSION, EXTRACTIVE_QA)
 
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+# Fewer training rows than this cannot carry a task embedding: a file this small also gets no held-out
+# validation rows (see `_hold_out_validation`), so its checkpoints would have no in-task metric either.
+MIN_TRAIN_ROWS = 20
+UNLABELLED = -1  # datasets' ClassLabel value (and GLUE's test-split label) for "no label"
 
 
 @dataclass
@@ -55,7 +60,7 @@ class TaskData:
 
     def train_rows(self, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
         """Training rows, optionally a seeded random subset of `limit` rows."""
-        return _subset(self.splits["train"], limit, seed)
+        return _subset(self.splits.get("train", []), limit, seed)
 
     def eval_rows(self, limit: int | None = None, split: str | None = None) -> list[dict[str, Any]]:
         """Evaluation rows: the named split, else validation, else test; first `limit` rows."""
@@ -125,9 +130,33 @@ def load_task(
     if path.suffix.lower() in _FILE_BUILDERS or path.name.endswith((".jsonl.gz", ".json.gz")):
         if not path.is_file():
             raise DataError(f"Data file {path} does not exist. Check the path.")
+        _check_file(path)
         return _load_with_datasets(path, name or path.name.split(".")[0], columns, task_type, None, is_file=True)
     return _load_with_datasets(str(source), name or str(source).split("/")[-1], columns, task_type,
                                dataset_config, is_file=False)
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, with the fix, the files `datasets` would fail on with a traceback: empty or not UTF-8 text."""
+    if path.stat().st_size == 0:
+        raise DataError(f"Data file {path} is empty. Add rows (a header line naming the columns, then one row per "
+                        "example).")
+    if path.suffix.lower() == ".parquet" or path.name.endswith(".gz"):
+        return
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                bad = chunk[err.start]
+                raise DataError(f"Data file {path} is not UTF-8 text (byte 0x{bad:02x} at offset {offset + err.start}). "
+                                f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`."
+                                ) from None
+            offset += len(chunk)
 
 
 def _read_jsonl_gz(path: Path) -> list[dict]:
@@ -166,9 +195,16 @@ def _load_with_datasets(source, name, columns, task_type, config, *, is_file: bo
             dataset = datasets.load_dataset(builder, data_files={"train": str(source)}, **kwargs)
         else:
             dataset = datasets.load_dataset(source, config)
-    except (FileNotFoundError, ValueError, ConnectionError) as err:
-        raise DataError(f"Could not load dataset {source!r}: {err}. Check the id/path and your network.") from err
+    except Exception as err:  # noqa: BLE001 - datasets raises many types (DatasetGenerationError, ValueError, ...)
+        cause = err.__cause__ or err  # DatasetGenerationError wraps the parser's error, which says what is wrong
+        detail = f"{type(cause).__name__}: {str(cause).splitlines()[0][:200] if str(cause) else ''}"
+        if is_file and "corresponds to no data" in str(err):
+            raise DataError(f"Data file {source} has no rows (only a header?). Add rows, one per example.") from None
+        fix = "Check that the file is well-formed" if is_file else "Check the dataset id (and its config) and your network"
+        raise DataError(f"Could not load {'data file' if is_file else 'dataset'} {str(source)!r} ({detail}). {fix}.") from None
     splits_raw = {split: dataset[split] for split in dataset}
+    if is_file and not any(len(rows) for rows in splits_raw.values()):
+        raise DataError(f"Data file {source} has no rows (only a header?). Add rows, one per example.")
     return _hold_out_validation(task_from_columns(name, splits_raw, columns, task_type, source=str(source)))
 
 
@@ -202,37 +238,97 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
     if is_qa:
         splits = {s: [_qa_row(r, columns) for r in rows] for s, rows in splits_raw.items()}
         return TaskData(name=name, task_type=EXTRACTIVE_QA, splits=splits, source=source)
-    raw_labels = [r[columns["label"]] for rows in splits_raw.values() for r in rows]
+    # The label set comes from the training split (and a ClassLabel's names): other splits may be unlabelled
+    # (GLUE's test splits say -1) or lack a class, and an evaluation split must not add a class to the head.
+    train_split = "train" if "train" in splits_raw else next(iter(splits_raw))
+    raw_labels = [r[columns["label"]] for r in splits_raw[train_split]]
     if any(v is None for v in raw_labels):
         raise DataError(f"{source or name}: the label column {columns['label']!r} has empty values. Fill or drop those rows.")
     kind = task_type or _infer_label_kind(raw_labels)
     labels, to_id = None, None
+    class_names = _class_label_names(splits_raw[train_split], columns["label"])
     if kind == CLASSIFICATION:
-        if all(isinstance(v, bool) or (isinstance(v, (int, float)) and float(v).is_integer()) for v in raw_labels):
-            names = sorted({int(v) for v in raw_labels})
-            if names and (names[0] < 0 or names != list(range(names[-1] + 1))):
-                to_id = {v: i for i, v in enumerate(names)}
-            labels = [str(v) for v in (names if to_id else range(max(names) + 1 if names else 0))]
-        else:
-            names = sorted({str(v) for v in raw_labels})
+        if class_names:  # ids index the names already
+            labels, to_id = class_names, {i: i for i in range(len(class_names))}
+        elif all(isinstance(v, bool) or (isinstance(v, (int, float)) and float(v).is_integer()) for v in raw_labels):
+            names = sorted({int(v) for v in raw_labels})  # 0..n-1 keep their ids; others (-1/1, 1..5) are renumbered
             to_id = {v: i for i, v in enumerate(names)}
-            labels = names
+            labels = [str(v) for v in names]
+        else:
+            labels = sorted({str(v) for v in raw_labels})
+            to_id = {v: i for i, v in enumerate(labels)}
     splits = {}
     for split, rows in splits_raw.items():
-        out = []
+        out, unknown = [], 0
         for r in rows:
+            value = r[columns["label"]]
+            if kind == REGRESSION:
+                if value is None:
+                    continue
+                label = float(value)
+            else:
+                label = _label_id(value, to_id)
+                if label is None:  # unlabelled (None, -1) or a class the training split lacks
+                    unknown += value is not None and value != UNLABELLED
+                    continue
             row = {"text": str(r[columns["text"]])}
             if columns["text_pair"]:
                 row["text_pair"] = str(r[columns["text_pair"]])
-            value = r[columns["label"]]
-            if kind == REGRESSION:
-                row["label"] = float(value)
-            else:
-                row["label"] = to_id[str(value) if isinstance(next(iter(to_id)), str) else int(value)] if to_id else int(value)
+            row["label"] = label
             out.append(row)
-        splits[split] = out
+        if unknown:
+            warnings.warn(f"{source or name}: {unknown} {split} row(s) have a label the training split lacks; they "
+                          "were left out (the task head has one output per training label).", stacklevel=2)
+        if out:
+            splits[split] = out
     return TaskData(name=name, task_type=kind, splits=splits, labels=labels,
                     pair=bool(columns["text_pair"]), source=source)
+
+
+def _class_label_names(table, column: str) -> list[str] | None:
+    """The names of a `datasets.ClassLabel` column, else None."""
+    feature = getattr(table, "features", {}).get(column) if hasattr(table, "features") else None
+    names = getattr(feature, "names", None)
+    return list(names) if names else None
+
+
+def _label_id(value, to_id: dict) -> int | None:
+    if value is None:
+        return None
+    key = str(value) if isinstance(next(iter(to_id), None), str) else value
+    if not isinstance(key, str):
+        if isinstance(key, float) and not key.is_integer():
+            return None
+        key = int(key)
+    return to_id.get(key)
+
+
+def check_trainable(task: TaskData, rows: list[dict]) -> None:
+    """Refuse training rows that cannot carry a task: too few, or nothing to learn (one label, one value).
+
+    Raises:
+        DataError: naming what is wrong and what to do.
+    """
+    where = f"Task {task.name!r}" + (f" ({task.source})" if task.source else "")
+    if len(rows) < MIN_TRAIN_ROWS:
+        raise DataError(f"{where} has {len(rows)} training rows; at least {MIN_TRAIN_ROWS} are needed to tune a "
+                        "task embedding (the packaged registry's recipe uses 1,000). Add rows.")
+    if task.task_type == CLASSIFICATION:
+        seen = {r["label"] for r in rows}
+        if len(seen) < 2:
+            only = next(iter(seen))
+            name = task.labels[only] if task.labels and 0 <= only < len(task.labels) else only
+            raise DataError(f"{where}: every training row has label {name!r}; a task needs at least two labels (one "
+                            "label teaches nothing, and its embedding would be all zeros). Check the label column "
+                            "(--label-column) or add rows of the other classes.")
+    elif task.task_type == REGRESSION:
+        seen = {r["label"] for r in rows}
+        if len(seen) < 2:
+            raise DataError(f"{where}: every training row has the value {next(iter(seen))}; a regression task needs "
+                            "targets that vary. Check the label column (--label-column).")
+    elif task.task_type == EXTRACTIVE_QA and not any(r["answers"]["text"] for r in rows):
+        raise DataError(f"{where}: no training row has an answer; extractive QA needs answer spans to learn from. "
+                        "Check the answers column (--answers-column).")
 
 
 def _infer_label_kind(values: list) -> str:

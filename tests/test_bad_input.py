@@ -120,3 +120,36 @@ def test_unreadable_entry_is_skipped_not_fatal(adapter_dir, tmp_path):
     selector = AutoSourceSelector.from_local(tmp_path / "reg")
     assert [e.name for e in selector.entries] == ["good"]
     assert selector.skipped[0][0] == "bad" and "not valid JSON" in selector.skipped[0][1]
+
+
+# ---- data that cannot carry a task is refused before any tuning ---------------------------------------
+
+def _toy(rows, task_type="text-classification", labels=("neg", "pos")):
+    from taskemb_hub.data import TaskData
+
+    return TaskData(name="toy", task_type=task_type, splits={"train": rows},
+                    labels=list(labels) if task_type == "text-classification" else None)
+
+
+def test_a_single_label_is_refused_not_embedded_as_zeros(tiny_bert):
+    rows = [{"text": f"the movie was very good {i}", "label": 1} for i in range(64)]
+    with pytest.raises(DataError, match=r"every training row has label 'pos'.*at least two labels"):
+        tune(_toy(rows), TuningConfig(base_model=tiny_bert, max_steps=2, eval_examples=0), None, progress=False)
+
+
+def test_too_few_rows_are_refused(tiny_bert):
+    rows = [{"text": "good", "label": 1}, {"text": "bad", "label": 0}, {"text": "fine", "label": 1}]
+    with pytest.raises(DataError, match=r"3 training rows.*at least 20"):
+        tune(_toy(rows), TuningConfig(base_model=tiny_bert, max_steps=2, eval_examples=0), None, progress=False)
+
+
+def test_constant_regression_targets_and_unanswerable_qa_are_refused(tiny_bert):
+    rows = [{"text": f"row {i}", "label": 2.5} for i in range(32)]
+    with pytest.raises(DataError, match=r"every training row has the value 2.5"):
+        tune(_toy(rows, "regression"), TuningConfig(base_model=tiny_bert, max_steps=2, eval_examples=0), None,
+             progress=False)
+    qa = [{"id": str(i), "question": "who?", "context": "paris is a city", "answers": {"text": [], "answer_start": []}}
+          for i in range(32)]
+    with pytest.raises(DataError, match=r"no training row has an answer"):
+        tune(_toy(qa, "extractive-qa"), TuningConfig(base_model=tiny_bert, max_steps=2, eval_examples=0), None,
+             progress=False)

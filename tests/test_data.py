@@ -57,3 +57,56 @@ def test_offline_suite_task_folders(name, kind, pair):
     assert task.task_type == kind and task.pair == pair
     assert len(task.splits["train"]) == meta["sizes"]["train"]
     assert len(task.train_rows(100, seed=1)) == 100
+
+
+# ---- files that cannot be read as a task: one DataError naming the problem and the fix ----------------
+
+def test_empty_file_is_refused(tmp_path):
+    for name in ("empty.csv", "empty.jsonl"):
+        (tmp_path / name).write_bytes(b"")
+        with pytest.raises(DataError, match=r"is empty.*Add rows"):
+            load_task(tmp_path / name)
+
+
+def test_header_only_csv_is_refused(tmp_path):
+    (tmp_path / "header.csv").write_text("text,label\n")
+    with pytest.raises(DataError, match=r"has no rows.*Add rows"):
+        load_task(tmp_path / "header.csv")
+
+
+def test_non_utf8_file_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "latin.csv").write_bytes("text,label\ncaf\xe9 cr\xe8me,1\nok,0\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"not UTF-8.*byte 0x[0-9a-f]{2}.*iconv"):
+        load_task(tmp_path / "latin.csv")
+
+
+# ---- the label set -----------------------------------------------------------------------------------
+
+def test_labels_come_from_the_training_split_not_an_unlabelled_test_split():
+    """GLUE-style test splits are labelled -1 (no label): that is not a class."""
+    from taskemb_hub.data import task_from_columns
+
+    splits = {"train": [{"text": "a", "label": 0}, {"text": "b", "label": 1}, {"text": "c", "label": 1}],
+              "validation": [{"text": "d", "label": 1}],
+              "test": [{"text": "e", "label": -1}, {"text": "f", "label": -1}]}
+    task = task_from_columns("glue", splits, {"text": "text", "text_pair": None, "label": "label"}, None)
+    assert task.labels == ["0", "1"] and task.num_labels == 2
+    assert [r["label"] for r in task.splits["train"]] == [0, 1, 1]
+    assert "test" not in task.splits, "a split with no labelled row is dropped"
+    assert task.eval_rows() == [{"text": "d", "label": 1}]
+
+
+def test_class_label_names_are_the_labels():
+    import datasets
+
+    from taskemb_hub.data import task_from_columns
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "neutral", "positive"])})
+    train = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 2, 0]}, features=features)
+    test = datasets.Dataset.from_dict({"text": ["d"], "label": [-1]}, features=features)
+    task = task_from_columns("x", {"train": train, "test": test}, {"text": "text", "text_pair": None, "label": "label"},
+                             None)
+    assert task.labels == ["negative", "neutral", "positive"]
+    assert [r["label"] for r in task.splits["train"]] == [0, 2, 0]
+    assert "test" not in task.splits
