@@ -59,9 +59,24 @@ class TaskEmbedding:
 
     def __post_init__(self):
         self.vector = torch.as_tensor(self.vector, dtype=torch.float32).reshape(-1)
+        self._check_finite()
+
+    def _check_finite(self) -> None:
         if not torch.isfinite(self.vector).all():
             raise AdapterError(f"The embedding of task {self.task!r} holds NaN or inf values; the tuned weights are "
                                "corrupt or training diverged. Retrain with a lower learning rate.")
+
+    def check_usable(self) -> None:
+        """Refuse a vector that cannot rank anything: NaN/inf (also if set after construction) or all zeros.
+
+        Raises:
+            AdapterError: naming the cause and the fix.
+        """
+        self._check_finite()
+        if self.dim == 0 or not bool(self.vector.any()):
+            raise AdapterError(f"The embedding of task {self.task!r} is all zeros: the tuned weights did not move from "
+                               "their start (no training steps, a zero learning rate, or data with nothing to learn). "
+                               "Tune it again on data with at least two labels.")
 
     # ---- identity and comparison -------------------------------------------------------
     @property
@@ -176,8 +191,22 @@ class TaskEmbedding:
             meta = json.loads(meta_file.read_text())
         except Exception as err:
             raise AdapterError(f"{folder}: embedding files are unreadable ({err}). Re-run `taskemb-hub embed`.") from err
+        required = {"task": str, "base_model": str, "method": str, "signature": dict}
+        wrong = [k for k, kind in required.items() if not isinstance(meta.get(k) if isinstance(meta, dict) else None, kind)]
+        if wrong:
+            what = ", ".join(f"{k!r}" for k in wrong)
+            raise AdapterError(f"{meta_file} has no {what} (or not of the right type), so the vector's space is unknown. "
+                               f"Re-create it with `taskemb-hub embed <adapter folder>`.")
         fields = {k: meta.get(k) for k in ("task", "base_model", "method", "signature", "step", "train_size")}
         return cls(vector=vector, metrics=meta.get("metrics") or {}, extra=meta.get("extra") or {}, **fields)
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode `open`/`mkdir` would give under the current umask (mkstemp/mkdtemp give 0600/0700, which
+    would hide a shared registry's entries from the rest of the group)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
 
 
 def _atomic_write(target: Path, write) -> None:
@@ -185,6 +214,7 @@ def _atomic_write(target: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

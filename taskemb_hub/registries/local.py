@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..adapters import CHECKPOINT_INFO_NAME, CONFIG_NAME, INIT_NAME, WEIGHTS_NAME
 from ..cards import CARD_NAME, write_model_card
-from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, load_embedding
+from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, default_mode, load_embedding
 from ..errors import RegistryError, TaskEmbHubError
 from .base import Registry, RegistryEntry
 
@@ -71,6 +71,18 @@ class LocalRegistry(Registry):
                 self.skipped.append((name, str(err)))
         return out
 
+    def _check_nesting(self, name: str, target: Path) -> None:
+        """An entry inside another entry is never listed, and one around other entries would replace them."""
+        for parent in list(Path(name).parents)[:-1]:
+            if _is_entry(self.path / parent):
+                raise RegistryError(f"Entry name {name!r} is inside entry {parent.as_posix()!r}, where entries are not "
+                                    f"looked for. Choose another name, e.g. {name.replace('/', '-')!r}.")
+        if target.is_dir() and not _is_entry(target):
+            inner = [f.relative_to(self.path).as_posix() for f in LocalRegistry(target).entry_folders()]
+            if inner:
+                raise RegistryError(f"Entry name {name!r} is a folder that holds entries ({', '.join(inner[:3])}"
+                                    f"{' ...' if len(inner) > 3 else ''}); adding it would replace them. Choose another name.")
+
     def __len__(self) -> int:
         return len(self.entry_folders())
 
@@ -89,12 +101,15 @@ class LocalRegistry(Registry):
         name = name or f"{embedding.task}-{embedding.method}" + (f"-step{embedding.step}" if embedding.step else "")
         if name.startswith(("/", ".")) or ".." in Path(name).parts:
             raise RegistryError(f"Entry name {name!r} must be a relative name like 'owner/task-lora'.")
+        embedding.check_usable()
         target = self.path / name
+        self._check_nesting(name, target)
         if target.exists() and not overwrite:
             raise RegistryError(f"Registry entry {name!r} already exists at {target}. Pass overwrite=True "
                                 "(CLI: --overwrite) to replace it, or choose another --name.")
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        os.chmod(staging, default_mode(directory=True))  # mkdtemp's 0700 would hide the entry from the group
         try:
             if src is not None:
                 for file in ENTRY_FILES:
