@@ -86,32 +86,31 @@ def _selector(registry: str, similarity: str | None):
     return AutoSourceSelector.from_local(registry, **kwargs)
 
 
-def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
-    """Tune a quick early checkpoint of `task` with the recipe the registry's entries were tuned with."""
-    from collections import Counter
-
-    from .training import TuningConfig, tune
-
-    recipes = Counter(json.dumps(e.embedding.extra.get("recipe"), sort_keys=True) for e in selector.entries
-                      if e.embedding.extra.get("recipe"))
-    recipe = json.loads(recipes.most_common(1)[0][0]) if recipes else {"method": DEFAULT_METHOD, "max_steps": 100}
-    if base_model:
-        recipe["base_model"] = base_model
-    cfg = TuningConfig(**{**recipe, "eval_examples": 0})
-    return tune(task, cfg, None, progress=progress)[-1].embedding
-
-
 def cmd_rank(args) -> int:
+    from .errors import TaskEmbHubError
+    from .recipe import target_from_data
+
+    if not args.data and not args.target:
+        raise TaskEmbHubError("rank needs --target (an adapter folder or a registry entry name) or --data (a data "
+                              "file or task folder).")
     selector = _selector(args.registry, args.similarity)
-    if args.data:
+    if args.data:  # always tuned with the registry's own recipe, so target and sources are comparable
         target = target_from_data(_load(args, args.data), selector, progress=not args.json, base_model=args.base_model)
-    elif args.target:
-        target = args.target
     else:
-        raise SystemExit("rank needs --target (adapter folder or registry entry name) or --data (a data file).")
-    ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or ())
+        target = args.target
+    ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or (), strict=args.strict)
+    if args.json:  # the text table carries the warnings itself
+        for warning in ranking.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     _print(args, ranking.to_dict(), str(ranking))
     return 0
+
+
+def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
+    """Moved to `taskemb_hub.recipe.target_from_data` (kept importable from here)."""
+    from .recipe import target_from_data as tune_target
+
+    return tune_target(task, selector, progress=progress, base_model=base_model)
 
 
 def cmd_registry_add(args) -> int:
@@ -221,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--similarity", choices=["cosine", "centered"], default=None)
     p.add_argument("--exclude", action="append", help="entry name to leave out (repeatable)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2) when the target was tuned with another recipe than the sources' "
+                        "(steps, rows, head...); without it the ranking carries a warning")
     p.add_argument("--base-model", default=None)
     _add_data_args(p)
 

@@ -24,12 +24,14 @@ SNAPSHOT_ENTRIES = "registry.json"
 
 @dataclass
 class Ranking:
-    """Sources best first, with scores, and the entries that were left out and why."""
+    """Sources best first, with scores, the entries that were left out and why, and warnings about
+    the comparison (a target tuned with another recipe than the sources', one that barely learned)."""
 
     target: TaskEmbedding
     rows: list[dict[str, Any]]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     similarity: str = DEFAULT_SIMILARITY
+    warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -52,7 +54,7 @@ class Ranking:
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target.task, "method": self.target.method, "base_model": self.target.base_model,
                 "similarity": self.similarity, "ranking": self.rows,
-                "skipped": [{"source": n, "reason": r} for n, r in self.skipped]}
+                "skipped": [{"source": n, "reason": r} for n, r in self.skipped], "warnings": list(self.warnings)}
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -66,6 +68,7 @@ class Ranking:
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} incompatible or unreadable entries:")
             lines += [f"  - {n}: {reason}" for n, reason in self.skipped]
+        lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -201,7 +204,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
         return self._groups[signature_hash]
 
     def rank(self, target: TaskEmbedding | str | os.PathLike, top_k: int | None = None, *,
-             similarity: str | None = None, exclude: Iterable[str] = ()) -> Ranking:
+             similarity: str | None = None, exclude: Iterable[str] = (), strict: bool = False) -> Ranking:
         """Rank the compatible sources for `target`, most similar first.
 
         Args:
@@ -210,12 +213,16 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
             top_k: keep the best k (default all).
             similarity: override the selector's `cosine`/`centered`.
             exclude: entry names to leave out.
+            strict: refuse (rather than warn) when the target's training recipe differs from the
+                sources' or is unknown (see `taskemb_hub.recipe`).
 
         Returns:
-            A `Ranking`.
+            A `Ranking`; `Ranking.warnings` says when the target was tuned with another recipe
+            than the sources' or barely learned its task.
 
         Raises:
             RegistryError: when no entry is comparable with the target.
+            RecipeMismatchError: with `strict=True`, when the recipes differ or cannot be checked.
         """
         similarity = similarity or self.similarity
         _check_similarity(similarity)
@@ -257,7 +264,20 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
             rows.append({"rank": rank, "source": e.name, "task": e.embedding.task, "score": round(float(scores[j]), 6),
                          "method": e.embedding.method, "step": e.embedding.step, "train_size": e.embedding.train_size,
                          "metric": metric})
-        return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity)
+        warnings = _comparison_warnings(target, [e.embedding for e, h in zip(self.entries, self._hashes)
+                                                 if h == target_hash and e.name not in exclude], strict)
+        return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity, warnings=warnings)
+
+
+def _comparison_warnings(target: TaskEmbedding, sources: list[TaskEmbedding], strict: bool) -> list[str]:
+    """Recipe and learning warnings of a ranking (`taskemb_hub.recipe`); with `strict`, a recipe mismatch raises."""
+    from .recipe import RecipeMismatchError, learning_warning, recipe_warnings
+
+    warnings, mismatch = recipe_warnings(target, sources)
+    if strict and mismatch:
+        raise RecipeMismatchError(warnings[0])
+    learned = learning_warning(target)
+    return warnings + ([learned] if learned else [])
 
 
 def _check_similarity(similarity: str) -> None:

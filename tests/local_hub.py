@@ -29,7 +29,8 @@ Example:
         api.upload_file(path_or_fileobj=b"---\\ntags: [x]\\n---\\n", path_in_repo="README.md", repo_id="alice/model")
         assert hub.state.tags("alice/model") == ["x"]
     ```
-    In pytest, `local_hub_fixture(monkeypatch, tmp_path)` also points the client's constants at the server.
+    In pytest, `local_hub_fixture(monkeypatch, tmp_path)` also points the client's constants at the server, and
+    `hub.state.add_repo(repo_id, files)` seeds a repo without HTTP (for benchmarks with many repos).
 """
 
 from __future__ import annotations
@@ -322,6 +323,26 @@ class HubState:
         """The repo, or KeyError."""
         return self.table(repo_type)[repo_id]
 
+    def add_repo(self, repo_id: str, files: dict[str, bytes], repo_type: str = "model", private: bool = False,
+                 title: str = "seed") -> Repo:
+        """Create a repo holding `files` in one commit on `main`, without HTTP (to seed benchmarks quickly).
+
+        Raises:
+            MetadataError: README.md metadata the Hub would refuse.
+            ValueError: the repo exists.
+        """
+        if "README.md" in files:
+            errors = metadata_errors(parse_card_metadata(files["README.md"].decode("utf-8", "replace")), repo_type)
+            if errors:
+                raise MetadataError("; ".join(errors))
+        with self.lock:
+            table = self.table(repo_type)
+            if repo_id in table:
+                raise ValueError(f"{repo_type} repo {repo_id} exists")
+            repo = table[repo_id] = Repo(repo_id, repo_type, private)
+            repo.commit("main", dict(files), [], [], title)
+        return repo
+
     def tags(self, repo_id: str, repo_type: str = "model", revision: str = "main") -> list[str]:
         """The tags the Hub derives for the repo at `revision`."""
         commit = self.repo(repo_id, repo_type).resolve(revision)
@@ -464,9 +485,11 @@ _RESOLVE = re.compile(r"/(?:(datasets)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)")
 class HubError(Exception):
     """An error answer: HTTP status, `X-Error-Code` and message."""
 
-    def __init__(self, status: int, code: str | None, message: str, headers: dict | None = None):
+    def __init__(self, status: int, code: str | None, message: str, headers: dict | None = None,
+                 body: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.body = body or {}
 
 
 def _route_of(method: str, path: str) -> str:
@@ -527,7 +550,7 @@ def _handler(hub: "LocalHub"):
             if "text/plain" in self.headers.get("Accept", ""):
                 self._send(err.status, err.message.encode(), headers, content_type="text/plain; charset=utf-8")
             else:
-                self._json({"error": err.message}, err.status, headers)
+                self._json({"error": err.message, **err.body}, err.status, headers)
 
         def _endpoint(self) -> str:
             return f"http://{self.headers.get('Host', hub.endpoint[len('http://'):])}"
@@ -645,11 +668,11 @@ def _handler(hub: "LocalHub"):
             prefix = "" if repo_type == "model" else "datasets/"
             with state.lock:
                 table = state.table(repo_type)
-                if repo_id in table:
-                    raise HubError(409, None, f"You already created this {repo_type} repo",
-                                   {"X-Error-Message": f"You already created this {repo_type} repo"})
+                url = f"{self._endpoint()}/{prefix}{repo_id}"
+                if repo_id in table:  # the Hub's 409 carries the url: create_repo(exist_ok=True) returns it
+                    raise HubError(409, None, f"You already created this {repo_type} repo", body={"url": url})
                 table[repo_id] = Repo(repo_id, repo_type, private)
-            self._json({"url": f"{self._endpoint()}/{prefix}{repo_id}", "name": repo_id, "id": repo_id})
+            self._json({"url": url, "name": repo_id, "id": repo_id})
 
         def _delete(self):
             data = self._body_json()

@@ -292,3 +292,76 @@ def test_a_truncated_body_is_never_cached(hub, backoff_sleeps, tmp_path):
     hub.faults.add(r"w\.safetensors", method="GET", truncate=True, times=1)
     assert open(hf_hub_download("alice/a", "w.safetensors"), "rb").read() == b"x" * 1000  # restarted, complete
 
+
+
+# -- README metadata validation ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metadata, complaint", [
+    ("tags: [1, 2]", '"tags" must be an array of strings'),
+    ("license: 3", '"license" must be a string'),
+    ("base_model: [1]", '"base_model" must be a string or an array of strings'),
+    ("datasets: {imdb: yes}", '"datasets" must be a string or an array of strings'),
+])
+def test_model_card_validate_rejects_metadata_the_hub_refuses(hub, metadata, complaint):
+    from huggingface_hub import ModelCard
+
+    ModelCard("---\ntags: [taskemb]\nbase_model: [org/a, org/b]\ndatasets: imdb\nlicense: mit\n---\n").validate()
+    with pytest.raises(ValueError, match=complaint):
+        ModelCard(f"---\n{metadata}\n---\n# card\n").validate()
+    assert hub.stats["validate"] == 2
+    # (`tags: taskemb` never reaches the server as a string: ModelCard rewrites it as a one-item list.)
+
+
+@pytest.mark.parametrize("readme, complaint", [
+    ("---\n- a\n- b\n---\n", "must be a mapping"),
+    ("---\ntags: [a\n---\n", "not valid YAML"),
+    ("---\nmodel-index:\n  - name: m\n    results:\n      - task: {type: text-classification}\n---\n",
+     "dataset needs"),
+    ("---\nmodel-index: {name: m}\n---\n", '"model-index" must be an array'),
+])
+def test_uploading_an_invalid_readme_raises_and_leaves_the_repo_alone(hub, readme, complaint):
+    api = HfApi(endpoint=hub.endpoint)
+    api.create_repo("alice/a")
+    before = hub.state.repos["alice/a"].sha
+    with pytest.raises(ValueError, match=complaint):  # the client's own validate-yaml call, before any upload
+        api.upload_file(path_or_fileobj=readme.encode(), path_in_repo="README.md", repo_id="alice/a")
+    assert hub.state.repos["alice/a"].sha == before and hub.stats["commit"] == 0
+
+
+def test_a_commit_with_invalid_metadata_is_refused_even_without_client_validation(hub, monkeypatch):
+    from huggingface_hub.errors import BadRequestError
+
+    api = HfApi(endpoint=hub.endpoint)
+    api.create_repo("alice/a")
+    before = hub.state.repos["alice/a"].sha
+    monkeypatch.setattr(HfApi, "_validate_yaml", lambda self, content, **kwargs: None)
+    with pytest.raises(BadRequestError, match='"tags" must be an array of strings'):
+        api.upload_file(path_or_fileobj=b"---\ntags: oops\n---\n", path_in_repo="README.md", repo_id="alice/a")
+    assert hub.state.repos["alice/a"].sha == before and hub.stats["commit"] == 1
+
+
+def test_benchmarks_can_seed_repos_without_http(hub):
+    from local_hub import MetadataError
+
+    for i in range(3):
+        hub.state.add_repo(f"alice/r{i}", {"README.md": b"---\ntags: [taskemb]\n---\n", "w.safetensors": b"w"})
+    hub.state.add_repo("alice/d", {"train.jsonl": b"{}"}, repo_type="dataset")
+    with pytest.raises(MetadataError, match="tags"):
+        hub.state.add_repo("alice/bad", {"README.md": b"---\ntags: 3\n---\n"})
+    assert hub.stats.requests == 0
+
+    api = HfApi(endpoint=hub.endpoint)
+    assert [m.id for m in api.list_models(filter="taskemb")] == ["alice/r0", "alice/r1", "alice/r2"]
+    assert "alice/bad" not in hub.state.repos and [d.id for d in api.list_datasets()] == ["alice/d"]
+    assert open(hf_hub_download("alice/r1", "w.safetensors"), "rb").read() == b"w"
+
+
+def test_create_repo_exist_ok_returns_the_url_like_the_hub(hub):
+    api = HfApi(endpoint=hub.endpoint)
+    first = api.create_repo("alice/a")
+    assert api.create_repo("alice/a", exist_ok=True) == first == f"{hub.endpoint}/alice/a"
+    assert api.create_repo("alice/d", repo_type="dataset").endswith("/datasets/alice/d")
+    with pytest.raises(HfHubHTTPError) as err:
+        api.create_repo("alice/a")
+    assert err.value.response.status_code == 409
