@@ -429,7 +429,8 @@ class Stats:
     """Request counters (thread-safe).
 
     Attributes:
-        requests: every request received.
+        requests: every request received. It includes the client's once-per-process
+            `GET /api/agent-harnesses` (route `other`, answered 404), so assert on `routes` rather than on this.
         bytes_sent: response body bytes written (a truncated body counts what was sent).
         routes: requests per route: `list`, `info`, `tree`, `refs`, `commits`, `head` (HEAD of a file),
             `download` (GET of a file answered with a 2xx body), `preupload`, `commit`, `create`, `delete`,
