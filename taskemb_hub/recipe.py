@@ -1,0 +1,239 @@
+"""The training recipe behind an embedding, and whether a target was tuned like its sources.
+
+Two embeddings of one method live in the same space (the signature checks that), but their
+similarity only predicts transfer when both tasks were tuned the same way: a target tuned for 10
+steps, or on all of its rows, sits elsewhere than the registry's 100-step, 1,000-row entries
+(measured: `benchmarks/results/recipe_mismatch.json`). Every checkpoint that `tune` writes records
+its recipe (`TaskEmbedding.extra["recipe"]`, from `TuningConfig.recipe`); this module compares
+the target's with the sources', words the warning that `AutoSourceSelector.rank` attaches to a
+`Ranking` (or raises with `strict=True`), and tunes a target from raw data with the registry's
+own recipe (`target_from_data`, what `taskemb-hub rank --data` runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections import Counter
+from typing import Any, Iterable
+
+from .errors import IncompatibleEmbeddingError
+
+# What changes where tuning ends up. The method, base model, modules and embedding options are
+# part of the signature already: entries that differ there are never compared at all.
+RECIPE_KEYS = ("max_steps", "stop_step", "max_train_examples", "batch_size", "learning_rate", "head_learning_rate",
+               "head_init", "head_pooling", "max_length", "init_seed", "warmup_ratio", "weight_decay", "method_kwargs")
+# The packaged registry's recipe: what a target gets when the registry's entries record none.
+DEFAULT_RECIPE = {"max_steps": 100, "max_train_examples": 1000, "head_pooling": "mean"}
+TARGET_EVAL_EXAMPLES = 300  # held-out rows scored to tell whether a target learned its task
+
+
+class RecipeMismatchError(IncompatibleEmbeddingError):
+    """`rank(..., strict=True)`: the target was not tuned with the sources' recipe (or records none)."""
+
+
+def recipe_of(embedding) -> dict[str, Any] | None:
+    """The recipe an embedding records (`extra["recipe"]`), or None for an adapter tuned elsewhere."""
+    recipe = (embedding.extra or {}).get("recipe")
+    return recipe if isinstance(recipe, dict) else None
+
+
+def _normalised(recipe: dict[str, Any], method: str) -> dict[str, Any]:
+    """The recipe's keys with the defaults they stand for filled in (None learning rate = the method's)."""
+    from .methods import get_method
+
+    out = {k: recipe.get(k) for k in RECIPE_KEYS}
+    if out["learning_rate"] is None:
+        try:
+            out["learning_rate"] = get_method(recipe.get("method") or method).default_learning_rate
+        except Exception:  # noqa: BLE001 - an unknown method name: leave it unresolved
+            pass
+    out["stop_step"] = out["stop_step"] or out["max_steps"]
+    out["method_kwargs"] = out["method_kwargs"] or {}
+    return out
+
+
+def _rows_differ(target_cap, target_rows, source_cap) -> bool:
+    """Whether the sources' row cap would have given the target another number of training rows."""
+    if target_cap == source_cap:
+        return False
+    if target_rows is None:
+        return True
+    if target_cap is not None and target_rows >= target_cap:  # capped: the data may hold more rows
+        return True
+    return source_cap is not None and source_cap < target_rows  # all its rows: would the sources' cap cut them?
+
+
+def recipe_differences(target_recipe: dict[str, Any], source_recipe: dict[str, Any], *, method: str = "",
+                       target_rows: int | None = None) -> dict[str, tuple[Any, Any]]:
+    """Recipe fields that differ: name -> (target's value, sources' value).
+
+    Args:
+        target_recipe, source_recipe: recipes as `TuningConfig.recipe` writes them.
+        method: the PEFT method, to resolve a learning rate left at the method's default.
+        target_rows: the target's training rows (`TaskEmbedding.train_size`): a target whose data
+            holds fewer rows than the sources' cap was tuned on the same rows the cap allows.
+
+    Example:
+        ```python
+        >>> recipe_differences({"max_steps": 10, "stop_step": 10}, {"max_steps": 100, "stop_step": 100})
+        {'max_steps': (10, 100), 'stop_step': (10, 100)}
+        ```
+    """
+    t, s = _normalised(target_recipe, method), _normalised(source_recipe, method)
+    diff = {}
+    for key in RECIPE_KEYS:
+        if key == "max_train_examples":
+            if _rows_differ(t[key], target_rows, s[key]):
+                diff[key] = (t[key], s[key])
+        elif t[key] != s[key]:
+            diff[key] = (t[key], s[key])
+    return diff
+
+
+def describe_recipe(recipe: dict[str, Any], rows: int | None = None) -> str:
+    """`100 of 100 steps on 1,000 rows, mean-pooling head` — the gist of a recipe."""
+    steps = f"{recipe.get('stop_step') or recipe.get('max_steps')} of {recipe.get('max_steps')} steps"
+    cap = recipe.get("max_train_examples")
+    on = f"{rows:,} rows" if rows is not None else ("all rows" if cap is None else f"up to {cap:,} rows")
+    return f"{steps} on {on}, {recipe.get('head_pooling', 'cls')}-pooling head"
+
+
+def _value(v) -> str:
+    return "all" if v is None else json.dumps(v) if isinstance(v, dict) else str(v)
+
+
+def registry_recipe(entries: Iterable, method: str | None = None) -> dict[str, Any] | None:
+    """The recipe most of `entries` (`RegistryEntry` objects) record, among those of `method` if given."""
+    counts = Counter(json.dumps(recipe_of(e.embedding), sort_keys=True) for e in entries
+                     if recipe_of(e.embedding) and (method is None or e.embedding.method == method))
+    return json.loads(counts.most_common(1)[0][0]) if counts else None
+
+
+def recipe_warnings(target, sources: list) -> tuple[list[str], bool]:
+    """Warnings about how `target` and the compatible `sources` (TaskEmbeddings) were tuned.
+
+    Returns:
+        (warnings, mismatch): `mismatch` is True when the target's recipe differs from the
+        sources' or cannot be checked (what `strict` refuses).
+    """
+    known = [s for s in sources if recipe_of(s)]
+    if not known:
+        return [], False  # nothing recorded on either side of the comparison: nothing to check against
+    counts = Counter(json.dumps(_normalised(recipe_of(s), s.method), sort_keys=True) for s in known)
+    common = max(known, key=lambda s: counts[json.dumps(_normalised(recipe_of(s), s.method), sort_keys=True)])
+    source_recipe = recipe_of(common)
+    warnings, mismatch = [], False
+    fix = ("Tune the target with the sources' recipe (`taskemb-hub rank --data <file>` does that for you; in Python, "
+           "`recipe.target_from_data`), or pass --strict / strict=True to refuse such rankings.")
+    theirs = f"the {len(known)} sources were tuned {describe_recipe(source_recipe)}"
+    target_recipe = recipe_of(target)
+    if target_recipe is None:
+        mismatch = True
+        warnings.append(f"Target {target.task!r} records no training recipe (an adapter tuned outside taskemb-hub?), "
+                        f"so its comparability cannot be checked: {theirs}. {fix}")
+    else:
+        differ = [s for s in known if recipe_differences(target_recipe, recipe_of(s), method=s.method,
+                                                         target_rows=target.train_size)]
+        if differ:
+            mismatch = True
+            diff = recipe_differences(target_recipe, source_recipe, method=target.method, target_rows=target.train_size)
+            fields = ", ".join(f"{k} {_value(a)} vs {_value(b)}" for k, a, b in ((k, *v) for k, v in diff.items()))
+            warnings.append(f"Recipe mismatch: target {target.task!r} was tuned "
+                            f"{describe_recipe(target_recipe, target.train_size)}; {theirs}"
+                            + (f" ({fields})" if fields else "")
+                            + (f"; {len(differ)} of {len(known)} sources differ from the target" if len(differ) < len(known) else "")
+                            + ". Similarities across recipes rank sources less well (benchmarks/RESULTS.md). " + fix)
+    if len(counts) > 1:
+        warnings.append(f"The {len(known)} sources were tuned with {len(counts)} different recipes; their scores are "
+                        "not on one scale. Rank against entries of one recipe.")
+    if len(known) < len(sources):
+        warnings.append(f"{len(sources) - len(known)} of {len(sources)} sources record no training recipe; their "
+                        "comparability with the target cannot be checked.")
+    return warnings, mismatch
+
+
+# ---- did the target learn its task? -----------------------------------------------------------
+def chance_level(task, rows: list[dict]) -> dict[str, Any] | None:
+    """What a model that learned nothing scores on `rows`: the primary metric of the majority class (accuracy),
+    of a constant (Pearson 0) or of always answering "no answer" (SQuAD F1); with the noise margin of `rows`.
+
+    Returns:
+        `{"metric", "value", "margin", "rows"}`, or None without rows.
+    """
+    from .data import CLASSIFICATION, EXTRACTIVE_QA
+
+    n = len(rows)
+    if not n:
+        return None
+    if task.task_type == CLASSIFICATION:
+        share = Counter(r["label"] for r in rows).most_common(1)[0][1] / n
+        return {"metric": "accuracy", "value": share, "margin": 2 * math.sqrt(share * (1 - share) / n) + 1e-9, "rows": n}
+    if task.task_type == EXTRACTIVE_QA:
+        share = sum(not r["answers"]["text"] for r in rows) / n
+        return {"metric": "f1", "value": 100 * share, "margin": 100 * 2 * math.sqrt(0.25 / n), "rows": n}
+    return {"metric": "pearson", "value": 0.0, "margin": 2 / math.sqrt(n), "rows": n}
+
+
+def learning_warning(target) -> str | None:
+    """A warning when the target's in-task metric is within noise of chance (`extra["chance"]`), else None."""
+    chance = (target.extra or {}).get("chance")
+    if not chance or chance.get("metric") not in (target.metrics or {}):
+        return None
+    score = target.metrics[chance["metric"]]
+    if score > chance["value"] + chance["margin"]:
+        return None
+    return (f"Target {target.task!r} barely learned its task: {chance['metric']} {score:.3f} on {chance['rows']} "
+            f"held-out rows, where a model that learned nothing scores {chance['value']:.3f} (± {chance['margin']:.3f}). "
+            "Its embedding may say little about the task: check the text and label columns, or add rows.")
+
+
+# ---- a target from raw data, tuned with the registry's recipe -----------------------------------
+def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
+    """Tune a target checkpoint of `task` with the recipe the registry's entries were tuned with.
+
+    The recipe is the one most entries record (the packaged registry's when none does), whatever
+    options the caller has, so the target lands in the sources' space; held-out rows are scored so
+    a target that learned nothing is flagged (`extra["chance"]`, see `learning_warning`).
+
+    Args:
+        task: a `TaskData`.
+        selector: anything with `.entries` (an `AutoSourceSelector`).
+        progress: show a progress bar.
+        base_model: load the base model from here (a local folder of the registry's base model).
+
+    Returns:
+        The target's `TaskEmbedding`.
+
+    Example:
+        ```python
+        >>> selector = AutoSourceSelector.from_default()
+        >>> target = target_from_data(load_task("reviews.csv", text_column="review"), selector)
+        >>> selector.rank(target, top_k=5)
+        ```
+    """
+    from .data import check_trainable
+    from .default_registry import DEFAULT_METHOD
+    from .methods import EmbeddingOptions
+    from .training import TuningConfig, tune
+
+    methods = Counter(e.embedding.method for e in selector.entries)
+    method = methods.most_common(1)[0][0] if methods else DEFAULT_METHOD
+    recipe = registry_recipe(selector.entries, method) or {"method": method, **DEFAULT_RECIPE}
+    fields = {f.name for f in dataclasses.fields(TuningConfig)}
+    config = {k: v for k, v in recipe.items() if k in fields}
+    if isinstance(config.get("embedding"), dict):
+        options = {f.name for f in dataclasses.fields(EmbeddingOptions)}
+        config["embedding"] = {k: v for k, v in config["embedding"].items() if k in options}
+    if config.get("stop_step") == config.get("max_steps"):
+        config.pop("stop_step", None)
+    if base_model:
+        config["base_model"] = base_model
+    cfg = TuningConfig(**{**config, "eval_examples": TARGET_EVAL_EXAMPLES})
+    check_trainable(task, task.train_rows(cfg.max_train_examples, seed=cfg.seed))  # before loading any model
+    embedding = tune(task, cfg, None, progress=progress)[-1].embedding
+    chance = chance_level(task, task.eval_rows(cfg.eval_examples))
+    if chance:
+        embedding.extra["chance"] = chance
+    return embedding
