@@ -1,36 +1,482 @@
-"""The Space's lookup: ranks a packaged-registry task leave-one-out; bad input is a message, not a crash."""
+"""The Space: every endpoint through `gradio_client` against the app served on 127.0.0.1, bad input as
+messages (the server keeps serving), a background refresh that never blocks a query, and a real browser.
 
-import importlib.util
+The registry is three toy tasks tuned on the tiny BERT (seed 1); a target made from one of them
+(its data uploaded as a CSV, or its adapter tuned with seed 0) must rank its own task first.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import random
+import shutil
+import socket
+import threading
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
-APP = Path(__file__).resolve().parents[1] / "spaces" / "app.py"
+pytest.importorskip("gradio", reason="the Space needs the [space] extra")
+pytest.importorskip("matplotlib", reason="the Space needs the [space] extra")
+
+from gradio_client import Client, handle_file  # noqa: E402
+
+from conftest import _sentiment_rows  # noqa: E402
+from taskemb_hub import TuningConfig, tune  # noqa: E402
+from taskemb_hub.base_model import canonical_model_id  # noqa: E402
+from taskemb_hub.data import CLASSIFICATION, TaskData  # noqa: E402
+from taskemb_hub.embedding import TaskEmbedding  # noqa: E402
+from taskemb_hub.registries import RegistryEntry  # noqa: E402
+from taskemb_hub.registries.local import LocalRegistry  # noqa: E402
+from taskemb_hub.selector import AutoSourceSelector  # noqa: E402
+from taskemb_hub.space import SpaceConfig, UploadLimits, build_app  # noqa: E402
+from taskemb_hub.space import _handlers as handlers  # noqa: E402
+from taskemb_hub.space._uploads import UploadError, check_data_file, extract_adapter_zip, read_header  # noqa: E402
+
+LIMITS = UploadLimits(max_file_bytes=20_000, min_rows=32, max_rows=5_000)
+SERVER_CAP = 2 * LIMITS.max_file_bytes  # what the server itself accepts (see space.launch)
+FILTERS = ("any", "any", 3, "cosine")  # base model, method, top-k, similarity
+
+
+def _city_rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randint(0, 1)
+        rows.append({"text": f"{rng.choice(['who', 'what', 'where'])} lives in {['paris', 'london'][label]} by the "
+                             "river", "label": label})
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict], labels=("neg", "pos")) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["review", "stars"])
+        writer.writeheader()
+        writer.writerows({"review": r["text"], "stars": labels[r["label"]]} for r in rows)
+    return path
+
+
+def _zip(path: Path, files: dict[str, bytes], symlinks: tuple[str, ...] = ()) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        for name in symlinks:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16)  # a symbolic link
+            archive.writestr(info, "/etc/passwd")
+    return path
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def _adapter_files(folder: Path) -> dict[str, bytes]:
+    return {f"adapter/{p.name}": p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
 
 @pytest.fixture(scope="module")
-def app_module():
-    spec = importlib.util.spec_from_file_location("space_app", APP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def toy(tiny_bert, tmp_path_factory):
+    """A 3-task registry (seed 1), the sentiment task's data as a CSV, and its adapter tuned with seed 0."""
+    root = tmp_path_factory.mktemp("space")
+    sentiment = _sentiment_rows(80, 0)
+    tasks = [
+        TaskData(name="toy-sentiment", task_type=CLASSIFICATION, labels=["neg", "pos"],
+                 splits={"train": sentiment[:64], "validation": sentiment[64:]}),
+        TaskData(name="toy-pair", task_type=CLASSIFICATION, labels=["a", "b"], pair=True,
+                 splits={"train": _sentiment_rows(48, 2, pair=True), "validation": _sentiment_rows(8, 3, pair=True)}),
+        TaskData(name="toy-city", task_type=CLASSIFICATION, labels=["paris", "london"],
+                 splits={"train": _city_rows(64, 4), "validation": _city_rows(16, 5)}),
+    ]
+    registry = LocalRegistry(root / "registry", create=True)
+    for task in tasks:
+        checkpoint = tune(task, TuningConfig(base_model=tiny_bert, max_steps=20, max_train_examples=1000,
+                                             eval_examples=16, seed=1), root / "runs" / task.name, progress=False)[-1]
+        registry.add(checkpoint.path, name=task.name)
+    own = tune(tasks[0], TuningConfig(base_model=tiny_bert, max_steps=20, max_train_examples=1000, eval_examples=0,
+                                      seed=0), root / "runs" / "own", progress=False)[-1]
+    return {"root": root, "registry": registry.path, "csv": _write_csv(root / "reviews.csv", sentiment[:64]),
+            "adapter": own.path, "base_model": canonical_model_id(tiny_bert), "tiny_bert": tiny_bert}
 
 
-def test_lookup_ranks_other_tasks(app_module):
-    selector = app_module.load_selector("default")
-    rows, note = app_module.lookup(selector, "rotten_tomatoes", 3, "cosine")
-    assert len(rows) == 3 and "rotten_tomatoes" not in [r[1] for r in rows]
-    assert rows[0][0] == 1 and rows[0][2] >= rows[1][2] >= rows[2][2]
-    assert "rotten_tomatoes" in note
+def _config(toy, **kwargs) -> SpaceConfig:
+    return SpaceConfig(limits=LIMITS, base_model_paths={toy["base_model"]: toy["tiny_bert"]},
+                       work_dir=str(toy["root"] / "answers"), **kwargs)
 
 
-def test_bad_target_is_reported_not_raised(app_module):
-    selector = app_module.load_selector("default")
-    rows, note = app_module.lookup(selector, "no-such-task", 3, "cosine")
-    assert rows == [] and "neither a folder nor an entry" in note
-    assert app_module.lookup(selector, "", 3, "cosine")[1] == "Pick a target task."
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
-def test_app_builds_when_gradio_is_installed(app_module):
-    pytest.importorskip("gradio", reason="the Space needs the [space] extra")
-    assert app_module.build_app(app_module.load_selector("default")) is not None
+@pytest.fixture(scope="module")
+def hub(toy):
+    """A local Hub holding a plain PEFT adapter (no taskemb files) and a repo that is not an adapter."""
+    from huggingface_hub import HfApi
+
+    from local_hub import serve_local_hub
+
+    with pytest.MonkeyPatch.context() as monkeypatch, serve_local_hub(monkeypatch, toy["root"] / "hub") as server:
+        api = HfApi(endpoint=server.endpoint, token="hf_space_test_token")
+        api.create_repo("alice/sentiment-adapter")
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            api.upload_file(path_or_fileobj=str(toy["adapter"] / name), path_in_repo=name,
+                            repo_id="alice/sentiment-adapter")
+        api.create_repo("bob/just-a-readme")
+        api.upload_file(path_or_fileobj=b"# not an adapter\n", path_in_repo="README.md", repo_id="bob/just-a-readme")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served(toy, hub):
+    """The app on 127.0.0.1 (registry read from the folder, refreshable), with a gradio_client."""
+    from taskemb_hub.space._handlers import RegistryState
+
+    state = RegistryState(lambda: AutoSourceSelector.from_local(toy["registry"]), str(toy["registry"].name))
+    app = build_app(config=_config(toy, hub_endpoint=hub.endpoint), state=state)
+    port = _free_port()
+    app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+               max_file_size=SERVER_CAP)
+    url = f"http://127.0.0.1:{port}/"
+    client = Client(url, verbose=False, download_files=str(toy["root"] / "downloads"))
+    yield {"app": app, "client": client, "url": url, "state": state}
+    app.close()
+
+
+def _table(result) -> list[list]:
+    return result[1]["data"]
+
+
+def _sources(result) -> list[str]:
+    return [row[1] for row in _table(result)]
+
+
+def _rank_data(client, path, text="review", label="stars", dataset_id="", filters=FILTERS):
+    return client.predict(handle_file(str(path)) if path else None, dataset_id, None, "train", text, "", label,
+                          *filters, api_name="/rank_data")
+
+
+# ---- the API lists the three ways to ask and the registry endpoints ---------------------------------
+def test_the_api_names_every_endpoint(served):
+    endpoints = served["client"].view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/rank_data", "/rank_adapter", "/rank_registry", "/registry_status", "/refresh_registry"}
+    names = [p["parameter_name"] for p in endpoints["/rank_data"]["parameters"]]
+    assert names[-4:] == ["base", "meth", "k", "sim"] and len(names) == 11
+
+
+# ---- 1. your data ------------------------------------------------------------------------------------
+def test_uploaded_csv_is_tuned_with_the_registry_recipe_and_ranks_its_own_task_first(served, toy):
+    result = _rank_data(served["client"], toy["csv"])
+    message, table, bar, emb_map, heatmap, csv_path, json_path, embedding_zip = result
+    assert "3 sources" in message and "the recipe of the registry's entries" in message, message
+    assert _sources(result)[0] == "toy-sentiment"  # the same task tuned with another seed
+    assert [row[0] for row in table["data"]] == [1, 2, 3]
+    scores = [row[3] for row in table["data"]]
+    assert scores == sorted(scores, reverse=True)
+    assert table["data"][0][4].startswith("accuracy ") and table["data"][0][5] == 64  # metric, train size
+    for figure in (bar, emb_map, heatmap):
+        assert figure["type"] == "matplotlib" and figure["plot"].startswith("data:image/")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        downloaded = list(csv.DictReader(handle))
+    assert [r["source"] for r in downloaded] == _sources(result)
+    payload = json.loads(Path(json_path).read_text())
+    assert payload["target"] == "reviews" and [r["source"] for r in payload["ranking"]] == _sources(result)
+    with zipfile.ZipFile(embedding_zip) as archive, archive.open("taskemb.json") as meta:
+        assert sorted(archive.namelist()) == ["taskemb.json", "taskemb.safetensors"]
+        recorded = json.load(meta)
+    assert recorded["extra"]["source"] == "reviews.csv"  # the visitor's file name, never a server path
+    assert recorded["extra"]["recipe"]["max_steps"] == 20  # the registry's recipe, not the CLI's default
+
+
+def test_one_tuning_runs_at_a_time_and_the_next_waits_in_the_queue_with_its_position(served, toy, monkeypatch):
+    from gradio_client.utils import Status
+
+    real, spans = handlers._target_from_data(), []
+
+    def recording(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            spans.append((started, time.perf_counter()))
+
+    monkeypatch.setattr(handlers, "_target_from_data", lambda: recording)
+    client = served["client"]
+    jobs = [client.submit(handle_file(str(toy["csv"])), "", None, "train", "review", "", "stars", *FILTERS,
+                          api_name="/rank_data") for _ in range(2)]
+    positions = set()
+    while not all(job.done() for job in jobs):
+        for job in jobs:
+            status = job.status()
+            if status.code == Status.IN_QUEUE and status.rank is not None:
+                positions.add(status.rank)
+        time.sleep(0.05)
+    assert [_sources(job.result())[0] for job in jobs] == ["toy-sentiment", "toy-sentiment"]
+    (_, first_end), (second_start, _) = sorted(spans)
+    assert first_end <= second_start  # never two tunings at once
+    assert positions, "the waiting job never reported its place in the queue"
+
+
+# ---- 2. your adapter ---------------------------------------------------------------------------------
+def test_adapter_zip_ranks_its_own_task_first(served, toy):
+    path = _zip(toy["root"] / "own-adapter.zip", _adapter_files(toy["adapter"]))
+    result = served["client"].predict("", handle_file(str(path)), *FILTERS, api_name="/rank_adapter")
+    assert _sources(result)[0] == "toy-sentiment", result[0]
+    assert "toy-sentiment" in result[0]
+
+
+def test_adapter_from_a_hub_repo_ranks_its_own_task_first(served):
+    result = served["client"].predict("alice/sentiment-adapter", None, *FILTERS, api_name="/rank_adapter")
+    assert _sources(result)[0] == "toy-sentiment", result[0]
+    assert "alice/sentiment-adapter" in result[0]
+
+
+# ---- 3. a registry task ------------------------------------------------------------------------------
+def test_registry_task_ranks_the_other_entries(served):
+    result = served["client"].predict("toy-pair", *FILTERS, api_name="/rank_registry")
+    assert sorted(_sources(result)) == ["toy-city", "toy-sentiment"]  # leave-one-out
+    assert "1 entry of the same task left out" in result[0]
+    centered = served["client"].predict("toy-pair", "any", "any", 1, "centered", api_name="/rank_registry")
+    assert len(_table(centered)) == 1 and "centered" in centered[0]
+
+
+def test_registry_status_lists_entries_and_signatures(served, toy):
+    text, table = served["client"].predict(api_name="/registry_status")
+    assert "**3 entries** in 1 signature group(s)" in text and "last sync" in text
+    [[signature, count, method, base, dim]] = table["data"]
+    assert (count, method, base) == (3, "bitfit", toy["base_model"]) and dim > 0
+
+
+# ---- bad input: a message on the page, and the server keeps serving ----------------------------------
+def _bad_files(root: Path) -> dict[str, tuple[Path, str]]:
+    rows = _sentiment_rows(40, 9)
+    big = _write_csv(root / "big.csv", _sentiment_rows(700, 10))
+    assert LIMITS.max_file_bytes < big.stat().st_size < SERVER_CAP
+    latin = root / "latin1.csv"
+    latin.write_bytes("review,stars\n".encode() + "".join(f"très {r['text']},pos\n" for r in rows).encode("latin-1"))
+    (root / "empty.csv").write_bytes(b"")
+    return {
+        "empty file": (root / "empty.csv", "empty.csv is empty"),
+        "three rows": (_write_csv(root / "three.csv", rows[:3]), "has 3 labelled row(s); at least 32"),
+        "one label": (_write_csv(root / "one.csv", [{**r, "label": 1} for r in rows]), "every row has the same label"),
+        "not UTF-8": (latin, "latin1.csv is not UTF-8"),
+        "over the Space's limit": (big, "over this Space's limit of 20,000 bytes"),
+    }
+
+
+@pytest.mark.parametrize("case", ["empty file", "three rows", "one label", "not UTF-8", "over the Space's limit"])
+def test_bad_data_files_get_a_message(served, toy, case):
+    path, expected = _bad_files(toy["root"])[case]
+    result = _rank_data(served["client"], path)
+    assert result[0].startswith("⚠️") and expected in result[0], result[0]
+    assert _table(result) == [] and result[5] is None  # no ranking, no download
+
+
+def test_missing_column_and_bad_dataset_id_get_a_message(served, toy):
+    missing = _rank_data(served["client"], toy["csv"], text="body")
+    assert "text column 'body' not found; the columns are ['review', 'stars']" in missing[0]
+    for bad_id in ("../../etc", "/etc/passwd", "https://example.com/data.csv"):
+        result = _rank_data(served["client"], None, dataset_id=bad_id)
+        assert f"{bad_id!r} is not a Hub dataset id" in result[0]
+
+
+def test_bad_adapters_get_a_message(served, toy):
+    root, client = toy["root"], served["client"]
+    files = _adapter_files(toy["adapter"])
+    config = json.loads(files["adapter/adapter_config.json"])
+    # A plain peft adapter (no taskemb files) whose config names another base model.
+    other_base = {"adapter/adapter_model.safetensors": files["adapter/adapter_model.safetensors"],
+                  "adapter/adapter_config.json": json.dumps({**config, "base_model_name_or_path":
+                                                             "someone/other-model"}).encode()}
+    cases = {
+        "traversal": (_zip(root / "evil.zip", {**files, "../../outside.json": b"{}"}), "points outside the folder"),
+        "absolute": (_zip(root / "abs.zip", {"/tmp/abs.json": b"{}"}), "points outside the folder"),
+        "symlink": (_zip(root / "link.zip", files, symlinks=("adapter/link.json",)), "is a symbolic link"),
+        "pickle": (_zip(root / "pickle.zip", {**files, "adapter/adapter_model.bin": b"\x80\x04K\x01."}),
+                   "is a pickle-format file"),
+        "no config": (_zip(root / "noconfig.zip", {"adapter/notes.txt": b"hi"}), "holds no adapter_config.json"),
+        "other base model": (_zip(root / "other.zip", other_base), "tuned on 'someone/other-model'"),
+        "not a zip": (_copy(toy["csv"], root / "reviews.zip"), "reviews.zip is not a zip file"),
+    }
+    for case, (path, expected) in cases.items():
+        result = client.predict("", handle_file(str(path)), *FILTERS, api_name="/rank_adapter")
+        assert result[0].startswith("⚠️") and expected in result[0], (case, result[0])
+        assert str(root) not in result[0]  # the server's folders are never shown
+    assert not (root / "outside.json").exists() and not Path("/tmp/abs.json").exists()
+    for repo, expected in [("alice/does-not-exist", "was not found"), ("bob/just-a-readme", "not usable"),
+                           ("not a repo id", "is not a Hub repo id")]:
+        result = client.predict(repo, None, *FILTERS, api_name="/rank_adapter")
+        assert result[0].startswith("⚠️") and expected in result[0], (repo, result[0])
+    both = client.predict("alice/sentiment-adapter", handle_file(str(cases["pickle"][0])), *FILTERS,
+                          api_name="/rank_adapter")
+    assert "either a Hub repo id" in both[0]
+
+
+def test_bad_registry_queries_get_a_message(served):
+    assert "'nope' is not an entry of this registry" in served["client"].predict("nope", *FILTERS,
+                                                                                 api_name="/rank_registry")[0]
+    with pytest.raises(Exception, match="less than minimum value 1"):  # the slider's own bounds, checked by gradio
+        served["client"].predict("toy-pair", "any", "any", 0, "cosine", api_name="/rank_registry")
+    assert _sources(served["client"].predict("toy-pair", *FILTERS, api_name="/rank_registry"))
+
+
+def test_method_filter_without_entries_gets_a_message(served, toy):
+    result = _rank_data(served["client"], toy["csv"], filters=("any", "lora", 3, "cosine"))
+    assert "has no entry with base model 'any' and method 'lora'" in result[0]
+
+
+def test_upload_over_the_server_cap_is_refused_and_the_server_keeps_serving(served, toy):
+    huge = _write_csv(toy["root"] / "huge.csv", _sentiment_rows(3000, 11))
+    assert huge.stat().st_size > SERVER_CAP
+    with pytest.raises(Exception, match="(?i)too large|exceed|size"):
+        _rank_data(served["client"], huge)
+    assert _sources(served["client"].predict("toy-pair", *FILTERS, api_name="/rank_registry"))
+
+
+def test_an_unexpected_exception_is_logged_and_shown(served, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting backend exploded")
+
+    monkeypatch.setattr(handlers, "_answer", broken)
+    with caplog.at_level(logging.ERROR, logger="taskemb_hub.space"):
+        result = served["client"].predict("toy-pair", *FILTERS, api_name="/rank_registry")
+    assert result[0].startswith("⚠️ Unexpected error (RuntimeError: plotting backend exploded). It was logged")
+    assert any("unexpected error in rank_registry" in r.message and r.exc_info for r in caplog.records)
+    monkeypatch.undo()
+    assert _sources(served["client"].predict("toy-pair", *FILTERS, api_name="/rank_registry"))
+
+
+# ---- registry refresh: in the background, queries never wait ------------------------------------------
+def test_refresh_builds_a_new_registry_in_the_background_while_queries_use_the_old_one(toy):
+    release = threading.Event()
+    loads = []
+
+    def slow_load():
+        loads.append(time.time())
+        if len(loads) > 1:  # the refresh, not the first load
+            assert release.wait(30)
+            extra = TaskEmbedding.load(toy["registry"] / "toy-city")
+            extra.task = "toy-city-copy"
+            return AutoSourceSelector(AutoSourceSelector.from_local(toy["registry"]).entries
+                                      + [RegistryEntry("toy-city-copy", extra, "memory")])
+        return AutoSourceSelector.from_local(toy["registry"])
+
+    state = handlers.RegistryState(slow_load, "slow")
+    config = _config(toy)
+    assert "Refresh started in the background" in handlers.refresh_registry(state)
+    assert "already running" in handlers.refresh_registry(state)
+    started = time.perf_counter()
+    answer = handlers.rank_registry(state, config, "toy-pair", top_k=5)
+    assert answer.ok and time.perf_counter() - started < 10
+    assert sorted(r["source"] for r in answer.ranking.rows) == ["toy-city", "toy-sentiment"]  # the old registry
+    assert "A refresh is running" in handlers.registry_status(state)[0]
+    release.set()
+    state.wait(30)
+    status, rows = handlers.registry_status(state)
+    assert "**4 entries**" in status and rows[0][1] == 4 and "refresh is running" not in status
+    assert "toy-city-copy" in [r["source"] for r in handlers.rank_registry(state, config, "toy-pair", top_k=5).ranking]
+
+
+def test_a_failed_refresh_keeps_serving_the_old_registry(toy):
+    calls = []
+
+    def load():
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("Hub unreachable")
+        return AutoSourceSelector.from_local(toy["registry"])
+
+    state = handlers.RegistryState(load, "flaky")
+    state.refresh()
+    state.wait(30)
+    status, _ = handlers.registry_status(state)
+    assert "**3 entries**" in status and "The last refresh failed (OSError: Hub unreachable)" in status
+
+
+def test_refresh_endpoint_through_the_client(toy):
+    folder = toy["root"] / "refreshable"
+    shutil.copytree(toy["registry"], folder)
+    app = build_app(registry=str(folder), config=_config(toy))
+    port = _free_port()
+    app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        shutil.copytree(folder / "toy-city", folder / "toy-city-2")
+        assert "Refresh started" in client.predict(api_name="/refresh_registry")
+        app.space_state.wait(30)
+        assert "**4 entries**" in client.predict(api_name="/registry_status")[0]
+    finally:
+        app.close()
+
+
+# ---- upload helpers, without a server --------------------------------------------------------------
+def test_headers_are_read_from_every_supported_format(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"review": ["good", "bad"], "stars": [1, 0]})
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    frame.to_csv(tmp_path / "a.tsv", index=False, sep="\t")
+    frame.to_json(tmp_path / "a.jsonl", orient="records", lines=True)
+    frame.to_parquet(tmp_path / "a.parquet")
+    for suffix in ("csv", "tsv", "jsonl", "parquet"):
+        assert read_header(check_data_file(tmp_path / f"a.{suffix}", LIMITS)) == ["review", "stars"]
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(UploadError, match="unsupported file type '.txt'"):
+        check_data_file(tmp_path / "a.txt", LIMITS)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_written(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("adapter/adapter_config.json", "{}")
+        archive.writestr("adapter/adapter_model.safetensors", b"\0" * (3 * 1024 * 1024))
+    assert bomb.stat().st_size < 20_000
+    with pytest.raises(UploadError, match="unpacks to more than"):
+        extract_adapter_zip(bomb, tmp_path / "out", UploadLimits(max_unzipped_bytes=1024 * 1024))
+    assert not (tmp_path / "out" / "adapter" / "adapter_model.safetensors").exists()
+
+
+# ---- a real browser --------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def test_a_browser_uploads_a_csv_and_reads_the_ranking_from_the_page(served, toy, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no browser at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium) to run it")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the [test] extra)")
+    screenshot = Path(os.environ.get("TASKEMB_SPACE_SCREENSHOT") or tmp_path / "space.png")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1800})
+            page.goto(served["url"], wait_until="networkidle")
+            page.set_input_files("#data-file input[type=file]", str(toy["csv"]))
+            # The pickers fill from the file's header (review -> text, stars -> label).
+            page.wait_for_function("document.querySelector('#message')?.innerText.includes('Columns of the file')",
+                                   timeout=30_000)
+            page.click("#rank-data")
+            page.wait_for_function("document.querySelector('#message')?.innerText.includes('sources')",
+                                   timeout=60_000)
+            # Gradio's table renders each body row as a div[role=row] of div[role=gridcell] (virtualised).
+            rows = page.eval_on_selector_all(
+                "#ranking .virtual-row[role=row]",
+                "rows => rows.map(r => Array.from(r.querySelectorAll('[role=gridcell]')).map(c => c.innerText.trim()))")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert [r[0] for r in rows] == ["1", "2", "3"], rows  # rank, source, dataset, score, metric, size, step, method
+    assert rows[0][1] == "toy-sentiment" and rows[0][7] == "bitfit", rows
+    scores = [float(r[3]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and rows[0][4].startswith("accuracy"), rows
+    assert screenshot.stat().st_size > 10_000
+    print(f"screenshot: {screenshot}")

@@ -183,19 +183,25 @@ class RegistryState:
 
 
 def _derive(selector: AutoSourceSelector) -> _Derived:
-    groups: dict[str, dict[str, Any]] = {}
-    for entry, h in zip(selector.entries, _hashes(selector)):
-        g = groups.setdefault(h, {"signature": h, "entries": 0, "method": entry.embedding.method,
-                                  "base_model": entry.embedding.base_model, "dim": entry.embedding.dim})
-        g["entries"] += 1
+    # Group by signature hash (known without loading a lazy entry's vector); read one entry per group.
+    members: dict[str, list[int]] = {}
+    for i, h in enumerate(_hashes(selector)):
+        members.setdefault(h, []).append(i)
+    groups = []
+    for h, idx in members.items():
+        first = selector.entries[idx[0]].embedding
+        groups.append({"signature": h, "entries": len(idx), "method": first.method, "base_model": first.base_model,
+                       "dim": first.dim, "members": idx})
     return _Derived(by_name={e.name: e for e in selector.entries},
-                    signatures=sorted(groups.values(), key=lambda g: -g["entries"]))
+                    signatures=sorted(groups, key=lambda g: -g["entries"]))
 
 
 def _hashes(selector: AutoSourceSelector) -> list[str]:
     # The selector hashes every entry's signature once at construction; reuse that.
     hashes = getattr(selector, "_hashes", None)
-    return list(hashes) if hashes is not None else [e.embedding.signature_hash for e in selector.entries]
+    if hashes is not None:
+        return list(hashes)
+    return [getattr(e, "signature_hash", None) or e.embedding.signature_hash for e in selector.entries]
 
 
 def registry_status(state: RegistryState) -> tuple[str, list[list[Any]]]:
@@ -219,9 +225,9 @@ def registry_status(state: RegistryState) -> tuple[str, list[list[Any]]]:
 def filter_choices(state: RegistryState) -> tuple[list[str], list[str], list[str]]:
     """Base models, methods and entry names the page offers."""
     selector = state.selector
-    bases = sorted({e.embedding.base_model for e in selector.entries})
-    methods = sorted({e.embedding.method for e in selector.entries})
-    return [ANY] + bases, [ANY] + methods, [e.name for e in selector.entries]
+    groups = state.derived(selector).signatures
+    return ([ANY] + sorted({g["base_model"] for g in groups}), [ANY] + sorted({g["method"] for g in groups}),
+            [e.name for e in selector.entries])
 
 
 def refresh_registry(state: RegistryState) -> str:
@@ -244,16 +250,15 @@ def _check_options(top_k, similarity: str, config: SpaceConfig) -> int:
     return k
 
 
-def _space(selector: AutoSourceSelector, base_model: str | None, method: str | None) -> list:
-    """The entries of the most common (base model, method) pair allowed by the filters."""
-    entries = [e for e in selector.entries
-               if (not base_model or base_model == ANY or e.embedding.base_model == base_model)
-               and (not method or method == ANY or e.embedding.method == method)]
-    if not entries:
+def _space(state: RegistryState, selector: AutoSourceSelector, base_model: str | None, method: str | None) -> list:
+    """The entries of the largest signature group allowed by the base-model and method filters."""
+    groups = [g for g in state.derived(selector).signatures
+              if (not base_model or base_model == ANY or g["base_model"] == base_model)
+              and (not method or method == ANY or g["method"] == method)]
+    if not groups:
         raise RegistryError(f"The registry has no entry with base model {base_model!r} and method {method!r}. "
                             "Set the filters to 'any' or to a pair listed under Registry status.")
-    pair = Counter((e.embedding.base_model, e.embedding.method) for e in entries).most_common(1)[0][0]
-    return [e for e in entries if (e.embedding.base_model, e.embedding.method) == pair]
+    return [selector.entries[i] for i in groups[0]["members"]]  # groups are sorted largest first
 
 
 def _work_dir(config: SpaceConfig) -> Path:
@@ -324,7 +329,8 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
     target_hash = ranking.target.signature_hash
     projection = derived.projections.get(target_hash)
     if projection is None:
-        group = [e for e, h in zip(selector.entries, _hashes(selector)) if h == target_hash]
+        group = next((g for g in derived.signatures if g["signature"] == target_hash), {"members": []})
+        group = [selector.entries[i] for i in group["members"]]
         group = [e for e in group if e.embedding.dim == ranking.target.dim]  # a corrupt entry cannot be mapped
         projection = _plots.Projection.fit([e.name for e in group], [e.embedding.vector for e in group])
         derived.projections[target_hash] = projection
@@ -333,7 +339,7 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
 
     stacked = torch.stack([ranking.target.vector] + [derived.by_name[n].embedding.vector for n in names])
     heatmap = _plots.similarity_heatmap([f"▶ {target_label}"] + names, _plots.cosine_matrix(stacked),
-                                        "Cosine among the target and its top sources")
+                                        "Cosine: the target and its top sources")
 
     folder = _work_dir(config)
     stem = safe_stem(target_label)
@@ -402,17 +408,18 @@ def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_mo
                               "Set the filter to 'any' or pick another entry.")
     if method not in (None, "", ANY) and emb.method != method:
         raise TaskEmbHubError(f"{entry!r} is a {emb.method} entry, not {method}. Set the method filter to 'any'.")
-    exclude = {e.name for e in selector.entries if e.name == match.name or e.embedding.task == emb.task}
+    same_space = next((g["members"] for g in derived.signatures if g["signature"] == emb.signature_hash), [])
+    exclude = {match.name} | {selector.entries[i].name for i in same_space if selector.entries[i].embedding.task == emb.task}
     ranking = _rank(selector, emb, k, similarity, exclude)
     return _answer(state, selector, ranking, config, target_label=match.name,
                    note=f"{len(exclude)} entr{'y' if len(exclude) == 1 else 'ies'} of the same task left out.")
 
 
 # ---- 2. your adapter ----------------------------------------------------------------------
-def _expected_base_model(selector: AutoSourceSelector, base_model: str | None) -> str | None:
+def _expected_base_model(state: RegistryState, selector: AutoSourceSelector, base_model: str | None) -> str | None:
     if base_model not in (None, "", ANY):
         return base_model
-    bases = {e.embedding.base_model for e in selector.entries}
+    bases = {g["base_model"] for g in state.derived(selector).signatures}
     return next(iter(bases)) if len(bases) == 1 else None
 
 
@@ -426,7 +433,7 @@ def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None 
     if bool(repo_id) == bool(zip_path):
         raise TaskEmbHubError("Give either a Hub repo id of a PEFT adapter or an uploaded adapter zip (not both).")
     selector = state.selector
-    expected = _expected_base_model(selector, base_model)
+    expected = _expected_base_model(state, selector, base_model)
     if progress:
         progress(0.1, desc="reading the adapter")
     if repo_id:
@@ -591,7 +598,7 @@ def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None =
         raise DataError("Upload a data file or type a Hub dataset id (one of the two).")
     columns = {"text": text_column or None, "text_pair": text_pair_column or None, "label": label_column or None}
     selector = state.selector
-    entries = _space(selector, base_model, method)
+    entries = _space(state, selector, base_model, method)
     if progress:
         progress(0.0, desc="reading the data")
     note = ""

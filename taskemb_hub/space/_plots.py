@@ -126,7 +126,7 @@ def embedding_map(projection: Projection, target_xy: np.ndarray, target: str, hi
 def similarity_heatmap(names: list[str], matrix: np.ndarray, title: str):
     """Cosine similarities among the target (first) and its top sources."""
     n = len(names)
-    fig = _figure(1.8 + 0.42 * n, 1.4 + 0.40 * n)
+    fig = _figure(max(4.8, 1.8 + 0.42 * n), max(3.6, 1.4 + 0.40 * n))
     ax = fig.add_subplot()
     image = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, float(matrix.min())), vmax=1.0)
     ticks = [_short(x, 20) for x in names]

@@ -26,13 +26,17 @@ from ._uploads import DATA_SUFFIXES  # noqa: E402
 TITLE = "taskemb-hub: which source task should I train on first?"
 
 
-def _recipe_text(selector: AutoSourceSelector) -> str:
-    recipes = Counter((e.embedding.method, (e.embedding.extra.get("recipe") or {}).get("stop_step")
-                       or (e.embedding.extra.get("recipe") or {}).get("max_steps"),
-                       (e.embedding.extra.get("recipe") or {}).get("max_train_examples"))
-                      for e in selector.entries)
-    if not recipes:
+def _recipe_text(state: h.RegistryState) -> str:
+    """The recipe of the registry's largest signature group, in words (read from its first entries)."""
+    selector = state.selector
+    groups = state.derived(selector).signatures
+    if not groups:
         return "the registry's recipe"
+    recipes = Counter()
+    for i in groups[0]["members"][:200]:
+        embedding = selector.entries[i].embedding
+        recipe = embedding.extra.get("recipe") or {}
+        recipes[embedding.method, recipe.get("stop_step") or recipe.get("max_steps"), recipe.get("max_train_examples")] += 1
     method, steps, rows = recipes.most_common(1)[0][0]
     rows_text = f"{rows:,} rows" if rows else "all rows"
     return f"{method}, {steps or '?'} steps, {rows_text}"
@@ -66,7 +70,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         state = h.RegistryState(load, "in-memory selector" if selector is not None else registry, selector=selector)
     bases, methods, names = h.filter_choices(state)
     limits = config.limits
-    recipe = _recipe_text(state.selector)
+    recipe = _recipe_text(state)
 
     def outputs(answer: h.Answer):
         table = pd.DataFrame(answer.rows, columns=h.TABLE_COLUMNS)
@@ -211,9 +215,9 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         def update_choices(base, meth):
             bases_now, methods_now, _ = h.filter_choices(state)
             selector = state.selector
-            names_now = [e.name for e in selector.entries
-                         if base in (None, "", h.ANY, e.embedding.base_model)
-                         and meth in (None, "", h.ANY, e.embedding.method)]
+            names_now = [selector.entries[i].name for g in state.derived(selector).signatures
+                         if base in (None, "", h.ANY, g["base_model"]) and meth in (None, "", h.ANY, g["method"])
+                         for i in g["members"]]
             return (gr.update(choices=bases_now), gr.update(choices=methods_now),
                     gr.update(choices=names_now))
 
