@@ -169,7 +169,22 @@ def test_the_api_names_every_endpoint(served):
     endpoints = served["client"].view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {"/rank_data", "/rank_adapter", "/rank_registry", "/registry_status", "/refresh_registry"}
     names = [p["parameter_name"] for p in endpoints["/rank_data"]["parameters"]]
-    assert names[-4:] == ["base", "meth", "k", "sim"] and len(names) == 11
+    assert names == ["data_file", "dataset_id", "dataset_config", "dataset_split", "text_column", "text_pair_column",
+                     "label_column", "base_model", "method", "top_k", "similarity"]
+    assert [p["parameter_name"] for p in endpoints["/rank_adapter"]["parameters"]] == [
+        "repo_id", "adapter_zip", "base_model", "method", "top_k", "similarity"]
+    assert [p["parameter_name"] for p in endpoints["/rank_registry"]["parameters"]] == [
+        "entry", "base_model", "method", "top_k", "similarity"]
+
+
+def test_keyword_arguments_as_in_the_readme(served, toy):
+    result = served["client"].predict(data_file=handle_file(str(toy["csv"])), text_column="review",
+                                      label_column="stars", top_k=2, api_name="/rank_data")
+    assert len(_table(result)) == 2 and _sources(result)[0] == "toy-sentiment", result[0]
+    adapter = served["client"].predict(repo_id="alice/sentiment-adapter", adapter_zip=None, api_name="/rank_adapter")
+    assert _sources(adapter)[0] == "toy-sentiment", adapter[0]
+    registry = served["client"].predict(entry="toy-pair", top_k=1, api_name="/rank_registry")
+    assert len(_table(registry)) == 1 and _sources(registry)[0] != "toy-pair"
 
 
 # ---- 1. your data ------------------------------------------------------------------------------------

@@ -101,9 +101,9 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                         data_file = gr.File(label=f"data file ({', '.join(DATA_SUFFIXES)})",
                                             file_types=list(DATA_SUFFIXES), type="filepath", elem_id="data-file")
                     with gr.Column():
-                        dataset_id = gr.Textbox(label="…or a Hub dataset id", placeholder="owner/name")
+                        dataset_id = gr.Textbox("", label="…or a Hub dataset id", placeholder="owner/name")
                         with gr.Row():
-                            dataset_config = gr.Dropdown([], label="config", allow_custom_value=True)
+                            dataset_config = gr.Dropdown([""], value="", label="config (optional)", allow_custom_value=True)
                             dataset_split = gr.Dropdown(["train"], value="train", label="split", allow_custom_value=True)
                         inspect = gr.Button("Read the dataset's configs, splits and columns", size="sm")
                 with gr.Row():
@@ -116,7 +116,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                 gr.Markdown("A PEFT adapter of the registry's base model: a Hub repo id, or a zip of the adapter folder "
                             "(`adapter_config.json` + `adapter_model.safetensors`; pickle `.bin` files are refused).")
                 with gr.Row():
-                    repo_id = gr.Textbox(label="Hub repo id", placeholder="owner/my-adapter")
+                    repo_id = gr.Textbox("", label="Hub repo id", placeholder="owner/my-adapter")
                     adapter_zip = gr.File(label="…or an adapter folder as .zip", file_types=[".zip"], type="filepath")
                 adapter_button = gr.Button("Rank", variant="primary", elem_id="rank-adapter")
             with gr.Tab("Registry task", id="registry"):
@@ -146,16 +146,19 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         answer_outputs = [message, table, bar, emb_map, heatmap, csv_file, json_file, embedding_file]
 
         # ---- endpoints ---------------------------------------------------------------
-        def rank_data(file, ds_id, ds_config, ds_split, text, pair, label, base, meth, k, sim,
-                      progress=gr.Progress(track_tqdm=True)):
-            return outputs(h.rank_data(state, config, file, ds_id, ds_config, ds_split, text, pair, label, base,
-                                       meth, k, sim, progress=progress))
+        # Parameter names are the API's (gradio_client keyword arguments): keep them descriptive.
+        def rank_data(data_file, dataset_id, dataset_config, dataset_split, text_column, text_pair_column,
+                      label_column, base_model, method, top_k, similarity, progress=gr.Progress(track_tqdm=True)):
+            return outputs(h.rank_data(state, config, data_file, dataset_id, dataset_config, dataset_split,
+                                       text_column, text_pair_column, label_column, base_model, method, top_k,
+                                       similarity, progress=progress))
 
-        def rank_adapter(repo, zip_file, base, meth, k, sim, progress=gr.Progress()):
-            return outputs(h.rank_adapter(state, config, repo, zip_file, base, meth, k, sim, progress=progress))
+        def rank_adapter(repo_id, adapter_zip, base_model, method, top_k, similarity, progress=gr.Progress()):
+            return outputs(h.rank_adapter(state, config, repo_id, adapter_zip, base_model, method, top_k, similarity,
+                                          progress=progress))
 
-        def rank_registry(name, base, meth, k, sim):
-            return outputs(h.rank_registry(state, config, name, base, meth, k, sim))
+        def rank_registry(entry, base_model, method, top_k, similarity):
+            return outputs(h.rank_registry(state, config, entry, base_model, method, top_k, similarity))
 
         def registry_status():
             text, rows = h.registry_status(state)
