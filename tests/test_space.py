@@ -130,6 +130,9 @@ def hub(toy):
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             api.upload_file(path_or_fileobj=str(toy["adapter"] / name), path_in_repo=name,
                             repo_id="alice/sentiment-adapter")
+        api.create_repo("carol/reviews", repo_type="dataset")  # the sentiment task's rows as a Hub dataset
+        api.upload_file(path_or_fileobj=str(toy["csv"]), path_in_repo="train.csv", repo_id="carol/reviews",
+                        repo_type="dataset")
         api.create_repo("bob/just-a-readme")
         api.upload_file(path_or_fileobj=b"# not an adapter\n", path_in_repo="README.md", repo_id="bob/just-a-readme")
         yield server
@@ -238,6 +241,16 @@ def test_one_tuning_runs_at_a_time_and_the_next_waits_in_the_queue_with_its_posi
     (_, first_end), (second_start, _) = sorted(spans)
     assert first_end <= second_start  # never two tunings at once
     assert positions, "the waiting job never reported its place in the queue"
+
+
+def test_hub_dataset_id_is_loaded_with_datasets_and_ranks_its_own_task_first(served):
+    info = handlers.dataset_info("carol/reviews")
+    assert info == {"configs": ["default"], "splits": ["train"], "columns": ["review", "stars"]}
+    result = _rank_data(served["client"], None, dataset_id="carol/reviews")
+    assert _sources(result)[0] == "toy-sentiment", result[0]
+    assert "**reviews**" in result[0]
+    missing = _rank_data(served["client"], None, dataset_id="carol/no-such-dataset")
+    assert missing[0].startswith("⚠️ Could not load split 'train' of Hub dataset 'carol/no-such-dataset'"), missing[0]
 
 
 # ---- 2. your adapter ---------------------------------------------------------------------------------
@@ -495,3 +508,22 @@ def test_a_browser_uploads_a_csv_and_reads_the_ranking_from_the_page(served, toy
     assert scores == sorted(scores, reverse=True) and rows[0][4].startswith("accuracy"), rows
     assert screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")
+
+
+# ---- launching and documentation -------------------------------------------------------------
+def test_cli_space_with_a_missing_registry_exits_2_with_the_reason(capsys, tmp_path):
+    from taskemb_hub.cli import main
+
+    assert main(["space", "--registry", str(tmp_path / "nowhere"), "--port", str(_free_port())]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_readme_states_the_spaces_limits_and_recipe():
+    from taskemb_hub.space.app import _recipe_text
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    limits = UploadLimits()
+    assert f"{limits.max_file_bytes // 2**20} MB per file, {limits.min_rows}–{limits.max_rows:,} rows" in readme
+    packaged = handlers.RegistryState(None, "default", AutoSourceSelector.from_default())
+    assert _recipe_text(packaged) == "bitfit, 100 steps, 1,000 rows"
+    assert "BitFit, 100 steps, 1,000 rows" in readme

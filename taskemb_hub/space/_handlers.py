@@ -514,7 +514,10 @@ def dataset_info(dataset_id: str, dataset_config: str | None = None) -> dict[str
         configs = datasets.get_dataset_config_names(dataset_id)
         config = dataset_config or (configs[0] if configs else None)
         splits = datasets.get_dataset_split_names(dataset_id, config)
+        split = "train" if "train" in splits else (splits[0] if splits else None)
         features = datasets.load_dataset_builder(dataset_id, config).info.features
+        if not features and split:  # not declared in the card: read the first row, streamed (no full download)
+            features = next(iter(datasets.load_dataset(dataset_id, config, split=split, streaming=True)), {})
     except Exception as err:  # noqa: BLE001 - datasets raises many types for one cause: not found/unreachable
         raise DataError(f"Could not read Hub dataset {dataset_id!r} ({type(err).__name__}: "
                         f"{str(err).splitlines()[0][:200] if str(err) else ''}). Check the id and its visibility.") from None

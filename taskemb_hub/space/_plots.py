@@ -132,7 +132,7 @@ def similarity_heatmap(names: list[str], matrix: np.ndarray, title: str):
     ticks = [_short(x, 20) for x in names]
     ax.set_xticks(range(n), ticks, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(n), ticks, fontsize=7)
-    if n <= 15:
+    if n <= 8:  # numbers in the cells; beyond that the text costs more to draw than it helps to read
         for i in range(n):
             for j in range(n):
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,

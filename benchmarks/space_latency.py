@@ -1,0 +1,266 @@
+"""The Space's latency and memory, measured through `gradio_client` against a server on 127.0.0.1.
+
+    python benchmarks/space_latency.py [--sizes 1000,10000] [--lookups 200] [--skip-upload]
+
+- Lookups: registries of 1k and 10k synthetic entries (random vectors in the signature of a
+  real BitFit adapter of the packaged MiniLM: 20,736 values) are served by `taskemb-hub`'s app in
+  a server process; p50/p95 of `--lookups` sequential `/rank_registry` calls (random entries,
+  top 10, every answer with its table, three figures and three download files) and of as many
+  `/rank_adapter` calls (an adapter zip uploaded each time, embedded, ranked). Baseline: the same
+  registry lookups as plain `AutoSourceSelector.rank` calls in this process (no server, no figures).
+- Upload to ranking: a 1,000-row CSV of rotten_tomatoes (written to a temp file from the offline
+  task suite, never kept) through `/rank_data` against the packaged registry with the real
+  MiniLM: the registry's recipe (BitFit, 100 steps) tuned in the server, then ranked. Baseline:
+  the same tuning and ranking in this process (`target_from_data` + `rank`, as `taskemb-hub rank --data`).
+- Peak RSS of each server process (VmHWM from /proc).
+
+Writes results/space_latency.json. CPU-heavy: take /work/notes/cpu.lock first on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA_DIR, machine, peak_rss_mb, require_data, save  # noqa: E402
+
+HERE = Path(__file__).resolve()
+
+
+# ---- the server process ------------------------------------------------------------------
+def serve(registry: str, port: int) -> None:
+    """Run the Space on 127.0.0.1:port (the child process of a measurement)."""
+    from taskemb_hub.space import launch
+
+    launch(registry, host="127.0.0.1", port=port, quiet=True)
+
+
+class Server:
+    """The Space in a child process; `peak_rss_mb()` reads its VmHWM."""
+
+    def __init__(self, registry: str):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+        started = time.perf_counter()
+        self.process = subprocess.Popen([sys.executable, str(HERE), "--serve", registry, "--port", str(self.port)],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        import httpx
+
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited: {Path(self.log.name).read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "config", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - started > 600:
+                raise RuntimeError("the server did not start in 600 s")
+            time.sleep(0.5)
+        self.start_s = time.perf_counter() - started
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def percentiles(times: list[float]) -> dict:
+    ordered = sorted(times)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]  # noqa: E731
+    return {"n": len(times), "p50_ms": round(1000 * statistics.median(ordered), 1), "p95_ms": round(1000 * pick(0.95), 1),
+            "max_ms": round(1000 * ordered[-1], 1)}
+
+
+def bitfit_adapter(folder: Path) -> Path:
+    """A real BitFit adapter of the packaged MiniLM (2 steps on toy rows): its signature shapes the registry."""
+    from taskemb_hub import TuningConfig, tune
+    from taskemb_hub.data import CLASSIFICATION, TaskData
+
+    rng = random.Random(0)
+    rows = [{"text": f"the film was {rng.choice(['good', 'bad'])}", "label": rng.randint(0, 1)} for _ in range(32)]
+    task = TaskData(name="bench-adapter", task_type=CLASSIFICATION, labels=["neg", "pos"], splits={"train": rows})
+    return tune(task, TuningConfig(max_steps=2, eval_examples=0), folder, progress=False)[-1].path
+
+
+def synthetic_snapshot(n: int, template, folder: Path) -> Path:
+    """A saved selector of n random vectors in `template`'s signature (loads as `--registry <folder>`)."""
+    import torch
+
+    from taskemb_hub import TaskEmbedding
+    from taskemb_hub.registries import RegistryEntry
+    from taskemb_hub.selector import AutoSourceSelector
+
+    generator = torch.Generator().manual_seed(n)
+    recipe = template.extra.get("recipe")
+    entries = [RegistryEntry(f"synthetic-{i:05d}", TaskEmbedding(
+        vector=torch.randn(template.dim, generator=generator), task=f"synthetic-{i:05d}", base_model=template.base_model,
+        method=template.method, signature=template.signature, step=100, train_size=1000,
+        metrics={"accuracy": 0.5 + 0.5 * (i % 100) / 100}, extra={"recipe": recipe}), "memory") for i in range(n)]
+    AutoSourceSelector(entries).save_pretrained(folder)
+    return folder
+
+
+def rotten_tomatoes_csv(path: Path, rows: int = 1000) -> Path:
+    with gzip.open(DATA_DIR / "rotten_tomatoes" / "train.jsonl.gz", "rt", encoding="utf-8") as handle:
+        records = [json.loads(line) for _, line in zip(range(rows), handle)]
+    labels = json.loads((DATA_DIR / "rotten_tomatoes" / "task.json").read_text())["labels"]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "verdict"])
+        writer.writerows([r["text"], labels[r["label"]]] for r in records)
+    return path
+
+
+# ---- measurements ----------------------------------------------------------------------------
+def measure_lookups(n: int, lookups: int, template, adapter_zip: Path, work: Path) -> dict:
+    from gradio_client import Client, handle_file
+
+    from taskemb_hub.selector import AutoSourceSelector
+
+    snapshot = synthetic_snapshot(n, template, work / f"registry-{n}")
+    names = [f"synthetic-{i:05d}" for i in random.Random(1).sample(range(n), min(lookups, n))]
+    names = (names * (lookups // len(names) + 1))[:lookups]
+    server = Server(str(snapshot))
+    try:
+        client = Client(server.url, verbose=False, download_files=str(work / "downloads"))
+        started = time.perf_counter()
+        client.predict(names[0], "any", "any", 10, "cosine", api_name="/rank_registry")
+        first_registry = time.perf_counter() - started
+        started = time.perf_counter()
+        first = client.predict("", handle_file(str(adapter_zip)), "any", "any", 10, "cosine", api_name="/rank_adapter")
+        first_adapter = time.perf_counter() - started
+        assert not first[0].startswith("⚠️"), first[0]
+        registry_times, adapter_times = [], []
+        for name in names:
+            started = time.perf_counter()
+            answer = client.predict(name, "any", "any", 10, "cosine", api_name="/rank_registry")
+            registry_times.append(time.perf_counter() - started)
+            assert len(answer[1]["data"]) == 10, answer[0]
+        for _ in range(lookups):
+            started = time.perf_counter()
+            answer = client.predict("", handle_file(str(adapter_zip)), "any", "any", 10, "cosine",
+                                    api_name="/rank_adapter")
+            adapter_times.append(time.perf_counter() - started)
+            assert len(answer[1]["data"]) == 10, answer[0]
+        rss = server.peak_rss_mb()
+        start_s = server.start_s
+    finally:
+        server.close()
+    selector = AutoSourceSelector.from_local(snapshot)  # baseline: the same lookups, no server, no figures
+    selector.rank(names[0], top_k=10)
+    baseline = []
+    for name in names:
+        started = time.perf_counter()
+        selector.rank(name, top_k=10)
+        baseline.append(time.perf_counter() - started)
+    del selector
+    shutil.rmtree(snapshot, ignore_errors=True)
+    return {"entries": n, "server_start_s": round(start_s, 1), "first_registry_lookup_s": round(first_registry, 2),
+            "first_adapter_lookup_s": round(first_adapter, 2), "registry_lookup": percentiles(registry_times),
+            "adapter_lookup": percentiles(adapter_times), "baseline_selector_rank": percentiles(baseline),
+            "server_peak_rss_mb": round(rss)}
+
+
+def measure_upload(work: Path) -> dict:
+    from gradio_client import Client, handle_file
+
+    from taskemb_hub.data import load_task
+    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.space._handlers import _target_from_data
+
+    path = rotten_tomatoes_csv(work / "rotten_tomatoes_1000.csv")
+    server = Server("default")
+    try:
+        client = Client(server.url, verbose=False, download_files=str(work / "downloads"))
+        started = time.perf_counter()
+        answer = client.predict(data_file=handle_file(str(path)), text_column="review", label_column="verdict",
+                                top_k=5, api_name="/rank_data")
+        upload_s = time.perf_counter() - started
+        assert not answer[0].startswith("⚠️"), answer[0]
+        rss = server.peak_rss_mb()
+    finally:
+        server.close()
+    started = time.perf_counter()  # baseline: `taskemb-hub rank --data` in this process
+    selector = AutoSourceSelector.from_default()
+    target = _target_from_data()(load_task(path, text_column="review", label_column="verdict"), selector, progress=False)
+    baseline_ranking = selector.rank(target, top_k=5)
+    baseline_s = time.perf_counter() - started
+    return {"rows": 1000, "upload_to_ranking_s": round(upload_s, 1), "top5": [r[1] for r in answer[1]["data"]],
+            "message": answer[0], "server_peak_rss_mb": round(rss), "baseline_in_process_s": round(baseline_s, 1),
+            "baseline_top5": baseline_ranking.names}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--lookups", type=int, default=200)
+    parser.add_argument("--skip-upload", action="store_true")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.serve, args.port)
+    if not args.skip_upload:
+        require_data()
+    from taskemb_hub.embedding import TaskEmbedding
+
+    results = {"machine": {**machine(), "load_average_at_start": os.getloadavg()}, "lookups": [], "upload": None}
+    with tempfile.TemporaryDirectory(prefix="space-latency-") as tmp:
+        work = Path(tmp)
+        adapter = bitfit_adapter(work / "adapter")
+        template = TaskEmbedding.load(adapter)
+        adapter_zip = work / "adapter.zip"
+        with zipfile.ZipFile(adapter_zip, "w") as archive:  # a plain peft adapter: config + safetensors
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                archive.write(adapter / name, f"adapter/{name}")
+        print(f"{'entries':>8} {'endpoint':<16} {'p50 ms':>8} {'p95 ms':>8} {'first s':>8}   baseline rank() p50/p95 ms"
+              "   server peak RSS")
+        for n in [int(s) for s in args.sizes.split(",") if s]:
+            row = measure_lookups(n, args.lookups, template, adapter_zip, work)
+            results["lookups"].append(row)
+            base = row["baseline_selector_rank"]
+            print(f"{n:>8} {'/rank_registry':<16} {row['registry_lookup']['p50_ms']:>8} {row['registry_lookup']['p95_ms']:>8} "
+                  f"{row['first_registry_lookup_s']:>8}   {base['p50_ms']} / {base['p95_ms']}"
+                  f"   {row['server_peak_rss_mb']} MB")
+            print(f"{n:>8} {'/rank_adapter':<16} {row['adapter_lookup']['p50_ms']:>8} {row['adapter_lookup']['p95_ms']:>8} "
+                  f"{row['first_adapter_lookup_s']:>8}")
+        if not args.skip_upload:
+            up = measure_upload(work)
+            results["upload"] = up
+            print(f"1,000-row CSV -> ranking through /rank_data: {up['upload_to_ranking_s']} s (in-process baseline "
+                  f"{up['baseline_in_process_s']} s); server peak RSS {up['server_peak_rss_mb']} MB; top 5 {up['top5']}")
+    results["benchmark_peak_rss_mb"] = round(peak_rss_mb())
+    print(f"saved {save('space_latency', results)}")
+
+
+if __name__ == "__main__":
+    main()
