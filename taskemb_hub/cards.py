@@ -1,57 +1,161 @@
-"""Model cards: the YAML metadata that lets the Hub registry find and read an adapter entry."""
+"""Model cards the Hub understands: built with `huggingface_hub.ModelCard` / `ModelCardData`.
+
+An entry's card carries the Hub's own fields (base_model, library_name, datasets, license, tags,
+the in-task metric as eval results) and a `taskemb` block (signature, recipe) that the registry
+reads. A card the user already wrote is merged, never replaced: their metadata and prose stay,
+ours is added. Tags written here are what `from_hub(method=..., base_model=...)` filters on.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 TAG = "taskemb-hub"
+INDEX_TAG = "taskemb-hub-index"  # selector snapshots and registry indexes: never read as entries
 CARD_NAME = "README.md"
 _TEMPLATE = Path(__file__).parent / "templates" / "adapter_card.md"
+_SECTION_START = "<!-- taskemb-hub:start -->"
+_SECTION_END = "<!-- taskemb-hub:end -->"
+# An absolute local path inside a metadata value, e.g. peft's own card writes `base_model: /tmp/.../model` and the
+# tag `base_model:adapter:/tmp/...` when the base model was loaded from a folder.
+LOCAL_PATH = re.compile(r"(^|[\s:=\"'(])(/(?!/)|~/|[A-Za-z]:[\\/](?!/))[^\s\"')]*")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
 
 
-def card_metadata(embedding, task=None) -> dict[str, Any]:
-    """The YAML block of an entry's card: Hub fields plus a `taskemb` section."""
-    meta: dict[str, Any] = {
-        "library_name": "peft",
-        "base_model": embedding.base_model,
-        "tags": [TAG, "task-embedding", "peft", embedding.method],
-        "taskemb": {"task": embedding.task, "method": embedding.method, "step": embedding.step,
-                    "train_size": embedding.train_size, "metrics": embedding.metrics,
-                    "signature_hash": embedding.signature_hash, "dim": embedding.dim},
-    }
-    info = getattr(task, "info", None) or {}
-    if info.get("license", "").lower().startswith("apache-2.0"):
-        meta["license"] = "apache-2.0"
-    if task is not None and task.task_type:
-        meta["pipeline_tag"] = "question-answering" if task.task_type == "extractive-qa" else "text-classification"
-    return meta
+def method_tag(method: str) -> str:
+    return f"taskemb-method:{method}"
 
 
-def render_card(embedding, task=None) -> str:
+def base_model_tag(base_model: str) -> str:
+    return f"taskemb-base:{base_model}"
+
+
+def public_dataset_id(source: str | None) -> str | None:
+    """`source` when it is a Hub dataset id, None when it is a local path (never uploaded)."""
+    if not source or source.startswith((".", "/", "~")) or "\\" in source or Path(source).suffix in (
+            ".csv", ".tsv", ".json", ".jsonl", ".parquet", ".gz", ".txt") or Path(source).exists():
+        return None
+    return source if _REPO_ID.match(source) else None
+
+
+def card_data(embedding, task=None):
+    """The `ModelCardData` of an entry: Hub fields plus the `taskemb` block."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset = public_dataset_id((getattr(task, "source", None) or embedding.extra.get("source")))
+    license_text = ((getattr(task, "info", None) or {}).get("license") or "").lower()
+    pipeline = None
+    if task is not None and getattr(task, "task_type", None):
+        pipeline = "question-answering" if task.task_type == "extractive-qa" else "text-classification"
+    metric_name, metric_value = next(iter((embedding.metrics or {}).items()), (None, None))
+    eval_results = None
+    if metric_name is not None:
+        eval_results = [EvalResult(task_type=pipeline or "text-classification", dataset_type=dataset or embedding.task,
+                                   dataset_name=embedding.task, metric_type=metric_name, metric_value=float(metric_value))]
+    return ModelCardData(
+        base_model=embedding.base_model, library_name="peft", datasets=[dataset] if dataset else None,
+        license="apache-2.0" if license_text.startswith("apache-2.0") else None, pipeline_tag=pipeline,
+        tags=entry_tags(embedding), eval_results=eval_results,
+        model_name=f"{embedding.task}-{embedding.method}" if eval_results else None,
+        taskemb=taskemb_block(embedding))
+
+
+def entry_tags(embedding) -> list[str]:
+    return [TAG, "task-embedding", "peft", embedding.method, method_tag(embedding.method),
+            base_model_tag(embedding.base_model)]
+
+
+def taskemb_block(embedding) -> dict[str, Any]:
+    """What the registry needs to read the entry without opening it."""
+    recipe = embedding.extra.get("recipe")
+    return {"task": embedding.task, "method": embedding.method, "step": embedding.step,
+            "train_size": embedding.train_size, "metrics": dict(embedding.metrics or {}),
+            "signature_hash": embedding.signature_hash, "dim": embedding.dim, "recipe": recipe}
+
+
+def _our_section(embedding) -> str:
     metrics = embedding.metrics or {}
     table = "\n".join(["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in metrics.items()]) \
         if metrics else "_not measured_"
     text = _TEMPLATE.read_text()
-    values = {"card_data": yaml.safe_dump(card_metadata(embedding, task), sort_keys=False).strip(),
-              "task": embedding.task, "method": embedding.method, "base_model": embedding.base_model,
+    values = {"task": embedding.task, "method": embedding.method, "base_model": embedding.base_model,
               "step": embedding.step, "train_size": embedding.train_size, "dim": embedding.dim,
               "metrics_table": table, "tag": TAG, "signature_hash": embedding.signature_hash}
     for key, value in values.items():
         text = text.replace("{{ " + key + " }}", str(value))
-    return text
+    return f"{_SECTION_START}\n{text.strip()}\n{_SECTION_END}"
+
+
+def build_card(embedding, task=None, existing=None):
+    """The entry's `ModelCard`; `existing` (a user's card) is merged, not replaced.
+
+    Their fields win where both set one (license, datasets, base_model), tags are united, and our
+    prose goes in a marked section that a re-publish replaces in place.
+
+    Example:
+        ```python
+        >>> card = build_card(embedding, existing=ModelCard.load("runs/mine/step-100/README.md"))
+        >>> card.data.tags
+        ['my-tag', 'taskemb-hub', ...]
+        ```
+    """
+    from huggingface_hub import ModelCard
+
+    ours = card_data(embedding, task).to_dict()
+    section = _our_section(embedding)
+    if existing is None:
+        return ModelCard(f"---\n{_yaml(ours)}\n---\n\n{section}\n")
+    theirs = drop_local_paths(existing.data.to_dict())
+    merged = {**ours, **{k: v for k, v in theirs.items() if v not in (None, [], {})}}
+    merged["tags"] = list(dict.fromkeys(list(theirs.get("tags") or []) + ours["tags"]))
+    for key in ("base_model", "library_name", "taskemb"):  # ours is the truth about the embedding
+        if ours.get(key) is not None:
+            merged[key] = ours[key]
+    if "model-index" in ours:  # our result replaces an older one of ours; theirs stay
+        ours_names = {m.get("name") for m in ours["model-index"]}
+        merged["model-index"] = [m for m in theirs.get("model-index") or [] if m.get("name") not in ours_names] \
+            + ours["model-index"]
+    body = existing.text
+    if _SECTION_START in body and _SECTION_END in body:
+        head, rest = body.split(_SECTION_START, 1)
+        body = head + section + rest.split(_SECTION_END, 1)[1]
+    else:
+        body = body.rstrip() + "\n\n" + section + "\n"
+    return ModelCard(f"---\n{_yaml(merged)}\n---\n{body if body.startswith(chr(10)) else chr(10) + body}")
+
+
+def drop_local_paths(value):
+    """`value` (card metadata) without the strings that name a local path: they never go to the Hub."""
+    if isinstance(value, dict):
+        return {k: drop_local_paths(v) for k, v in value.items()
+                if not (isinstance(v, str) and LOCAL_PATH.search(v))}
+    if isinstance(value, list):
+        return [drop_local_paths(v) for v in value if not (isinstance(v, str) and LOCAL_PATH.search(v))]
+    return value
+
+
+def _yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).strip()
 
 
 def write_model_card(folder: str | Path, embedding, task=None, config=None) -> Path:
+    """Write (or merge into) `folder/README.md`."""
+    from huggingface_hub import ModelCard
+
     path = Path(folder) / CARD_NAME
-    path.write_text(render_card(embedding, task))
+    existing = ModelCard.load(path) if path.is_file() and path.read_text().startswith("---") else None
+    path.write_text(str(build_card(embedding, task, existing)))
     return path
 
 
 def read_card_metadata(folder: str | Path) -> dict[str, Any]:
-    """The YAML metadata of a folder's README.md, or {} when it has none."""
+    """The YAML metadata of a folder's README.md, or {} when it has none or it is not valid YAML."""
+    import yaml
+
     path = Path(folder) / CARD_NAME
     if not path.is_file():
         return {}
@@ -59,6 +163,7 @@ def read_card_metadata(folder: str | Path) -> dict[str, Any]:
     if not text.startswith("---"):
         return {}
     try:
-        return yaml.safe_load(text.split("---", 2)[1]) or {}
+        meta = yaml.safe_load(text.split("---", 2)[1]) or {}
     except yaml.YAMLError:
         return {}
+    return meta if isinstance(meta, dict) else {}

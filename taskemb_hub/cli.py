@@ -52,7 +52,8 @@ def cmd_tune(args) -> int:
     cfg = TuningConfig(method=args.method, base_model=args.base_model, max_steps=args.max_steps,
                        save_steps=[int(s) for s in args.save_steps.split(",") if s] if args.save_steps else [],
                        batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
-                       max_train_examples=args.max_train_examples, eval_examples=args.eval_examples, seed=args.seed)
+                       max_train_examples=args.max_train_examples, eval_examples=args.eval_examples, seed=args.seed,
+                       push_to_hub=args.push_to_hub, hub_private=args.private, hub_base_model_id=args.base_model_id)
     checkpoints = tune(_load(args, args.task), cfg, args.out, progress=not args.json)
     rows = [{"step": c.step, "path": str(c.path), "metrics": c.metrics, "dim": c.embedding.dim} for c in checkpoints]
     _print(args, rows, "\n".join(f"step {r['step']:>5}  {r['path']}  {json.dumps(r['metrics'])}" for r in rows))
@@ -75,14 +76,19 @@ def cmd_embed(args) -> int:
     return 0
 
 
-def _selector(registry: str, similarity: str | None):
+def _selector(registry: str, similarity: str | None, **hub_filters):
+    """A selector for a registry string: `default`, a folder, `hub`, `hub:<tag>` or `index:<repo or folder>`."""
     from .selector import AutoSourceSelector
 
     kwargs = {"similarity": similarity} if similarity else {}
     if registry == "default":
         return AutoSourceSelector.from_default(**kwargs)
-    if registry == "hub":
-        return AutoSourceSelector.from_hub(**kwargs)
+    if registry == "hub" or registry.startswith("hub:"):
+        tag = registry.partition(":")[2] or None
+        filters = {k: v for k, v in hub_filters.items() if v not in (None, False)}
+        return AutoSourceSelector.from_hub(**({"tag": tag} if tag else {}), **filters, **kwargs)
+    if registry.startswith("index:"):
+        return AutoSourceSelector.from_index(registry.partition(":")[2], **kwargs)
     return AutoSourceSelector.from_local(registry, **kwargs)
 
 
@@ -132,10 +138,61 @@ def cmd_registry_list(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from .registries.hub import publish
+    from .publishing import publish
 
-    url = publish(args.path, args.repo_id, private=args.private, endpoint=args.endpoint)
-    _print(args, {"url": url}, f"published {args.path} to {args.repo_id}: {url}")
+    result = publish(args.path, args.repo_id, private=args.private, endpoint=args.endpoint, revision=args.revision,
+                     dry_run=args.dry_run, base_model_id=args.base_model_id)
+    if args.dry_run:
+        text = f"dry run: would upload to {args.repo_id} ({result.revision}):\n" + "\n".join(
+            f"  {f}" for f in result.files) + f"\n\n{result.card}"
+    elif result.committed:
+        text = f"published {args.path} to {args.repo_id}: {result.url}"
+    else:
+        text = f"{args.repo_id} already holds this content: no new commit ({result.url})"
+    payload = result.to_dict() if args.json else {}
+    _print(args, payload, text)
+    return 0
+
+
+def _hub_filters(args) -> dict:
+    return {"base_model": args.base_model, "method": args.method, "author": args.author,
+            "include_untagged": args.include_untagged}
+
+
+def cmd_registry_sync(args) -> int:
+    from .registries.hub import HubRegistry
+
+    registry = HubRegistry(args.tag, endpoint=args.endpoint, deadline=args.deadline, timeout=args.timeout,
+                           **_hub_filters(args))
+    registry.progress = not args.json
+    entries = registry.entries()
+    report = registry.report
+    lines = [f"{registry.describe()}: {len(entries)} entries ({report.fetched} read, {report.reused} reused), "
+             f"{len(report.failed)} failed, {report.seconds:.1f} s" + (f" [{report.note}]" if report.note else "")]
+    lines += [f"  failed {repo}: {why}" for repo, why in report.failed]
+    _print(args, {"entries": [e.name for e in entries], **report.to_dict()}, "\n".join(lines))
+    return 0
+
+
+def cmd_index_build(args) -> int:
+    from .registries.index import build_index
+
+    report = build_index(args.repo_id, folder=args.out, tag=args.tag, endpoint=args.endpoint, push=not args.no_push,
+                         deadline=args.deadline, timeout=args.timeout, progress=not args.json, **_hub_filters(args))
+    text = (f"index {args.repo_id or args.out}: {report.entries} entries in {report.shards} signature shard(s) "
+            f"({report.fetched} new or changed, {report.reused} unchanged), {len(report.failed)} failed, "
+            f"{report.seconds:.1f} s; " + (f"pushed {report.url}" if report.committed else "no new commit"))
+    text += "".join(f"\n  failed {repo}: {why}" for repo, why in report.failed)
+    _print(args, report.to_dict(), text)
+    return 0
+
+
+def cmd_index_push(args) -> int:
+    from .registries.index import push_index
+
+    url, committed = push_index(args.folder, args.repo_id, endpoint=args.endpoint, private=args.private)
+    _print(args, {"url": url, "committed": committed},
+           f"pushed {args.folder} to {args.repo_id}: {url}" if committed else f"{args.repo_id} is up to date: no new commit")
     return 0
 
 
@@ -196,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-examples", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--base-model", default=None, help="local folder or Hub id (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--push-to-hub", default=None, metavar="OWNER/NAME",
+                   help="push each kept checkpoint to this repo as it is saved (branch step-N; the last one on main)")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
+    p.add_argument("--base-model-id", default=None,
+                   help="with --push-to-hub and a local --base-model folder: the Hub id to record instead of the path")
     _add_data_args(p)
 
     p = command("embed", "turn an adapter folder's tuned weights into a task embedding (taskemb.safetensors)", cmd_embed,
@@ -216,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "  taskemb-hub rank --data reviews.csv --text-column review --label-column stars --registry default")
     p.add_argument("--target", help="adapter/embedding folder, or the name of a registry entry")
     p.add_argument("--data", help="a data file or task folder: tunes a quick target checkpoint first")
-    p.add_argument("--registry", default="default", help="registry folder, 'default' (packaged) or 'hub'")
+    p.add_argument("--registry", default="default",
+                   help="registry folder, 'default' (packaged), 'hub' / 'hub:<tag>' (tagged Hub repos), "
+                        "or 'index:<repo id or folder>' (a registry index)")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--similarity", choices=["cosine", "centered"], default=None)
     p.add_argument("--exclude", action="append", help="entry name to leave out (repeatable)")
@@ -241,11 +305,66 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_registry_list)
 
     p = command("publish", "push an adapter with its embedding and a tagged model card to the Hub", cmd_publish,
-                "example:\n  taskemb-hub publish runs/rt-bitfit/step-100 --repo-id me/rotten-tomatoes-bitfit")
+                "examples:\n  taskemb-hub publish runs/rt-bitfit/step-100 --repo-id me/rotten-tomatoes-bitfit --dry-run\n"
+                "  taskemb-hub publish runs/rt-bitfit/step-100 --repo-id me/rotten-tomatoes-bitfit\n"
+                "  taskemb-hub publish runs/rt-bitfit/step-50 --repo-id me/rotten-tomatoes-bitfit --revision step-50")
     p.add_argument("path")
     p.add_argument("--repo-id", required=True)
     p.add_argument("--private", action="store_true")
+    p.add_argument("--revision", default=None, help="branch to push to (created if missing), e.g. step-50")
+    p.add_argument("--dry-run", action="store_true", help="print the card and the file list; upload nothing")
+    p.add_argument("--base-model-id", default=None,
+                   help="Hub id of the base model when it was loaded from a local folder (paths are never uploaded)")
     p.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT)")
+
+    def hub_args(q, with_tag=True):
+        if with_tag:
+            q.add_argument("--tag", default="taskemb-hub", help="the registry tag (default: taskemb-hub)")
+        q.add_argument("--base-model", default=None, help="only entries of this base model")
+        q.add_argument("--method", default=None, help="only entries of this PEFT method")
+        q.add_argument("--author", default=None, help="only this user's or organisation's repos")
+        q.add_argument("--include-untagged", action="store_true",
+                       help="also embed plain PEFT adapters of --base-model (Hub tag base_model:adapter:<id>)")
+        q.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+        q.add_argument("--deadline", type=float, default=None, help="seconds for the whole sync")
+        q.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT)")
+        q.add_argument("--json", action="store_true", help="machine-readable output")
+
+    q = reg.add_parser("sync", help="read a Hub registry into the local HF cache and report every entry that fails",
+                       description="Sync the Hub registry into the huggingface_hub cache (an unchanged re-sync "
+                                   "downloads nothing) and report each repo that cannot be read, with the reason.",
+                       epilog="examples:\n  taskemb-hub registry sync --hub --base-model sentence-transformers/all-MiniLM-L6-v2\n"
+                              "  taskemb-hub registry sync --hub --method bitfit --include-untagged --base-model "
+                              "sentence-transformers/all-MiniLM-L6-v2 --json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("--hub", action="store_true", required=True, help="sync from the Hub (the only source to sync)")
+    hub_args(q)
+    q.set_defaults(func=cmd_registry_sync)
+
+    p = command("index", "build or push a registry index (one Hub dataset repo holding every entry)", None)
+    idx = p.add_subparsers(dest="verb", required=True)
+    q = idx.add_parser("build", help="collect every tagged entry into an index, incrementally, and push it in one commit",
+                       description="Build the registry index: only repos whose commit changed since the current "
+                                   "index are downloaded; the result is pushed in one commit (none when unchanged).",
+                       epilog="examples:\n  taskemb-hub index build --tag taskemb-hub --repo-id me/taskemb-index\n"
+                              "  taskemb-hub index build --repo-id me/taskemb-index --base-model "
+                              "sentence-transformers/all-MiniLM-L6-v2 --include-untagged\n"
+                              "  taskemb-hub index build --out my-index --no-push",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("--repo-id", default=None, help="the index dataset repo (start point and push target)")
+    q.add_argument("--out", default=None, help="also write the index into this folder")
+    q.add_argument("--no-push", action="store_true", help="build only")
+    hub_args(q)
+    q.set_defaults(func=cmd_index_build)
+    q = idx.add_parser("push", help="push an index folder to a Hub dataset repo",
+                       epilog="example:\n  taskemb-hub index push my-index --repo-id me/taskemb-index",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("folder")
+    q.add_argument("--repo-id", required=True)
+    q.add_argument("--private", action="store_true")
+    q.add_argument("--endpoint", default=None)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_index_push)
 
     p = command("quickstart", "rank sources for a task of the packaged registry (offline, seconds)", cmd_quickstart)
     p.add_argument("--task", default="rotten_tomatoes")

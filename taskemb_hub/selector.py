@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -11,15 +12,15 @@ from typing import Any, Iterable
 import torch
 from huggingface_hub import ModelHubMixin
 
-from .cards import TAG
+from .cards import INDEX_TAG, TAG
 from .embedding import TaskEmbedding, load_embedding
 from .errors import RegistryError, TaskEmbHubError
+from ._vectors import VectorGroup
 from .registries import LocalRegistry, RegistryEntry
 
 SIMILARITIES = ("cosine", "centered")
 DEFAULT_SIMILARITY = "cosine"
-SNAPSHOT_VECTORS = "registry.safetensors"
-SNAPSHOT_ENTRIES = "registry.json"
+SNAPSHOT_INDEX = "index.json"  # a saved selector is a registry index (registries/index.py)
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Ranking:
         return "\n".join(lines)
 
 
-class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
+class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_TAG],
                          repo_url="https://github.com/taskemb-hub/taskemb-hub"):
     """Ranks source tasks by the similarity of their task embeddings to a target's.
 
@@ -84,6 +85,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
         similarity: `cosine`, or `centered` (cosine after subtracting the mean of the
             compatible entries: raw embeddings of one method share a common direction).
         skipped: entries that could not be read, carried into every ranking.
+        groups: prebuilt matrices per signature hash (an index provides them memory-mapped).
 
     Example:
         ```python
@@ -93,20 +95,22 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
     """
 
     def __init__(self, entries: Iterable[RegistryEntry], similarity: str = DEFAULT_SIMILARITY,
-                 skipped: list[tuple[str, str]] | None = None):
+                 skipped: list[tuple[str, str]] | None = None, groups: dict[str, VectorGroup] | None = None):
         self.entries = list(entries)
         _check_similarity(similarity)
         self.similarity = similarity
         self.skipped = list(skipped or [])
         # Hashing a signature is JSON + sha256: do it once per entry, not once per ranking.
-        self._hashes = [e.embedding.signature_hash for e in self.entries]
-        self._groups: dict[str, tuple[list[int], torch.Tensor, torch.Tensor]] = {}
+        self._hashes = [e.signature_hash for e in self.entries]
+        self._groups: dict[str, VectorGroup] = dict(groups or {})
+        self._unusable: dict[str, list[tuple[str, str]]] = {}
+        self.sync_report = None  # set by from_hub: what the sync did
 
     # ---- constructors ------------------------------------------------------------------
     @classmethod
     def from_local(cls, path: str | os.PathLike, **kwargs) -> "AutoSourceSelector":
         """Every entry of a `LocalRegistry` folder (or a saved selector snapshot)."""
-        if (Path(path) / SNAPSHOT_ENTRIES).is_file():
+        if (Path(path) / SNAPSHOT_INDEX).is_file():
             return cls._from_snapshot(Path(path), **kwargs)
         registry = LocalRegistry(path)
         entries = registry.entries()
@@ -133,74 +137,131 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
         return cls.from_local(default_registry_path(), **kwargs)
 
     @classmethod
-    def from_hub(cls, tag: str = TAG, *, endpoint: str | None = None, token: str | bool | None = None,
-                 author: str | None = None, limit: int | None = None, **kwargs) -> "AutoSourceSelector":
+    def from_hub(cls, tag: str = TAG, *, base_model: str | None = None, method: str | None = None,
+                 author: str | None = None, include_untagged: bool = False, index: str | None = None,
+                 endpoint: str | None = None, token: str | bool | None = None, limit: int | None = None,
+                 timeout: float | None = None, deadline: float | None = None, max_workers: int | None = None,
+                 **kwargs) -> "AutoSourceSelector":
         """Every Hub model repo tagged `tag` (default `taskemb-hub`) that carries a task embedding.
+
+        Reads go through the huggingface_hub cache keyed by commit sha: a second call with nothing
+        changed downloads no file. Repos that cannot be read are listed in `selector.skipped` with
+        the reason; `selector.sync_report` says what the sync did.
 
         Args:
             tag: the model-card tag that marks registry entries.
+            base_model: only entries of this base model (server-side filter).
+            method: only entries of this PEFT method (server-side filter).
+            author: only this user's or organisation's repos.
+            include_untagged: also embed plain PEFT adapters of `base_model` from their weights.
+            index: an index dataset repo (or folder) to start from; only repos newer than it are read.
             endpoint: Hub URL (default: `HF_ENDPOINT` or huggingface.co).
             token: Hub token; never printed.
-            author: only this user's or organisation's repos.
-            limit: at most this many repos.
+            limit: at most this many repos per listing.
+            timeout: seconds per request; deadline: seconds for the whole sync.
+            max_workers: repos fetched in parallel.
+
+        Example:
+            ```python
+            >>> selector = AutoSourceSelector.from_hub(base_model="sentence-transformers/all-MiniLM-L6-v2", method="bitfit")
+            >>> selector.sync_report.failed
+            [('bob/broken', 'HTTP 500 on taskemb.safetensors')]
+            ```
         """
         from .registries.hub import HubRegistry
+        from .registries.index import IndexRegistry
 
-        registry = HubRegistry(tag=tag, endpoint=endpoint, token=token, author=author)
+        known = {}
+        if index:
+            contents = IndexRegistry(index, endpoint=endpoint, token=token).read()
+            known = {e.name: (contents.shas[e.name], e) for e in contents.entries if e.name in contents.shas}
+        options = {k: v for k, v in (("timeout", timeout), ("deadline", deadline), ("max_workers", max_workers))
+                   if v is not None}
+        registry = HubRegistry(tag=tag, endpoint=endpoint, token=token, author=author, base_model=base_model,
+                               method=method, include_untagged=include_untagged, known=known, **options)
         entries = registry.entries(limit=limit)
         if not entries:
-            raise RegistryError(f"No Hub repo tagged {tag!r} with a task embedding was found at {registry.endpoint}"
-                                + (f" ({len(registry.skipped)} skipped)" if registry.skipped else "")
-                                + ". Publish one with `taskemb-hub publish`.")
-        return cls(entries, skipped=registry.skipped, **kwargs)
+            detail = "; ".join(f"{r}: {why}" for r, why in registry.skipped[:3])
+            raise RegistryError(f"No readable task embedding in {registry.describe()}"
+                                + (f" ({len(registry.skipped)} failed: {detail})" if registry.skipped else "")
+                                + ". Publish one with `taskemb-hub publish`, or widen the filters.")
+        selector = cls(entries, skipped=registry.skipped, **kwargs)
+        selector.sync_report = registry.report
+        return selector
 
-    # ---- ModelHubMixin: a selector saves/loads/pushes as a registry snapshot -------------
+    @classmethod
+    def from_index(cls, repo_or_folder: str | os.PathLike, *, revision: str | None = None, endpoint: str | None = None,
+                   token: str | bool | None = None, **kwargs) -> "AutoSourceSelector":
+        """A registry index (a Hub dataset repo built by `taskemb-hub index build`, or its folder).
+
+        One cached download (nothing when the index is unchanged); the vectors are memory-mapped.
+
+        Example:
+            ```python
+            >>> selector = AutoSourceSelector.from_index("owner/taskemb-index")
+            >>> selector.rank("runs/mine/step-100", top_k=5)
+            ```
+        """
+        from .registries.index import IndexRegistry
+
+        registry = IndexRegistry(repo_or_folder, revision=revision, endpoint=endpoint, token=token)
+        contents = registry.read()
+        if not contents.entries:
+            raise RegistryError(f"The index {repo_or_folder} holds no entry. Rebuild it with `taskemb-hub index build`.")
+        return cls(contents.entries, skipped=registry.skipped, groups=contents.groups, **kwargs)
+
+    # ---- ModelHubMixin: a selector saves/loads/pushes as a registry index ----------------
     def _save_pretrained(self, save_directory: Path) -> None:
-        from safetensors.torch import save_file
+        from .registries.index import write_index
 
-        save_directory = Path(save_directory)
-        save_file({str(i): e.embedding.vector.contiguous() for i, e in enumerate(self.entries)},
-                  str(save_directory / SNAPSHOT_VECTORS))
-        meta = [{"name": e.name, "location": e.location, **e.embedding.metadata()} for e in self.entries]
-        (save_directory / SNAPSHOT_ENTRIES).write_text(json.dumps({"similarity": self.similarity, "entries": meta}, indent=1))
+        import torch
+
+        # float32: a saved selector ranks exactly as the live one (the Hub index stores float16, measured harmless)
+        write_index(self.entries, save_directory, source={"similarity": self.similarity}, failures=self.skipped,
+                    dtype=torch.float32)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token, **kwargs):
         folder = Path(model_id)
         if not folder.is_dir():
-            from huggingface_hub import hf_hub_download
+            from huggingface_hub import snapshot_download
 
-            for name in (SNAPSHOT_ENTRIES, SNAPSHOT_VECTORS):
-                path = hf_hub_download(model_id, name, revision=revision, cache_dir=cache_dir, token=token,
-                                       force_download=force_download, local_files_only=local_files_only)
-            folder = Path(path).parent
+            folder = Path(snapshot_download(model_id, revision=revision, cache_dir=cache_dir, token=token,
+                                            force_download=force_download, local_files_only=local_files_only))
         return cls._from_snapshot(folder, **kwargs)
 
     @classmethod
     def _from_snapshot(cls, folder: Path, **kwargs) -> "AutoSourceSelector":
-        from safetensors.torch import load_file
+        from .registries.index import INDEX_FILE, read_index
 
-        if not (folder / SNAPSHOT_ENTRIES).is_file():
-            raise RegistryError(f"{folder} is not a saved selector (no {SNAPSHOT_ENTRIES}). Use from_local for a registry folder.")
-        data = json.loads((folder / SNAPSHOT_ENTRIES).read_text())
-        vectors = load_file(str(folder / SNAPSHOT_VECTORS))
-        entries = []
-        for i, m in enumerate(data["entries"]):
-            emb = TaskEmbedding(vector=vectors[str(i)], task=m["task"], base_model=m["base_model"], method=m["method"],
-                                signature=m["signature"], step=m.get("step"), train_size=m.get("train_size"),
-                                metrics=m.get("metrics") or {}, extra=m.get("extra") or {})
-            entries.append(RegistryEntry(name=m["name"], embedding=emb, location=m.get("location", "")))
-        kwargs.setdefault("similarity", data.get("similarity", DEFAULT_SIMILARITY))
-        return cls(entries, **kwargs)
+        # ModelHubMixin hands back the __init__ arguments it saved in config.json: only the similarity is an option.
+        kwargs = {k: v for k, v in kwargs.items() if k == "similarity"}
+        if not (folder / INDEX_FILE).is_file():
+            raise RegistryError(f"{folder} is not a saved selector (no {INDEX_FILE}). Use from_local for a registry folder.")
+        contents = read_index(folder)
+        kwargs.setdefault("similarity", contents.meta.get("source", {}).get("similarity", DEFAULT_SIMILARITY))
+        skipped = [(f["repo"], f["reason"]) for f in contents.meta.get("failures", [])]
+        return cls(contents.entries, skipped=skipped, groups=contents.groups, **kwargs)
 
     # ---- ranking -----------------------------------------------------------------------
-    def _group(self, signature_hash: str) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-        """Stacked vectors of the entries sharing a signature, built once and reused."""
+    def _group(self, signature_hash: str) -> VectorGroup | None:
+        """The matrix of the entries sharing a signature, built once and reused.
+
+        An entry whose vector length differs from the others' of its signature is corrupt (the
+        signature fixes the shapes): it is left out with its reason instead of breaking the stack.
+        """
         if signature_hash not in self._groups:
             idx = [i for i, h in enumerate(self._hashes) if h == signature_hash]
-            # float32 halves memory and time; scores are accumulated per row, precise enough to rank.
-            matrix = torch.stack([self.entries[i].embedding.vector for i in idx]) if idx else torch.zeros(0, 0)
-            self._groups[signature_hash] = (idx, matrix, (matrix * matrix).sum(1) if idx else torch.zeros(0))
+            if not idx:
+                return None
+            dims = Counter(self.entries[i].embedding.dim for i in idx)
+            dim = dims.most_common(1)[0][0]
+            bad = [i for i in idx if self.entries[i].embedding.dim != dim]
+            self._unusable[signature_hash] = [
+                (self.entries[i].name, f"vector length {self.entries[i].embedding.dim} does not match its signature "
+                                       f"({dim} values); re-embed it with `taskemb-hub embed`") for i in bad]
+            good = [i for i in idx if i not in set(bad)]
+            self._groups[signature_hash] = VectorGroup.from_vectors(good, [self.entries[i].embedding.vector for i in good])
         return self._groups[signature_hash]
 
     def rank(self, target: TaskEmbedding | str | os.PathLike, top_k: int | None = None, *,
@@ -242,24 +303,30 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[TAG],
         for e, h in zip(self.entries, self._hashes):
             if h != target_hash and e.name not in exclude:
                 skipped.append((e.name, target.incompatibility(e.embedding) or "signature differs"))
-        idx, matrix, sq_norms = self._group(target_hash)
-        keep = [j for j, i in enumerate(idx) if self.entries[i].name not in exclude] if exclude else range(len(idx))
-        if not keep:
+        group = self._group(target_hash)
+        skipped += [(n, r) for n, r in self._unusable.get(target_hash, []) if n not in exclude]
+        if group is not None and group.dim != target.dim:
+            skipped += [(self.entries[i].name, f"vector length {group.dim} differs from the target's {target.dim} "
+                                               "under one signature") for i in group.rows]
+            group = None
+        keep = None
+        if group is not None and exclude:
+            keep = torch.tensor([self.entries[i].name not in exclude for i in group.rows], dtype=torch.bool)
+        n_kept = 0 if group is None else (len(group) if keep is None else int(keep.sum()))
+        if not n_kept:
             reasons = "; ".join(sorted({r for _, r in skipped})[:3])
             raise RegistryError(f"No registry entry is comparable with target {target.task!r} ({target.method} on "
                                 f"{target.base_model}). {len(skipped)} skipped: {reasons or 'registry empty'}. Embed "
                                 "the target with the registry's base model, method and options.")
-        if len(keep) < len(idx):
-            idx = [idx[j] for j in keep]
-            matrix, sq_norms = matrix[keep], sq_norms[keep]
-        scores = _scores(target.vector, matrix, sq_norms, similarity).double()
-        if top_k and top_k < len(scores):
-            order = torch.topk(scores, top_k).indices  # ties: stable enough for display; full sort is O(n log n)
+        scores = group.scores(target.vector, similarity, keep)
+        k = min(top_k, n_kept) if top_k else n_kept
+        if k < len(scores):
+            order = torch.topk(scores, k).indices  # ties: stable enough for display; full sort is O(n log n)
         else:
-            order = torch.argsort(scores, descending=True, stable=True)
+            order = torch.argsort(scores, descending=True, stable=True)[:k]
         rows = []
         for rank, j in enumerate(order.tolist(), start=1):
-            e = self.entries[idx[j]]
+            e = self.entries[group.rows[j]]
             metric = next(iter(e.embedding.metrics.values()), None) if e.embedding.metrics else None
             rows.append({"rank": rank, "source": e.name, "task": e.embedding.task, "score": round(float(scores[j]), 6),
                          "method": e.embedding.method, "step": e.embedding.step, "train_size": e.embedding.train_size,

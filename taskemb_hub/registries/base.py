@@ -7,24 +7,46 @@ A backend yields `RegistryEntry` objects and records the entries it could not re
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from typing import Callable
 
 from ..embedding import TaskEmbedding
 
 
-@dataclass
 class RegistryEntry:
     """One source task of a registry.
 
     Args:
         name: the entry's name (a folder path inside a local registry, a repo id on the Hub).
-        embedding: its task embedding.
+        embedding: its task embedding, or None when `load` builds it on first access (index
+            entries: the vectors stay in one memory-mapped matrix until a row is shown).
         location: where it lives: a folder, or `repo_id@sha` on the Hub.
+        signature_hash: the embedding's signature hash, when known without loading it.
+        load: a callable returning the `TaskEmbedding`, for lazy entries.
     """
 
-    name: str
-    embedding: TaskEmbedding
-    location: str
+    __slots__ = ("name", "location", "_embedding", "_load", "_signature_hash")
+
+    def __init__(self, name: str, embedding: TaskEmbedding | None = None, location: str = "", *,
+                 signature_hash: str | None = None, load: Callable[[], TaskEmbedding] | None = None):
+        if embedding is None and load is None:
+            raise ValueError("A RegistryEntry needs an embedding or a load() callable.")
+        self.name, self.location = name, location
+        self._embedding, self._load, self._signature_hash = embedding, load, signature_hash
+
+    @property
+    def embedding(self) -> TaskEmbedding:
+        if self._embedding is None:
+            self._embedding = self._load()
+        return self._embedding
+
+    @property
+    def signature_hash(self) -> str:
+        if self._signature_hash is None:
+            self._signature_hash = self.embedding.signature_hash
+        return self._signature_hash
+
+    def __repr__(self) -> str:
+        return f"RegistryEntry(name={self.name!r}, location={self.location!r})"
 
 
 class Registry(ABC):

@@ -1,97 +1,479 @@
-"""The Hub side: publish an adapter entry, and read every tagged entry back as a registry."""
+"""The Hub as a registry: every model repo tagged `taskemb-hub` (and, on request, every plain PEFT
+adapter of a base model), read through the huggingface_hub cache.
+
+One listing call (`list_models(..., expand=["sha", "siblings", "tags"])`) says which commit each
+repo is at; files are then fetched with `hf_hub_download(revision=<commit sha>)`, which answers
+from the cache without a request when the file of that commit is there. An unchanged re-sync
+therefore downloads nothing. Repos are fetched in parallel; each one that fails is reported with
+its reason and never stops the others. The last listing is kept beside the cache, so with
+`HF_HUB_OFFLINE=1`, or when the Hub cannot be listed, the last sync is served from the cache.
+"""
 
 from __future__ import annotations
 
+import concurrent.futures as futures
+import hashlib
+import json
 import os
-import shutil
-import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ..adapters import CONFIG_NAME, WEIGHTS_NAME
-from ..cards import TAG, write_model_card
-from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, load_embedding
-from ..errors import TaskEmbHubError
+from ..adapters import CONFIG_NAME, PICKLE_WEIGHTS_NAME, WEIGHTS_NAME
+from ..base_model import canonical_model_id
+from ..cards import INDEX_TAG, TAG, base_model_tag, method_tag
+from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding
+from ..errors import AdapterError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
 from .base import Registry, RegistryEntry
-from .local import ENTRY_FILES
+
+DEFAULT_MAX_FILE_BYTES = 200 * 2**20  # adapters of small encoders are a few MB; a 7B LoRA ~ 100 MB
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_WORKERS = 8
+# The client already retries 429 (after Retry-After), 5xx, timeouts and truncated bodies with exponential
+# backoff (about 23 s before it gives up on a file); extra rounds on top of it are opt-in.
+DEFAULT_RETRIES = 0
+_RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:
     """The Hub URL: the argument, else `HF_ENDPOINT` as set now (not at import), else huggingface.co."""
     from huggingface_hub import constants
 
-    return endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    return (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
-def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool | None = None, private: bool = False,
-            endpoint: str | None = None, commit_message: str | None = None) -> str:
-    """Push an adapter folder with its task embedding and a tagged model card to the Hub.
+class EntryFailure(TaskEmbHubError):
+    """One repo cannot be read as a registry entry; the message is the reason shown to users."""
+
+
+@dataclass
+class RepoRef:
+    """A repo as listed: its id, the commit it is at, its files, and whether it carries the registry tag."""
+
+    repo_id: str
+    sha: str
+    files: list[str]
+    tagged: bool = True
+
+
+@dataclass
+class SyncReport:
+    """What one sync did.
 
     Args:
-        adapter_dir: a checkpoint folder written by `taskemb-hub tune` (or any peft adapter).
-        repo_id: `owner/name` of the model repo (created if missing).
-        token: Hub token (default: the logged-in one); it is never printed or logged.
-        private: create the repo private.
-        endpoint: Hub URL (default `HF_ENDPOINT` or huggingface.co).
-
-    Returns:
-        The URL of the commit.
+        listed: repos the listing returned (after filters).
+        reused: entries taken as they were (unchanged commit in a given index).
+        fetched: entries read from the Hub or the cache.
+        failed: repos that could not be read, with the reason (also in `HubRegistry.skipped`).
+        seconds: wall time of the sync.
+        source: `hub`, or `cache` when the listing came from the last sync.
+        note: why the cache was used, when it was.
     """
-    from huggingface_hub import HfApi
 
-    src = Path(adapter_dir)
-    embedding = load_embedding(src)
-    api = HfApi(endpoint=hub_endpoint(endpoint), token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    with tempfile.TemporaryDirectory() as staging:
-        staging = Path(staging)
-        for name in ENTRY_FILES:
-            if (src / name).is_file():
-                shutil.copy2(src / name, staging / name)
-        embedding.save(staging)
-        write_model_card(staging, embedding)  # always carries the registry tag
-        info = api.upload_folder(folder_path=str(staging), repo_id=repo_id,
-                                 commit_message=commit_message or f"taskemb-hub: {embedding.task} {embedding.method} "
-                                                                  f"step {embedding.step}")
-    return str(getattr(info, "commit_url", info))
+    listed: int = 0
+    reused: int = 0
+    fetched: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    source: str = "hub"
+    note: str = ""
+    synced_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"listed": self.listed, "reused": self.reused, "fetched": self.fetched, "seconds": round(self.seconds, 3),
+                "source": self.source, "note": self.note, "synced_at": self.synced_at,
+                "failed": [{"repo": r, "reason": why} for r, why in self.failed]}
 
 
 class HubRegistry(Registry):
-    """Every model repo on the Hub tagged `tag`, read as registry entries.
+    """Every model repo on the Hub tagged `tag`, read as registry entries through the HF cache.
 
-    Entries are fetched with the real `huggingface_hub` client (so any Hub-compatible server
-    works through `endpoint`); only safetensors and JSON files are downloaded, never pickles.
+    Args:
+        tag: the model-card tag that marks registry entries.
+        endpoint: Hub URL (default `HF_ENDPOINT` or huggingface.co).
+        token: Hub token; never printed or logged.
+        author: only this user's or organisation's repos.
+        base_model: only entries of this base model (filtered on the server by the tag
+            `publish` writes; entries of another base model that slip through are reported).
+        method: only entries of this PEFT method (server-side tag).
+        include_untagged: also embed plain PEFT adapters of `base_model` (the Hub tags them
+            `base_model:adapter:<id>`) from their safetensors weights.
+        max_workers: repos fetched in parallel.
+        timeout: seconds per request before it counts as failed.
+        deadline: seconds for the whole sync; repos not done by then are reported, not waited for.
+        max_file_bytes: larger files are not downloaded.
+        retries: extra rounds, on top of the client's own backoff, for a file that still fails
+            with 429, 5xx, a timeout or a truncated body (waiting `backoff`·2^k seconds or the
+            server's Retry-After, never past the deadline).
+        known: entries already at hand, by repo id, with the commit they were read at (an index);
+            a repo still at that commit is reused without any request.
+
+    Example:
+        ```python
+        >>> registry = HubRegistry(base_model="sentence-transformers/all-MiniLM-L6-v2", method="bitfit")
+        >>> entries = registry.entries()
+        >>> registry.report.failed   # [(repo_id, reason), ...]
+        ```
     """
 
     def __init__(self, tag: str = TAG, *, endpoint: str | None = None, token: str | bool | None = None,
-                 author: str | None = None):
+                 author: str | None = None, base_model: str | None = None, method: str | None = None,
+                 include_untagged: bool = False, max_workers: int = DEFAULT_WORKERS,
+                 timeout: float = DEFAULT_TIMEOUT_S, deadline: float | None = None,
+                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, known: dict[str, tuple[str, RegistryEntry]] | None = None,
+                 retries: int = DEFAULT_RETRIES, backoff: float = 0.5):
+        if include_untagged and not base_model:
+            raise RegistryError("include_untagged needs base_model: plain adapters are found by the Hub's "
+                                "`base_model:adapter:<id>` tag. Pass base_model='<base model id>'.")
+        self.tag, self.author, self.token, self.method = tag, author, token, method
+        self.base_model = canonical_model_id(base_model) if base_model else None
+        self.include_untagged, self.max_workers, self.timeout = include_untagged, max_workers, timeout
+        self.deadline, self.max_file_bytes = deadline, max_file_bytes
+        self.retries, self.backoff = retries, backoff
+        self._deadline_at = float("inf")
+        self.endpoint = hub_endpoint(endpoint)
+        self.known = dict(known or {})
+        self.skipped: list[tuple[str, str]] = []
+        self.report = SyncReport()
+        self.progress = False  # a tqdm bar over the repos being read
+
+    def describe(self) -> str:
+        filters = [f"tag {self.tag!r}"] + [f"{k} {v!r}" for k, v in (("author", self.author), ("base model", self.base_model),
+                                                                         ("method", self.method)) if v]
+        return f"Hub {self.endpoint} ({', '.join(filters)}{', plus untagged adapters' if self.include_untagged else ''})"
+
+    # ---- listing -------------------------------------------------------------------------
+    def _api(self):
         from huggingface_hub import HfApi
 
-        self.tag, self.author, self.token = tag, author, token
-        self.endpoint = hub_endpoint(endpoint)
-        self.api = HfApi(endpoint=self.endpoint, token=token)
-        self.skipped: list[tuple[str, str]] = []
+        return HfApi(endpoint=self.endpoint, token=self.token)
 
+    def list_repos(self, limit: int | None = None) -> list[RepoRef]:
+        """The repos to read, each with its commit sha: one paginated listing per tag filter."""
+        api = self._api()
+        expand = ["sha", "siblings", "tags"]
+        tagged_filter = [self.tag] + ([method_tag(self.method)] if self.method else []) \
+            + ([base_model_tag(self.base_model)] if self.base_model else [])
+        refs: dict[str, RepoRef] = {}
+        for model in api.list_models(filter=tagged_filter, author=self.author, limit=limit, expand=expand):
+            if INDEX_TAG in (model.tags or []):
+                continue  # a selector snapshot or index is not an entry
+            refs[model.id] = RepoRef(model.id, model.sha, [s.rfilename for s in model.siblings or []], tagged=True)
+        if self.include_untagged:
+            for model in api.list_models(filter=f"base_model:adapter:{self.base_model}", author=self.author,
+                                         limit=limit, expand=expand):
+                if model.id not in refs and INDEX_TAG not in (model.tags or []) and self.tag not in (model.tags or []):
+                    refs[model.id] = RepoRef(model.id, model.sha, [s.rfilename for s in model.siblings or []], tagged=False)
+        return sorted(refs.values(), key=lambda r: r.repo_id)
+
+    # ---- sync ----------------------------------------------------------------------------
     def entries(self, limit: int | None = None) -> list[RegistryEntry]:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+        """Every readable entry; the others go to `self.skipped` (and `self.report.failed`) with the reason."""
+        from huggingface_hub import constants
 
-        self.skipped = []
-        out = []
-        for model in self.api.list_models(filter=self.tag, author=self.author, limit=limit):
-            repo = model.id
-            try:
-                with tempfile.TemporaryDirectory() as local:
-                    fetch = lambda name: hf_hub_download(repo, name, endpoint=self.endpoint, token=self.token,
-                                                         local_dir=local)
+        start = time.monotonic()
+        self._deadline_at = start + self.deadline if self.deadline else float("inf")
+        report = SyncReport(synced_at=time.time())
+        offline = constants.is_offline_mode()
+        try:
+            if offline:
+                raise _ListingUnavailable("HF_HUB_OFFLINE is set")
+            refs = self.list_repos(limit)
+            self._save_manifest(refs)
+        except _ListingUnavailable as err:
+            refs = self._cached_listing(f"{err}")
+            report.source, report.note = "cache", f"{err}; serving the last sync from the cache"
+        except Exception as err:  # the listing itself failed: server down, 5xx after retries, timeout
+            reason = _describe_error(err, "the repo listing")
+            refs = self._cached_listing(reason)
+            report.source, report.note = "cache", f"{reason}; serving the last sync from the cache"
+            offline = True
+        report.listed = len(refs)
+        out: list[RegistryEntry] = []
+        todo = []
+        for ref in refs:
+            known = self.known.get(ref.repo_id)
+            if known is not None and known[0] == ref.sha:
+                out.append(known[1])
+                report.reused += 1
+            else:
+                todo.append(ref)
+        fetched, failed = self._fetch_all(todo, local_only=offline)
+        out += fetched
+        report.fetched, report.failed = len(fetched), failed
+        report.seconds = time.monotonic() - start
+        self.skipped, self.report = list(failed), report
+        return sorted(out, key=lambda e: e.name)
+
+    def _fetch_all(self, refs: list[RepoRef], *, local_only: bool) -> tuple[list[RegistryEntry], list[tuple[str, str]]]:
+        entries, failed = [], []
+        if not refs:
+            return entries, failed
+        from tqdm.auto import tqdm
+
+        pool = futures.ThreadPoolExecutor(max_workers=min(self.max_workers, len(refs)), thread_name_prefix="taskemb-sync")
+        jobs = {pool.submit(self.fetch, ref, local_only=local_only): ref for ref in refs}
+        bar = tqdm(total=len(jobs), desc="sync", unit="repo", disable=not self.progress)
+        try:
+            for job in futures.as_completed(jobs, timeout=self.deadline):
+                bar.update(1)
+                try:
+                    entries.append(job.result())
+                except Exception as err:  # every failure is reported, none stops the sync
+                    failed.append((jobs[job].repo_id, _describe_error(err)))
+        except futures.TimeoutError:
+            failed += [(ref.repo_id, f"not finished within the sync deadline of {self.deadline:g} s")
+                       for job, ref in jobs.items() if not job.done() or job.cancelled()]
+            done = [job for job, ref in jobs.items() if job.done() and not job.cancelled()]
+            seen = {e.name for e in entries} | {r for r, _ in failed}
+            for job in done:  # finished between the timeout and now
+                if jobs[job].repo_id not in seen:
                     try:
-                        fetch(EMBEDDING_NAME), fetch(METADATA_NAME)
-                        embedding = TaskEmbedding.load(local)
-                    except EntryNotFoundError:
-                        fetch(CONFIG_NAME), fetch(WEIGHTS_NAME)  # embed from the adapter itself
-                        embedding = TaskEmbedding.from_adapter(local, task=repo.split("/")[-1])
-                out.append(RegistryEntry(name=repo, embedding=embedding, location=repo))
-            except EntryNotFoundError:
-                self.skipped.append((repo, f"no {EMBEDDING_NAME} and no {WEIGHTS_NAME} in the repo"))
-            except (TaskEmbHubError, HfHubHTTPError, OSError, ValueError) as err:
-                self.skipped.append((repo, str(err).splitlines()[0]))
-        return out
+                        entries.append(job.result())
+                    except Exception as err:
+                        failed.append((jobs[job].repo_id, _describe_error(err)))
+        finally:
+            bar.close()
+            pool.shutdown(wait=False, cancel_futures=True)
+        return entries, sorted(failed)
+
+    def fetch(self, ref: RepoRef, *, local_only: bool = False) -> RegistryEntry:
+        """Read one repo at its listed commit: the saved embedding, else the adapter's weights.
+
+        Raises:
+            EntryFailure: with the reason, when the repo is not a usable entry.
+        """
+        files = set(ref.files)
+        if ref.tagged and {EMBEDDING_NAME, METADATA_NAME} <= files:
+            folder = self._download(ref, [EMBEDDING_NAME, METADATA_NAME], local_only)
+            embedding = read_embedding_files(folder)
+        elif {CONFIG_NAME, WEIGHTS_NAME} <= files:
+            folder = self._download(ref, [CONFIG_NAME, WEIGHTS_NAME], local_only)
+            embedding = embed_adapter_folder(folder, task=ref.repo_id.split("/")[-1], base_model=self.base_model)
+        elif PICKLE_WEIGHTS_NAME in files:
+            raise EntryFailure(f"only {PICKLE_WEIGHTS_NAME} (pickle) in the repo: never unpickled; publish "
+                               f"{WEIGHTS_NAME} instead")
+        else:
+            raise EntryFailure(f"no {EMBEDDING_NAME} and no {CONFIG_NAME} + {WEIGHTS_NAME} in the repo")
+        self._check_filters(embedding)
+        embedding.extra = {k: v for k, v in embedding.extra.items() if k != "source"} | {"hub_repo": ref.repo_id,
+                                                                                        "hub_sha": ref.sha}
+        return RegistryEntry(name=ref.repo_id, embedding=embedding, location=f"{ref.repo_id}@{ref.sha}")
+
+    def _check_filters(self, embedding: TaskEmbedding) -> None:
+        if self.base_model and embedding.base_model != self.base_model:
+            raise EntryFailure(f"wrong base model: {embedding.base_model!r}, not {self.base_model!r}")
+        if self.method and embedding.method != self.method:
+            raise EntryFailure(f"wrong method: {embedding.method!r}, not {self.method!r}")
+
+    def _download(self, ref: RepoRef, filenames: list[str], local_only: bool) -> Path:
+        """Files of `ref` at its commit, through the HF cache; too-large files are refused unread."""
+        from huggingface_hub import hf_hub_download
+
+        paths = []
+        for name in filenames:
+            kwargs = dict(revision=ref.sha, endpoint=self.endpoint, token=self.token, etag_timeout=self.timeout,
+                          local_files_only=local_only)
+            if not local_only:
+                info = self._retrying(lambda: hf_hub_download(ref.repo_id, name, dry_run=True, **kwargs), name)
+                if info.will_download and info.file_size and info.file_size > self.max_file_bytes:
+                    raise EntryFailure(f"{name} is {info.file_size:,} bytes, over the limit of "
+                                       f"{self.max_file_bytes:,} (max_file_bytes)")
+            paths.append(Path(self._retrying(lambda: hf_hub_download(ref.repo_id, name, **kwargs), name)))
+        return paths[0].parent
+
+    def _retrying(self, call, name: str):
+        """`call()`, retried on transient failures with backoff; the last failure as an `EntryFailure`."""
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except EntryFailure:
+                raise
+            except Exception as err:
+                wait = _retry_wait(err, self.backoff * 2 ** attempt)
+                if wait is None or attempt == self.retries or time.monotonic() + wait > self._deadline_at:
+                    raise EntryFailure(_describe_error(err, name)) from err
+                time.sleep(wait)
+
+    # ---- the last listing, for offline use ------------------------------------------------
+    def _manifest_path(self) -> Path:
+        from huggingface_hub import constants
+
+        key = json.dumps([self.endpoint, self.tag, self.author, self.base_model, self.method, self.include_untagged])
+        return Path(constants.HF_HUB_CACHE) / ".taskemb-hub" / f"sync-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+    def _save_manifest(self, refs: list[RepoRef]) -> None:
+        path = self._manifest_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"synced_at": time.time(), "repos": [r.__dict__ for r in refs]}))
+        os.replace(tmp, path)
+
+    def _cached_listing(self, reason: str) -> list[RepoRef]:
+        path = self._manifest_path()
+        if not path.is_file():
+            raise RegistryError(f"Cannot list the Hub registry at {self.endpoint}: {reason}, and no earlier sync is "
+                                "cached. Check the endpoint and your connection, then retry.")
+        return [RepoRef(**r) for r in json.loads(path.read_text())["repos"]]
+
+
+class _ListingUnavailable(Exception):
+    pass
+
+
+# ---- reading one entry ----------------------------------------------------------------------
+def read_embedding_files(folder: str | os.PathLike) -> TaskEmbedding:
+    """A saved embedding, checked against what its metadata promises (dtype, length, finiteness).
+
+    Raises:
+        EntryFailure: naming what is wrong with the files.
+    """
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    try:
+        with safe_open(str(folder / EMBEDDING_NAME), framework="pt") as f:
+            if "embedding" not in f.keys():
+                raise EntryFailure(f"{EMBEDDING_NAME} has no 'embedding' tensor")
+            sl = f.get_slice("embedding")
+            dtype, shape = sl.get_dtype(), sl.get_shape()
+    except EntryFailure:
+        raise
+    except Exception as err:
+        raise EntryFailure(f"{EMBEDDING_NAME} is not a readable safetensors file ({str(err).splitlines()[0][:120]})") from err
+    if dtype not in _FLOAT_DTYPES or len(shape) != 1:
+        raise EntryFailure(f"{EMBEDDING_NAME} holds a {dtype} tensor of shape {shape}, not a 1-D float vector")
+    try:
+        meta = json.loads((folder / METADATA_NAME).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise EntryFailure(f"{METADATA_NAME} is not valid JSON ({err})") from err
+    if not isinstance(meta, dict) or not isinstance(meta.get("signature"), dict) or not meta.get("method"):
+        raise EntryFailure(f"{METADATA_NAME} has no signature/method: it was not written by taskemb-hub")
+    if meta.get("dim") is not None and int(meta["dim"]) != shape[0]:
+        raise EntryFailure(f"vector length {shape[0]} does not match its signature ({meta['dim']} values)")
+    try:
+        return TaskEmbedding.load(folder)
+    except TaskEmbHubError as err:
+        raise EntryFailure(str(err).splitlines()[0]) from err
+
+
+def embed_adapter_folder(folder: Path, *, task: str, base_model: str | None) -> TaskEmbedding:
+    """Embed a downloaded plain PEFT adapter (safetensors only), refusing another base model."""
+    try:
+        return TaskEmbedding.from_adapter(folder, base_model=base_model, task=task)
+    except IncompatibleEmbeddingError as err:
+        raise EntryFailure(f"wrong base model: {str(err).split(' was tuned on base model ')[-1].split(',')[0]}") from err
+    except TaskEmbHubError as err:
+        raise EntryFailure(f"not a usable PEFT adapter: {str(err).splitlines()[0]}") from err
+
+
+def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision: str | None = None,
+                        endpoint: str | None = None, token: str | bool | None = None,
+                        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, timeout: float = DEFAULT_TIMEOUT_S) -> TaskEmbedding:
+    """The task embedding of one Hub repo: its `taskemb.safetensors`, else embedded from its PEFT adapter.
+
+    Args:
+        repo_id: `owner/name` of a model repo.
+        base_model: refuse an adapter of another base model.
+        revision: branch, tag or commit (default: main).
+        endpoint, token: as for `HubRegistry`.
+        max_file_bytes: refuse larger files unread.
+
+    Returns:
+        The `TaskEmbedding` (read through the HF cache: a second call downloads nothing).
+
+    Raises:
+        RegistryError: the repo id is malformed or the repo does not exist.
+        AdapterError: the repo is not an adapter, or is one of another base model.
+
+    Example:
+        ```python
+        >>> emb = embedding_from_repo("alice/rte-bitfit", base_model="sentence-transformers/all-MiniLM-L6-v2")
+        ```
+    """
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise RegistryError(f"{repo_id!r} is not a Hub repo id ({str(err).splitlines()[0]}). Use 'owner/name'.") from err
+    registry = HubRegistry(endpoint=endpoint, token=token, base_model=base_model, max_file_bytes=max_file_bytes,
+                           timeout=timeout)
+    try:
+        info = registry._api().model_info(repo_id, revision=revision, timeout=timeout)
+    except RepositoryNotFoundError as err:
+        raise RegistryError(f"Model repo {repo_id!r} was not found at {registry.endpoint} (or it is private). "
+                            "Check the id, or pass a token that can read it.") from err
+    except RevisionNotFoundError as err:
+        raise RegistryError(f"Revision {revision!r} of {repo_id!r} does not exist. Use a branch, tag or commit of it.") from err
+    except Exception as err:
+        raise RegistryError(f"Cannot read {repo_id!r} from {registry.endpoint}: {_describe_error(err)}. Retry later.") from err
+    ref = RepoRef(repo_id, info.sha, [s.rfilename for s in info.siblings or []], tagged=True)
+    try:
+        return registry.fetch(ref).embedding
+    except EntryFailure as err:
+        raise AdapterError(f"{repo_id} is not usable as a task embedding: {err}. It needs {CONFIG_NAME} + "
+                           f"{WEIGHTS_NAME} of a supported PEFT method on the registry's base model.") from err
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    """The client wraps a failed HEAD in "cannot find the file in the cache": the cause is the real reason."""
+    seen = set()
+    while (err.__cause__ or err.__context__) is not None and id(err) not in seen:
+        seen.add(id(err))
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        if not isinstance(err, LocalEntryNotFoundError) and not isinstance(err, EntryFailure):
+            break
+        err = err.__cause__ or err.__context__
+    return err
+
+
+def _retry_wait(err: BaseException, default: float) -> float | None:
+    """Seconds to wait before retrying `err`, or None when it is not transient."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    err = _root_cause(err)
+    if isinstance(err, HfHubHTTPError) and getattr(err, "response", None) is not None:
+        if err.response.status_code not in _RETRY_STATUSES:
+            return None
+        after = err.response.headers.get("Retry-After", "")
+        return float(after) if after.strip().isdigit() else default
+    text = f"{type(err).__name__} {err}"
+    if any(k in text for k in ("Timeout", "timed out", "Consistency check failed", "RemoteProtocolError",
+                               "ConnectError", "incomplete")):
+        return default
+    return None
+
+
+def _describe_error(err: BaseException, what: str = "") -> str:
+    """The real reason of a failed Hub read, in one line: HTTP status, timeout, bad file."""
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    err = _root_cause(err)
+    where = f" on {what}" if what else ""
+    if isinstance(err, TaskEmbHubError):
+        return str(err).splitlines()[0]
+    if isinstance(err, RepositoryNotFoundError):
+        return "repository not found (deleted, renamed or private)"
+    if isinstance(err, RevisionNotFoundError):
+        return f"revision not found{where} (the repo changed during the sync; sync again)"
+    if isinstance(err, EntryNotFoundError):
+        return f"{what or 'file'} is missing from the repo" if what else "a file is missing from the repo"
+    if isinstance(err, HfHubHTTPError) and getattr(err, "response", None) is not None:
+        return f"HTTP {err.response.status_code}{where}"
+    if isinstance(err, OfflineModeIsEnabled):
+        return f"not in the cache{where} and HF_HUB_OFFLINE is set"
+    name = type(err).__name__
+    text = str(err).splitlines()[0] if str(err) else name
+    if "Timeout" in name or "timed out" in text.lower():
+        return f"timed out{where}"
+    if "Consistency check failed" in text or "incomplete" in text.lower() or "RemoteProtocolError" in name:
+        return f"download truncated{where}; nothing was cached"
+    if "ConnectError" in name or "Connection refused" in text:
+        return f"cannot connect to the Hub{where}"
+    return f"{name}{where}: {text[:160]}"

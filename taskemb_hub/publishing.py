@@ -1,0 +1,241 @@
+"""`publish`: push an adapter folder with its task embedding and a merged, validated model card.
+
+What goes up: the adapter (config + safetensors weights), the init snapshot of prompt/prefix
+methods, the embedding (`taskemb.safetensors` + `taskemb.json`), the checkpoint info and the card.
+Local filesystem paths never leave the machine: `source` fields that are not Hub dataset ids are
+dropped before upload, and the staged files are checked for any path of this machine.
+Unchanged files are skipped by the client (the Hub answers each file's git oid), so re-publishing
+identical content makes no new commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .adapters import CHECKPOINT_INFO_NAME, CONFIG_NAME, INIT_NAME, WEIGHTS_NAME
+from .cards import CARD_NAME, LOCAL_PATH, build_card, public_dataset_id
+from .embedding import TaskEmbedding, load_embedding
+from .errors import RegistryError
+from .registries.hub import hub_endpoint
+
+UPLOADED_FILES = (CONFIG_NAME, WEIGHTS_NAME, INIT_NAME, CHECKPOINT_INFO_NAME)
+
+
+@dataclass
+class PublishResult:
+    """What `publish` did (or, with `dry_run`, would do).
+
+    Args:
+        repo_id: the target repo.
+        url: the commit URL (empty for a dry run).
+        files: the files of the upload.
+        card: the model card text as uploaded.
+        committed: False when nothing changed (no new commit) or on a dry run.
+        revision: the branch written to.
+    """
+
+    repo_id: str
+    url: str = ""
+    files: list[str] = field(default_factory=list)
+    card: str = ""
+    committed: bool = False
+    revision: str = "main"
+
+    def to_dict(self) -> dict:
+        return {"repo_id": self.repo_id, "url": self.url, "files": self.files, "committed": self.committed,
+                "revision": self.revision, "card": self.card}
+
+
+def check_repo_id(repo_id: str) -> str:
+    """`repo_id` when it is a valid Hub repo id; a one-line `RegistryError` otherwise."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise RegistryError(f"{repo_id!r} is not a valid Hub repo id ({str(err).splitlines()[0].rstrip('.')}). "
+                            "Use 'owner/name' with letters, digits, '-', '_' and '.'.") from err
+    if "/" not in repo_id:
+        raise RegistryError(f"{repo_id!r} has no owner. Use 'owner/name' (your user or organisation name).")
+    return repo_id
+
+
+def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool | None = None, private: bool = False,
+            endpoint: str | None = None, commit_message: str | None = None, revision: str | None = None,
+            dry_run: bool = False, task=None, base_model_id: str | None = None) -> PublishResult:
+    """Push an adapter folder with its task embedding and a tagged model card to the Hub.
+
+    Args:
+        adapter_dir: a checkpoint folder written by `taskemb-hub tune` (or any peft adapter folder).
+        repo_id: `owner/name` of the model repo (created if missing).
+        token: Hub token (default: the logged-in one); never printed or logged.
+        private: create the repo private.
+        endpoint: Hub URL (default `HF_ENDPOINT` or huggingface.co).
+        commit_message: default names the task, method and step.
+        revision: a branch to push to (created from main if missing), e.g. `step-50`.
+        dry_run: build and validate nothing remote-changing: return the card and the file list.
+        task: the `TaskData` the adapter was tuned on (fills the card's dataset and licence).
+        base_model_id: the Hub id of the base model when it was loaded from a local folder (a
+            local path is never uploaded: publishing such an adapter without this is refused).
+
+    Returns:
+        A `PublishResult`.
+
+    Example:
+        ```python
+        >>> publish("runs/rt-bitfit/step-100", "me/rotten-tomatoes-bitfit").url
+        'https://huggingface.co/me/rotten-tomatoes-bitfit/commit/...'
+        ```
+    """
+    from huggingface_hub import HfApi
+
+    check_repo_id(repo_id)
+    src = Path(adapter_dir)
+    embedding = public_base_model(load_embedding(src), base_model_id, local=bool(_local_base_paths(src)))
+    endpoint = hub_endpoint(endpoint)
+    api = HfApi(endpoint=endpoint, token=token)
+    with tempfile.TemporaryDirectory(prefix="taskemb-publish-") as staging:
+        staging = Path(staging)
+        stage_entry(src, embedding, staging)
+        card = build_card(embedding, task, existing=_existing_card(api, repo_id, revision, src))
+        validate_card(str(card), endpoint)
+        (staging / CARD_NAME).write_text(str(card))
+        check_no_local_paths(staging, [src] + [Path(p) for p in _local_base_paths(src)])
+        files = sorted(p.name for p in staging.iterdir())
+        result = PublishResult(repo_id=repo_id, files=files, card=str(card), revision=revision or "main")
+        if dry_run:
+            return result
+        before = _head(api, repo_id, revision)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.upload_folder(folder_path=str(staging), repo_id=repo_id, revision=revision,
+                                 commit_message=commit_message or f"taskemb-hub: {embedding.task} {embedding.method} "
+                                                                  f"step {embedding.step}")
+    result.url = str(getattr(info, "commit_url", info))
+    result.committed = getattr(info, "oid", None) != before
+    return result
+
+
+def public_base_model(embedding: TaskEmbedding, base_model_id: str | None, *, local: bool = False) -> TaskEmbedding:
+    """`embedding` with a Hub id as its base model; a local folder is refused unless an id is given.
+
+    Args:
+        embedding: the entry's embedding.
+        base_model_id: the Hub id to record instead of the recorded base model.
+        local: the adapter was tuned on a local folder (its config names a path).
+    """
+    if base_model_id:
+        check_repo_id(base_model_id)
+        if base_model_id != embedding.base_model:
+            embedding = TaskEmbedding(vector=embedding.vector, task=embedding.task, base_model=base_model_id,
+                                      method=embedding.method, signature=embedding.signature, step=embedding.step,
+                                      train_size=embedding.train_size, metrics=embedding.metrics, extra=embedding.extra)
+    elif local or Path(embedding.base_model).expanduser().is_absolute() or Path(embedding.base_model).exists():
+        raise RegistryError(f"The base model {embedding.base_model!r} was loaded from a local folder, which is not a "
+                            "Hub id and must not be uploaded. "
+                            "Pass base_model_id='<the Hub id of that model>' (CLI: --base-model-id).")
+    return embedding
+
+
+def _local_base_paths(src: Path) -> list[str]:
+    try:
+        config = json.loads((src / CONFIG_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    base = config.get("base_model_name_or_path") or ""
+    return [base] if base and (Path(base).is_absolute() or Path(base).exists()) else []
+
+
+def stage_entry(src: Path, embedding: TaskEmbedding, staging: Path) -> None:
+    """Copy what an entry needs into `staging`, with local paths scrubbed from the JSON files."""
+    for name in UPLOADED_FILES:
+        if (src / name).is_file():
+            if name.endswith(".json"):
+                data = scrub_local_paths(json.loads((src / name).read_text()))
+                for key in ("base_model_name_or_path", "base_model"):  # adapter config / checkpoint info
+                    if key in data:
+                        data[key] = embedding.base_model
+                (staging / name).write_text(json.dumps(data, indent=2))
+            else:
+                shutil.copy2(src / name, staging / name)
+    public = TaskEmbedding(vector=embedding.vector, task=embedding.task, base_model=embedding.base_model,
+                           method=embedding.method, signature=embedding.signature, step=embedding.step,
+                           train_size=embedding.train_size, metrics=embedding.metrics,
+                           extra=scrub_local_paths(dict(embedding.extra)))
+    public.save(staging)
+
+
+def scrub_local_paths(info: dict) -> dict:
+    """`info` without `source` fields that are local paths (a Hub dataset id stays)."""
+    out = {}
+    for key, value in info.items():
+        if key == "source" and isinstance(value, str):
+            if public_dataset_id(value):
+                out[key] = value
+            continue
+        out[key] = scrub_local_paths(value) if isinstance(value, dict) else value
+    return out
+
+
+def check_no_local_paths(staging: Path, folders: list[Path]) -> None:
+    """Refuse an upload whose text files name a folder of this machine (the home, cwd, the adapter)."""
+    needles = {str(Path.home()), os.getcwd()} | {str(f.resolve()) for f in folders} | {str(f) for f in folders}
+    needles = {n for n in needles if len(n) > 1}
+    for path in staging.iterdir():
+        if path.suffix in (".json", ".md"):
+            text = path.read_text()
+            hit = next((n for n in needles if n in text), None)
+            if hit is None and path.suffix == ".md" and text.startswith("---"):
+                found = LOCAL_PATH.search(text.split("---", 2)[1])  # card metadata: no value may be a path
+                hit = found.group(0).strip(" :=\"'(") if found else None
+            if hit:
+                raise RegistryError(f"{path.name} names the local path {hit!r}; refusing to upload it. Remove the "
+                                    "path from the file (or from the task's `source`) and publish again.")
+
+
+def validate_card(content: str, endpoint: str) -> None:
+    """Have the Hub validate the card's YAML (as `ModelCard.validate`, but at `endpoint`)."""
+    from huggingface_hub.utils import get_session, hf_raise_for_status
+    from huggingface_hub.errors import HfHubHTTPError
+
+    response = get_session().post(f"{endpoint}/api/validate-yaml", json={"repoType": "model", "content": content},
+                                  headers={"Accept": "text/plain"})
+    if response.status_code == 400:
+        raise RegistryError(f"The Hub rejects the model card's metadata: {response.text.strip()[:300]}. Fix the "
+                            "YAML of the card (README.md) and publish again.")
+    try:
+        hf_raise_for_status(response)
+    except HfHubHTTPError as err:
+        raise RegistryError(f"Card validation failed at {endpoint}: HTTP {response.status_code}. Retry later.") from err
+
+
+def _existing_card(api, repo_id: str, revision: str | None, src: Path):
+    """The card to merge into: the repo's own (what its owner wrote), else the folder's."""
+    from huggingface_hub import ModelCard
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        path = api.hf_hub_download(repo_id, CARD_NAME, revision=revision)
+        return ModelCard.load(path)
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
+        pass
+    local = src / CARD_NAME
+    if local.is_file() and local.read_text().startswith("---"):
+        return ModelCard.load(local)
+    return None
+
+
+def _head(api, repo_id: str, revision: str | None) -> str | None:
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return api.model_info(repo_id, revision=revision).sha
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        return None

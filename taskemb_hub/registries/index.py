@@ -1,0 +1,339 @@
+"""A registry index: every entry of a Hub registry in one dataset repo, read with one cached download.
+
+Layout (a Hub dataset repo, or any folder):
+
+    index.json                      format, source, shards (signature, method, base model, dim, rows)
+    signatures/<hash>.safetensors   `unit` (n×d float16, unit-norm rows), `norms` (n), `mean` (d)
+    signatures/<hash>.parquet       one row per entry: repo id, commit sha, task, method, base model,
+                                    step, train size, metrics, licence, recipe
+    README.md                       dataset card tagged `taskemb-hub-index`
+
+Vectors are stored unit-normalised with their norms, so cosine needs no norm and the centred
+similarity uses the stored mean; the matrix is memory-mapped, never copied per entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._vectors import VectorGroup
+from ..cards import INDEX_TAG, TAG
+from ..embedding import TaskEmbedding
+from ..errors import RegistryError
+from .base import Registry, RegistryEntry
+
+INDEX_FORMAT = "taskemb-hub-index/1"
+INDEX_FILE = "index.json"
+SHARD_DIR = "signatures"
+_COLUMNS = ("name", "sha", "task", "method", "base_model", "step", "train_size", "metrics", "license", "recipe")
+
+
+@dataclass
+class IndexContents:
+    """An index read back: lazy entries, one memory-mapped `VectorGroup` per signature, its metadata."""
+
+    entries: list[RegistryEntry]
+    groups: dict[str, VectorGroup]
+    meta: dict[str, Any] = field(default_factory=dict)
+    shas: dict[str, str] = field(default_factory=dict)  # repo id -> the commit its row was read at
+
+
+def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, source: dict[str, Any] | None = None,
+                failures: list[tuple[str, str]] | None = None, dtype: torch.dtype = torch.float16) -> Path:
+    """Write `entries` as an index folder (one shard per signature). Returns the folder.
+
+    Args:
+        entries: registry entries; an entry's commit is read from `location` (`repo@sha`).
+        folder: where to write (existing shards are replaced).
+        source: where the entries came from (endpoint, tag, filters), recorded in `index.json`.
+        failures: repos that could not be read, with the reason, recorded for the Space's status.
+        dtype: storage type of the unit vectors (float16 halves the download).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    shard_dir = folder / SHARD_DIR
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    for old in shard_dir.glob("*"):
+        old.unlink()
+    by_signature: dict[str, list[RegistryEntry]] = {}
+    for entry in sorted(entries, key=lambda e: e.name):
+        by_signature.setdefault(entry.signature_hash, []).append(entry)
+    shards = {}
+    for sig, group in sorted(by_signature.items()):
+        unit, norms = _stored_rows(group, dtype)
+        mean = (unit.float() * norms.unsqueeze(1)).mean(0)
+        save_file({"unit": unit.contiguous(), "norms": norms.contiguous(), "mean": mean.contiguous()},
+                  str(shard_dir / f"{sig}.safetensors"))
+        rows = [_row(e) for e in group]
+        table = pa.table({c: [r[c] for r in rows] for c in _COLUMNS})
+        pq.write_table(table, shard_dir / f"{sig}.parquet")
+        first = group[0].embedding
+        shards[sig] = {"method": first.method, "base_model": first.base_model, "dim": first.dim, "rows": len(group),
+                       "signature": first.signature, "dtype": str(dtype).replace("torch.", "")}
+    meta = {"format": INDEX_FORMAT, "source": source or {}, "entries": sum(s["rows"] for s in shards.values()),
+            "shards": shards, "failures": [{"repo": r, "reason": why} for r, why in failures or []]}
+    (folder / INDEX_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
+    _write_card(folder, meta)
+    return folder
+
+
+def _stored_rows(group: list[RegistryEntry], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each entry's unit row and norm; a row read from an index is carried over as stored, so that
+    rebuilding an unchanged index writes identical bytes (and pushes no new commit)."""
+    units, norms = [], []
+    for entry in group:
+        stored = getattr(entry._load, "stored_row", None) if entry._embedding is None else None
+        if stored is not None and stored[0].dtype == dtype:
+            unit, norm = stored
+        else:
+            vector = entry.embedding.vector.float()
+            norm = vector.norm()
+            unit = (vector / norm.clamp_min(1e-12)).to(dtype)
+        units.append(unit)
+        norms.append(norm.float().reshape(()))
+    return torch.stack(units), torch.stack(norms)
+
+
+def _row(entry: RegistryEntry) -> dict[str, Any]:
+    e = entry.embedding
+    sha = entry.location.rsplit("@", 1)[1] if "@" in entry.location else ""
+    return {"name": entry.name, "sha": sha, "task": e.task, "method": e.method, "base_model": e.base_model,
+            "step": e.step, "train_size": e.train_size, "metrics": json.dumps(e.metrics or {}, sort_keys=True),
+            "license": e.extra.get("license"), "recipe": json.dumps(e.extra.get("recipe"), sort_keys=True)}
+
+
+def _write_card(folder: Path, meta: dict) -> None:
+    methods = sorted({s["method"] for s in meta["shards"].values()})
+    bases = sorted({s["base_model"] for s in meta["shards"].values()})
+    yaml_tags = "\n".join(f"- {t}" for t in (INDEX_TAG, TAG))
+    (folder / "README.md").write_text(
+        f"---\ntags:\n{yaml_tags}\nconfigs:\n- config_name: default\n  data_files: {SHARD_DIR}/*.parquet\n---\n\n"
+        f"# taskemb-hub registry index\n\n{meta['entries']} task embeddings in {len(meta['shards'])} signature(s) "
+        f"(methods: {', '.join(methods) or '-'}; base models: {', '.join(bases) or '-'}), "
+        f"{len(meta['failures'])} repo(s) not readable at build time.\n\n"
+        "```python\nfrom taskemb_hub import AutoSourceSelector\n"
+        "selector = AutoSourceSelector.from_index(\"<this repo id>\")\n```\n")
+
+
+def read_index(folder: str | os.PathLike) -> IndexContents:
+    """Read an index folder: entries are lazy, each signature's matrix is memory-mapped."""
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / INDEX_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise RegistryError(f"{folder} is not a taskemb-hub index (no readable {INDEX_FILE}). Build one with "
+                            "`taskemb-hub index build`.") from err
+    if meta.get("format") != INDEX_FORMAT:
+        raise RegistryError(f"{folder}: index format {meta.get('format')!r} is not {INDEX_FORMAT!r}. Upgrade "
+                            "taskemb-hub or rebuild the index.")
+    entries, groups, shas = [], {}, {}
+    for sig, shard in sorted(meta["shards"].items()):
+        tensors = _mmap_safetensors(folder / SHARD_DIR / f"{sig}.safetensors")
+        rows = pq.read_table(folder / SHARD_DIR / f"{sig}.parquet").to_pylist()
+        unit, norms, mean = tensors["unit"], tensors["norms"], tensors["mean"]
+        if unit.shape != (len(rows), shard["dim"]):
+            raise RegistryError(f"{folder}: shard {sig} holds {tuple(unit.shape)} vectors for {len(rows)} rows of "
+                                f"{shard['dim']} values. Rebuild the index.")
+        start = len(entries)
+        for i, row in enumerate(rows):
+            entries.append(RegistryEntry(row["name"], location=f"{row['name']}@{row['sha']}" if row["sha"] else row["name"],
+                                         signature_hash=sig, load=_loader(row, shard, unit, norms, i)))
+            if row["sha"]:
+                shas[row["name"]] = row["sha"]
+        groups[sig] = VectorGroup(rows=list(range(start, len(entries))), unit=unit, norms=norms.float(),
+                                  mean=mean.float())
+    return IndexContents(entries=entries, groups=groups, meta=meta, shas=shas)
+
+
+def _loader(row: dict, shard: dict, unit: torch.Tensor, norms: torch.Tensor, i: int):
+    def load() -> TaskEmbedding:
+        extra = {k: v for k, v in (("recipe", json.loads(row["recipe"] or "null")), ("license", row["license"]))
+                 if v is not None}
+        return TaskEmbedding(vector=unit[i].float() * norms[i].float(), task=row["task"], base_model=row["base_model"],
+                             method=row["method"], signature=shard["signature"], step=row["step"],
+                             train_size=row["train_size"], metrics=json.loads(row["metrics"] or "{}"), extra=extra)
+    load.stored_row = (unit[i], norms[i])
+    return load
+
+
+_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
+
+
+def _mmap_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file as read-only views of a memory map (no copy into RAM)."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_len))
+    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len)
+    out = {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = spec["data_offsets"]
+        dtype = _DTYPES[spec["dtype"]]
+        with warnings.catch_warnings():  # the map is read-only; torch warns that it is not writable
+            warnings.simplefilter("ignore", UserWarning)
+            tensor = torch.frombuffer(raw[begin:end], dtype=dtype) if end > begin else torch.empty(0, dtype=dtype)
+        out[name] = tensor.reshape(spec["shape"])
+    return out
+
+
+class IndexRegistry(Registry):
+    """A registry index from a Hub dataset repo (through the HF cache) or a local folder.
+
+    Args:
+        repo_or_folder: `owner/name` of the index dataset repo, or a folder holding `index.json`.
+        revision, endpoint, token: as for the Hub client.
+
+    Example:
+        ```python
+        >>> contents = IndexRegistry("owner/taskemb-index").read()
+        ```
+    """
+
+    def __init__(self, repo_or_folder: str | os.PathLike, *, revision: str | None = None, endpoint: str | None = None,
+                 token: str | bool | None = None):
+        self.source, self.revision, self.endpoint, self.token = str(repo_or_folder), revision, endpoint, token
+        self.skipped: list[tuple[str, str]] = []
+
+    def describe(self) -> str:
+        return f"index {self.source}"
+
+    def folder(self) -> Path:
+        """The local copy: the folder itself, or the cached snapshot of the repo (one download when changed)."""
+        if Path(self.source).is_dir():
+            return Path(self.source)
+        from huggingface_hub import snapshot_download
+
+        from .hub import _describe_error, hub_endpoint
+
+        try:
+            return Path(snapshot_download(self.source, repo_type="dataset", revision=self.revision,
+                                          endpoint=hub_endpoint(self.endpoint), token=self.token))
+        except Exception as err:
+            raise RegistryError(f"Cannot read the index {self.source!r}: {_describe_error(err)}. Check the repo id "
+                                "(a dataset repo built by `taskemb-hub index build`) and your connection.") from err
+
+    def read(self) -> IndexContents:
+        contents = read_index(self.folder())
+        self.skipped = [(f["repo"], f["reason"]) for f in contents.meta.get("failures", [])]
+        return contents
+
+    def entries(self) -> list[RegistryEntry]:
+        return self.read().entries
+
+
+@dataclass
+class IndexBuildReport:
+    """What `build_index` did: entries written, reused unchanged, fetched anew, failed; the commit."""
+
+    entries: int = 0
+    reused: int = 0
+    fetched: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    shards: int = 0
+    committed: bool = False
+    url: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entries": self.entries, "reused": self.reused, "fetched": self.fetched, "shards": self.shards,
+                "committed": self.committed, "url": self.url, "seconds": round(self.seconds, 3),
+                "failed": [{"repo": r, "reason": why} for r, why in self.failed]}
+
+
+def build_index(repo_id: str | None = None, *, folder: str | os.PathLike | None = None, tag: str = TAG,
+                endpoint: str | None = None, token: str | bool | None = None, push: bool = True,
+                private: bool = False, **filters) -> IndexBuildReport:
+    """Build (or update) the index of every Hub entry tagged `tag`, incrementally, and push it in one commit.
+
+    Entries whose repo is still at the commit the current index recorded are carried over without
+    a request; only new or changed repos are downloaded. Unchanged content makes no new commit.
+
+    Args:
+        repo_id: the index dataset repo (`owner/taskemb-index`); its current content is the start point.
+        folder: write the index here too (default: a temporary folder).
+        tag: the registry tag to collect.
+        endpoint, token: as for the Hub client; the token is never printed.
+        push: upload the result to `repo_id`.
+        private: create the index repo private.
+        **filters: `author`, `base_model`, `method`, `include_untagged`, `max_workers`, `timeout`, `deadline`
+            (see `HubRegistry`).
+
+    Example:
+        ```python
+        >>> build_index("me/taskemb-index", base_model="sentence-transformers/all-MiniLM-L6-v2").to_dict()
+        ```
+    """
+    import tempfile
+    import time
+
+    from huggingface_hub import HfApi
+
+    from ..publishing import check_repo_id
+    from .hub import HubRegistry, hub_endpoint
+
+    start = time.monotonic()
+    endpoint = hub_endpoint(endpoint)
+    known: dict[str, tuple[str, RegistryEntry]] = {}
+    api = HfApi(endpoint=endpoint, token=token)
+    if repo_id:
+        check_repo_id(repo_id)
+        if api.repo_exists(repo_id, repo_type="dataset"):
+            previous = IndexRegistry(repo_id, endpoint=endpoint, token=token).read()
+            known = {e.name: (previous.shas[e.name], e) for e in previous.entries if e.name in previous.shas}
+    progress = filters.pop("progress", False)
+    hub = HubRegistry(tag, endpoint=endpoint, token=token, known=known, **filters)
+    hub.progress = progress
+    entries = hub.entries()
+    source = {"endpoint": endpoint, "tag": tag, **{k: v for k, v in filters.items()
+                                                   if k in ("author", "base_model", "method", "include_untagged") and v}}
+    report = IndexBuildReport(entries=len(entries), reused=hub.report.reused, fetched=hub.report.fetched,
+                              failed=list(hub.skipped))
+    with tempfile.TemporaryDirectory(prefix="taskemb-index-") as staging:
+        out = Path(folder) if folder else Path(staging)
+        write_index(entries, out, source=source, failures=hub.skipped)
+        report.shards = len(list((out / SHARD_DIR).glob("*.safetensors")))
+        if push and repo_id:
+            report.url, report.committed = push_index(out, repo_id, endpoint=endpoint, token=token, private=private,
+                                                      message=f"taskemb-hub index: {len(entries)} entries "
+                                                              f"({report.fetched} new or changed)")
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def push_index(folder: str | os.PathLike, repo_id: str, *, endpoint: str | None = None, token: str | bool | None = None,
+               private: bool = False, message: str | None = None) -> tuple[str, bool]:
+    """Upload an index folder to a dataset repo in one commit. Returns (commit url, whether a commit was made).
+
+    Shards that no longer exist are deleted in the same commit; unchanged files are skipped by the
+    client, so pushing identical content makes no commit.
+    """
+    from huggingface_hub import HfApi
+
+    from ..publishing import check_repo_id
+    from .hub import hub_endpoint
+
+    check_repo_id(repo_id)
+    read_index(folder)  # refuse to push something that is not a readable index
+    api = HfApi(endpoint=hub_endpoint(endpoint), token=token)
+    before = api.repo_info(repo_id, repo_type="dataset").sha if api.repo_exists(repo_id, repo_type="dataset") else None
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+                             delete_patterns=[f"{SHARD_DIR}/*"], commit_message=message or "taskemb-hub index")
+    return str(getattr(info, "commit_url", "")), getattr(info, "oid", None) != before
