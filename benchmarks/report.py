@@ -169,6 +169,52 @@ def other_seed_scorer(complete):
     return scorer
 
 
+OLD_SKETCH = "first LoRA sketch, biased"
+
+
+def old_sketch(method: str) -> bool:
+    """LoRA vectors made before G_out and G_in were drawn independently (methods/lora.py): on square modules
+    that sketch inflated the cosine of unrelated updates. Such folders stay labelled until re-tuned."""
+    return _old_sketch(str(EMB / method))
+
+
+@lru_cache(maxsize=None)
+def _old_sketch(folder: str) -> bool:
+    for meta in Path(folder).glob("*/seed*/step-*/taskemb.json"):  # any: a folder half re-tuned is not comparable
+        signature = json.loads(meta.read_text()).get("signature", {})
+        if signature.get("method") != "lora":
+            return False
+        if "sketch_sides" not in signature:
+            return True
+    return False
+
+
+def tagged(method: str) -> str:
+    """A folder name for the tables, marked when its LoRA vectors still use the first, biased sketch."""
+    return f"{method} ({OLD_SKETCH})" if (EMB / method).is_dir() and old_sketch(method) else method
+
+
+def checkpoint_correlations(points: dict) -> dict:
+    """Spearman between a checkpoint's in-task metric and its ranking's NDCG: per method, pooled over every
+    (method, step, target) point, and within each target (mean of the per-target correlations)."""
+    from scipy.stats import spearmanr
+
+    methods, pooled = {}, []
+    for method, pts in points.items():
+        ok = [(a, b, t) for a, b, t in pts if b == b]
+        pooled += ok
+        methods[method] = (spearmanr([a for a, _, _ in ok], [b for _, b, _ in ok]).statistic if len(ok) > 2
+                           else float("nan"), len(ok))
+    rho = spearmanr([a for a, _, _ in pooled], [b for _, b, _ in pooled]).statistic if len(pooled) > 2 else float("nan")
+    within = []
+    for target in sorted({t for _, _, t in pooled}):
+        pts = [(a, b) for a, b, t in pooled if t == target]
+        if len(pts) > 2 and len({a for a, _ in pts}) > 1 and len({b for _, b in pts}) > 1:
+            within.append(spearmanr(*zip(*pts)).statistic)
+    return {"methods": methods, "pooled": float(rho), "points": len(pooled), "within": float(nanmean(within)),
+            "within_targets": len(within)}
+
+
 def peft_folders() -> dict[str, str]:
     """PEFT embedding folders present -> label; `<method>@<n>` is that method on an n-step schedule."""
     found = {}
@@ -177,7 +223,7 @@ def peft_folders() -> dict[str, str]:
             found[method] = label
         for folder in sorted(EMB.glob(f"{method}@*")):
             found[folder.name] = f"{label}, {folder.name.split('@')[1]}-step schedule"
-    return found
+    return {m: f"{label} ({OLD_SKETCH})" if old_sketch(m) else label for m, label in found.items()}
 
 
 def embedding_scorer(method, step, seed, similarity, embs=None):
@@ -289,6 +335,9 @@ def main():
     test_rows = {t: min(manifest[t]["sizes"]["test"], 1000) for t in SOURCES}
     write_report(cells, complete, seed_rows, mean_rows, run_devices(runs), results, list(steps), curve, points, index,
                  test_rows, curve_targets, pools)
+    bench, bench_figures = benchmark_table()
+    evidence, evidence_figures = readme_evidence(results, curve, curve_targets, checkpoint_correlations(points), pools, runs)
+    write_readme({"benchmarks": bench, "evidence": evidence}, {"benchmarks": bench_figures, "evidence": evidence_figures})
 
 
 def rankers(folders, steps, manifest):
@@ -462,33 +511,22 @@ def write_report(cells, complete, seed_rows, mean_rows, devices, results, peft_m
             if r["method"].startswith("prompt"):  # the SPoT-style vectors come from the prompt-tuning runs
                 run_on[r["method"].replace("prompt", "spot", 1)].add(where)
         for method, pts in curve.items():
-            lines.append(f"| {method} | {curve_targets[method]} | {' + '.join(sorted(run_on[method])) or '–'} | "
+            lines.append(f"| {tagged(method)} | {curve_targets[method]} | {' + '.join(sorted(run_on[method])) or '–'} | "
                          + " | ".join(fmt(pts[s]) if s in pts else "" for s in all_steps) + " |")
         lines.append("")
 
     if points:
-        from scipy.stats import spearmanr
-
         lines += ["## In-task metric vs ranking quality", "",
                   "The paper's claim that the embedding's value is not just how well the task was learned: Spearman between a",
                   "checkpoint's in-task accuracy (held-out validation rows) and the NDCG of the ranking its embedding gives,",
                   "over every (step, target) point of a method.", "",
                   "| method | Spearman(in-task accuracy, NDCG) | points |", "|---|---|---|"]
-        pooled = []
-        for method, pts in points.items():
-            ok = [(a, b, t) for a, b, t in pts if b == b]
-            pooled += ok
-            rho = spearmanr([a for a, _, _ in ok], [b for _, b, _ in ok]).statistic if len(ok) > 2 else float("nan")
-            lines.append(f"| {method} | {fmt(rho)} | {len(ok)} |")
-        rho = spearmanr([a for a, _, _ in pooled], [b for _, b, _ in pooled]).statistic if len(pooled) > 2 else float("nan")
-        within = []
-        for target in sorted({t for _, _, t in pooled}):
-            pts = [(a, b) for a, b, t in pooled if t == target]
-            if len(pts) > 2 and len({a for a, _ in pts}) > 1 and len({b for _, b in pts}) > 1:
-                within.append(spearmanr(*zip(*pts)).statistic)
-        lines += [f"| all methods pooled | {fmt(rho)} | {len(pooled)} |",
-                  f"| all methods, within each target (mean of {len(within)} per-target correlations) | "
-                  f"{fmt(nanmean(within))} | {len(pooled)} |", "",
+        corr = checkpoint_correlations(points)
+        for method, (rho, n) in corr["methods"].items():
+            lines.append(f"| {tagged(method)} | {fmt(rho)} | {n} |")
+        lines += [f"| all methods pooled | {fmt(corr['pooled'])} | {corr['points']} |",
+                  f"| all methods, within each target (mean of {corr['within_targets']} per-target correlations) | "
+                  f"{fmt(corr['within'])} | {corr['points']} |", "",
                   "Targets differ in how learnable they are, so the pooled figure mixes target difficulty with ranking",
                   "quality; the within-target row compares checkpoints of the same target only.", ""]
 
@@ -517,7 +555,7 @@ def write_report(cells, complete, seed_rows, mean_rows, devices, results, peft_m
                 dim = info.get("extra", {}).get("full_dim") or info.get("dim", dim)
             if not (alone or grid.get(method)):
                 continue
-            lines.append(f"| {method} | {fmt(alone.get('seconds', float('nan')), '.1f')} | "
+            lines.append(f"| {tagged(method)} | {fmt(alone.get('seconds', float('nan')), '.1f')} | "
                          f"{fmt(alone.get('load_before', float('nan')), '.1f')} | "
                          f"{fmt(alone.get('peak_rss_mb', float('nan')), '.0f')} | "
                          f"{fmt(statistics.median(grid[method]), '.1f') if grid.get(method) else '–'} | {len(grid.get(method, []))} | "
@@ -686,6 +724,295 @@ def similarity_matrix(tasks, targets, embs):
         if t in targets:
             sims[i, targets.index(t)] = np.nan
     return sims
+
+
+# ---- the README's figures: generated blocks, so every figure it quotes comes from benchmarks/results -----------
+README = HERE.parent / "README.md"
+FIGURES_FILE = RESULTS / "readme_figures.json"
+SNIPPETS = {"benchmarks": RESULTS / "readme_benchmarks.md", "evidence": RESULTS / "readme_evidence.md"}
+BEGIN = "<!-- BEGIN GENERATED {name}: written by benchmarks/report.py from benchmarks/results; do not edit -->"
+END = "<!-- END GENERATED {name} -->"
+DISPLAY = {"bitfit+mean": "BitFit (BEFT bias)", "prefix+mean": "prefix tuning (tuned − init)",
+           "lora+mean": "LoRA ΔW sketch", "ia3+mean": "IA3 (l − 1)", "spot+mean": "SPoT-style (raw prompt)",
+           "prompt+mean": "prompt tuning (tuned − init)", "taskemb": "TaskEmb, Fisher (Vu et al. 2020)",
+           "textemb": "TextEmb (Vu et al. 2020)"}
+COST_KEY = {"bitfit+mean": "bitfit", "prefix+mean": "prefix", "lora+mean": "lora", "ia3+mean": "ia3",
+            "spot+mean": "prompt", "prompt+mean": "prompt", "taskemb": "taskemb", "textemb": "textemb"}
+COST_NAMES = {"lora": "LoRA", "bitfit": "BitFit", "ia3": "IA3", "prompt": "prompt", "prefix": "prefix",
+              "taskemb": "TaskEmb", "textemb": "TextEmb"}
+CEILING = "measured transfer at the other ground-truth seeds (noise ceiling)"
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    """`text` with the generated block `name` replaced by `body` (markers kept); unchanged without markers."""
+    begin, end = BEGIN.format(name=name), END.format(name=name)
+    if begin not in text or end not in text:
+        return text
+    head, rest = text.split(begin, 1)
+    return head + begin + "\n" + body.rstrip("\n") + "\n" + end + rest.split(end, 1)[1]
+
+
+def read_block(text: str, name: str) -> str | None:
+    begin, end = BEGIN.format(name=name), END.format(name=name)
+    if begin not in text or end not in text:
+        return None
+    return text.split(begin, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+
+
+def benchmark_table() -> tuple[str, dict]:
+    """The README's benchmark table, from the benchmark scripts' JSON files (cheap: a test recomputes it)."""
+    figures, rows = {}, []
+    thr = json.loads((RESULTS / "throughput.json").read_text())
+    ours, trainer = max(thr["ours"]), max(thr["trainer"])
+    spread = thr["ours"] + thr["trainer"]
+    figures["throughput"] = {"ours": round(ours, 1), "trainer": round(trainer, 1), "ratio": round(thr["ratio"], 3),
+                             "spread": [round(min(spread)), round(max(spread))]}
+    a = thr["args"]
+    rows.append(f"| tuning throughput, our Accelerate loop vs `transformers.Trainer` ({COST_NAMES.get(a['method'], a['method'])}, "
+                f"{a['task']}, batch {a['batch_size']}, {a['steps']} steps, loop only, best of {a['repeats']}) | "
+                f"`python benchmarks/throughput.py` | {ours:.1f} vs {trainer:.1f} examples/s (ratio {thr['ratio']:.3f}, "
+                f"inside the run-to-run spread of {min(spread):.0f}–{max(spread):.0f}) |")
+    cost = json.loads((RESULTS / "target_embedding_cost.json").read_text())
+    by = {r["method"]: r for r in cost["rows"]}
+    figures["cost_seconds"] = {m: round(r["seconds"], 1) for m, r in by.items()}
+    figures["cost_peak_mb"] = {m: round(r["peak_rss_mb"]) for m, r in by.items()}
+    parts = []
+    for m in ("lora", "bitfit", "ia3", "prompt", "prefix", "taskemb", "textemb"):
+        if m in by:
+            extra = f" / {by[m]['peak_rss_mb']:,.0f} MB peak" if m in ("lora", "textemb") else ""
+            parts.append(f"{COST_NAMES[m]}{' baseline' if m in BASELINES else ''} {by[m]['seconds']:.1f} s{extra}")
+    rows.append(f"| time / peak RSS to a target embedding at step 100 from raw data ({cost['task']}, 1,000 rows, model "
+                f"load included, {cost['machine']['cpus']} CPU cores) | `python benchmarks/target_embedding_cost.py "
+                f"--methods lora,bitfit,ia3,prompt,prefix,textemb,taskemb` | {'; '.join(parts)} |")
+    latency = []
+    for path in sorted(RESULTS.glob("ranking_latency_dim*.json"), key=lambda f: -json.loads(f.read_text())["dim"]):
+        d = json.loads(path.read_text())
+        per = defaultdict(dict)
+        for r in d["rows"]:
+            per[r["entries"]][r["similarity"]] = r
+        figures[f"latency_dim{d['dim']}"] = {str(n): {sim: round(r["median_ms"], 1) for sim, r in sims.items()}
+                                             for n, sims in per.items()}
+        text = [f"{n // 1000}k: {sims['cosine']['median_ms']:.{1 if sims['cosine']['median_ms'] < 10 else 0}f} ms cosine / "
+                f"{sims['centered']['median_ms']:.{1 if sims['centered']['median_ms'] < 10 else 0}f} ms centred (baseline "
+                f"{sims['cosine']['baseline_ms']:.{1 if sims['cosine']['baseline_ms'] < 10 else 0}f} / "
+                f"{sims['centered']['baseline_ms']:.0f} ms), {max(r['peak_rss_mb'] for r in sims.values()) / 1024:.1f} GB peak"
+                for n, sims in sorted(per.items())]
+        largest = max(per)
+        text.append(f"the first query at {largest // 1000}k stacks the matrix: {per[largest]['cosine']['first_s']:.1f} s")
+        if largest < 100_000:
+            text.append(f"100k not run at this size (the matrix alone is {100_000 * d['dim'] * 4 / 1e9:.1f} GB)")
+        latency.append(f"{d['dim']:,} dims ({d['machine']['torch_threads']} thread{'s' if d['machine']['torch_threads'] > 1 else ''}): "
+                       + "; ".join(text))
+    rows.append("| ranking latency, synthetic registries (median of 10 queries, top 10; baseline: normalise-and-sort "
+                "numpy) | `python benchmarks/ranking_latency.py [--dim 3072]` | " + ". ".join(latency) + " |")
+    table = ["| what | command | figure |", "|---|---|---|"] + rows
+    return "\n".join(table) + "\n", figures
+
+
+def _row_of(results, method, similarity=None):
+    """The results row of `method` in `similarity` (else its better similarity by NDCG)."""
+    rows = [(n, m) for n, m in results.items() if m.get("method") == method
+            and (similarity is None or m.get("similarity") == similarity)]
+    return max(rows, key=lambda nm: nm[1]["ndcg"], default=(None, None))
+
+
+def _paired(results, a, b, truth="rows", key="ndcg"):
+    """Mean per-target difference a − b, its paired SE and W/T/L (higher = better for `key`)."""
+    ra = results[a]["rows"] if truth == "rows" else results[a]["on_mean"]["rows"]
+    rb = results[b]["rows"] if truth == "rows" else results[b]["on_mean"]["rows"]
+    diffs = np.array([ra[t][key] - rb[t][key] for t in ra if t in rb and ra[t][key] == ra[t][key] and rb[t][key] == rb[t][key]])
+    sign = -1 if key == "rho" else 1
+    won, lost = int((sign * diffs > 1e-9).sum()), int((sign * diffs < -1e-9).sum())
+    return {"delta": round(float(diffs.mean()), 3), "se": round(float(diffs.std(ddof=1) / np.sqrt(len(diffs))), 3),
+            "wtl": [won, len(diffs) - won - lost, lost]}
+
+
+def _pm(p: dict) -> str:
+    return f"{p['delta']:+.3f} ± {p['se']:.3f}"
+
+
+def readme_evidence(results, curve, curve_targets, corr, pools, runs) -> tuple[str, dict]:
+    """The README's evidence block (table + key figures) and the figures it quotes."""
+    cost = {r["method"]: r for r in json.loads((RESULTS / "target_embedding_cost.json").read_text())["rows"]}
+    random_ndcg, ceiling = results[RANDOM]["ndcg"], results[CEILING]["ndcg"]
+
+    def normalised(x):
+        return (x - random_ndcg) / (ceiling - random_ndcg)
+
+    figs = {"random": round(random_ndcg, 3), "noise_ceiling": round(ceiling, 3), "methods": {}}
+    table = ["| embedding (step 100 of 100) | NDCG | normalised | ± targets | NDCG shifted | Spearman | ρ (1 = perfect) "
+             "| NDCG, seed-mean truth | embedding seeds | seconds / dim to embed a target |", "|---|---|---|---|---|---|---|---|---|---|"]
+    entries = []
+    for method, name in DISPLAY.items():
+        label, m = _row_of(results, method)
+        if m is None:
+            continue
+        c = cost.get(COST_KEY[method], {})
+        dim = c.get("dim")
+        if method == "taskemb":
+            dim_text = f"{dim / 1e6:.1f} M" if dim else "–"
+        else:
+            dim_text = f"{dim:,}" if dim else "–"
+        entries.append((method, name + (f" ({OLD_SKETCH})" if old_sketch(method) else ""), label, m,
+                        f"{c['seconds']:.1f} s / {dim_text}" if c else "–"))
+    label, m = _row_of(results, None, "cosine") if False else next(((n, m) for n, m in results.items()
+                                                                     if n.startswith("packaged default registry") and n.endswith("cosine")), (None, None))
+    if m is not None:
+        entries.append(("packaged", "the packaged registry (BitFit, seed-0 vectors)", label, m, "(same recipe)"))
+    entries.sort(key=lambda e: -e[3]["ndcg"])
+    for method, name, label, m, cost_text in entries:
+        default = method == DEFAULT_METHOD and m["similarity"] == "cosine"
+        similarity = m.get("similarity") or label.rsplit(", ", 1)[-1]
+        shown = f"**{name}, {similarity} (default)**" if default else f"{name}, {similarity}"
+        on_mean = m["on_mean"]["ndcg"] if m.get("on_mean") else float("nan")
+        table.append(f"| {shown} | {fmt(m['ndcg'])} | {fmt(normalised(m['ndcg']), '.2f')} | {fmt(ndcg_se(m))} | "
+                     f"{fmt(m['ndcg_shifted'])} | {fmt(m['spearman'], '.2f')} | {fmt(m['rho'], '.2f')} | {fmt(on_mean)} | "
+                     f"{m['seeds']} | {cost_text} |")
+        figs["methods"][method] = {"row": shown, "label": label, "similarity": similarity, "ndcg": round(m["ndcg"], 3),
+                                   "normalised": round(normalised(m["ndcg"]), 2), "ndcg_se": round(ndcg_se(m), 3),
+                                   "ndcg_shifted": round(m["ndcg_shifted"], 3), "spearman": round(m["spearman"], 2),
+                                   "rho": round(m["rho"], 2), "ndcg_seed_mean_truth": round(on_mean, 3),
+                                   "seeds": m["seeds"]}
+    for label, name in ((DATASIZE, "DataSize (bigger source first)"), (RANDOM, "random order (mean of 200)"),
+                        (CEILING, "the other ground-truth seeds' measurements (noise ceiling)")):
+        m = results[label]
+        on_mean = m["on_mean"]["ndcg"] if m.get("on_mean") else float("nan")
+        table.append(f"| {name} | {fmt(m['ndcg'])} | {fmt(normalised(m['ndcg']), '.2f')} | {fmt(ndcg_se(m))} | "
+                     f"{fmt(m['ndcg_shifted'])} | {fmt(m['spearman'], '.2f')} | {fmt(m['rho'], '.2f')} | {fmt(on_mean)} | – | – |")
+        figs[{"DataSize": "datasize", "Random": "random_order"}.get(label.split(" ")[0], "ceiling")] = {
+            "row": name, "label": label, "ndcg": round(m["ndcg"], 3), "ndcg_shifted": round(m["ndcg_shifted"], 3), "spearman": round(m["spearman"], 2),
+            "rho": round(m["rho"], 2)}
+
+    default_label, default = _row_of(results, DEFAULT_METHOD, "cosine")
+    text_label, _ = _row_of(results, "textemb")
+    task_label, _ = _row_of(results, "taskemb")
+    vs_text, vs_task = _paired(results, default_label, text_label), _paired(results, default_label, task_label)
+    vs_text_mean = _paired(results, default_label, text_label, "on_mean")
+    vs_task_mean = _paired(results, default_label, task_label, "on_mean")
+    rho_text = _paired(results, default_label, text_label, key="rho")
+    challengers = {}
+    for method in ("prefix+mean", "lora+mean", "ia3+mean"):
+        label, m = _row_of(results, method, "cosine")
+        if m is not None:
+            challengers[method] = _paired(results, label, default_label)
+    centred_label, _ = _row_of(results, DEFAULT_METHOD, "centered")
+    challengers["bitfit+mean centered"] = _paired(results, centred_label, default_label)
+    beyond = [k for k, p in {"TextEmb": vs_text, "TaskEmb": vs_task, **challengers}.items() if abs(p["delta"]) > 2 * p["se"]]
+    figs["paired"] = {"default_vs_textemb": vs_text, "default_vs_taskemb": vs_task, "default_vs_textemb_seed_mean": vs_text_mean,
+                      "default_vs_taskemb_seed_mean": vs_task_mean, "default_vs_textemb_rho": rho_text,
+                      "challengers_vs_default": challengers, "beyond_2_se": beyond}
+
+    embeddings = {k: v for k, v in figs["methods"].items()}
+    best_shifted = max(embeddings.items(), key=lambda kv: kv[1]["ndcg_shifted"])
+    spearmans = [v["spearman"] for v in embeddings.values()]
+    figs["shifted_best_embedding"] = {"method": best_shifted[0], "ndcg_shifted": best_shifted[1]["ndcg_shifted"]}
+    figs["spearman_range"] = [min(spearmans), max(spearmans)]
+    gt_sd = [m["gt_seed_sd"] for n, m in results.items() if m.get("method") in PEFT and m["gt_seed_sd"] == m["gt_seed_sd"]]
+    figs["gt_seed_sd_range"] = [round(min(gt_sd), 2), round(max(gt_sd), 2)]
+    devices = defaultdict(int)
+    for r in runs:
+        devices[{"cuda": "H100"}.get(r.get("device"), "CPU")] += 1
+    figs["ground_truth_runs"] = {"total": len(runs), **devices}
+
+    name = lambda method: DISPLAY[method].split(" (")[0]  # noqa: E731
+    lines = ["", "Normalised = (NDCG − random) / (noise ceiling − random): 0 is a random order "
+             f"({random_ndcg:.3f}), 1 is ranking each ground-truth seed by the other seeds' measurements ({ceiling:.3f}), "
+             "the most one more measurement of the same cells gives. `± targets` = standard error of the NDCG over the "
+             f"{default['targets']:.0f} targets. Ground truth: {len(runs)} fine-tuning runs "
+             f"({', '.join(f'{n} on {d}' for d, n in sorted(devices.items()))}).", "",
+             f"- The default ({name(DEFAULT_METHOD)}, cosine) against the baselines of Vu et al., paired over targets: "
+             f"TextEmb {_pm(vs_text)} NDCG (won/tied/lost {'/'.join(map(str, vs_text['wtl']))}), TaskEmb {_pm(vs_task)} "
+             f"({'/'.join(map(str, vs_task['wtl']))}); against the seed-mean truth {_pm(vs_text_mean)} and {_pm(vs_task_mean)}; "
+             f"on ρ against TextEmb {_pm(rho_text)} (negative = better). "
+             + ("Neither margin reaches 2 paired SE." if not {"TextEmb", "TaskEmb"} & set(beyond)
+                else f"Beyond 2 paired SE: {', '.join(b for b in beyond if b in ('TextEmb', 'TaskEmb'))}."),
+             "- Challengers against the default (ΔNDCG ± paired SE, positive = the challenger ranks better): " + "; ".join(
+                 f"{name(k) if k in DISPLAY else name(DEFAULT_METHOD) + ' centred'} {_pm(p)}" for k, p in challengers.items())
+             + (": none beyond 2 paired SE." if not set(challengers) & set(beyond)
+                else f"; beyond 2 paired SE: {', '.join(b for b in beyond if b in challengers)}."),
+             f"- Cost of a target embedding from raw data (one task, 2 CPU cores, model load included): PEFT "
+             f"{min(cost[k]['seconds'] for k in ('bitfit', 'lora', 'ia3', 'prefix', 'prompt') if k in cost):.0f}–"
+             f"{max(cost[k]['seconds'] for k in ('bitfit', 'lora', 'ia3', 'prefix', 'prompt') if k in cost):.0f} s, "
+             f"TaskEmb {cost['taskemb']['seconds']:.0f} s with a vector of {cost['taskemb']['dim'] / 1e6:.1f} M values, "
+             f"TextEmb {cost['textemb']['seconds']:.1f} s (it trains nothing): a fraction of the cost holds against TaskEmb only.",
+             f"- On the shifted-gain NDCG (gain = accuracy above the worst source, defined on every target) DataSize "
+             f"({figs['datasize']['ndcg_shifted']:.3f}) "
+             + (f"beats every embedding (best: {name(best_shifted[0])}, {best_shifted[1]['ndcg_shifted']:.3f})"
+                if figs["datasize"]["ndcg_shifted"] > best_shifted[1]["ndcg_shifted"]
+                else f"does not beat the best embedding ({name(best_shifted[0])}, {best_shifted[1]['ndcg_shifted']:.3f})")
+             + f", and random order scores {figs['random_order']['ndcg_shifted']:.3f}: that gain rewards putting the many "
+             "sources that help a little anywhere near the top, not finding the best one.",
+             f"- Spearman between similarity and measured transfer is {min(spearmans):.2f}–{max(spearmans):.2f} for every "
+             f"embedding ({default['spearman']:.2f} for the default; the noise ceiling {figs['ceiling']['spearman']:.2f}): "
+             "the rankings put good sources near the top; they do not order the whole list.",
+             f"- The packaged registry (the seed-0 BitFit vectors alone) scores "
+             f"{figs['methods'].get('packaged', {}).get('ndcg', float('nan')):.3f}; the table's BitFit row averages "
+             f"{default['seeds']} embedding seeds of the same recipe ({default['ndcg']:.3f}). An NDCG computed against "
+             f"one ground-truth seed at a time moves by {figs['gt_seed_sd_range'][0]:.2f}–{figs['gt_seed_sd_range'][1]:.2f} (sd).",
+             ]
+    bitfit_curve = curve.get(DEFAULT_METHOD, {})
+    if bitfit_curve:
+        steps = sorted(bitfit_curve)
+        figs["curve"] = {m: {str(s): round(v, 3) for s, v in pts.items()} for m, pts in curve.items()}
+        longer = [m for m in curve if "@" in m and not old_sketch(m)]  # old-sketch rows are listed apart below
+        lines.append(f"- Early checkpoints ({curve_targets[DEFAULT_METHOD]} `core10` targets and sources): BitFit's NDCG is "
+                     + " / ".join(f"{bitfit_curve[s]:.2f}" for s in steps) + f" at steps {' / '.join(map(str, steps))}"
+                     + ("; on 500-step schedules (NDCG at step 10 … at the end): " + ", ".join(
+                         f"{m.split('@')[0].split('+')[0]} {curve[m][min(curve[m])]:.2f} … {curve[m][max(curve[m])]:.2f}"
+                         for m in longer if m.endswith("@500")) if longer else "") + ".")
+    figs["checkpoint_correlation"] = {"pooled": round(corr["pooled"], 2), "within": round(corr["within"], 2),
+                                      "points": corr["points"]}
+    lines.append(f"- A checkpoint's in-task accuracy barely predicts its NDCG: Spearman {corr['within']:.2f} within a target "
+                 f"({corr['pooled']:.2f} pooled) over {corr['points']} checkpoint × target points.")
+    hybrid = results.get(HYBRID)
+    if hybrid:
+        figs["hybrid"] = round(hybrid["ndcg"], 3)
+        lines.append(f"- Summing BitFit's and TextEmb's centred cosines (exploratory, not a product option) scores "
+                     f"{hybrid['ndcg']:.3f}.")
+    core = {method: next((r["core10"]["ndcg"] for lbl, r in pools.items() if f"[{method}]" in lbl and lbl.endswith(sim)), None)
+            for method, sim in ((DEFAULT_METHOD, "cosine"), ("textemb", "centered"), ("taskemb", "cosine"))}
+    if all(v is not None for v in core.values()):
+        figs["core10_pool"] = {k: round(v, 3) for k, v in core.items()}
+        lines.append(f"- With only the 10 `core10` tasks as sources (seed-0 embeddings): BitFit {core[DEFAULT_METHOD]:.3f}, "
+                     f"TextEmb {core['textemb']:.3f}, TaskEmb {core['taskemb']:.3f} NDCG.")
+    mismatch_file = RESULTS / "recipe_mismatch.json"
+    if mismatch_file.is_file():
+        mm = json.loads(mismatch_file.read_text())["methods"].get(DEFAULT_METHOD)
+        if mm:
+            figs["recipe_mismatch"] = mm
+            early, late = mm["ndcg"].get("step 10 of 100"), mm["ndcg"].get("step 500 of 500")
+            own10, own100 = mm["own_entry_rank"].get("step 10 of 100"), mm["own_entry_rank"].get("step 100 of 100")
+            parts = []
+            if early:
+                parts.append(f"a target taken at step 10 ranks the step-100 sources at {early['ndcg']:.3f} NDCG against "
+                             f"{early['ndcg_matched']:.3f} matched ({early['delta']:+.3f} ± {early['delta_se']:.3f}, "
+                             f"{early['targets']} targets)")
+            if late:
+                parts.append(f"one tuned 500 steps {late['delta']:+.3f} ± {late['delta_se']:.3f} ({late['targets']} targets)")
+            if own10 and own100:
+                parts.append(f"a fresh run of a registry task finds its own entry at mean rank {own10['mean']:.1f} from "
+                             f"step 10, {own100['mean']:.1f} with the registry's recipe")
+            lines.append("- Recipe mismatch (`benchmarks/recipe_mismatch.py`, BitFit): " + "; ".join(parts) + ". "
+                         "`rank` warns about it and `rank --strict` refuses it.")
+    old = [m for m in peft_folders() if old_sketch(m)]
+    figs["old_sketch_folders"] = old
+    if old:
+        lines.append(f"- Still on the first, biased LoRA sketch (not re-tuned yet, labelled so in RESULTS.md): "
+                     f"{', '.join(f'`{m}`' for m in old)}.")
+    return "\n".join(table + lines) + "\n", figs
+
+
+def write_readme(snippets: dict[str, str], figures: dict) -> None:
+    """Write the snippets and the figures file, and refresh the README's generated blocks."""
+    for name, text in snippets.items():
+        SNIPPETS[name].write_text(text)
+    FIGURES_FILE.write_text(json.dumps(figures, indent=1, sort_keys=True, default=float) + "\n")
+    text = README.read_text()
+    updated = text
+    for name, body in snippets.items():
+        updated = replace_block(updated, name, body)
+    if updated != text:
+        README.write_text(updated)
 
 
 if __name__ == "__main__":
