@@ -214,6 +214,18 @@ def test_uploaded_csv_is_tuned_with_the_registry_recipe_and_ranks_its_own_task_f
     assert recorded["extra"]["recipe"]["max_steps"] == 20  # the registry's recipe, not the CLI's default
 
 
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_jsonl_and_parquet_files_rank_like_the_csv(toy, tmp_path, suffix):
+    import pandas as pd
+
+    frame = pd.read_csv(toy["csv"])
+    path = tmp_path / f"reviews.{suffix}"
+    frame.to_json(path, orient="records", lines=True) if suffix == "jsonl" else frame.to_parquet(path)
+    state = handlers.RegistryState(None, "toy", AutoSourceSelector.from_local(toy["registry"]))
+    answer = handlers.rank_data(state, _config(toy), str(path), text_column="review", label_column="stars", top_k=3)
+    assert answer.ok and answer.ranking.names[0] == "toy-sentiment", answer.message
+
+
 def test_one_tuning_runs_at_a_time_and_the_next_waits_in_the_queue_with_its_position(served, toy, monkeypatch):
     from gradio_client.utils import Status
 
@@ -230,17 +242,19 @@ def test_one_tuning_runs_at_a_time_and_the_next_waits_in_the_queue_with_its_posi
     client = served["client"]
     jobs = [client.submit(handle_file(str(toy["csv"])), "", None, "train", "review", "", "stars", *FILTERS,
                           api_name="/rank_data") for _ in range(2)]
-    positions = set()
+    positions, progress = set(), set()
     while not all(job.done() for job in jobs):
         for job in jobs:
             status = job.status()
             if status.code == Status.IN_QUEUE and status.rank is not None:
                 positions.add(status.rank)
+            progress |= {p.desc or "" for p in status.progress_data or []}
         time.sleep(0.05)
     assert [_sources(job.result())[0] for job in jobs] == ["toy-sentiment", "toy-sentiment"]
     (_, first_end), (second_start, _) = sorted(spans)
     assert first_end <= second_start  # never two tunings at once
     assert positions, "the waiting job never reported its place in the queue"
+    assert any(desc.startswith("tune reviews (bitfit)") for desc in progress), progress  # the live tuning bar
 
 
 def test_hub_dataset_id_is_loaded_with_datasets_and_ranks_its_own_task_first(served):

@@ -138,7 +138,7 @@ def similarity_heatmap(names: list[str], matrix: np.ndarray, title: str):
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if matrix[i, j] < 0.6 else "black")
     fig.colorbar(image, ax=ax, shrink=0.8, label="cosine")
-    ax.set_title(title, fontsize=10)
+    fig.suptitle(title, fontsize=10)  # over the whole figure: an axes title is clipped beside the colour bar
     return fig
 
 

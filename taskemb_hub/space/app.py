@@ -21,9 +21,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from ..selector import AutoSourceSelector  # noqa: E402
 from . import _handlers as h  # noqa: E402
-from ._uploads import DATA_SUFFIXES  # noqa: E402
+from ._uploads import DATA_SUFFIXES, _mb  # noqa: E402
 
 TITLE = "taskemb-hub: which source task should I train on first?"
+MAX_LISTED = 2000  # registry entries offered in the page's dropdown
 
 
 def _recipe_text(state: h.RegistryState) -> str:
@@ -93,7 +94,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
             with gr.Tab("Your data", id="data"):
                 gr.Markdown(
                     f"Your data is tuned with **the same recipe as the registry** ({recipe}), so its embedding "
-                    f"is comparable with the registry's. Limits: {limits.max_file_bytes // (1024 * 1024)} MB per "
+                    f"is comparable with the registry's. Limits: {_mb(limits.max_file_bytes)} per "
                     f"file, {limits.min_rows}–{limits.max_rows:,} rows. One tuning runs at a time; others wait "
                     "in a queue and see their position.")
                 with gr.Row():
@@ -120,8 +121,11 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                     adapter_zip = gr.File(label="…or an adapter folder as .zip", file_types=[".zip"], type="filepath")
                 adapter_button = gr.Button("Rank", variant="primary", elem_id="rank-adapter")
             with gr.Tab("Registry task", id="registry"):
-                entry = gr.Dropdown(names, value=names[0] if names else None, label="registry task (left out of the "
-                                    "sources)", allow_custom_value=True)
+                # A large registry (an index of the Hub) lists its first entries; any other name can be typed.
+                entry = gr.Dropdown(names[:MAX_LISTED], value=names[0] if names else None, allow_custom_value=True,
+                                    label="registry task (left out of the sources)" + (
+                                        f"; {len(names):,} entries, the first {MAX_LISTED:,} listed, type any name"
+                                        if len(names) > MAX_LISTED else ""))
                 registry_button = gr.Button("Rank", variant="primary", elem_id="rank-registry")
             with gr.Tab("Registry status", id="status"):
                 status = gr.Markdown()
@@ -222,7 +226,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                          if base in (None, "", h.ANY, g["base_model"]) and meth in (None, "", h.ANY, g["method"])
                          for i in g["members"]]
             return (gr.update(choices=bases_now), gr.update(choices=methods_now),
-                    gr.update(choices=names_now))
+                    gr.update(choices=names_now[:MAX_LISTED]))
 
         for trigger in (base_model.change, method.change):
             trigger(update_choices, [base_model, method], [base_model, method, entry], api_visibility="private")
@@ -245,6 +249,8 @@ def launch(registry: str = "default", *, host: str = "127.0.0.1", port: int | No
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "urllib3"):  # one line per HTTP request otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     config = config or h.SpaceConfig()
     app = build_app(selector, registry=registry, config=config)
     launch_kwargs.setdefault("max_file_size", 2 * config.limits.max_file_bytes)
