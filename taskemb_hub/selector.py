@@ -331,7 +331,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             rows.append({"rank": rank, "source": e.name, "task": e.embedding.task, "score": round(float(scores[j]), 6),
                          "method": e.embedding.method, "step": e.embedding.step, "train_size": e.embedding.train_size,
                          "metric": metric})
-        warnings = _comparison_warnings(target, [e.embedding for e, h in zip(self.entries, self._hashes)
+        warnings = _comparison_warnings(target, [e.info for e, h in zip(self.entries, self._hashes)
                                                  if h == target_hash and e.name not in exclude], strict)
         return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity, warnings=warnings)
 

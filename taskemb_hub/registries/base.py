@@ -22,16 +22,26 @@ class RegistryEntry:
         location: where it lives: a folder, or `repo_id@sha` on the Hub.
         signature_hash: the embedding's signature hash, when known without loading it.
         load: a callable returning the `TaskEmbedding`, for lazy entries.
+        info: a callable returning the embedding's metadata without its vector (an object with
+            `task`, `method`, `step`, `train_size`, `metrics`, `extra`), for lazy entries.
     """
 
-    __slots__ = ("name", "location", "_embedding", "_load", "_signature_hash")
+    __slots__ = ("name", "location", "_embedding", "_load", "_signature_hash", "_info")
 
     def __init__(self, name: str, embedding: TaskEmbedding | None = None, location: str = "", *,
-                 signature_hash: str | None = None, load: Callable[[], TaskEmbedding] | None = None):
+                 signature_hash: str | None = None, load: Callable[[], TaskEmbedding] | None = None,
+                 info: Callable[[], object] | None = None):
         if embedding is None and load is None:
             raise ValueError("A RegistryEntry needs an embedding or a load() callable.")
         self.name, self.location = name, location
-        self._embedding, self._load, self._signature_hash = embedding, load, signature_hash
+        self._embedding, self._load, self._signature_hash, self._info = embedding, load, signature_hash, info
+
+    @property
+    def info(self):
+        """The embedding's metadata (task, method, step, train_size, metrics, extra), without loading its vector."""
+        if self._embedding is None and self._info is not None:
+            return self._info()
+        return self.embedding
 
     @property
     def embedding(self) -> TaskEmbedding:

@@ -20,6 +20,7 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -149,8 +150,9 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
                                 f"{shard['dim']} values. Rebuild the index.")
         start = len(entries)
         for i, row in enumerate(rows):
+            load = _loader(row, shard, unit, norms, i)
             entries.append(RegistryEntry(row["name"], location=f"{row['name']}@{row['sha']}" if row["sha"] else row["name"],
-                                         signature_hash=sig, load=_loader(row, shard, unit, norms, i)))
+                                         signature_hash=sig, load=load, info=load.info))
             if row["sha"]:
                 shas[row["name"]] = row["sha"]
         groups[sig] = VectorGroup(rows=list(range(start, len(entries))), unit=unit, norms=norms.float(),
@@ -159,12 +161,17 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
 
 
 def _loader(row: dict, shard: dict, unit: torch.Tensor, norms: torch.Tensor, i: int):
-    def load() -> TaskEmbedding:
+    def fields() -> dict[str, Any]:
         extra = {k: v for k, v in (("recipe", json.loads(row["recipe"] or "null")), ("license", row["license"]))
                  if v is not None}
-        return TaskEmbedding(vector=unit[i].float() * norms[i].float(), task=row["task"], base_model=row["base_model"],
-                             method=row["method"], signature=shard["signature"], step=row["step"],
-                             train_size=row["train_size"], metrics=json.loads(row["metrics"] or "{}"), extra=extra)
+        return dict(task=row["task"], base_model=row["base_model"], method=row["method"], signature=shard["signature"],
+                    step=row["step"], train_size=row["train_size"], metrics=json.loads(row["metrics"] or "{}"),
+                    extra=extra)
+
+    def load() -> TaskEmbedding:
+        return TaskEmbedding(vector=unit[i].float() * norms[i].float(), **fields())
+
+    load.info = lambda: SimpleNamespace(**fields())
     load.stored_row = (unit[i], norms[i])
     return load
 
