@@ -207,6 +207,7 @@ def test_uploaded_csv_is_tuned_with_the_registry_recipe_and_ranks_its_own_task_f
     assert [r["source"] for r in downloaded] == _sources(result)
     payload = json.loads(Path(json_path).read_text())
     assert payload["target"] == "reviews" and [r["source"] for r in payload["ranking"]] == _sources(result)
+    assert all(f"⚠️ {w}" in message for w in payload["warnings"])  # the ranking's warnings reach the page
     with zipfile.ZipFile(embedding_zip) as archive, archive.open("taskemb.json") as meta:
         assert sorted(archive.namelist()) == ["taskemb.json", "taskemb.safetensors"]
         recorded = json.load(meta)

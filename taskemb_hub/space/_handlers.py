@@ -364,6 +364,8 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
         message += f" Signature `{target_hash}`: {group['entries']} entries of the registry share this space."
     if note:
         message += " " + note
+    for warning in getattr(ranking, "warnings", None) or []:  # recipe mismatch, a target that learned nothing
+        message += f"\n\n⚠️ {warning}"
     return Answer(message=message, rows=rows, ranking=ranking, bar=bar, map=emb_map, heatmap=heatmap,
                   csv_path=str(csv_path), json_path=str(json_path), embedding_path=str(embedding_path))
 
