@@ -397,6 +397,25 @@ def test_an_unexpected_exception_is_logged_and_shown(served, monkeypatch, caplog
     assert _sources(served["client"].predict("toy-pair", *FILTERS, api_name="/rank_registry"))
 
 
+def test_hub_entries_link_to_their_repo_and_dataset_and_local_paths_are_never_shown(toy):
+    local = AutoSourceSelector.from_local(toy["registry"])
+    entries = []
+    for entry in local.entries:
+        embedding = TaskEmbedding.load(toy["registry"] / entry.name)
+        if entry.name == "toy-city":  # as read from the Hub: location repo@sha, data from a Hub dataset
+            embedding.extra["source"] = "carol/cities"
+            entries.append(RegistryEntry("alice/toy-city", embedding, "alice/toy-city@" + "0" * 40))
+        else:
+            entries.append(RegistryEntry(entry.name, embedding, str(toy["registry"] / entry.name)))
+    state = handlers.RegistryState(None, "mixed", AutoSourceSelector(entries))
+    answer = handlers.rank_registry(state, _config(toy, hub_endpoint="https://hub.example"), "toy-pair", top_k=5)
+    by_source = {row[1]: row for row in answer.rows}
+    linked = by_source["[alice/toy-city](https://hub.example/alice/toy-city)"]
+    assert linked[2] == "[carol/cities](https://hub.example/datasets/carol/cities)"
+    assert by_source["toy-sentiment"][2] == "toy-sentiment"  # a local entry: plain names, no server path
+    assert str(toy["root"]) not in json.dumps(answer.rows) + Path(answer.csv_path).read_text()
+
+
 # ---- registry refresh: in the background, queries never wait ------------------------------------------
 def test_refresh_builds_a_new_registry_in_the_background_while_queries_use_the_old_one(toy):
     release = threading.Event()
