@@ -2,7 +2,8 @@
 
 Locally: `taskemb-hub space` (same app). On a Space, set the variable `TASKEMB_REGISTRY` to any
 registry string `taskemb-hub rank --registry` takes (`default`, a folder, `hub`, ...); default:
-the registry packaged with taskemb-hub.
+the registry packaged with taskemb-hub. `TASKEMB_REFRESH_MINUTES` rebuilds it in the background
+that often (new Hub adapters appear without a restart).
 """
 
 from __future__ import annotations
@@ -15,5 +16,9 @@ from taskemb_hub.space import launch  # noqa: E402
 
 if __name__ == "__main__":
     # A Space routes traffic to 0.0.0.0:7860; locally this binds the same port on all interfaces.
+    from taskemb_hub.space import SpaceConfig
+
+    minutes = float(os.environ.get("TASKEMB_REFRESH_MINUTES", "0") or 0)
     launch(os.environ.get("TASKEMB_REGISTRY", "default"), host=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-           port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+           port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+           config=SpaceConfig(refresh_every_s=minutes * 60 or None))

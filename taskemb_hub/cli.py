@@ -218,7 +218,9 @@ def cmd_space(args) -> int:
 
     limits = UploadLimits(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_rows=args.max_rows)
     paths = {canonical_model_id(p): p for p in args.base_model_path or []}
-    launch(args.registry, host=args.host, port=args.port, config=SpaceConfig(limits=limits, base_model_paths=paths))
+    refresh = args.refresh_minutes * 60 if args.refresh_minutes else None
+    launch(args.registry, host=args.host, port=args.port,
+           config=SpaceConfig(limits=limits, base_model_paths=paths, refresh_every_s=refresh))
     return 0
 
 
@@ -391,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-mb", type=float, default=20.0, help="largest upload accepted (default: 20)")
     p.add_argument("--max-rows", type=int, default=100_000, help="most rows of a data file (default: 100000)")
     p.add_argument("--base-model-path", action="append", help="a local copy of the registry's base model (repeatable)")
+    p.add_argument("--refresh-minutes", type=float, default=None,
+                   help="rebuild the registry in the background this often (default: only from the status tab)")
     return parser
 
 

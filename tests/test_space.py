@@ -463,6 +463,22 @@ def test_a_failed_refresh_keeps_serving_the_old_registry(toy):
     assert "**3 entries**" in status and "The last refresh failed (OSError: Hub unreachable)" in status
 
 
+def test_the_registry_can_refresh_itself_on_a_timer(toy):
+    loads = []
+
+    def load():
+        loads.append(time.time())
+        return AutoSourceSelector.from_local(toy["registry"])
+
+    state = handlers.RegistryState(load, "timer")
+    stop = state.refresh_every(0.2)
+    deadline = time.time() + 30
+    while len(loads) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    assert len(loads) >= 3 and "**3 entries**" in handlers.registry_status(state)[0]
+
+
 def test_refresh_endpoint_through_the_client(toy):
     folder = toy["root"] / "refreshable"
     shutil.copytree(toy["registry"], folder)

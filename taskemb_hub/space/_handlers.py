@@ -54,6 +54,8 @@ class SpaceConfig:
         hub_endpoint: Hub URL used for links and adapter downloads (default: `HF_ENDPOINT`).
         work_dir: where answers' download files are written (a temp folder by default);
             folders older than `keep_files_s` are removed as new answers come.
+        refresh_every_s: rebuild the registry in the background this often (None: only when
+            asked on the Registry status tab).
     """
 
     limits: UploadLimits = field(default_factory=UploadLimits)
@@ -63,6 +65,7 @@ class SpaceConfig:
     hub_endpoint: str | None = None
     work_dir: str | None = None
     keep_files_s: float = 3600.0
+    refresh_every_s: float | None = None
 
 
 @dataclass
@@ -162,6 +165,17 @@ class RegistryState:
             self._thread = threading.Thread(target=self._refresh, name="registry-refresh", daemon=True)
             self._thread.start()
         return True
+
+    def refresh_every(self, seconds: float) -> threading.Event:
+        """Refresh in the background every `seconds` (e.g. to pick up new Hub adapters); set the returned event to stop."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.wait(seconds):
+                self.refresh()
+
+        threading.Thread(target=loop, name="registry-auto-refresh", daemon=True).start()
+        return stop
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until a running refresh ends (for tests and scripts)."""

@@ -69,6 +69,8 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
 
         load = None if selector is not None else (lambda: _selector(registry, None))
         state = h.RegistryState(load, "in-memory selector" if selector is not None else registry, selector=selector)
+    if config.refresh_every_s and state._load is not None:
+        state.refresh_every(config.refresh_every_s)
     bases, methods, names = h.filter_choices(state)
     limits = config.limits
     recipe = _recipe_text(state)
