@@ -12,6 +12,8 @@ from taskemb_hub.recipe import (RecipeMismatchError, learning_warning, recipe_di
 from taskemb_hub.registries.local import LocalRegistry
 from taskemb_hub.selector import AutoSourceSelector
 
+from conftest import DATA_DIR, needs_data
+
 REGISTRY_RECIPE = TuningConfig(method="bitfit", max_steps=100, max_train_examples=1000).recipe(100)
 
 
@@ -130,3 +132,18 @@ def test_cli_rank_warns_and_strict_exits_2(capsys, tiny_bert, sentiment_task, tm
     out = capsys.readouterr()
     assert code == 2 and out.out == ""
     assert out.err.startswith("error: Recipe mismatch") and out.err.count("\n") == 1
+
+
+@needs_data
+def test_a_ten_step_target_on_all_rows_is_flagged_against_the_packaged_registry():
+    """The issue's case: rotten_tomatoes tuned 10 steps on all its rows, ranked against the 100-step, 1,000-row registry."""
+    from taskemb_hub import load_task
+
+    task = load_task(DATA_DIR / "rotten_tomatoes")
+    target = tune(task, TuningConfig(max_steps=10, eval_examples=0), None, progress=False)[-1].embedding
+    selector = AutoSourceSelector.from_default()
+    ranking = selector.rank(target)
+    assert any(w.startswith("Recipe mismatch") and "max_steps 10 vs 100" in w and "max_train_examples all vs 1000" in w
+               for w in ranking.warnings)
+    with pytest.raises(RecipeMismatchError):
+        selector.rank(target, strict=True)
