@@ -298,6 +298,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         elif not isinstance(target, TaskEmbedding):
             target = load_embedding(target)
 
+        target.check_usable()  # a zero vector would rank every source at cosine 0, in arbitrary order
         skipped = list(self.skipped)
         target_hash = target.signature_hash
         for e, h in zip(self.entries, self._hashes):
