@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 _BLOCK_ROWS = 4096  # float16 rows are converted to float32 this many at a time
+_FLOAT32_COPY_BYTES = 512 * 2**20  # below this, a float16 matrix gets one float32 copy (faster products)
 _EPS = 1e-12
 
 
@@ -49,6 +50,8 @@ class VectorGroup:
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """`unit @ v` in float32, in blocks when the matrix is stored in a narrower type."""
         v = v.float()
+        if self.unit.dtype != torch.float32 and self.unit.numel() * 4 <= _FLOAT32_COPY_BYTES:
+            self.unit = self.unit.float()  # small enough: convert once instead of on every query
         if self.unit.dtype == torch.float32:
             return self.unit @ v
         out = torch.empty(len(self), dtype=torch.float32)

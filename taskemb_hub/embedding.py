@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .adapters import AdapterFiles, read_adapter
 from .base_model import canonical_model_id
@@ -174,8 +174,8 @@ class TaskEmbedding:
         """Write `taskemb.safetensors` and `taskemb.json` into `folder` (atomically: no half-written files)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / EMBEDDING_NAME, lambda p: save_file(
-            {"embedding": self.vector.contiguous()}, p, metadata={"format": FORMAT_VERSION, "signature_hash": self.signature_hash}))
+        _atomic_write(folder / EMBEDDING_NAME, lambda p: Path(p).write_bytes(_safetensors_bytes(
+            self.vector, {"format": FORMAT_VERSION, "signature_hash": self.signature_hash})))
         _atomic_write(folder / METADATA_NAME, lambda p: Path(p).write_text(json.dumps(self.metadata(), indent=2)))
         return folder
 
@@ -207,6 +207,23 @@ def default_mode(directory: bool = False) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return (0o777 if directory else 0o666) & ~umask
+
+
+def _safetensors_bytes(vector: torch.Tensor, metadata: dict[str, str]) -> bytes:
+    """A one-tensor safetensors file with a key-sorted header.
+
+    `safetensors.save_file` writes its metadata in hash-map order, which changes from process to
+    process: the same embedding saved twice gave different bytes, so re-publishing identical content
+    made a new Hub commit. The format is an 8-byte header length, the JSON header, then the data.
+    """
+    import struct
+
+    data = vector.detach().to(torch.float32).contiguous().cpu().numpy().tobytes()
+    header = {"__metadata__": dict(sorted(metadata.items())),
+              "embedding": {"dtype": "F32", "shape": [int(vector.numel())], "data_offsets": [0, len(data)]}}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    return struct.pack("<Q", len(text)) + text + data
 
 
 def _atomic_write(target: Path, write) -> None:

@@ -105,6 +105,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         self._groups: dict[str, VectorGroup] = dict(groups or {})
         self._unusable: dict[str, list[tuple[str, str]]] = {}
         self.sync_report = None  # set by from_hub: what the sync did
+        self._info_cache: dict[str, list[tuple[str, object]]] = {}
 
     # ---- constructors ------------------------------------------------------------------
     @classmethod
@@ -244,6 +245,13 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         return cls(contents.entries, skipped=skipped, groups=contents.groups, **kwargs)
 
     # ---- ranking -----------------------------------------------------------------------
+    def _infos(self, signature_hash: str) -> list[tuple[str, object]]:
+        """(name, metadata without the vector) of the entries of a signature, read once per selector."""
+        if signature_hash not in self._info_cache:
+            self._info_cache[signature_hash] = [(e.name, e.info) for e, h in zip(self.entries, self._hashes)
+                                                if h == signature_hash]
+        return self._info_cache[signature_hash]
+
     def _group(self, signature_hash: str) -> VectorGroup | None:
         """The matrix of the entries sharing a signature, built once and reused.
 
@@ -332,8 +340,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             rows.append({"rank": rank, "source": e.name, "task": e.embedding.task, "score": round(float(scores[j]), 6),
                          "method": e.embedding.method, "step": e.embedding.step, "train_size": e.embedding.train_size,
                          "metric": metric})
-        warnings = _comparison_warnings(target, [e.info for e, h in zip(self.entries, self._hashes)
-                                                 if h == target_hash and e.name not in exclude], strict)
+        warnings = _comparison_warnings(target, [info for name, info in self._infos(target_hash) if name not in exclude],
+                                        strict)
         return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity, warnings=warnings)
 
 

@@ -124,6 +124,7 @@ def test_no_local_path_reaches_the_hub(hub, runs, tiny_bert, tmp_path):
 
 
 def test_republishing_identical_content_makes_no_new_commit(hub, runs):
+    # (safetensors wrote its metadata in hash-map order, different in every process: embedding.py now sorts it)
     first = publish(runs["lora", "toy-qa"].path, "alice/qa", endpoint=hub.endpoint, base_model_id=BASE)
     sha = hub.state.repo("alice/qa").sha
     again = publish(runs["lora", "toy-qa"].path, "alice/qa", endpoint=hub.endpoint, base_model_id=BASE)
@@ -356,3 +357,49 @@ def test_tune_pushes_each_checkpoint_to_a_branch_and_the_last_to_main(hub, tiny_
     assert step("step-2") == 2 and step("step-4") == 4 and step("main") == 4
     with pytest.raises(RegistryError, match="repo id"):
         TuningConfig(push_to_hub="no good id//")
+
+
+def test_from_hub_with_an_index_reads_only_the_repos_newer_than_it(hub, runs):
+    _publish_all(hub, runs, "bitfit")
+    build_index("alice/idx", endpoint=hub.endpoint)
+    publish(runs["bitfit", "target"].path, "bob/newer", endpoint=hub.endpoint, base_model_id=BASE)
+    hub.stats.reset()
+    selector = AutoSourceSelector.from_hub(index="alice/idx")
+    assert sorted(e.name for e in selector.entries) == ["alice/toy-qa-bitfit", "alice/toy-sentiment-bitfit", "bob/newer"]
+    assert {d[1] for d in hub.stats.downloads if d[0] == "model"} == {"bob/newer"}
+    assert selector.sync_report.reused == 2 and selector.sync_report.fetched == 1
+
+
+def test_a_server_that_is_down_is_one_clear_error(monkeypatch, tmp_path, capsys):
+    import socket
+
+    from huggingface_hub import constants
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    import time
+
+    from huggingface_hub.utils import _http
+    monkeypatch.setattr(_http, "time", _QuickSleep(time))
+    with pytest.raises(RegistryError, match="cannot connect|Cannot list"):
+        AutoSourceSelector.from_hub()
+    assert main(["rank", "--registry", "hub", "--target", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_an_unreadable_metadata_file_is_reported_with_its_reason(hub, runs):
+    good = public_base_model(runs["bitfit", "toy-sentiment"].embedding, BASE)
+    files = _entry_files(good)
+    _upload(hub, "alice/good", files)
+    _upload(hub, "alice/badjson", files | {"taskemb.json": b"{not json"})
+    _upload(hub, "alice/nosig", files | {"taskemb.json": json.dumps({"task": "x", "method": "bitfit"}).encode()})
+    selector = AutoSourceSelector.from_hub()
+    reasons = dict(selector.skipped)
+    assert [e.name for e in selector.entries] == ["alice/good"]
+    assert "not valid JSON" in reasons["alice/badjson"] and "no signature" in reasons["alice/nosig"]

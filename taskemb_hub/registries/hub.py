@@ -65,7 +65,8 @@ class SyncReport:
     Args:
         listed: repos the listing returned (after filters).
         reused: entries taken as they were (unchanged commit in a given index).
-        fetched: entries read from the Hub or the cache.
+        cached: entries taken from the last sync's parsed copy (unchanged commit; no file read).
+        fetched: entries read from the Hub or the HF cache.
         failed: repos that could not be read, with the reason (also in `HubRegistry.skipped`).
         seconds: wall time of the sync.
         source: `hub`, or `cache` when the listing came from the last sync.
@@ -74,6 +75,7 @@ class SyncReport:
 
     listed: int = 0
     reused: int = 0
+    cached: int = 0
     fetched: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
@@ -82,7 +84,7 @@ class SyncReport:
     synced_at: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"listed": self.listed, "reused": self.reused, "fetched": self.fetched, "seconds": round(self.seconds, 3),
+        return {"listed": self.listed, "reused": self.reused, "cached": self.cached, "fetched": self.fetched, "seconds": round(self.seconds, 3),
                 "source": self.source, "note": self.note, "synced_at": self.synced_at,
                 "failed": [{"repo": r, "reason": why} for r, why in self.failed]}
 
@@ -191,21 +193,27 @@ class HubRegistry(Registry):
             report.source, report.note = "cache", f"{reason}; serving the last sync from the cache"
             offline = True
         report.listed = len(refs)
+        local = self._load_local()
         out: list[RegistryEntry] = []
         todo = []
         for ref in refs:
-            known = self.known.get(ref.repo_id)
+            known, cached = self.known.get(ref.repo_id), local.get(ref.repo_id)
             if known is not None and known[0] == ref.sha:
                 out.append(known[1])
                 report.reused += 1
+            elif cached is not None and cached[0] == ref.sha:
+                out.append(cached[1])
+                report.cached += 1
             else:
                 todo.append(ref)
         fetched, failed = self._fetch_all(todo, local_only=offline)
-        out += fetched
+        out = sorted(out + fetched, key=lambda e: e.name)
+        if fetched or {e.name for e in out} != set(local):
+            self._store_local(out)
         report.fetched, report.failed = len(fetched), failed
         report.seconds = time.monotonic() - start
         self.skipped, self.report = list(failed), report
-        return sorted(out, key=lambda e: e.name)
+        return out
 
     def _fetch_all(self, refs: list[RepoRef], *, local_only: bool) -> tuple[list[RegistryEntry], list[tuple[str, str]]]:
         entries, failed = [], []
@@ -297,6 +305,45 @@ class HubRegistry(Registry):
                     raise EntryFailure(_describe_error(err, name)) from err
                 time.sleep(wait)
 
+    # ---- the last sync's parsed entries: a re-sync reads one memory-mapped index, not every file ----
+    def _local_index_dir(self) -> Path:
+        return self._manifest_path().with_suffix("")
+
+    def _load_local(self) -> dict[str, tuple[str, RegistryEntry]]:
+        from .index import read_index
+
+        folder = self._local_index_dir()
+        try:
+            with _lock(folder):
+                contents = read_index(folder)
+        except Exception:  # absent, or from another version: the files in the HF cache are the truth
+            return {}
+        return {e.name: (contents.shas[e.name], e) for e in contents.entries if e.name in contents.shas}
+
+    def _store_local(self, entries: list[RegistryEntry]) -> None:
+        """Write the parsed entries next to the HF cache (float32: exactly what was read), swapped in atomically."""
+        import shutil
+
+        import torch
+
+        from .index import write_index
+
+        folder = self._local_index_dir()
+        staging = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            write_index(entries, staging, source={"endpoint": self.endpoint, "tag": self.tag}, dtype=torch.float32)
+            with _lock(folder):
+                old = folder.with_name(f"{folder.name}.{os.getpid()}.old")
+                if folder.exists():
+                    os.replace(folder, old)
+                os.replace(staging, folder)
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass  # a read-only cache only costs the next sync its speed
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     # ---- the last listing, for offline use ------------------------------------------------
     def _manifest_path(self) -> Path:
         from huggingface_hub import constants
@@ -321,6 +368,13 @@ class HubRegistry(Registry):
 
 class _ListingUnavailable(Exception):
     pass
+
+
+def _lock(folder: Path):
+    from filelock import FileLock
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder) + ".lock", timeout=60)
 
 
 # ---- reading one entry ----------------------------------------------------------------------
@@ -420,15 +474,14 @@ def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision
 
 
 def _root_cause(err: BaseException) -> BaseException:
-    """The client wraps a failed HEAD in "cannot find the file in the cache": the cause is the real reason."""
-    seen = set()
-    while (err.__cause__ or err.__context__) is not None and id(err) not in seen:
-        seen.add(id(err))
-        from huggingface_hub.errors import LocalEntryNotFoundError
+    """The client wraps a failed HEAD in "cannot find the file in the cache": its cause is the real reason."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
-        if not isinstance(err, LocalEntryNotFoundError) and not isinstance(err, EntryFailure):
+    for _ in range(5):
+        inner = err.__cause__ or err.__context__
+        if not isinstance(err, LocalEntryNotFoundError) or inner is None:
             break
-        err = err.__cause__ or err.__context__
+        err = inner
     return err
 
 
