@@ -282,7 +282,12 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     if head_params:
         groups.append({"params": head_params, "lr": config.head_learning_rate if config.method != "full" else body_lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * config.max_steps), config.max_steps)
+    # Accelerate's prepared scheduler steps once per process at every optimizer step (it assumes the
+    # schedule counts per-process batches), so a schedule of `max_steps` would reach zero after
+    # max_steps / N steps under N processes: count the schedule in per-process steps.
+    n_proc = accelerator.num_processes
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * config.max_steps) * n_proc,
+                                                config.max_steps * n_proc)
 
     wrapped = TaskModel(model, config.method)
     wrapped, optimizer, train_loader, scheduler = accelerator.prepare(wrapped, optimizer, train_loader, scheduler)
@@ -324,6 +329,8 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
         output_dir.mkdir(parents=True, exist_ok=True)
         run = {"task": task.name, "base_model": model_id, "config": asdict(config), "train_size": len(train_rows),
                "seconds": round(elapsed, 2), "examples_per_second": round(examples / max(elapsed, 1e-9), 2),
+               "optimizer_steps": step, "processes": accelerator.num_processes,
+               "final_learning_rates": [float(lr) for lr in scheduler.get_last_lr()],
                "checkpoints": [{"step": c.step, "metrics": c.metrics} for c in checkpoints]}
         (output_dir / "run.json").write_text(json.dumps(run, indent=2))
         if config.push_to_hub and checkpoints and checkpoints[-1].path is not None:
