@@ -4,8 +4,11 @@ For each source: fine-tune the base model on it and keep its body. For each targ
 from each source's body and from the plain base model, and record the target's test metric.
 Each finished run is one JSON line; a restart skips the runs already in the file, so the grid
 can be spread over sessions and machines (a GPU one runs the same code). Several workers may share
-one results file and work folder: each re-reads the file before a run and claims the cell with a
-lock file first, so no cell runs twice (a claim whose process died is taken over).
+one results file and work folder: each re-reads the file before a run and claims the cell first,
+so no cell runs twice (a claim whose process died is taken over). Every claim, take-over, release
+and result append happens under one `filelock` lock, so a claim is never seen half-written and two
+workers never take over the same dead claim; a torn line (a worker killed mid-write) is skipped
+with a warning instead of stopping every worker.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -67,15 +71,44 @@ def _steps(rows: int, epochs: int, batch: int) -> int:
     return epochs * math.ceil(rows / batch)
 
 
-def _done(results: Path, recipe: dict) -> set[tuple]:
-    done = set()
+def _rows(results: Path) -> list[dict]:
+    """The result lines that parse; a torn line (a worker killed mid-write) is skipped, not fatal."""
+    rows = []
     if results.is_file():
-        for line in results.read_text().splitlines():
-            if line.strip():
+        for number, line in enumerate(results.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
                 row = json.loads(line)
-                if row.get("recipe") == recipe:
-                    done.add((row["source"], row["target"], row["seed"]))
-    return done
+            except json.JSONDecodeError:
+                warnings.warn(f"{results}:{number}: skipping a torn line (a worker stopped mid-write); "
+                              "its cell will run again.", stacklevel=2)
+                continue
+            if isinstance(row, dict) and {"source", "target", "seed"} <= set(row):
+                rows.append(row)
+    return rows
+
+
+def _done(results: Path, recipe: dict) -> set[tuple]:
+    return {(r["source"], r["target"], r["seed"]) for r in _rows(results) if r.get("recipe") == recipe}
+
+
+def _lock(claims: Path):
+    """The one lock under which claims are taken, taken over and released, and results appended."""
+    from filelock import FileLock
+
+    claims.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(claims.parent / f"{claims.name}.lock"), timeout=600)
+
+
+def _append(results: Path, row: dict) -> None:
+    """Append one line (under the lock); a torn last line is closed first so it cannot swallow this one."""
+    with results.open("ab+") as handle:
+        torn = False
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+        handle.write((b"\n" if torn else b"") + (json.dumps(row) + "\n").encode())
 
 
 def _alive(pid: int) -> bool:
@@ -89,28 +122,33 @@ def _alive(pid: int) -> bool:
 
 
 def _claim(path: Path, stale_after_s: float = 6 * 3600) -> bool:
-    """Atomically create `path` (O_EXCL); False when another live worker holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Claim a cell by writing `path`; False when another live worker holds it.
+
+    Under the claims lock: a claim file is written whole (temporary file + rename) and read whole,
+    and a dead holder's claim is replaced in the same locked step, so two workers can never both
+    take it over, and a claim being written is never mistaken for an expired one.
+    """
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
+    with _lock(path.parent):
+        if path.exists():
             try:
-                held = json.loads(path.read_text() or "{}")
+                held = json.loads(path.read_text())
             except (OSError, ValueError):
-                held = {}
+                held = {}  # unreadable (written by an older version): treat as stale only when old
             same_host = held.get("host") == me["host"]
             dead = same_host and not _alive(int(held.get("pid", -1)))
-            expired = not same_host and time.time() - float(held.get("started", 0)) > stale_after_s
-            if not (dead or expired):
+            age = time.time() - float(held.get("started", path.stat().st_mtime))
+            if not (dead or (not same_host and age > stale_after_s)):
                 return False
-            path.unlink(missing_ok=True)  # the holder died: take the cell over
-            continue
-        with os.fdopen(fd, "w") as handle:
-            json.dump(me, handle)
-        return True
-    return False
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(me))
+        os.replace(tmp, path)
+    return True
+
+
+def _release(path: Path) -> None:
+    with _lock(path.parent):
+        path.unlink(missing_ok=True)
 
 
 def _finetune(task, cfg: TransferConfig, seed: int, epochs: int) -> TuningConfig:
@@ -165,14 +203,14 @@ def run_transfer_matrix(cfg: TransferConfig, results: str | Path, work_dir: str 
                     continue
                 if (source_name, target_name, seed) in _done(results, recipe):
                     # Another worker finished the cell and released its claim between our read and our claim.
-                    claim.unlink(missing_ok=True)
+                    _release(claim)
                     continue
                 try:
                     row = _run_cell(cfg, recipe, source_name, target, target_name, metric, seed, work_dir, progress)
-                    with results.open("a") as handle:  # one short O_APPEND write: workers never interleave
-                        handle.write(json.dumps(row) + "\n")
+                    with _lock(claims):
+                        _append(results, row)
                 finally:
-                    claim.unlink(missing_ok=True)  # only after the line is in the file
+                    _release(claim)  # only after the line is in the file
                 log(f"{source_name:>22} -> {target_name:<22} seed {seed}: {metric} {row['score']:.4f} "
                     f"({row['seconds']}s)")
     return results
@@ -191,8 +229,8 @@ def _run_cell(cfg, recipe, source_name, target, target_name, metric, seed, work_
 
 
 def load_transfer_results(path: str | Path, recipe: dict | None = None) -> list[dict]:
-    rows = [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
-    return [r for r in rows if recipe is None or r["recipe"] == recipe]
+    """Every parseable run of a results file (torn lines skipped with a warning), optionally of one recipe."""
+    return [r for r in _rows(Path(path)) if recipe is None or r.get("recipe") == recipe]
 
 
 # A 10-task matrix spanning NLI/fact-checking, sentiment, dialogue and reasoning, run first;

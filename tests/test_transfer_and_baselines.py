@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 
 import pytest
 import torch
@@ -153,3 +154,52 @@ def test_a_cell_finished_just_before_our_claim_is_not_run_again(tiny_bert, task_
     assert sorted(line.split("->")[0].strip() for line in ran) == [BASE, "beta"]
     assert sorted(r["source"] for r in load_transfer_results(results)) == [BASE, "beta", "gamma"], "no duplicate row"
     assert not list((tmp_path / "work" / "claims").rglob("gamma--*")), "the claim is released"
+
+
+def test_a_torn_line_is_skipped_and_its_cell_runs_again(tiny_bert, task_dir, tmp_path):
+    # A worker killed mid-write leaves half a JSON line: every other worker used to stop on it (JSONDecodeError).
+    cfg = TransferConfig(tasks=["alpha", "beta"], targets=["alpha"], data_dir=str(task_dir), base_model=tiny_bert,
+                         train_examples=32, source_epochs=1, target_epochs=1, batch_size=16)
+    results = tmp_path / "matrix.jsonl"
+    row = {"source": BASE, "target": "alpha", "seed": 0, "metric": "accuracy", "score": 0.5, "recipe": cfg.recipe()}
+    results.write_text(json.dumps(row) + "\n" + '{"source": "beta", "target": "al')  # torn, no newline
+    with pytest.warns(UserWarning, match="torn line"):
+        run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=lambda _: None)
+    with pytest.warns(UserWarning, match="torn line"):
+        rows = load_transfer_results(results)
+    assert sorted(r["source"] for r in rows) == [BASE, "beta"], "the torn cell ran again, on a line of its own"
+
+
+def test_concurrent_claims_of_one_cell_have_exactly_one_winner(tmp_path):
+    import threading
+
+    import taskemb_hub.transfer as transfer
+
+    for trial in range(20):
+        claim = tmp_path / "claims" / f"cell{trial}.json"
+        if trial % 2:  # half the trials: the cell was held by a worker that died (dead pid on this host)
+            claim.parent.mkdir(parents=True, exist_ok=True)
+            claim.write_text(json.dumps({"pid": 2 ** 22 + 4321, "host": os.uname().nodename, "started": 0}))
+        wins, start = [], threading.Barrier(8)
+
+        def worker():
+            start.wait()
+            wins.append(transfer._claim(claim))
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert wins.count(True) == 1, (trial, wins)
+        assert json.loads(claim.read_text())["pid"] == os.getpid()
+
+
+def test_a_claim_being_written_is_not_taken_over(tmp_path):
+    # The old claim was created empty and filled afterwards; a reader in between took '{}' for an expired claim.
+    import taskemb_hub.transfer as transfer
+
+    claim = tmp_path / "claims" / "cell.json"
+    claim.parent.mkdir(parents=True)
+    claim.write_text("")  # what another worker's claim looked like between its create and its write
+    assert transfer._claim(claim) is False
