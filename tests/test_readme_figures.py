@@ -1,0 +1,102 @@
+"""Every figure the README quotes in its benchmark and evidence sections comes from `benchmarks/results`.
+
+`python benchmarks/report.py` writes them into the README's GENERATED blocks (and the same text into
+`benchmarks/results/readme_*.md`, with the figures in `readme_figures.json`). These tests fail when a
+block was edited by hand or went stale, when a figure disagrees with RESULTS.md or the benchmark JSON
+files, or when a figure is written outside the blocks.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import report  # noqa: E402
+
+README = (ROOT / "README.md").read_text()
+FIGURES = json.loads(report.FIGURES_FILE.read_text())
+RESULTS_MD = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+
+
+def table(text: str, header_start: str) -> dict[str, list[str]]:
+    """First cell -> the other cells, for the markdown table whose header starts with `header_start`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def section(text: str, start: str, end: str) -> str:
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+@pytest.mark.parametrize("name", sorted(report.SNIPPETS))
+def test_the_readme_blocks_are_the_generated_snippets(name):
+    block = report.read_block(README, name)
+    assert block is not None, f"README lost its GENERATED {name} markers"
+    assert block == report.SNIPPETS[name].read_text(), f"README's {name} block differs from the report's; rerun report.py"
+
+
+def test_the_benchmark_block_matches_the_benchmark_json_files():
+    text, figures = report.benchmark_table()
+    assert report.read_block(README, "benchmarks") == text
+    assert FIGURES["benchmarks"] == json.loads(json.dumps(figures))
+    cost = {r["method"]: r["seconds"] for r in json.loads((report.RESULTS / "target_embedding_cost.json").read_text())["rows"]}
+    assert f"LoRA {cost['lora']:.1f} s" in text and f"TextEmb baseline {cost['textemb']:.1f} s" in text
+
+
+def test_the_evidence_table_matches_results_md():
+    results = table(RESULTS_MD, "| method | NDCG | ± targets | NDCG shifted |")
+    readme = table(report.read_block(README, "evidence"), "| embedding (step 100 of 100) |")
+    rows = dict(FIGURES["evidence"]["methods"])
+    rows |= {k: FIGURES["evidence"][k] for k in ("datasize", "random_order", "ceiling")}
+    assert {"bitfit+mean", "lora+mean", "textemb", "taskemb", "packaged"} <= set(rows)
+    for key, fig in rows.items():
+        ndcg, se, shifted, rho, _regret, spearman = results[fig["label"]][:6]
+        assert (ndcg, shifted, rho) == (f"{fig['ndcg']:.3f}", f"{fig['ndcg_shifted']:.3f}", f"{fig['rho']:.2f}"), key
+        assert abs(float(spearman) - fig["spearman"]) <= 0.005, key  # RESULTS.md: 3 decimals, README: 2
+        cells = readme[fig["row"]]
+        assert cells[0] == ndcg and cells[2] == se and cells[3] == shifted and cells[5] == rho, key
+        normalised = (fig["ndcg"] - FIGURES["evidence"]["random"]) / (FIGURES["evidence"]["noise_ceiling"] - FIGURES["evidence"]["random"])
+        assert abs(float(cells[1]) - normalised) <= 0.01, key
+
+
+def test_the_paired_figures_match_results_md():
+    figs = FIGURES["evidence"]
+    default = figs["methods"]["bitfit+mean"]["label"]
+    for baseline, key in (("textemb", "default_vs_textemb"), ("taskemb", "default_vs_taskemb")):
+        against = figs["methods"][baseline]["label"]
+        rows = [line for line in RESULTS_MD.splitlines() if line.startswith(f"| {default} | {against} |")]
+        assert len(rows) == 1, (default, against)
+        cells = [c.strip() for c in rows[0].strip("|").split("|")]
+        p = figs["paired"][key]
+        assert cells[2] == f"{p['delta']:+.3f} ± {p['se']:.3f}" and cells[3] == "/".join(map(str, p["wtl"]))
+        assert f"{p['delta']:+.3f} ± {p['se']:.3f}" in report.read_block(README, "evidence")
+
+
+def test_the_checkpoint_points_and_recipe_mismatch_match_their_sources():
+    pooled = next(line for line in RESULTS_MD.splitlines() if line.startswith("| all methods pooled |"))
+    points = int(pooled.strip("|").split("|")[2])
+    assert FIGURES["evidence"]["checkpoint_correlation"]["points"] == points
+    assert f"over {points} checkpoint × target points" in README
+    mismatch = json.loads((report.RESULTS / "recipe_mismatch.json").read_text())["methods"]["bitfit+mean"]
+    assert FIGURES["evidence"]["recipe_mismatch"] == mismatch
+    early = mismatch["ndcg"]["step 10 of 100"]
+    assert f"{early['ndcg']:.3f} NDCG against {early['ndcg_matched']:.3f} matched" in README
+
+
+def test_no_figure_is_written_outside_the_generated_blocks():
+    text = section(README, "\n## Benchmarks\n", "\n## Notes and limits\n")
+    for name in report.SNIPPETS:
+        text = text.replace(report.read_block(README, name), "")
+    stray = re.findall(r"\d+\.\d+|\d+(?:\.\d+)? ?(?:%|×|s\b|ms\b|GB\b|MB\b)|\d[\d,]* (?:points|runs)\b", text)
+    assert stray == [], f"figures outside the GENERATED blocks (move them into report.py's snippets): {stray}"
