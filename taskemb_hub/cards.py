@@ -88,52 +88,81 @@ def _our_section(embedding) -> str:
     return f"{_SECTION_START}\n{text.strip()}\n{_SECTION_END}"
 
 
-def build_card(embedding, task=None, existing=None):
-    """The entry's `ModelCard`; `existing` (a user's card) is merged, not replaced.
+def build_card(embedding, task=None, existing=None) -> str:
+    """The entry's model card text; `existing` (the text of a card someone wrote) is merged, not replaced.
 
-    Their fields win where both set one (license, datasets, base_model), tags are united, and our
-    prose goes in a marked section that a re-publish replaces in place.
+    Their metadata is kept as written (their `model-index` results, widgets, licence, datasets...),
+    tags are united, and the fields that describe the embedding (base_model, library_name, our tags,
+    the `taskemb` block, our eval result) are ours. Our prose goes in a marked section that a
+    re-publish replaces in place, so merging a card we wrote gives the same card back.
 
     Example:
         ```python
-        >>> card = build_card(embedding, existing=ModelCard.load("runs/mine/step-100/README.md"))
-        >>> card.data.tags
+        >>> text = build_card(embedding, existing=Path("runs/mine/step-100/README.md").read_text())
+        >>> ModelCard(text).data.tags
         ['my-tag', 'taskemb-hub', ...]
         ```
     """
-    from huggingface_hub import ModelCard
-
     ours = card_data(embedding, task).to_dict()
     section = _our_section(embedding)
-    if existing is None:
-        return ModelCard(f"---\n{_yaml(ours)}\n---\n\n{section}\n")
-    theirs = drop_local_paths(existing.data.to_dict())
+    if existing is not None and not isinstance(existing, str):  # a ModelCard object
+        existing = existing.content
+    theirs, body = _split_card(existing) if existing else ({}, "")
+    if not theirs and not body.strip():
+        return f"---\n{_yaml(ours)}\n---\n\n{section}\n"
+    theirs = drop_local_paths(theirs)
     merged = {**ours, **{k: v for k, v in theirs.items() if v not in (None, [], {})}}
-    merged["tags"] = list(dict.fromkeys(list(theirs.get("tags") or []) + ours["tags"]))
+    stale = ("taskemb-method:", "taskemb-base:")  # our tags of an earlier publish: ours below are current
+    their_tags = [t for t in theirs.get("tags") or [] if isinstance(t, str) and not t.startswith(stale)]
+    merged["tags"] = list(dict.fromkeys(their_tags + ours["tags"]))
     for key in ("base_model", "library_name", "taskemb"):  # ours is the truth about the embedding
         if ours.get(key) is not None:
             merged[key] = ours[key]
-    if "model-index" in ours:  # our result replaces an older one of ours; theirs stay
+    if "model-index" in ours:  # our result replaces an older one of ours; theirs stay as written
         ours_names = {m.get("name") for m in ours["model-index"]}
-        merged["model-index"] = [m for m in theirs.get("model-index") or [] if m.get("name") not in ours_names] \
-            + ours["model-index"]
-    body = existing.text
+        merged["model-index"] = [m for m in theirs.get("model-index") or []
+                                 if not (isinstance(m, dict) and m.get("name") in ours_names)] + ours["model-index"]
     if _SECTION_START in body and _SECTION_END in body:
         head, rest = body.split(_SECTION_START, 1)
         body = head + section + rest.split(_SECTION_END, 1)[1]
     else:
         body = body.rstrip() + "\n\n" + section + "\n"
-    return ModelCard(f"---\n{_yaml(merged)}\n---\n{body if body.startswith(chr(10)) else chr(10) + body}")
+    return f"---\n{_yaml(merged)}\n---\n{body if body.startswith(chr(10)) else chr(10) + body}"
+
+
+def _split_card(text: str) -> tuple[dict, str]:
+    """(raw YAML metadata, body) of a card's text, as written: not normalised through ModelCardData."""
+    import yaml
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
+    match = REGEX_YAML_BLOCK.search(text)
+    if not match:
+        return {}, text
+    try:
+        meta = yaml.safe_load(match.group(2)) or {}
+    except yaml.YAMLError:
+        meta = {}
+    return (meta if isinstance(meta, dict) else {}), text[match.end():]
 
 
 def drop_local_paths(value):
-    """`value` (card metadata) without the strings that name a local path: they never go to the Hub."""
+    """`value` (card metadata) without the strings that name an existing local path: they never go to the Hub."""
     if isinstance(value, dict):
-        return {k: drop_local_paths(v) for k, v in value.items()
-                if not (isinstance(v, str) and LOCAL_PATH.search(v))}
+        return {k: drop_local_paths(v) for k, v in value.items() if not names_local_path(v)}
     if isinstance(value, list):
-        return [drop_local_paths(v) for v in value if not (isinstance(v, str) and LOCAL_PATH.search(v))]
+        return [drop_local_paths(v) for v in value if not names_local_path(v)]
     return value
+
+
+def names_local_path(value) -> str | None:
+    """The local path a string names (an absolute path that exists on this machine), or None."""
+    if not isinstance(value, str):
+        return None
+    for match in LOCAL_PATH.finditer(value):
+        token = match.group(0).lstrip(" \t:=\"'(")
+        if token and Path(token).expanduser().exists():
+            return token
+    return None
 
 
 def _yaml(data: dict) -> str:
@@ -144,11 +173,9 @@ def _yaml(data: dict) -> str:
 
 def write_model_card(folder: str | Path, embedding, task=None, config=None) -> Path:
     """Write (or merge into) `folder/README.md`."""
-    from huggingface_hub import ModelCard
-
     path = Path(folder) / CARD_NAME
-    existing = ModelCard.load(path) if path.is_file() and path.read_text().startswith("---") else None
-    path.write_text(str(build_card(embedding, task, existing)))
+    existing = path.read_text() if path.is_file() else None
+    path.write_text(build_card(embedding, task, existing))
     return path
 
 

@@ -155,6 +155,11 @@ def cmd_publish(args) -> int:
 
 
 def _hub_filters(args) -> dict:
+    from .errors import RegistryError
+
+    if args.timeout <= 0 or (args.deadline is not None and args.deadline <= 0):
+        raise RegistryError(f"--timeout and --deadline must be positive seconds (got {args.timeout} and "
+                            f"{args.deadline}). Pass e.g. --timeout 10 --deadline 300.")
     return {"base_model": args.base_model, "method": args.method, "author": args.author,
             "include_untagged": args.include_untagged}
 
@@ -167,7 +172,8 @@ def cmd_registry_sync(args) -> int:
     registry.progress = not args.json
     entries = registry.entries()
     report = registry.report
-    lines = [f"{registry.describe()}: {len(entries)} entries ({report.fetched} read, {report.reused} reused), "
+    lines = [f"{registry.describe()}: {len(entries)} entries ({report.fetched} read, {report.cached} unchanged since "
+             f"the last sync, {report.reused} reused), "
              f"{len(report.failed)} failed, {report.seconds:.1f} s" + (f" [{report.note}]" if report.note else "")]
     lines += [f"  failed {repo}: {why}" for repo, why in report.failed]
     _print(args, {"entries": [e.name for e in entries], **report.to_dict()}, "\n".join(lines))
@@ -175,9 +181,14 @@ def cmd_registry_sync(args) -> int:
 
 
 def cmd_index_build(args) -> int:
+    from .errors import RegistryError
     from .registries.index import build_index
 
+    if not args.repo_id and not args.out:
+        raise RegistryError("index build needs --repo-id (the index dataset repo) or --out (a folder), or both.")
+
     report = build_index(args.repo_id, folder=args.out, tag=args.tag, endpoint=args.endpoint, push=not args.no_push,
+                         private=args.private,
                          deadline=args.deadline, timeout=args.timeout, progress=not args.json, **_hub_filters(args))
     text = (f"index {args.repo_id or args.out}: {report.entries} entries in {report.shards} signature shard(s) "
             f"({report.fetched} new or changed, {report.reused} unchanged), {len(report.failed)} failed, "
@@ -356,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--repo-id", default=None, help="the index dataset repo (start point and push target)")
     q.add_argument("--out", default=None, help="also write the index into this folder")
     q.add_argument("--no-push", action="store_true", help="build only")
+    q.add_argument("--private", action="store_true", help="create the index repo private")
     hub_args(q)
     q.set_defaults(func=cmd_index_build)
     q = idx.add_parser("push", help="push an index folder to a Hub dataset repo",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .adapters import CHECKPOINT_INFO_NAME, CONFIG_NAME, INIT_NAME, WEIGHTS_NAME
-from .cards import CARD_NAME, LOCAL_PATH, build_card, public_dataset_id
+from .cards import CARD_NAME, build_card, names_local_path, public_dataset_id
 from .embedding import TaskEmbedding, load_embedding
 from .errors import RegistryError
 from .registries.hub import hub_endpoint
@@ -94,6 +94,7 @@ def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool |
         ```
     """
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     check_repo_id(repo_id)
     src = Path(adapter_dir)
@@ -104,20 +105,24 @@ def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool |
         staging = Path(staging)
         stage_entry(src, embedding, staging)
         card = build_card(embedding, task, existing=_existing_card(api, repo_id, revision, src))
-        validate_card(str(card), endpoint)
-        (staging / CARD_NAME).write_text(str(card))
+        validate_card(card, endpoint)
+        (staging / CARD_NAME).write_text(card)
         check_no_local_paths(staging, [src] + [Path(p) for p in _local_base_paths(src)])
         files = sorted(p.name for p in staging.iterdir())
-        result = PublishResult(repo_id=repo_id, files=files, card=str(card), revision=revision or "main")
+        result = PublishResult(repo_id=repo_id, files=files, card=card, revision=revision or "main")
         if dry_run:
             return result
-        before = _head(api, repo_id, revision)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.upload_folder(folder_path=str(staging), repo_id=repo_id, revision=revision,
-                                 commit_message=commit_message or f"taskemb-hub: {embedding.task} {embedding.method} "
-                                                                  f"step {embedding.step}")
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if revision:
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            before = _head(api, repo_id, revision)  # after create_branch: a new branch starts at main's commit
+            info = api.upload_folder(folder_path=str(staging), repo_id=repo_id, revision=revision,
+                                     commit_message=commit_message or f"taskemb-hub: {embedding.task} "
+                                                                      f"{embedding.method} step {embedding.step}")
+        except HfHubHTTPError as err:
+            raise RegistryError(f"The Hub refused the upload to {repo_id}: {_http_reason(err)}. Check that your token "
+                                "(HF_TOKEN or `hf auth login`) can write to that namespace, then retry.") from err
     result.url = str(getattr(info, "commit_url", info))
     result.committed = getattr(info, "oid", None) != before
     return result
@@ -137,7 +142,7 @@ def public_base_model(embedding: TaskEmbedding, base_model_id: str | None, *, lo
             embedding = TaskEmbedding(vector=embedding.vector, task=embedding.task, base_model=base_model_id,
                                       method=embedding.method, signature=embedding.signature, step=embedding.step,
                                       train_size=embedding.train_size, metrics=embedding.metrics, extra=embedding.extra)
-    elif local or Path(embedding.base_model).expanduser().is_absolute() or Path(embedding.base_model).exists():
+    elif local or Path(embedding.base_model).expanduser().is_absolute():
         raise RegistryError(f"The base model {embedding.base_model!r} was loaded from a local folder, which is not a "
                             "Hub id and must not be uploaded. "
                             "Pass base_model_id='<the Hub id of that model>' (CLI: --base-model-id).")
@@ -150,7 +155,7 @@ def _local_base_paths(src: Path) -> list[str]:
     except (OSError, json.JSONDecodeError):
         return []
     base = config.get("base_model_name_or_path") or ""
-    return [base] if base and (Path(base).is_absolute() or Path(base).exists()) else []
+    return [base] if base and Path(base).expanduser().is_absolute() else []
 
 
 def stage_entry(src: Path, embedding: TaskEmbedding, staging: Path) -> None:
@@ -185,28 +190,37 @@ def scrub_local_paths(info: dict) -> dict:
 
 
 def check_no_local_paths(staging: Path, folders: list[Path]) -> None:
-    """Refuse an upload whose text files name a folder of this machine (the home, cwd, the adapter)."""
-    needles = {str(Path.home()), os.getcwd()} | {str(f.resolve()) for f in folders} | {str(f) for f in folders}
+    """Refuse an upload whose text files name a folder of this machine (the home, cwd, the adapter, any
+    existing absolute path in the card's metadata)."""
+    needles = {str(Path.home()), os.getcwd()} | {str(f.resolve()) for f in folders}
     needles = {n for n in needles if len(n) > 1}
     for path in staging.iterdir():
         if path.suffix in (".json", ".md"):
             text = path.read_text()
             hit = next((n for n in needles if n in text), None)
             if hit is None and path.suffix == ".md" and text.startswith("---"):
-                found = LOCAL_PATH.search(text.split("---", 2)[1])  # card metadata: no value may be a path
-                hit = found.group(0).strip(" :=\"'(") if found else None
+                hit = names_local_path(text.split("---", 2)[1])  # card metadata: no value may be a path
             if hit:
                 raise RegistryError(f"{path.name} names the local path {hit!r}; refusing to upload it. Remove the "
                                     "path from the file (or from the task's `source`) and publish again.")
 
 
+def _http_reason(err) -> str:
+    response = getattr(err, "response", None)
+    return f"HTTP {response.status_code}" if response is not None else type(err).__name__
+
+
 def validate_card(content: str, endpoint: str) -> None:
     """Have the Hub validate the card's YAML (as `ModelCard.validate`, but at `endpoint`)."""
-    from huggingface_hub.utils import get_session, hf_raise_for_status
     from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import get_session, hf_raise_for_status
 
-    response = get_session().post(f"{endpoint}/api/validate-yaml", json={"repoType": "model", "content": content},
-                                  headers={"Accept": "text/plain"})
+    try:
+        response = get_session().post(f"{endpoint}/api/validate-yaml", json={"repoType": "model", "content": content},
+                                      headers={"Accept": "text/plain"}, timeout=30)
+    except Exception as err:  # connection refused, timeout
+        raise RegistryError(f"Cannot reach {endpoint} to validate the model card ({type(err).__name__}). Check the "
+                            "endpoint and your connection, then retry.") from err
     if response.status_code == 400:
         raise RegistryError(f"The Hub rejects the model card's metadata: {response.text.strip()[:300]}. Fix the "
                             "YAML of the card (README.md) and publish again.")
@@ -216,20 +230,20 @@ def validate_card(content: str, endpoint: str) -> None:
         raise RegistryError(f"Card validation failed at {endpoint}: HTTP {response.status_code}. Retry later.") from err
 
 
-def _existing_card(api, repo_id: str, revision: str | None, src: Path):
-    """The card to merge into: the repo's own (what its owner wrote), else the folder's."""
-    from huggingface_hub import ModelCard
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+def _existing_card(api, repo_id: str, revision: str | None, src: Path) -> str | None:
+    """The card text to merge into: the repo's own (what its owner wrote), else the folder's."""
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
 
     try:
-        path = api.hf_hub_download(repo_id, CARD_NAME, revision=revision)
-        return ModelCard.load(path)
+        return Path(api.hf_hub_download(repo_id, CARD_NAME, revision=revision)).read_text()
     except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
         pass
+    except HfHubHTTPError as err:
+        raise RegistryError(f"Cannot read the card of {repo_id} to merge with it: {_http_reason(err)}. Check your "
+                            "token's access to the repo, then retry.") from err
     local = src / CARD_NAME
-    if local.is_file() and local.read_text().startswith("---"):
-        return ModelCard.load(local)
-    return None
+    return local.read_text() if local.is_file() else None
 
 
 def _head(api, repo_id: str, revision: str | None) -> str | None:

@@ -100,6 +100,9 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         _check_similarity(similarity)
         self.similarity = similarity
         self.skipped = list(skipped or [])
+        # ModelHubMixin saves the __init__ arguments as config.json: only the similarity is configuration
+        # (entries and skipped reasons go in the index files; reasons may name local folders).
+        self._hub_mixin_config = {"similarity": similarity}
         # Hashing a signature is JSON + sha256: do it once per entry, not once per ranking.
         self._hashes = [e.signature_hash for e in self.entries]
         self._groups: dict[str, VectorGroup] = dict(groups or {})
@@ -218,8 +221,14 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         import torch
 
         # float32: a saved selector ranks exactly as the live one (the Hub index stores float16, measured harmless)
-        write_index(self.entries, save_directory, source={"similarity": self.similarity}, failures=self.skipped,
-                    dtype=torch.float32)
+        from .cards import LOCAL_PATH
+
+        def public(reason: str) -> str:  # a snapshot may be pushed: no local path in its reasons
+            return LOCAL_PATH.sub(lambda m: m.group(1) + "<local path>", reason)
+
+        write_index(self.entries, save_directory, source={"similarity": self.similarity},
+                    failures=[(Path(name).name if Path(name).is_absolute() else name, public(reason))
+                              for name, reason in self.skipped], dtype=torch.float32)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token, **kwargs):
@@ -297,7 +306,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         _check_similarity(similarity)
         exclude = set(exclude)
         if isinstance(target, str) and not Path(target).exists():
-            match = [e for e in self.entries if e.name == target or e.embedding.task == target]
+            match = [e for e in self.entries if e.name == target or e.info.task == target]
             if not match:
                 raise RegistryError(f"{target!r} is neither a folder nor an entry of this registry. Entries: "
                                     f"{', '.join(e.name for e in self.entries[:20])}{' ...' if len(self.entries) > 20 else ''}.")
@@ -309,9 +318,12 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         target.check_usable()  # a zero vector would rank every source at cosine 0, in arbitrary order
         skipped = list(self.skipped)
         target_hash = target.signature_hash
+        reasons: dict[str, str] = {}  # one reason per other signature: its first entry speaks for all
         for e, h in zip(self.entries, self._hashes):
             if h != target_hash and e.name not in exclude:
-                skipped.append((e.name, target.incompatibility(e.embedding) or "signature differs"))
+                if h not in reasons:
+                    reasons[h] = target.incompatibility(e.embedding) or "signature differs"
+                skipped.append((e.name, reasons[h]))
         group = self._group(target_hash)
         skipped += [(n, r) for n, r in self._unusable.get(target_hash, []) if n not in exclude]
         if group is not None and group.dim != target.dim:

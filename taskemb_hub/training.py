@@ -393,8 +393,22 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
 
 
 def _push(path: Path, config: TuningConfig, task: TaskData, revision: str | None) -> None:
-    """Publish one checkpoint folder (main process only: the caller checks)."""
+    """Publish one checkpoint folder (main process only: the caller checks).
+
+    A failed push never stops the run (the checkpoint is on disk; `taskemb-hub publish` can push it
+    later): it is warned about and recorded in `push_errors.json` beside the checkpoints.
+    """
     from .publishing import publish
 
-    publish(path, config.push_to_hub, private=config.hub_private, revision=revision, task=task,
-            base_model_id=config.hub_base_model_id)
+    try:
+        publish(path, config.push_to_hub, private=config.hub_private, revision=revision, task=task,
+                base_model_id=config.hub_base_model_id)
+    except Exception as err:  # the Hub may fail mid-run: keep training, report how to finish the push
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        warnings.warn(f"Could not push {path} to {config.push_to_hub} ({revision or 'main'}): {reason}. Training goes "
+                      f"on; push it later with `taskemb-hub publish {path} --repo-id {config.push_to_hub}"
+                      + (f" --revision {revision}`." if revision else "`."), stacklevel=2)
+        log = path.parent / "push_errors.json"
+        errors = json.loads(log.read_text()) if log.is_file() else []
+        log.write_text(json.dumps(errors + [{"checkpoint": path.name, "revision": revision or "main",
+                                             "reason": reason}], indent=2))

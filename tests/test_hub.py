@@ -403,3 +403,30 @@ def test_an_unreadable_metadata_file_is_reported_with_its_reason(hub, runs):
     reasons = dict(selector.skipped)
     assert [e.name for e in selector.entries] == ["alice/good"]
     assert "not valid JSON" in reasons["alice/badjson"] and "no signature" in reasons["alice/nosig"]
+
+
+def test_a_failed_push_never_stops_training(hub, tiny_bert, sentiment_task, tmp_path):
+    hub.faults.add(status=403, route="create", times=None)
+    cfg = TuningConfig(method="bitfit", base_model=tiny_bert, max_steps=4, save_steps=[2, 4], eval_examples=0,
+                       push_to_hub="alice/refused", hub_base_model_id=BASE)
+    with pytest.warns(UserWarning, match="Could not push"):
+        checkpoints = tune(sentiment_task, cfg, tmp_path / "run", progress=False)
+    assert [c.step for c in checkpoints] == [2, 4] and (tmp_path / "run" / "run.json").is_file()
+    errors = json.loads((tmp_path / "run" / "push_errors.json").read_text())
+    assert [e["revision"] for e in errors] == ["step-2", "step-4", "main"] and "HTTP 403" in errors[0]["reason"]
+
+
+def test_merging_a_card_keeps_the_users_results_and_is_idempotent(runs):
+    from taskemb_hub.cards import build_card
+
+    user = ("---\nlicense: mit\nwidget:\n- text: I read /r/python daily\nmodel-index:\n- name: my-model\n  results:\n"
+            "  - task: {type: text-classification}\n    dataset: {name: rte, type: rte}\n"
+            "    metrics:\n    - {type: accuracy, value: 0.61}\n---\n# Mine\n\nMy words.\n")
+    emb = public_base_model(runs["bitfit", "toy-sentiment"].embedding, BASE)
+    once = build_card(emb, existing=user)
+    assert build_card(emb, existing=once) == once
+    import yaml
+    meta = yaml.safe_load(once.split("---", 2)[1])
+    assert [m["name"] for m in meta["model-index"]][0] == "my-model"
+    assert meta["widget"] == [{"text": "I read /r/python daily"}] and meta["license"] == "mit"
+    assert "My words." in once

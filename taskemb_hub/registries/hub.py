@@ -11,11 +11,12 @@ its reason and never stops the others. The last listing is kept beside the cache
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import hashlib
 import json
 import os
+import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,14 @@ class RepoRef:
     sha: str
     files: list[str]
     tagged: bool = True
+    license: str | None = None
+
+
+def _ref(model, *, tagged: bool) -> RepoRef:
+    card = getattr(model, "card_data", None) or getattr(model, "cardData", None)
+    license_ = card.get("license") if hasattr(card, "get") else getattr(card, "license", None)
+    return RepoRef(model.id, model.sha, [s.rfilename for s in model.siblings or []], tagged=tagged,
+                   license=license_ if isinstance(license_, str) else None)
 
 
 @dataclass
@@ -103,7 +112,9 @@ class HubRegistry(Registry):
         include_untagged: also embed plain PEFT adapters of `base_model` (the Hub tags them
             `base_model:adapter:<id>`) from their safetensors weights.
         max_workers: repos fetched in parallel.
-        timeout: seconds per request before it counts as failed.
+        timeout: seconds for each metadata request (HEAD) before it counts as failed; the listing
+            gets 6 of them (or what is left of the deadline). File downloads use the client's own
+            read timeout, `HF_HUB_DOWNLOAD_TIMEOUT` (10 s by default).
         deadline: seconds for the whole sync; repos not done by then are reported, not waited for.
         max_file_bytes: larger files are not downloaded.
         retries: extra rounds, on top of the client's own backoff, for a file that still fails
@@ -155,19 +166,19 @@ class HubRegistry(Registry):
     def list_repos(self, limit: int | None = None) -> list[RepoRef]:
         """The repos to read, each with its commit sha: one paginated listing per tag filter."""
         api = self._api()
-        expand = ["sha", "siblings", "tags"]
+        expand = ["sha", "siblings", "tags", "cardData"]
         tagged_filter = [self.tag] + ([method_tag(self.method)] if self.method else []) \
             + ([base_model_tag(self.base_model)] if self.base_model else [])
         refs: dict[str, RepoRef] = {}
         for model in api.list_models(filter=tagged_filter, author=self.author, limit=limit, expand=expand):
             if INDEX_TAG in (model.tags or []):
                 continue  # a selector snapshot or index is not an entry
-            refs[model.id] = RepoRef(model.id, model.sha, [s.rfilename for s in model.siblings or []], tagged=True)
+            refs[model.id] = _ref(model, tagged=True)
         if self.include_untagged:
             for model in api.list_models(filter=f"base_model:adapter:{self.base_model}", author=self.author,
                                          limit=limit, expand=expand):
                 if model.id not in refs and INDEX_TAG not in (model.tags or []) and self.tag not in (model.tags or []):
-                    refs[model.id] = RepoRef(model.id, model.sha, [s.rfilename for s in model.siblings or []], tagged=False)
+                    refs[model.id] = _ref(model, tagged=False)
         return sorted(refs.values(), key=lambda r: r.repo_id)
 
     # ---- sync ----------------------------------------------------------------------------
@@ -182,8 +193,7 @@ class HubRegistry(Registry):
         try:
             if offline:
                 raise _ListingUnavailable("HF_HUB_OFFLINE is set")
-            refs = self.list_repos(limit)
-            self._save_manifest(refs)
+            refs = self._bounded(lambda: self.list_repos(limit), "the repo listing")
         except _ListingUnavailable as err:
             refs = self._cached_listing(f"{err}")
             report.source, report.note = "cache", f"{err}; serving the last sync from the cache"
@@ -192,59 +202,93 @@ class HubRegistry(Registry):
             refs = self._cached_listing(reason)
             report.source, report.note = "cache", f"{reason}; serving the last sync from the cache"
             offline = True
+        else:
+            self._save_manifest(refs)
         report.listed = len(refs)
         local = self._load_local()
-        out: list[RegistryEntry] = []
-        todo = []
+        reused, cached, todo = [], [], []
         for ref in refs:
-            known, cached = self.known.get(ref.repo_id), local.get(ref.repo_id)
+            known, parsed = self.known.get(ref.repo_id), local.get(ref.repo_id)
             if known is not None and known[0] == ref.sha:
-                out.append(known[1])
-                report.reused += 1
-            elif cached is not None and cached[0] == ref.sha:
-                out.append(cached[1])
-                report.cached += 1
+                reused.append(known[1])
+            elif parsed is not None and parsed[0] == ref.sha:
+                cached.append(parsed[1])
             else:
                 todo.append(ref)
         fetched, failed = self._fetch_all(todo, local_only=offline)
-        out = sorted(out + fetched, key=lambda e: e.name)
-        if fetched or {e.name for e in out} != set(local):
-            self._store_local(out)
-        report.fetched, report.failed = len(fetched), failed
+        fetched, mismatched = split_by_vector_length(fetched, reused + cached)
+        failed = sorted(failed + mismatched)
+        exact = sorted(cached + fetched, key=lambda e: e.name)  # what was read from the Hub, not an index's float16
+        if fetched or {e.name for e in exact} != set(local):
+            self._store_local(exact)
+        report.reused, report.cached, report.fetched, report.failed = len(reused), len(cached), len(fetched), failed
         report.seconds = time.monotonic() - start
         self.skipped, self.report = list(failed), report
-        return out
+        return sorted(reused + exact, key=lambda e: e.name)
+
+    def _bounded(self, call, what: str):
+        """`call()` in a daemon thread, abandoned at the deadline (or 6 request timeouts without one)."""
+        budget = (self._deadline_at - time.monotonic()) if self.deadline else 6 * self.timeout
+        done: dict[str, Any] = {}
+
+        def run():
+            try:
+                done["value"] = call()
+            except BaseException as err:  # handed to the caller's thread
+                done["error"] = err
+
+        thread = threading.Thread(target=run, daemon=True, name="taskemb-listing")
+        thread.start()
+        thread.join(max(budget, 0.0))
+        if thread.is_alive():
+            raise TimeoutError(f"{what} timed out after {max(budget, 0):.0f} s")
+        if "error" in done:
+            raise done["error"]
+        return done["value"]
 
     def _fetch_all(self, refs: list[RepoRef], *, local_only: bool) -> tuple[list[RegistryEntry], list[tuple[str, str]]]:
+        """Fetch repos on daemon worker threads; at the deadline the rest are reported and left behind
+        (daemon threads: a hung download never holds the process open at exit)."""
+        import queue
+
+        from tqdm.auto import tqdm
+
         entries, failed = [], []
         if not refs:
             return entries, failed
-        from tqdm.auto import tqdm
+        todo: queue.Queue = queue.Queue()
+        for ref in refs:
+            todo.put(ref)
+        results: queue.Queue = queue.Queue()
 
-        pool = futures.ThreadPoolExecutor(max_workers=min(self.max_workers, len(refs)), thread_name_prefix="taskemb-sync")
-        jobs = {pool.submit(self.fetch, ref, local_only=local_only): ref for ref in refs}
-        bar = tqdm(total=len(jobs), desc="sync", unit="repo", disable=not self.progress)
-        try:
-            for job in futures.as_completed(jobs, timeout=self.deadline):
-                bar.update(1)
+        def worker():
+            while True:
                 try:
-                    entries.append(job.result())
+                    ref = todo.get_nowait()
+                except queue.Empty:
+                    return
+                if time.monotonic() > self._deadline_at:
+                    results.put((ref, None, "not started before the sync deadline"))
+                    continue
+                try:
+                    results.put((ref, self.fetch(ref, local_only=local_only), None))
                 except Exception as err:  # every failure is reported, none stops the sync
-                    failed.append((jobs[job].repo_id, _describe_error(err)))
-        except futures.TimeoutError:
-            failed += [(ref.repo_id, f"not finished within the sync deadline of {self.deadline:g} s")
-                       for job, ref in jobs.items() if not job.done() or job.cancelled()]
-            done = [job for job, ref in jobs.items() if job.done() and not job.cancelled()]
-            seen = {e.name for e in entries} | {r for r, _ in failed}
-            for job in done:  # finished between the timeout and now
-                if jobs[job].repo_id not in seen:
-                    try:
-                        entries.append(job.result())
-                    except Exception as err:
-                        failed.append((jobs[job].repo_id, _describe_error(err)))
-        finally:
-            bar.close()
-            pool.shutdown(wait=False, cancel_futures=True)
+                    results.put((ref, None, _describe_error(err)))
+
+        for _ in range(min(self.max_workers, len(refs))):
+            threading.Thread(target=worker, daemon=True, name="taskemb-sync").start()
+        pending = {ref.repo_id for ref in refs}
+        with tqdm(total=len(refs), desc="sync", unit="repo", disable=not self.progress) as bar:
+            while pending:
+                wait = self._deadline_at - time.monotonic()
+                try:
+                    ref, entry, reason = results.get(timeout=None if wait == float("inf") else max(wait, 0.0))
+                except queue.Empty:
+                    break
+                pending.discard(ref.repo_id)
+                bar.update(1)
+                (entries.append(entry) if entry is not None else failed.append((ref.repo_id, reason)))
+        failed += [(repo, f"not finished within the sync deadline of {self.deadline:g} s") for repo in sorted(pending)]
         return entries, sorted(failed)
 
     def fetch(self, ref: RepoRef, *, local_only: bool = False) -> RegistryEntry:
@@ -258,6 +302,8 @@ class HubRegistry(Registry):
             folder = self._download(ref, [EMBEDDING_NAME, METADATA_NAME], local_only)
             embedding = read_embedding_files(folder)
         elif {CONFIG_NAME, WEIGHTS_NAME} <= files:
+            if self.method:  # the small config says the method: skip a wrong one before its weights
+                self._check_adapter_method(self._download(ref, [CONFIG_NAME], local_only))
             folder = self._download(ref, [CONFIG_NAME, WEIGHTS_NAME], local_only)
             embedding = embed_adapter_folder(folder, task=ref.repo_id.split("/")[-1], base_model=self.base_model)
         elif PICKLE_WEIGHTS_NAME in files:
@@ -268,7 +314,20 @@ class HubRegistry(Registry):
         self._check_filters(embedding)
         embedding.extra = {k: v for k, v in embedding.extra.items() if k != "source"} | {"hub_repo": ref.repo_id,
                                                                                         "hub_sha": ref.sha}
+        if ref.license:
+            embedding.extra["license"] = ref.license
         return RegistryEntry(name=ref.repo_id, embedding=embedding, location=f"{ref.repo_id}@{ref.sha}")
+
+    def _check_adapter_method(self, folder: Path) -> None:
+        from ..methods import get_method
+
+        try:
+            peft_type = json.loads((folder / CONFIG_NAME).read_text()).get("peft_type", "")
+            method = get_method(peft_type).name
+        except Exception as err:
+            raise EntryFailure(f"not a usable PEFT adapter: {CONFIG_NAME} names no supported peft_type ({err})") from err
+        if method != self.method:
+            raise EntryFailure(f"wrong method: {method!r}, not {self.method!r}")
 
     def _check_filters(self, embedding: TaskEmbedding) -> None:
         if self.base_model and embedding.base_model != self.base_model:
@@ -328,42 +387,59 @@ class HubRegistry(Registry):
 
         from .index import write_index
 
+        import tempfile
+
         folder = self._local_index_dir()
-        staging = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = None
         try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
             write_index(entries, staging, source={"endpoint": self.endpoint, "tag": self.tag}, dtype=torch.float32)
             with _lock(folder):
-                old = folder.with_name(f"{folder.name}.{os.getpid()}.old")
+                old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
                 if folder.exists():
-                    os.replace(folder, old)
+                    os.replace(folder, old / "index")
                 os.replace(staging, folder)
                 shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass  # a read-only cache only costs the next sync its speed
+        except Exception as err:  # a read-only or full cache only costs the next sync its speed
+            warnings.warn(f"Could not keep the parsed sync beside the cache ({type(err).__name__}); the next sync "
+                          "reads the cached files again.", stacklevel=3)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
 
     # ---- the last listing, for offline use ------------------------------------------------
     def _manifest_path(self) -> Path:
         from huggingface_hub import constants
 
-        key = json.dumps([self.endpoint, self.tag, self.author, self.base_model, self.method, self.include_untagged])
+        key = json.dumps([self.endpoint, self.tag, self.author, self.base_model, self.method, self.include_untagged,
+                          self.max_file_bytes])
         return Path(constants.HF_HUB_CACHE) / ".taskemb-hub" / f"sync-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
     def _save_manifest(self, refs: list[RepoRef]) -> None:
+        """Keep the listing for offline use (best effort: a cache that cannot be written costs only that)."""
+        import tempfile
+
         path = self._manifest_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"synced_at": time.time(), "repos": [r.__dict__ for r in refs]}))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"synced_at": time.time(), "repos": [r.__dict__ for r in refs]}, handle)
+            os.replace(tmp, path)
+        except OSError as err:
+            warnings.warn(f"Could not keep the repo listing for offline use ({type(err).__name__}).", stacklevel=3)
 
     def _cached_listing(self, reason: str) -> list[RepoRef]:
         path = self._manifest_path()
         if not path.is_file():
             raise RegistryError(f"Cannot list the Hub registry at {self.endpoint}: {reason}, and no earlier sync is "
                                 "cached. Check the endpoint and your connection, then retry.")
-        return [RepoRef(**r) for r in json.loads(path.read_text())["repos"]]
+        try:
+            return [RepoRef(**r) for r in json.loads(path.read_text())["repos"]]
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise RegistryError(f"Cannot list the Hub registry at {self.endpoint}: {reason}, and the cached listing is "
+                                "unreadable. Check the endpoint and your connection, then retry.") from err
 
 
 class _ListingUnavailable(Exception):
@@ -375,6 +451,34 @@ def _lock(folder: Path):
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(folder) + ".lock", timeout=60)
+
+
+def split_by_vector_length(entries: list[RegistryEntry], others: list[RegistryEntry] = ()) -> tuple[
+        list[RegistryEntry], list[tuple[str, str]]]:
+    """`entries` whose vector length is the usual one of their signature, and the others with a reason.
+
+    A signature fixes the shapes, so a different length means a corrupt file (it would break the
+    stacking of every entry of that signature). `others` (entries already accepted) count for the norm.
+    """
+    from collections import Counter
+
+    lengths: dict[str, Counter] = {}
+    for e in list(entries) + list(others):
+        lengths.setdefault(e.signature_hash, Counter())[_dim(e)] += 1
+    good, bad = [], []
+    for e in entries:
+        usual = lengths[e.signature_hash].most_common(1)[0][0]
+        if _dim(e) == usual:
+            good.append(e)
+        else:
+            bad.append((e.name, f"vector length {_dim(e)} does not match its signature ({usual} values)"))
+    return good, bad
+
+
+def _dim(entry: RegistryEntry) -> int:
+    """An entry's vector length, read from an index's stored row without loading the entry."""
+    stored = getattr(entry._load, "stored_row", None) if entry._embedding is None else None
+    return int(stored[0].numel()) if stored is not None else entry.embedding.dim
 
 
 # ---- reading one entry ----------------------------------------------------------------------
@@ -507,8 +611,12 @@ def _describe_error(err: BaseException, what: str = "") -> str:
     from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled,
                                         RepositoryNotFoundError, RevisionNotFoundError)
 
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
     err = _root_cause(err)
     where = f" on {what}" if what else ""
+    if isinstance(err, LocalEntryNotFoundError):
+        return f"not in the cache{where}, and the Hub could not be asked for it"
     if isinstance(err, TaskEmbHubError):
         return str(err).splitlines()[0]
     if isinstance(err, RepositoryNotFoundError):

@@ -34,7 +34,7 @@ from .base import Registry, RegistryEntry
 INDEX_FORMAT = "taskemb-hub-index/1"
 INDEX_FILE = "index.json"
 SHARD_DIR = "signatures"
-_COLUMNS = ("name", "sha", "task", "method", "base_model", "step", "train_size", "metrics", "license", "recipe")
+_COLUMNS = ("name", "sha", "task", "method", "base_model", "step", "train_size", "metrics", "license", "recipe", "extra")
 
 
 @dataclass
@@ -67,6 +67,10 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
     shard_dir.mkdir(parents=True, exist_ok=True)
     for old in shard_dir.glob("*"):
         old.unlink()
+    from .hub import split_by_vector_length
+
+    entries, mismatched = split_by_vector_length(list(entries))
+    failures = list(failures or []) + mismatched  # a corrupt length would break its shard's matrix
     by_signature: dict[str, list[RegistryEntry]] = {}
     for entry in sorted(entries, key=lambda e: e.name):
         by_signature.setdefault(entry.signature_hash, []).append(entry)
@@ -83,7 +87,7 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
         shards[sig] = {"method": first.method, "base_model": first.base_model, "dim": first.dim, "rows": len(group),
                        "signature": first.signature, "dtype": str(dtype).replace("torch.", "")}
     meta = {"format": INDEX_FORMAT, "source": source or {}, "entries": sum(s["rows"] for s in shards.values()),
-            "shards": shards, "failures": [{"repo": r, "reason": why} for r, why in failures or []]}
+            "shards": shards, "failures": [{"repo": r, "reason": why} for r, why in sorted(failures)]}
     (folder / INDEX_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
     _write_card(folder, meta)
     return folder
@@ -111,7 +115,8 @@ def _row(entry: RegistryEntry) -> dict[str, Any]:
     sha = entry.location.rsplit("@", 1)[1] if "@" in entry.location else ""
     return {"name": entry.name, "sha": sha, "task": e.task, "method": e.method, "base_model": e.base_model,
             "step": e.step, "train_size": e.train_size, "metrics": json.dumps(e.metrics or {}, sort_keys=True),
-            "license": e.extra.get("license"), "recipe": json.dumps(e.extra.get("recipe"), sort_keys=True)}
+            "license": e.extra.get("license"), "recipe": json.dumps(e.extra.get("recipe"), sort_keys=True),
+            "extra": json.dumps(e.extra, sort_keys=True, default=str)}
 
 
 def _write_card(folder: Path, meta: dict) -> None:
@@ -162,8 +167,8 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
 
 def _loader(row: dict, shard: dict, unit: torch.Tensor, norms: torch.Tensor, i: int):
     def fields() -> dict[str, Any]:
-        extra = {k: v for k, v in (("recipe", json.loads(row["recipe"] or "null")), ("license", row["license"]))
-                 if v is not None}
+        extra = json.loads(row.get("extra") or "null") or {
+            k: v for k, v in (("recipe", json.loads(row["recipe"] or "null")), ("license", row["license"])) if v is not None}
         return dict(task=row["task"], base_model=row["base_model"], method=row["method"], signature=shard["signature"],
                     step=row["step"], train_size=row["train_size"], metrics=json.loads(row["metrics"] or "{}"),
                     extra=extra)
@@ -257,10 +262,13 @@ class IndexBuildReport:
     committed: bool = False
     url: str = ""
     seconds: float = 0.0
+    source: str = "hub"
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"entries": self.entries, "reused": self.reused, "fetched": self.fetched, "shards": self.shards,
                 "committed": self.committed, "url": self.url, "seconds": round(self.seconds, 3),
+                "source": self.source, "note": self.note,
                 "failed": [{"repo": r, "reason": why} for r, why in self.failed]}
 
 
@@ -302,20 +310,28 @@ def build_index(repo_id: str | None = None, *, folder: str | os.PathLike | None 
     if repo_id:
         check_repo_id(repo_id)
         if api.repo_exists(repo_id, repo_type="dataset"):
-            previous = IndexRegistry(repo_id, endpoint=endpoint, token=token).read()
-            known = {e.name: (previous.shas[e.name], e) for e in previous.entries if e.name in previous.shas}
+            try:
+                previous = IndexRegistry(repo_id, endpoint=endpoint, token=token).read()
+                known = {e.name: (previous.shas[e.name], e) for e in previous.entries if e.name in previous.shas}
+            except RegistryError as err:  # empty, another format or corrupt: rebuild from the Hub
+                warnings.warn(f"The current content of {repo_id} is not a readable index ({err}); rebuilding it "
+                              "from every repo.", stacklevel=2)
     progress = filters.pop("progress", False)
     hub = HubRegistry(tag, endpoint=endpoint, token=token, known=known, **filters)
     hub.progress = progress
     entries = hub.entries()
     source = {"endpoint": endpoint, "tag": tag, **{k: v for k, v in filters.items()
                                                    if k in ("author", "base_model", "method", "include_untagged") and v}}
-    report = IndexBuildReport(entries=len(entries), reused=hub.report.reused, fetched=hub.report.fetched,
-                              failed=list(hub.skipped))
+    report = IndexBuildReport(entries=len(entries), reused=hub.report.reused + hub.report.cached,
+                              fetched=hub.report.fetched, failed=list(hub.skipped), source=hub.report.source,
+                              note=hub.report.note)
     with tempfile.TemporaryDirectory(prefix="taskemb-index-") as staging:
         out = Path(folder) if folder else Path(staging)
         write_index(entries, out, source=source, failures=hub.skipped)
         report.shards = len(list((out / SHARD_DIR).glob("*.safetensors")))
+        if push and repo_id and report.source != "hub":
+            raise RegistryError(f"Not pushing an index built from a stale listing ({report.note}). Retry when the Hub "
+                                "can be listed.")
         if push and repo_id:
             report.url, report.committed = push_index(out, repo_id, endpoint=endpoint, token=token, private=private,
                                                       message=f"taskemb-hub index: {len(entries)} entries "
@@ -338,9 +354,16 @@ def push_index(folder: str | os.PathLike, repo_id: str, *, endpoint: str | None 
 
     check_repo_id(repo_id)
     read_index(folder)  # refuse to push something that is not a readable index
+    from huggingface_hub.errors import HfHubHTTPError
+
     api = HfApi(endpoint=hub_endpoint(endpoint), token=token)
-    before = api.repo_info(repo_id, repo_type="dataset").sha if api.repo_exists(repo_id, repo_type="dataset") else None
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
-                             delete_patterns=[f"{SHARD_DIR}/*"], commit_message=message or "taskemb-hub index")
+    try:
+        before = api.repo_info(repo_id, repo_type="dataset").sha if api.repo_exists(repo_id, repo_type="dataset") else None
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+                                 delete_patterns=[f"{SHARD_DIR}/*"], commit_message=message or "taskemb-hub index")
+    except HfHubHTTPError as err:
+        status = err.response.status_code if getattr(err, "response", None) is not None else "error"
+        raise RegistryError(f"The Hub refused the index upload to {repo_id} (HTTP {status}). Check that your token "
+                            "(HF_TOKEN or `hf auth login`) can write to that namespace, then retry.") from err
     return str(getattr(info, "commit_url", "")), getattr(info, "oid", None) != before
