@@ -141,9 +141,10 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         table = gr.Dataframe(headers=h.TABLE_COLUMNS, datatype=h.TABLE_TYPES, label="sources, best first",
                              interactive=False, elem_id="ranking", wrap=True)
         with gr.Row():
-            bar = gr.Plot(label="top sources")
-            heatmap = gr.Plot(label="similarities among the top sources")
-        emb_map = gr.Plot(label="map of the registry (target marked)")
+            # Each figure carries its own title; the component's label badge would cover it.
+            bar = gr.Plot(label="top sources", show_label=False)
+            heatmap = gr.Plot(label="similarities among the top sources", show_label=False)
+        emb_map = gr.Plot(label="map of the registry (target marked)", show_label=False)
         with gr.Row():
             csv_file = gr.File(label="ranking (CSV)")
             json_file = gr.File(label="ranking (JSON)")
