@@ -179,50 +179,67 @@ def append(row: dict, path: Path | None = None) -> None:
         handle.write(json.dumps(row) + "\n")
 
 
-def run(tasks: list[str], rows: int, log=print) -> None:
-    """ESM-LogME for every pair, source by source: fine-tune the source, embed its texts with it, fit its ESM;
-    then score every target's base embeddings through every ESM."""
+def past(until: str | None) -> bool:
+    """True once the UTC clock reads `until` (HHMM) or later: a long job stops starting new work then."""
+    return bool(until) and time.strftime("%H%M", time.gmtime()) >= until
+
+
+def run(tasks: list[str], rows: int, log=print, until: str | None = None) -> None:
+    """ESM-LogME, source by source (in the given order): fine-tune the source, embed its texts with it, fit its
+    ESM, then score every target's base embeddings through it, so each finished source is in the file at once."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     tok = tokenizer()
     base = load_encoder()
     (WORK / "esms").mkdir(parents=True, exist_ok=True)
-    esms = {}
+    started = time.perf_counter()
+    base_x = {t: features(BASE, t, rows, base, tok) for t in TASKS}
+    labels = {t: task_rows(t, rows)[1] for t in TASKS}
+    log(f"base features of {len(TASKS)} tasks: {time.perf_counter() - started:.0f}s", flush=True)
     for source in tasks:
+        if past(until):
+            log(f"stopping before {source}: it is past {until} UTC", flush=True)
+            break
         t0 = time.perf_counter()
         had_body = body_path(source).is_file()
         model = load_encoder(source_body(source))
         t1 = time.perf_counter()
         tuned_x = features(source, source, rows, model, tok)
-        base_x = features(BASE, source, rows, base, tok)
         t2 = time.perf_counter()
-        esm = train_esm(base_x, tuned_x)
+        esm = train_esm(base_x[source], tuned_x)
         torch.save(esm.model.state_dict(), WORK / "esms" / f"{source}-rows{rows}.pt")
-        esms[source] = esm
-        log(f"{source:<22} fine-tune {'cached' if had_body else f'{t1 - t0:.0f}s'}, features {t2 - t1:.0f}s, "
-            f"ESM {time.perf_counter() - t2:.1f}s", flush=True)
-        del model
-    done = done_pairs()
-    for target in tasks:
-        x, labels = features(BASE, target, rows, base, tok), task_rows(target, rows)[1]
-        for source in tasks:
-            if source != target and ("esm-logme", target, source, rows) not in done:
+        done = done_pairs()
+        for target in TASKS:
+            if target != source and ("esm-logme", target, source, rows) not in done:
                 append({"method": "esm-logme", "target": target, "source": source, "rows": rows,
-                        "score": logme(esm_map(esms[source], x), labels)})
-    log(f"ESM-LogME scores for {len(tasks)} targets written to {SCORES}")
+                        "score": logme(esm_map(esm, base_x[target]), labels[target])})
+        log(f"{source:<22} fine-tune {'cached' if had_body else f'{t1 - t0:.0f}s'}, features {t2 - t1:.0f}s, "
+            f"ESM + scores {time.perf_counter() - t2:.1f}s", flush=True)
+        del model
 
 
-def run_logme(targets: list[str], tasks: list[str], rows: int, log=print) -> None:
+def finished_sources(rows: int) -> list[str]:
+    """Sources whose ESM-LogME score is in for every other task (the pool a partial run is scored on)."""
+    done = done_pairs()
+    return [s for s in TASKS if all(("esm-logme", t, s, rows) in done for t in TASKS if t != s)]
+
+
+def run_logme(targets: list[str], tasks: list[str], rows: int, log=print, until: str | None = None) -> None:
     """Plain LogME target by target, each in its own process (its seconds and peak RSS are the cost to rank
     one new target: 15 model loads and forward passes + LogME); a target already scored is skipped."""
+    pool = [s for s in finished_sources(rows) if s in tasks]
+    log(f"LogME pool: {len(pool)} sources", flush=True)
     for target in targets:
-        sources = [s for s in tasks if s != target]
+        if past(until):
+            log(f"stopping before {target}: it is past {until} UTC", flush=True)
+            break
+        sources = [s for s in pool if s != target]
         done = done_pairs()
         if all(("logme", target, s, rows) in done for s in sources):
             continue
         if not all(body_path(s).is_file() for s in sources):
             log(f"{target}: not every source model is fine-tuned yet (run `run` first)")
             continue
-        row = cost_in_subprocess(target, "logme", tasks, rows)
+        row = cost_in_subprocess(target, "logme", [target] + sources, rows)
         for s, score in row.pop("scores").items():
             append({"method": "logme", "target": target, "source": s, "rows": rows, "score": score})
         append(row, RESULTS / "peer_cost.jsonl")
@@ -350,7 +367,7 @@ def extra_metrics(scorer, rows_by_key, pool) -> dict[str, dict]:
     return {t: {k: nanmean([m[k] for m in ms]) for k in ms[0]} for t, ms in per.items()}
 
 
-def evaluate(scorers, complete, mean_rows) -> dict | None:
+def evaluate(scorers, complete, mean_rows, pool) -> dict | None:
     """report.py's aggregation (per target over ground-truth seeds, then over targets; several scorers = several
     embedding seeds, merged per target) with the extra metrics folded into each target's row."""
     import report
@@ -362,10 +379,10 @@ def evaluate(scorers, complete, mean_rows) -> dict | None:
     scorers = [remembered(sc) for sc in scorers]
 
     def one(sc, rows):
-        m = report.evaluate_method(sc, rows, report.SOURCES)
+        m = report.evaluate_method(sc, rows, pool)
         if m is None:
             return None
-        extra = extra_metrics(sc, rows, report.SOURCES)
+        extra = extra_metrics(sc, rows, pool)
         return report.summarize({t: r | extra[t] for t, r in m["rows"].items()}) | {"by_seed": m["by_seed"]}
 
     runs = [m for m in (one(sc, complete) for sc in scorers) if m]
@@ -402,6 +419,8 @@ def summarize_peers(rows: int) -> dict:
     runs = report.load_runs(RESULTS / "transfer_limited.jsonl")
     _, complete, _, mean_rows = report.load_matrix(runs, report.SOURCES)
     default, step = report.DEFAULT_METHOD, f"step-{report.MAIN_STEP}"
+    # a partial run ranks the sources finished so far (every method on the same pool, as report.py's core10 section)
+    pool = finished_sources(rows)
     ours = f"ours: {default} step {report.MAIN_STEP}, cosine (default; mean over embedding seeds)"
     ours0 = f"ours: {default} step {report.MAIN_STEP}, cosine, embedding seed 0 only"
     candidates = {
@@ -412,8 +431,8 @@ def summarize_peers(rows: int) -> dict:
         **{PEER_LABELS[m]: [peer_scorer(m, rows)] for m in METHODS},
         report.CEILING: [report.other_seed_scorer(complete)],
     }
-    results = {label: m for label, sc in candidates.items() if (m := evaluate(sc, complete, mean_rows))}
-    results[report.RANDOM] = evaluate(report.random_scorers(), complete, mean_rows)  # 200 orders, merged
+    results = {label: m for label, sc in candidates.items() if (m := evaluate(sc, complete, mean_rows, pool))}
+    results[report.RANDOM] = evaluate(report.random_scorers(), complete, mean_rows, pool)  # 200 orders, merged
     keys = ("ndcg", "ndcg_shifted", "ndcg_peer_gain", "rho", "regret@1", "regret@3", "regret@5", "spearman")
     table = {label: {k: m[k] for k in keys} | {"targets": m["targets"], "ndcg_se": report.ndcg_se(m),
                                                 "ndcg_seed_mean_truth": (m.get("on_mean") or {}).get("ndcg"),
@@ -436,7 +455,8 @@ def summarize_peers(rows: int) -> dict:
         "what": "peer rankers (hf-dataset-selector ESM-LogME; plain LogME) on the ground truth of report.py, scored "
                 "with report.py's functions; paired differences are ours minus the peer (positive NDCG = ours "
                 "better; for rho and Regret negative = ours better)",
-        "rows_per_target": rows, "pairs_measured": measured, "targets_scored": scored,
+        "rows_per_target": rows, "pairs_measured": measured,
+        "source_pool": pool, "full_pool": len(pool) == len(TASKS), "targets_scored": scored,
         "metrics": table, "paired": pairs,
         "per_target": {label: {t: {k: r[k] for k in keys} for t, r in m["rows"].items()} for label, m in results.items()},
         "cost_to_rank_one_target": costs,
@@ -465,13 +485,14 @@ def main(argv=None) -> None:
     parser.add_argument("--target", default="rotten_tomatoes")
     parser.add_argument("--source", default="multiemo_hotels")
     parser.add_argument("--method", choices=METHODS)
+    parser.add_argument("--until", default=None, help="`run`/`logme`: start no new source/target from this UTC HHMM")
     args = parser.parse_args(argv)
     tasks = args.tasks.split(",")
     targets = args.targets.split(",") if args.targets else tasks
     if args.command == "run":
-        run(tasks, args.rows)
+        run(tasks, args.rows, until=args.until)
     elif args.command == "logme":
-        run_logme(targets, tasks, args.rows)
+        run_logme(targets, tasks, args.rows, until=args.until)
     elif args.command == "check":
         out = check(args.source, args.target, args.rows)
         print(json.dumps(out, indent=1))
@@ -481,7 +502,8 @@ def main(argv=None) -> None:
         if args.method:  # one measurement per process, so the peak RSS is that method's own
             print(json.dumps(cost(args.target, args.method, sources, args.rows)))
             return
-        row = cost_in_subprocess(args.target, "esm-logme", tasks, args.rows)
+        pool = [s for s in finished_sources(args.rows) if s != args.target]  # the ESMs fitted so far
+        row = cost_in_subprocess(args.target, "esm-logme", [args.target] + pool, args.rows)
         row.pop("scores")
         append(row, RESULTS / "peer_cost.jsonl")
         print(json.dumps(row))
