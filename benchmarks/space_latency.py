@@ -247,6 +247,7 @@ def main() -> None:
         for n in [int(s) for s in args.sizes.split(",") if s]:
             row = measure_lookups(n, args.lookups, template, adapter_zip, work)
             results["lookups"].append(row)
+            save("space_latency", results)  # as results come: a cut-off run keeps what it measured
             base = row["baseline_selector_rank"]
             print(f"{n:>8} {'/rank_registry':<16} {row['registry_lookup']['p50_ms']:>8} {row['registry_lookup']['p95_ms']:>8} "
                   f"{row['first_registry_lookup_s']:>8}   {base['p50_ms']} / {base['p95_ms']}"
