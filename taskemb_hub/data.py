@@ -213,7 +213,10 @@ def _hold_out_validation(task: TaskData, share: float = 0.1, cap: int = 1000) ->
     if set(task.splits) != {"train"} or len(task.splits["train"]) < 20:
         return task
     rows = task.splits["train"]
-    held = set(random.Random(0).sample(range(len(rows)), min(cap, max(1, int(share * len(rows))))))
+    n_held = min(cap, max(1, int(share * len(rows))))
+    if len(rows) - n_held < MIN_TRAIN_ROWS:
+        return task  # a small file keeps every row for training rather than fall below the minimum
+    held = set(random.Random(0).sample(range(len(rows)), n_held))
     task.splits = {"train": [r for i, r in enumerate(rows) if i not in held],
                    "validation": [r for i, r in enumerate(rows) if i in held]}
     return task
@@ -342,7 +345,24 @@ def _infer_label_kind(values: list) -> str:
 
 def _qa_row(r: dict, columns: dict) -> dict:
     answers = r[columns["answers"]]
+    where = f"row {r.get('id', '?')!r}"
     if isinstance(answers, str):
-        answers = json.loads(answers)
-    return {"id": str(r.get("id", "")), "question": r[columns["question"]], "context": r[columns["context"]],
-            "answers": {"text": list(answers.get("text", [])), "answer_start": list(answers.get("answer_start", []))}}
+        try:
+            answers = json.loads(answers)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{where}: the answers column is not JSON ({err.msg}). Write it as "
+                            '{"text": [...], "answer_start": [...]}.') from err
+    if not isinstance(answers, dict):
+        raise DataError(f'{where}: answers must be {{"text": [...], "answer_start": [...]}}, not {type(answers).__name__}.')
+    texts, starts = list(answers.get("text") or []), list(answers.get("answer_start") or [])
+    context = r[columns["context"]]
+    if len(texts) != len(starts):
+        raise DataError(f"{where}: {len(texts)} answer texts but {len(starts)} answer_start values; give one start "
+                        "per answer (SQuAD format).")
+    for text, start in zip(texts, starts):
+        if not isinstance(text, str) or not text or not isinstance(start, int) or start < 0 or \
+                not isinstance(context, str) or context[start:start + len(text)] != text:
+            raise DataError(f"{where}: answer {text!r} at {start!r} is not the context's text at that offset; "
+                            "answer_start must be the character offset of a non-empty answer in the context.")
+    return {"id": str(r.get("id", "")), "question": r[columns["question"]], "context": context,
+            "answers": {"text": texts, "answer_start": starts}}

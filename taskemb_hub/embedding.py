@@ -201,12 +201,27 @@ class TaskEmbedding:
         return cls(vector=vector, metrics=meta.get("metrics") or {}, extra=meta.get("extra") or {}, **fields)
 
 
+def _read_umask() -> int:
+    """The process umask, read without changing it (os.umask(0) would briefly open other threads' new files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:  # no /proc: the set-and-restore, once, serialised
+        umask = os.umask(0o077)
+        os.umask(umask)
+    return umask
+
+
+_UMASK_LOCK = __import__("threading").Lock()
+
+
 def default_mode(directory: bool = False) -> int:
     """The mode `open`/`mkdir` would give under the current umask (mkstemp/mkdtemp give 0600/0700, which
     would hide a shared registry's entries from the rest of the group)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
+    return (0o777 if directory else 0o666) & ~_read_umask()
 
 
 def _safetensors_bytes(vector: torch.Tensor, metadata: dict[str, str]) -> bytes:

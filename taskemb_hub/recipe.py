@@ -165,15 +165,20 @@ def chance_level(task, rows: list[dict]) -> dict[str, Any] | None:
     from .data import CLASSIFICATION, EXTRACTIVE_QA
 
     n = len(rows)
-    if not n:
-        return None
+    if n < MIN_CHANCE_ROWS:
+        return None  # too few held-out rows to tell learning from chance
     if task.task_type == CLASSIFICATION:
         share = Counter(r["label"] for r in rows).most_common(1)[0][1] / n
+        if share >= 1.0:
+            return None  # one class only: a perfect model and a constant one score alike
         return {"metric": "accuracy", "value": share, "margin": 2 * math.sqrt(share * (1 - share) / n) + 1e-9, "rows": n}
     if task.task_type == EXTRACTIVE_QA:
         share = sum(not r["answers"]["text"] for r in rows) / n
         return {"metric": "f1", "value": 100 * share, "margin": 100 * 2 * math.sqrt(0.25 / n), "rows": n}
     return {"metric": "pearson", "value": 0.0, "margin": 2 / math.sqrt(n), "rows": n}
+
+
+MIN_CHANCE_ROWS = 10  # below this the held-out rows cannot tell learning from chance
 
 
 def learning_warning(target) -> str | None:
@@ -230,6 +235,10 @@ def target_from_data(task, selector, *, progress: bool = True, base_model: str |
         config.pop("stop_step", None)
     if base_model:
         config["base_model"] = base_model
+    else:  # the sources' base model, not the packaged default: otherwise nothing would be comparable
+        bases = Counter(e.embedding.base_model for e in selector.entries if e.embedding.method == method)
+        if bases:
+            config["base_model"] = bases.most_common(1)[0][0]
     cfg = TuningConfig(**{**config, "eval_examples": TARGET_EVAL_EXAMPLES})
     check_trainable(task, task.train_rows(cfg.max_train_examples, seed=cfg.seed))  # before loading any model
     embedding = tune(task, cfg, None, progress=progress)[-1].embedding

@@ -99,8 +99,9 @@ class LocalRegistry(Registry):
             src = Path(source)
             embedding = load_embedding(src)
         name = name or f"{embedding.task}-{embedding.method}" + (f"-step{embedding.step}" if embedding.step else "")
-        if name.startswith(("/", ".")) or ".." in Path(name).parts:
-            raise RegistryError(f"Entry name {name!r} must be a relative name like 'owner/task-lora'.")
+        if name.startswith("/") or any(part.startswith(".") for part in Path(name).parts):
+            raise RegistryError(f"Entry name {name!r} must be a relative name like 'owner/task-lora' (no part may "
+                                "start with '.': hidden folders are not listed as entries).")
         embedding.check_usable()
         target = self.path / name
         self._check_nesting(name, target)
