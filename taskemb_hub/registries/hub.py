@@ -24,7 +24,7 @@ from typing import Any
 from ..adapters import CONFIG_NAME, PICKLE_WEIGHTS_NAME, WEIGHTS_NAME
 from ..base_model import canonical_model_id
 from ..cards import INDEX_TAG, TAG, base_model_tag, method_tag
-from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding
+from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, default_mode
 from ..errors import AdapterError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
 from .base import Registry, RegistryEntry
 
@@ -395,6 +395,7 @@ class HubRegistry(Registry):
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
             write_index(entries, staging, source={"endpoint": self.endpoint, "tag": self.tag}, dtype=torch.float32)
+            os.chmod(staging, default_mode(directory=True))  # mkdtemp's 0700 would hide it from a shared cache's group
             with _lock(folder):
                 old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
                 if folder.exists():
@@ -426,6 +427,7 @@ class HubRegistry(Registry):
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             with os.fdopen(fd, "w") as handle:
                 json.dump({"synced_at": time.time(), "repos": [r.__dict__ for r in refs]}, handle)
+            os.chmod(tmp, default_mode())
             os.replace(tmp, path)
         except OSError as err:
             warnings.warn(f"Could not keep the repo listing for offline use ({type(err).__name__}).", stacklevel=3)
