@@ -75,3 +75,58 @@ def test_rank_from_data_tunes_on_the_registrys_base_model(monkeypatch):
     with pytest.raises(RuntimeError, match="stop here"):
         recipe.target_from_data(task, AutoSourceSelector.from_default(), progress=False)
     assert seen["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+# ---- the Space (issue 11) ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["csv", "json", "text", "parquet", "pandas", "imagefolder"])
+def test_the_space_never_reads_the_servers_files_through_a_builder_name(name, tmp_path, monkeypatch):
+    from taskemb_hub.space import _handlers
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.csv").write_text("text,label\n" + "\n".join(f"secret row {i},{i % 2}" for i in range(40)))
+    with pytest.raises(DataError, match="not a Hub dataset id"):
+        _handlers.dataset_info(name)
+
+
+def test_an_upload_with_a_utf8_bom_reads_its_real_header(tmp_path):
+    from taskemb_hub.space._uploads import read_header
+
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufefftext,label\nhello,1\n".encode("utf-8"))
+    assert read_header(path) == ["text", "label"]
+
+
+def test_a_tiny_parquet_of_millions_of_rows_is_refused_before_loading(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from taskemb_hub.space._uploads import UploadError, UploadLimits, check_data_file
+
+    path = tmp_path / "bomb.parquet"
+    pq.write_table(pa.table({"text": ["x" * 50] * 500_000, "label": [0, 1] * 250_000}), path, compression="zstd")
+    assert path.stat().st_size < UploadLimits().max_file_bytes
+    with pytest.raises(UploadError, match="rows, over this Space's limit"):
+        check_data_file(path, UploadLimits())
+
+
+def test_a_damaged_zip_is_a_message_not_an_unexpected_error(tmp_path):
+    import zipfile
+
+    from taskemb_hub.space._uploads import UploadError, UploadLimits, extract_adapter_zip
+
+    path = tmp_path / "adapter.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("adapter_config.json", "{}" * 100)
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"{}") + 10] ^= 0xFF  # corrupt the data: CRC mismatch
+    path.write_bytes(bytes(raw))
+    with pytest.raises(UploadError, match="cannot be unpacked"):
+        extract_adapter_zip(path, tmp_path / "out", UploadLimits())
+
+
+def test_the_registry_folder_of_the_server_is_never_shown():
+    from taskemb_hub.space._handlers import _redact, public_source
+
+    assert public_source("/srv/data/my-registry") == "my-registry"
+    assert public_source("default") == "default" and public_source("index:me/idx") == "index:me/idx"
+    assert "/srv/data" not in _redact("/srv/data/my-registry/broken: embedding files are unreadable")

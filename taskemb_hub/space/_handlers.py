@@ -224,7 +224,7 @@ def registry_status(state: RegistryState) -> tuple[str, list[list[Any]]]:
     derived = state.derived(selector)
     synced = datetime.fromtimestamp(state.last_sync, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines = [f"**{len(selector.entries)} entries** in {len(derived.signatures)} signature group(s) from "
-             f"`{state.source}`; last sync {synced}."]
+             f"`{public_source(state.source)}`; last sync {synced}."]
     if selector.skipped:
         lines.append(f"{len(selector.skipped)} entries could not be read and are left out.")
     if state.refreshing_since is not None:
@@ -365,7 +365,8 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
         writer.writeheader()
         writer.writerows(records)
     json_path = folder / f"ranking-{stem}.json"
-    payload = {**ranking.to_dict(), "target": target_label, "ranking": records, "registry": state.source}
+    payload = {**ranking.to_dict(), "target": target_label, "ranking": records, "registry": public_source(state.source)}
+    payload["skipped"] = [{"source": s["source"], "reason": _redact(s["reason"])} for s in payload.get("skipped", [])]
     json_path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     emb_folder = folder / "embedding"
     ranking.target.save(emb_folder)
@@ -462,7 +463,7 @@ def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None 
         if fetch is None:
             raise AdapterError("This version of taskemb-hub cannot read adapters from Hub repos yet. Download the "
                                "adapter folder, zip it and upload the zip instead.")
-        emb = fetch(repo_id, base_model=expected, endpoint=config.hub_endpoint)
+        emb = fetch(repo_id, base_model=expected, endpoint=config.hub_endpoint, token=False)  # never the operator's
         origin = repo_id
         label = repo_id
     else:
@@ -527,25 +528,49 @@ def dataset_info(dataset_id: str, dataset_config: str | None = None) -> dict[str
     import datasets
 
     try:
-        configs = datasets.get_dataset_config_names(dataset_id)
+        # token=False: a visitor's id is read as a visitor would, never with the operator's HF_TOKEN or login
+        configs = datasets.get_dataset_config_names(dataset_id, token=False)
         config = dataset_config or (configs[0] if configs else None)
-        splits = datasets.get_dataset_split_names(dataset_id, config)
+        splits = datasets.get_dataset_split_names(dataset_id, config, token=False)
         split = "train" if "train" in splits else (splits[0] if splits else None)
-        features = datasets.load_dataset_builder(dataset_id, config).info.features
+        features = datasets.load_dataset_builder(dataset_id, config, token=False).info.features
         if not features and split:  # not declared in the card: read the first row, streamed (no full download)
-            features = next(iter(datasets.load_dataset(dataset_id, config, split=split, streaming=True)), {})
+            features = next(iter(datasets.load_dataset(dataset_id, config, split=split, streaming=True,
+                                                       token=False)), {})
     except Exception as err:  # noqa: BLE001 - datasets raises many types for one cause: not found/unreachable
         raise DataError(f"Could not read Hub dataset {dataset_id!r} ({type(err).__name__}: "
                         f"{str(err).splitlines()[0][:200] if str(err) else ''}). Check the id and its visibility.") from None
     return {"configs": list(configs), "splits": list(splits), "columns": list(features) if features else []}
 
 
+def public_source(source: str) -> str:
+    """The registry's name as a visitor may see it: never a folder path of the server."""
+    if source in ("default", "hub") or source.startswith(("hub:", "index:")) and not os.path.isabs(source.split(":", 1)[1]):
+        return source
+    return Path(source).name or "local registry"
+
+
+def _redact(reason: str) -> str:
+    from ..cards import LOCAL_PATH
+
+    return LOCAL_PATH.sub(lambda m: m.group(1) + "<server path>", reason)
+
+
 def _check_dataset_id(dataset_id: str | None) -> str:
     dataset_id = (dataset_id or "").strip()
-    if not HUB_ID.match(dataset_id) or ".." in dataset_id or os.path.exists(dataset_id):
+    if not HUB_ID.match(dataset_id) or ".." in dataset_id or os.path.exists(dataset_id) or _is_builder(dataset_id):
         raise DataError(f"{dataset_id!r} is not a Hub dataset id. Use the form 'owner/name' or 'name' "
                         "(e.g. 'cornell-movie-review-data/rotten_tomatoes'), or upload a file instead.")
     return dataset_id
+
+
+def _is_builder(dataset_id: str) -> bool:
+    """`csv`, `json`, `parquet`, `text`, `pandas`...: datasets' own loaders read files of the server's working
+    folder when given no data files (and `pandas` unpickles), so such names are never a visitor's dataset."""
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    return dataset_id.split("/")[-1].lower() in {name.lower() for name in _PACKAGED_DATASETS_MODULES} \
+        and "/" not in dataset_id
 
 
 def _task_from_hub(dataset_id: str, dataset_config: str | None, split: str | None, columns: dict,
@@ -557,14 +582,20 @@ def _task_from_hub(dataset_id: str, dataset_config: str | None, split: str | Non
     dataset_id = _check_dataset_id(dataset_id)
     split = split or "train"
     try:
-        table = datasets.load_dataset(dataset_id, dataset_config or None, split=split)
+        # Streamed: only the rows used are downloaded (a visitor may name a multi-GB dataset), read without the
+        # operator's token; a seeded shuffle buffer picks the sample.
+        stream = datasets.load_dataset(dataset_id, dataset_config or None, split=split, streaming=True, token=False)
+        rows = list(stream.shuffle(seed=0, buffer_size=10 * limits.max_rows).take(limits.max_rows + 1))
     except Exception as err:  # noqa: BLE001
         raise DataError(f"Could not load split {split!r} of Hub dataset {dataset_id!r} ({type(err).__name__}: "
                         f"{str(err).splitlines()[0][:200] if str(err) else ''}). Check the id, config and split.") from None
     note = ""
-    if len(table) > limits.max_rows:
-        table = table.shuffle(seed=0).select(range(limits.max_rows))
+    if len(rows) > limits.max_rows:
+        rows = rows[:limits.max_rows]
         note = f"The split has more than {limits.max_rows:,} rows; a seeded sample of {limits.max_rows:,} was read."
+    if not rows:
+        raise DataError(f"Split {split!r} of Hub dataset {dataset_id!r} has no rows. Pick another split.")
+    table = datasets.Dataset.from_list(rows)
     _check_columns(list(table.column_names), columns, dataset_id)
     name = dataset_id.split("/")[-1]
     task = _hold_out_validation(task_from_columns(name, {"train": table}, columns, None, source=dataset_id))

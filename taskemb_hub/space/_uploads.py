@@ -78,6 +78,18 @@ def check_data_file(path: str | os.PathLike, limits: UploadLimits) -> Path:
         except UnicodeDecodeError as err:
             raise UploadError(f"{name} is not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r}). "
                               "Save it as UTF-8 (e.g. pandas `to_csv(..., encoding='utf-8')`) and upload it again.") from None
+        rows = raw.count(b"\n")
+    else:  # parquet compresses well: a small file can hold millions of rows; its footer says how many
+        try:
+            import pyarrow.parquet as pq
+
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except Exception as err:  # noqa: BLE001 - any unreadable footer is a bad upload
+            raise UploadError(f"{name} is not a readable parquet file ({type(err).__name__}). Re-save it and upload "
+                              "it again.") from None
+    if rows > limits.max_rows + 1:  # (+1: a header line)
+        raise UploadError(f"{name} holds about {rows:,} rows, over this Space's limit of {limits.max_rows:,}. "
+                          "Upload a sample (the recipe uses 1,000 rows).")
     return path
 
 
@@ -91,7 +103,7 @@ def read_header(path: str | os.PathLike) -> list[str]:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
-            with open(path, newline="", encoding="utf-8") as handle:
+            with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's "CSV UTF-8" BOM
                 header = next(csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ","), [])
         elif suffix == ".parquet":
             import pyarrow.parquet as pq
@@ -111,10 +123,10 @@ def read_header(path: str | os.PathLike) -> list[str]:
 
 
 def _json_header(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         first = handle.read(1 << 20).lstrip()
     if first.startswith("["):  # a JSON array of records
-        records = json.loads(Path(path).read_text(encoding="utf-8"))
+        records = json.loads(Path(path).read_text(encoding="utf-8-sig"))
         row = records[0] if records and isinstance(records[0], dict) else None
     else:
         line = first.splitlines()[0] if first else ""
@@ -140,46 +152,53 @@ def extract_adapter_zip(zip_path: str | os.PathLike, into: str | os.PathLike, li
     if not zipfile.is_zipfile(zip_path):
         raise UploadError(f"{zip_path.name} is not a zip file. Zip the adapter folder "
                           "(adapter_config.json + adapter_model.safetensors) and upload the .zip.")
-    with zipfile.ZipFile(zip_path) as archive:
-        members = archive.infolist()
-        if len(members) > limits.max_zip_members:
-            raise UploadError(f"{zip_path.name} holds {len(members)} entries (limit {limits.max_zip_members}). "
-                              "Zip only the adapter folder.")
-        total = 0
-        wanted = []
-        for info in members:
-            name = info.filename
-            parts = PurePosixPath(name.replace("\\", "/")).parts
-            if name.startswith(("/", "\\")) or (parts and parts[0].endswith(":")) or ".." in parts:
-                raise UploadError(f"{zip_path.name}: entry {name!r} points outside the folder (absolute path or "
-                                  "'..'). Zip the adapter folder itself.")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise UploadError(f"{zip_path.name}: entry {name!r} is a symbolic link. Zip real files only.")
-            if info.is_dir():
-                continue
-            lower = name.lower()
-            if lower.endswith(PICKLE_SUFFIXES):
-                raise UploadError(f"{zip_path.name}: {name!r} is a pickle-format file, which can run code when "
-                                  "loaded; this Space reads safetensors only. Re-save the adapter with "
-                                  "`save_pretrained(..., safe_serialization=True)` and zip that folder.")
-            if not lower.endswith(ADAPTER_SUFFIXES) or parts[-1].startswith("."):
-                continue
-            total += info.file_size
-            if total > limits.max_unzipped_bytes:
-                raise UploadError(f"{zip_path.name} unpacks to more than {_mb(limits.max_unzipped_bytes)}. "
-                                  "Upload a single adapter.")
-            wanted.append((info, parts))
-        into.mkdir(parents=True, exist_ok=True)
-        for info, parts in wanted:
-            target = into.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as src, open(target, "wb") as dst:
-                # Copy at most the declared size (+1 to detect a lying header): a bomb cannot grow past it.
-                data = src.read(info.file_size + 1)
-                if len(data) > info.file_size:
-                    raise UploadError(f"{zip_path.name}: entry {info.filename!r} is larger than its header says. "
-                                      "Re-create the zip.")
-                dst.write(data)
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = archive.infolist()
+            if len(members) > limits.max_zip_members:
+                raise UploadError(f"{zip_path.name} holds {len(members)} entries (limit {limits.max_zip_members}). "
+                                  "Zip only the adapter folder.")
+            total = 0
+            wanted = []
+            for info in members:
+                name = info.filename
+                parts = PurePosixPath(name.replace("\\", "/")).parts
+                if name.startswith(("/", "\\")) or (parts and parts[0].endswith(":")) or ".." in parts:
+                    raise UploadError(f"{zip_path.name}: entry {name!r} points outside the folder (absolute path or "
+                                      "'..'). Zip the adapter folder itself.")
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise UploadError(f"{zip_path.name}: entry {name!r} is a symbolic link. Zip real files only.")
+                if info.is_dir():
+                    continue
+                lower = name.lower()
+                if lower.endswith(PICKLE_SUFFIXES):
+                    raise UploadError(f"{zip_path.name}: {name!r} is a pickle-format file, which can run code when "
+                                      "loaded; this Space reads safetensors only. Re-save the adapter with "
+                                      "`save_pretrained(..., safe_serialization=True)` and zip that folder.")
+                if not lower.endswith(ADAPTER_SUFFIXES) or parts[-1].startswith("."):
+                    continue
+                total += info.file_size
+                if total > limits.max_unzipped_bytes:
+                    raise UploadError(f"{zip_path.name} unpacks to more than {_mb(limits.max_unzipped_bytes)}. "
+                                      "Upload a single adapter.")
+                wanted.append((info, parts))
+            into.mkdir(parents=True, exist_ok=True)
+            for info, parts in wanted:
+                target = into.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, open(target, "wb") as dst:
+                    # Copy at most the declared size (+1 to detect a lying header): a bomb cannot grow past it.
+                    data = src.read(info.file_size + 1)
+                    if len(data) > info.file_size:
+                        raise UploadError(f"{zip_path.name}: entry {info.filename!r} is larger than its header says. "
+                                          "Re-create the zip.")
+                    dst.write(data)
+    except UploadError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, RuntimeError, NotImplementedError, EOFError,
+            ValueError) as err:  # damaged, encrypted, unsupported compression, odd names: the visitor's zip
+        raise UploadError(f"{zip_path.name} cannot be unpacked ({type(err).__name__}). Re-create the zip from the "
+                          "adapter folder (adapter_config.json + adapter_model.safetensors) and upload it again.") from None
     configs = sorted(into.rglob(CONFIG_NAME), key=lambda p: len(p.parts))
     if not configs:
         raise UploadError(f"{zip_path.name} holds no {CONFIG_NAME}, so it is not a PEFT adapter. Zip the folder "
