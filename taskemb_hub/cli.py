@@ -214,12 +214,16 @@ def cmd_quickstart(args) -> int:
 
 
 def cmd_transfer_matrix(args) -> int:
-    from .transfer import TASK_SETS, TransferConfig, run_transfer_matrix
+    from .transfer import TASK_SETS, TransferConfig, run_local_workers, run_transfer_matrix
 
     tasks = TASK_SETS.get(args.tasks) or args.tasks.split(",")
     cfg = TransferConfig(tasks=tasks, data_dir=args.data_dir, seeds=[int(s) for s in args.seeds.split(",")],
-                         targets=args.targets.split(",") if args.targets else None, base_model=args.base_model)
-    run_transfer_matrix(cfg, args.results, args.work_dir, progress=not args.json)
+                         targets=args.targets.split(",") if args.targets else None, base_model=args.base_model,
+                         target_train_examples=args.target_train_examples)
+    if args.workers > 1 or args.deadline:
+        run_local_workers(cfg, args.results, args.work_dir, workers=args.workers, deadline_s=args.deadline)
+    else:
+        run_transfer_matrix(cfg, args.results, args.work_dir, progress=not args.json)
     return 0
 
 
@@ -393,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="benchmarks/results/transfer_limited.jsonl")
     p.add_argument("--work-dir", default="benchmarks/work")
     p.add_argument("--base-model", default=None)
+    p.add_argument("--target-train-examples", type=int, default=None,
+                   help="train rows per target (the 'small' regime: 200); sources keep 1,000")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing this machine (and its GPU)")
+    p.add_argument("--deadline", type=float, default=None, help="stop every worker after this many seconds")
 
     p = command("space", "serve the Space locally: rank sources for your data, your adapter or a registry task", cmd_space,
                 "examples:\n  taskemb-hub space                       # packaged registry, http://127.0.0.1:7860\n"

@@ -42,7 +42,9 @@ class TransferConfig:
         tasks: task folder names under `data_dir`; each is both a source and a target.
         targets: subset of tasks used as targets (default: all).
         seeds: one full grid per seed (the seed drives head init, data order and dropout).
-        train_examples: training rows per task (sources and targets).
+        train_examples: training rows per task (sources, and targets unless `target_train_examples`).
+        target_train_examples: training rows per target when fewer than the sources' (the "small"
+            regime: 200 rows); None keeps `train_examples`. Sources, and their cached bodies, are unchanged.
         source_epochs, target_epochs: passes over those rows.
         learning_rate, batch_size, max_length: the fine-tuning recipe.
         eval_examples: test rows scored per target run.
@@ -53,6 +55,7 @@ class TransferConfig:
     targets: list[str] | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     train_examples: int = 1000
+    target_train_examples: int | None = None
     source_epochs: int = 2
     target_epochs: int = 2
     learning_rate: float = 1e-4
@@ -64,7 +67,16 @@ class TransferConfig:
     def recipe(self) -> dict:
         keys = ("train_examples", "source_epochs", "target_epochs", "learning_rate", "batch_size", "max_length",
                 "eval_examples")
-        return {k: getattr(self, k) for k in keys} | {"base_model": resolve_base_model(self.base_model)[1]}
+        recipe = {k: getattr(self, k) for k in keys} | {"base_model": resolve_base_model(self.base_model)[1]}
+        if self.target_train_examples is not None:  # absent otherwise, so older result lines still match
+            recipe["target_train_examples"] = self.target_train_examples
+        return recipe
+
+    def source_recipe(self) -> dict:
+        """The recipe that names cached source bodies: the target's row count does not change a source."""
+        recipe = self.recipe()
+        recipe.pop("target_train_examples", None)
+        return recipe
 
 
 def _steps(rows: int, epochs: int, batch: int) -> int:
@@ -151,19 +163,20 @@ def _release(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _finetune(task, cfg: TransferConfig, seed: int, epochs: int) -> TuningConfig:
-    rows = min(cfg.train_examples, len(task.splits["train"]))
+def _finetune(task, cfg: TransferConfig, seed: int, epochs: int, train_examples: int | None = None) -> TuningConfig:
+    train_examples = train_examples or cfg.train_examples
+    rows = min(train_examples, len(task.splits["train"]))
     tuning = TuningConfig(method="full", base_model=cfg.base_model, max_steps=_steps(rows, epochs, cfg.batch_size),
                           batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, head_init="random",
                           head_pooling="cls",  # plain AutoModelForSequenceClassification fine-tuning
-                          max_length=cfg.max_length, max_train_examples=cfg.train_examples,
+                          max_length=cfg.max_length, max_train_examples=train_examples,
                           eval_examples=cfg.eval_examples, seed=seed, init_seed=seed)
     return tuning
 
 
 def source_body(task_name: str, cfg: TransferConfig, seed: int, work_dir: Path, progress: bool) -> dict:
     """The body weights after fine-tuning on a source (cached on disk: sources are reused by every target)."""
-    path = work_dir / "sources" / signature_hash(cfg.recipe()) / f"{task_name}-seed{seed}.safetensors"
+    path = work_dir / "sources" / signature_hash(cfg.source_recipe()) / f"{task_name}-seed{seed}.safetensors"
     if path.is_file():
         return load_file(str(path))
     task = load_task(Path(cfg.data_dir) / task_name)
@@ -216,11 +229,60 @@ def run_transfer_matrix(cfg: TransferConfig, results: str | Path, work_dir: str 
     return results
 
 
+def run_local_workers(cfg: TransferConfig, results: str | Path, work_dir: str | Path, *, workers: int = 1,
+                      deadline_s: float | None = None, log=print) -> Path:
+    """Run the grid with `workers` processes on this machine (the `--executor local` path).
+
+    The processes share `results` and `work_dir` through the runner's locked claims, so several can
+    share one GPU (a MiniLM fine-tune is launch-bound: one process leaves most of a card idle) or
+    several CPU cores. At `deadline_s` every worker is stopped; a cell cut short writes nothing and
+    its claim (a dead process's) is taken over by the next run, which also skips every finished cell.
+
+    Args:
+        cfg: the grid and its recipe.
+        results: the JSON-lines file every finished run is appended to.
+        work_dir: cached source bodies and claims.
+        workers: processes to start (1 runs in this process).
+        deadline_s: stop every worker after this many seconds (None: run to the end).
+        log: called with one line per finished run (in-process runs only).
+
+    Returns:
+        The results path.
+    """
+    if workers <= 1 and deadline_s is None:
+        return run_transfer_matrix(cfg, results, work_dir, progress=False, log=log)
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    processes = [context.Process(target=_worker_main, args=(cfg, str(results), str(work_dir), threads), daemon=True)
+                 for _ in range(max(1, workers))]
+    end = None if deadline_s is None else time.monotonic() + deadline_s
+    for process in processes:
+        process.start()
+        time.sleep(0.5)  # stagger the first claims
+    for process in processes:
+        process.join(None if end is None else max(0.0, end - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+            process.join()
+    failed = [p.exitcode for p in processes if p.exitcode not in (0, -15)]
+    if failed:
+        log(f"{len(failed)} worker(s) failed (exit codes {failed}); their cells run again on the next start")
+    return Path(results)
+
+
+def _worker_main(cfg: TransferConfig, results: str, work_dir: str, threads: int) -> None:
+    torch.set_num_threads(threads)
+    run_transfer_matrix(cfg, results, work_dir, progress=False, log=lambda line: print(line, flush=True))
+
+
 def _run_cell(cfg, recipe, source_name, target, target_name, metric, seed, work_dir, progress) -> dict:
     """Fine-tune the target from the source's body (or the plain base model) and score its test split."""
     started = time.perf_counter()
     body = None if source_name == BASE else source_body(source_name, cfg, seed, work_dir, progress)
-    checkpoints = tune(target, _finetune(target, cfg, seed, cfg.target_epochs), None, progress=progress,
+    checkpoints = tune(target, _finetune(target, cfg, seed, cfg.target_epochs, cfg.target_train_examples), None, progress=progress,
                        body_state=body, eval_split="test")
     metrics = checkpoints[-1].metrics
     return {"source": source_name, "target": target_name, "seed": seed, "metric": metric, "score": metrics[metric],
