@@ -24,9 +24,9 @@ Args:
     references: list of float, measured transfer score per source, same order.
     base_score: float, the target's score fine-tuned from the plain base model.
     k: int, cut-off for Regret@k (default 3).
-    gain: "relative" (default) or "shifted".
+    gain: "relative" (default), "shifted" or "exponential" (2^(100·score) − 1, hf-dataset-selector's).
 Returns:
-    ndcg, rho, regret@k, spearman.
+    ndcg, rho (the mean predicted rank of the best sources when several tie), regret@k, spearman.
 """
 
 
