@@ -220,11 +220,50 @@ def cmd_transfer_matrix(args) -> int:
     cfg = TransferConfig(tasks=tasks, data_dir=args.data_dir, seeds=[int(s) for s in args.seeds.split(",")],
                          targets=args.targets.split(",") if args.targets else None, base_model=args.base_model,
                          target_train_examples=args.target_train_examples)
+    if args.executor == "ray":
+        return _transfer_matrix_on_ray(args, cfg)
     if args.workers > 1 or args.deadline:
         run_local_workers(cfg, args.results, args.work_dir, workers=args.workers, deadline_s=args.deadline)
     else:
         run_transfer_matrix(cfg, args.results, args.work_dir, progress=not args.json)
     return 0
+
+
+def _ray_resources(args):
+    """`--gpus-per-run` / `--cpus-per-run` as the Ray executor's per-run resources (Ray imported here only)."""
+    from .executors import ExecutorError, parse_gpu_share, require_ray
+
+    require_ray()  # one line naming the install command when the extra is missing
+    from .executors.ray import RayResources
+
+    if args.cpus_per_run <= 0:
+        raise ExecutorError(f"--cpus-per-run must be positive (got {args.cpus_per_run}). Pass e.g. 1.")
+    return RayResources(num_gpus=parse_gpu_share(args.gpus_per_run), num_cpus=args.cpus_per_run)
+
+
+def _transfer_matrix_on_ray(args, cfg) -> int:
+    resources = _ray_resources(args)
+    from .executors.ray import run_ray_grid
+
+    report = run_ray_grid(cfg, args.results, args.work_dir, address=args.address, resources=resources,
+                          deadline_s=args.deadline, log=(lambda _: None) if args.json else print)
+    _print(args, report.to_dict(), f"{report.finished} cell(s) finished, {report.skipped} already in {args.results}, "
+                                   f"{len(report.failed)} failed, {report.cancelled} cancelled ({report.seconds}s)")
+    return 1 if report.failed else 0
+
+
+def cmd_registry_build(args) -> int:
+    from .executors.registry_build import PublishOptions, build_registry, load_spec
+
+    spec = load_spec(args.spec)
+    resources = _ray_resources(args) if args.executor == "ray" else None
+    publish = PublishOptions(owner=args.publish, private=args.private, endpoint=args.endpoint,
+                             base_model_id=args.base_model_id) if args.publish else None
+    report = build_registry(spec, args.registry, executor=args.executor, overwrite=args.overwrite, publish=publish,
+                            address=args.address, resources=resources, log=(lambda _: None) if args.json else print)
+    _print(args, report.to_dict(), f"{args.registry}: {len(report.added)} added, {len(report.skipped)} already there, "
+                                   f"{len(report.failed)} failed, {len(report.published)} published ({report.seconds}s)")
+    return 1 if report.failed else 0
 
 
 def cmd_space(args) -> int:
@@ -237,6 +276,15 @@ def cmd_space(args) -> int:
     launch(args.registry, host=args.host, port=args.port,
            config=SpaceConfig(limits=limits, base_model_paths=paths, refresh_every_s=refresh))
     return 0
+
+
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: this machine; ray: Ray tasks on a local Ray or a cluster (pip install \"taskemb-hub[ray]\")")
+    p.add_argument("--address", default=None, help="with --executor ray: the cluster to join (default: start a local Ray)")
+    p.add_argument("--gpus-per-run", default=None, metavar="SHARE",
+                   help="with --executor ray: GPU share per run, 1/k or a decimal (default: 1 with GPUs, else 0)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="with --executor ray: cores per run (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,6 +368,29 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--registry", default="default")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_registry_list)
+    q = reg.add_parser("build", help="tune one embedding per task of a YAML/JSON spec into a registry folder",
+                       description="Tune every task of SPEC (task folders, data files or Hub datasets) with one recipe "
+                                   "into an entry of --registry; entries already there are skipped, so a stopped build "
+                                   "resumes. With --executor ray every task is a Ray task (pip install "
+                                   "\"taskemb-hub[ray]\").",
+                       epilog="examples:\n  taskemb-hub registry build tasks.yaml --registry my-registry\n"
+                              "  taskemb-hub registry build tasks.yaml --registry my-registry --executor ray "
+                              "--gpus-per-run 1/4\n"
+                              "  taskemb-hub registry build tasks.yaml --registry my-registry --publish me\n\n"
+                              "tasks.yaml:\n  tuning: {method: bitfit, max_steps: 100}   # optional; default: the "
+                              "packaged registry's recipe\n  tasks:\n    - path: ../shared/data/tasks/rotten_tomatoes\n"
+                              "    - {dataset: glue, config: sst2, text_column: sentence, name: sst2}",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("spec", help="YAML or JSON: a list of tasks, or {tuning: {...}, tasks: [...]}")
+    q.add_argument("--registry", required=True, help="the registry folder (created if missing)")
+    q.add_argument("--overwrite", action="store_true", help="rebuild entries already in the registry")
+    q.add_argument("--publish", default=None, metavar="OWNER", help="also push each new entry to OWNER/<name>-<method>")
+    q.add_argument("--private", action="store_true", help="with --publish: create the repos private")
+    q.add_argument("--base-model-id", default=None, help="with --publish and a local base model: its Hub id")
+    q.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT)")
+    _add_executor_args(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_registry_build)
 
     p = command("publish", "push an adapter with its embedding and a tagged model card to the Hub", cmd_publish,
                 "examples:\n  taskemb-hub publish runs/rt-bitfit/step-100 --repo-id me/rotten-tomatoes-bitfit --dry-run\n"
@@ -389,7 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
 
     p = command("transfer-matrix", "measure ground-truth transfer by full fine-tuning (resumable)", cmd_transfer_matrix,
-                "example:\n  taskemb-hub transfer-matrix --tasks classification16 --seeds 0,1,2")
+                "examples:\n  taskemb-hub transfer-matrix --tasks classification16 --seeds 0,1,2\n"
+                "  taskemb-hub transfer-matrix --tasks classification16 --executor local --workers 10 --deadline 480\n"
+                "  taskemb-hub transfer-matrix --tasks classification16 --executor ray --gpus-per-run 1/8   # 8 per GPU\n"
+                "  taskemb-hub transfer-matrix --tasks classification16 --executor ray --address ray://head:10001")
     p.add_argument("--tasks", default="core10", help="comma list, or core10 / classification16")
     p.add_argument("--targets", default=None)
     p.add_argument("--seeds", default="0")
@@ -401,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train rows per target (the 'small' regime: 200); sources keep 1,000")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing this machine (and its GPU)")
     p.add_argument("--deadline", type=float, default=None, help="stop every worker after this many seconds")
+    _add_executor_args(p)
 
     p = command("space", "serve the Space locally: rank sources for your data, your adapter or a registry task", cmd_space,
                 "examples:\n  taskemb-hub space                       # packaged registry, http://127.0.0.1:7860\n"

@@ -1,0 +1,293 @@
+"""`--executor ray`: the transfer grid and registry builds as Ray tasks, written by the driver only.
+
+One local Ray (2 CPUs) is started for the whole module (about 10 s); the tests that need it skip,
+saying so, when the `ray` extra is not installed (`pip install -e ".[test,ray]"`). The grid is 3x3
+(three tiny-BERT tasks, each a source and a target: 3 base cells + 6 transfer cells).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from taskemb_hub.cli import main
+from taskemb_hub.transfer import BASE, TransferConfig, load_transfer_results
+
+from conftest import _sentiment_rows
+
+TASKS = ["alpha", "beta", "gamma"]
+KILLED_CELL = "cell:beta->alpha:seed0"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray with 2 CPUs, shared by every test of the module; its address for drivers that join it."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e \".[test,ray]\")")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             object_store_memory=300 * 1024 * 1024)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def grid_dir(tmp_path_factory) -> Path:
+    """Three toy tasks of 192 training rows: a cell (2 epochs, 24 steps) takes about a second, long enough to watch."""
+    root = tmp_path_factory.mktemp("ray-grid")
+    for i, name in enumerate(TASKS):
+        folder = root / "tasks" / name
+        folder.mkdir(parents=True)
+        (folder / "task.json").write_text(json.dumps({"type": "text-classification", "labels": ["neg", "pos"],
+                                                      "name": name}))
+        for split, n in (("train", 192), ("test", 16)):
+            with gzip.open(folder / f"{split}.jsonl.gz", "wt") as handle:
+                handle.write("\n".join(json.dumps(r) for r in _sentiment_rows(n, 10 * i + len(split))))
+    return root
+
+
+def grid_config(tiny_bert, grid_dir) -> TransferConfig:
+    # The CLI's recipe (no flags for rows or epochs): a driver started by `taskemb-hub` writes the same rows.
+    return TransferConfig(tasks=TASKS, data_dir=str(grid_dir / "tasks"), base_model=tiny_bert)
+
+
+class WorkerWatcher(threading.Thread):
+    """Watches Ray's worker processes (`ray::<task name>` titles): which pids ran which task; kills one cell once."""
+
+    def __init__(self, kill: str | None = None):
+        super().__init__(daemon=True)
+        self.kill, self.killed_pid, self.seen, self.stop = kill, None, {}, threading.Event()
+
+    def run(self):
+        import psutil  # a dependency of ray
+
+        first_seen = None
+        while not self.stop.is_set():
+            for process in psutil.process_iter(["pid", "cmdline"]):
+                name = self._task(process.info["cmdline"])
+                if name is None:
+                    continue
+                self.seen.setdefault(name, set()).add(process.info["pid"])
+                if name != self.kill or self.killed_pid is not None:
+                    continue
+                first_seen = first_seen or time.monotonic()
+                # Once it is 0.3 s into its fine-tune, and only while this worker still runs that cell.
+                if time.monotonic() - first_seen > 0.3 and self._task(process.cmdline()) == self.kill:
+                    os.kill(process.info["pid"], signal.SIGKILL)
+                    self.killed_pid = process.info["pid"]
+            time.sleep(0.01)
+
+    @staticmethod
+    def _task(cmdline) -> str | None:
+        title = " ".join(cmdline or [])
+        return title.split()[0].removeprefix("ray::") if title.startswith(("ray::cell:", "ray::source:")) else None
+
+
+def assert_one_whole_line_per_cell(results: Path, expected: int) -> list[dict]:
+    lines = results.read_text().splitlines()
+    rows = [json.loads(line) for line in lines]  # every line parses: none is torn
+    cells = [(r["source"], r["target"], r["seed"]) for r in rows]
+    assert len(cells) == len(set(cells)) == expected, "each cell exactly once"
+    return rows
+
+
+@pytest.fixture(scope="module")
+def killed_grid(ray_cluster, tiny_bert, grid_dir):
+    """The 3x3 grid on Ray, with the worker running beta -> alpha killed mid-run."""
+    from taskemb_hub.executors.ray import run_ray_grid
+
+    cfg = grid_config(tiny_bert, grid_dir)
+    results, work = grid_dir / "grid.jsonl", grid_dir / "work"
+    watcher = WorkerWatcher(kill=KILLED_CELL)
+    watcher.start()
+    try:
+        report = run_ray_grid(cfg, results, work, log=lambda _: None)
+    finally:
+        watcher.stop.set()
+        watcher.join()
+    return cfg, results, work, report, watcher
+
+
+def test_the_grid_runs_every_cell_once_with_sources_trained_once(killed_grid):
+    cfg, results, work, report, watcher = killed_grid
+    assert (report.submitted, report.finished, report.failed, report.skipped) == (9, 9, [], 0)
+    rows = assert_one_whole_line_per_cell(results, 9)
+    assert sorted((r["source"], r["target"]) for r in rows) == sorted(
+        (s, t) for t in TASKS for s in [BASE] + [x for x in TASKS if x != t])
+    assert all(r["recipe"] == cfg.recipe() and 0 <= r["score"] <= 1 for r in rows), "the local runner's row format"
+    sources = [name for name in watcher.seen if name.startswith("source:")]
+    assert all(len(watcher.seen[name]) == 1 for name in sources), "each source body is fine-tuned by one task"
+    assert sorted(p.name for p in (work / "sources").glob("*/*.safetensors")) == [f"{t}-seed0.safetensors" for t in TASKS]
+
+
+def test_a_killed_worker_reruns_only_its_own_cell(killed_grid):
+    _, results, _, report, watcher = killed_grid
+    assert watcher.killed_pid is not None, "the watcher found the cell's worker and killed it"
+    assert len(watcher.seen[KILLED_CELL]) == 2, "Ray ran the killed cell again, in a new worker"
+    rerun = sorted(name for name, pids in watcher.seen.items() if len(pids) > 1)
+    assert rerun == [KILLED_CELL], "no other cell or source ran twice"
+    assert report.failed == [] and ("beta", "alpha", 0) in {(r["source"], r["target"], r["seed"])
+                                                           for r in load_transfer_results(results)}
+
+
+def test_the_source_cache_is_where_the_local_runner_looks(killed_grid):
+    from taskemb_hub.executors.ray import source_cache_path
+
+    cfg, _, work, _, _ = killed_grid
+    assert all(source_cache_path(cfg, t, 0, work).is_file() for t in TASKS)
+
+
+def test_a_restart_after_the_driver_was_killed_runs_only_the_missing_cells(killed_grid, ray_cluster, tiny_bert, grid_dir):
+    from taskemb_hub.executors.ray import run_ray_grid
+
+    cfg, _, work, _, _ = killed_grid
+    results = grid_dir / "restart.jsonl"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "taskemb_hub.cli", "transfer-matrix", "--executor", "ray", "--address", ray_cluster,
+         "--tasks", ",".join(TASKS), "--data-dir", cfg.data_dir, "--base-model", tiny_bert, "--results", str(results),
+         "--work-dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        if results.is_file() and results.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    driver.kill()  # the driver dies with cells in flight: Ray drops its job's tasks
+    driver.wait()
+    before = assert_one_whole_line_per_cell(results, len(results.read_text().splitlines()))
+    assert 2 <= len(before) < 9, f"the driver was killed mid-grid ({len(before)} rows; stderr: {driver.stderr.read()[-500:]})"
+
+    report = run_ray_grid(cfg, results, work, log=lambda _: None)
+    assert (report.skipped, report.submitted, report.finished) == (len(before), 9 - len(before), 9 - len(before))
+    after = assert_one_whole_line_per_cell(results, 9)
+    assert after[:len(before)] == before, "finished rows are kept as they were"
+
+    again = run_ray_grid(cfg, results, work, log=lambda _: None)
+    assert (again.skipped, again.submitted) == (9, 0), "a finished grid submits nothing"
+
+
+def test_a_gpu_share_on_a_ray_without_gpus_is_refused(ray_cluster, tiny_bert, grid_dir, capsys):
+    code = main(["transfer-matrix", "--executor", "ray", "--gpus-per-run", "1/4", "--tasks", ",".join(TASKS),
+                 "--data-dir", str(grid_dir / "tasks"), "--base-model", tiny_bert,
+                 "--results", str(grid_dir / "gpu.jsonl"), "--work-dir", str(grid_dir / "work")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "no GPU" in err and "--gpus-per-run" in err
+
+
+# registry build ---------------------------------------------------------------------------------
+
+def build_spec(tmp_path: Path, tiny_bert: str, task_dir: Path) -> Path:
+    spec = {"tuning": {"method": "bitfit", "base_model": tiny_bert, "max_steps": 4, "max_train_examples": 32,
+                       "eval_examples": 8},
+            "tasks": [{"path": str(task_dir / name)} for name in TASKS[:2]] + [{"path": str(task_dir / "gamma"),
+                                                                               "name": "owner/gamma"}]}
+    path = tmp_path / "tasks.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_registry_build_on_ray_gives_the_embeddings_of_serial_tune_runs(ray_cluster, tiny_bert, grid_dir, tmp_path):
+    from taskemb_hub.data import load_task
+    from taskemb_hub.executors.registry_build import load_spec
+    from taskemb_hub.registries.local import LocalRegistry
+    from taskemb_hub.training import TuningConfig, tune
+
+    spec_path = build_spec(tmp_path, tiny_bert, grid_dir / "tasks")
+    registry = tmp_path / "registry"
+    assert main(["registry", "build", str(spec_path), "--registry", str(registry), "--executor", "ray"]) == 0
+    built = {e.name: e.embedding for e in LocalRegistry(registry).entries()}
+    assert sorted(built) == ["alpha", "beta", "owner/gamma"]
+
+    spec = load_spec(spec_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a Ray task with num_cpus=1 runs one thread: the same float order
+    try:
+        serial = {t.name: tune(load_task(t.path, name=t.name), TuningConfig(**spec.tuning), None,
+                               progress=False)[-1].embedding for t in spec.tasks}
+    finally:
+        torch.set_num_threads(threads)
+    for name, embedding in serial.items():
+        assert built[name].signature == embedding.signature and built[name].step == 4
+        torch.testing.assert_close(built[name].vector, embedding.vector, rtol=0, atol=1e-6)
+    # a second build skips every entry (a stopped build resumes)
+    assert main(["registry", "build", str(spec_path), "--registry", str(registry), "--executor", "ray", "--json"]) == 0
+
+
+def test_registry_build_resumes_and_publishes_new_entries(tiny_bert, grid_dir, tmp_path, monkeypatch, capsys):
+    from local_hub import local_hub_fixture
+
+    spec_path = build_spec(tmp_path, tiny_bert, grid_dir / "tasks")
+    hub = local_hub_fixture(monkeypatch, tmp_path)
+    server = next(hub)
+    try:
+        registry = tmp_path / "registry"
+        (registry / "alpha").mkdir(parents=True)
+        (registry / "alpha" / "taskemb.safetensors").write_bytes(b"an entry built earlier")
+        code = main(["registry", "build", str(spec_path), "--registry", str(registry), "--publish", "alice",
+                     "--base-model-id", "google-bert/bert-tiny", "--json"])
+        report = json.loads(capsys.readouterr().out)
+        assert code == 0 and report["skipped"] == ["alpha"] and sorted(report["added"]) == ["beta", "owner/gamma"]
+        assert sorted(report["published"]) == ["beta", "owner/gamma"]
+        files = server.state.repo("alice/beta-bitfit").files
+        assert {"taskemb.safetensors", "adapter_model.safetensors", "README.md"} <= set(files)
+        assert str(tmp_path) not in files["taskemb.json"].decode(), "no local path is uploaded"
+        assert (registry / "alpha" / "taskemb.safetensors").read_bytes() == b"an entry built earlier", "kept as it was"
+    finally:
+        next(hub, None)
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("tasks: [", "not valid YAML"),
+    ("tasks: []", "lists no tasks"),
+    ("- {path: nowhere}", "does not exist"),
+    ("- {path: ., colum: text}", "unknown key"),
+    ("- {dataset: glue, path: .}", "exactly one of"),
+    ("{tuning: {max_stepz: 3}, tasks: [{dataset: glue}]}", "max_stepz"),
+    ("[{dataset: glue, config: a}, {dataset: glue, config: a}]", "more than once"),
+])
+def test_a_bad_spec_is_one_line_and_exit_2(tmp_path, capsys, spec, says):
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec)
+    code = main(["registry", "build", str(path), "--registry", str(tmp_path / "registry")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and says in err
+    assert not (tmp_path / "registry").exists() or not any((tmp_path / "registry").iterdir())
+
+
+def test_without_ray_the_ray_executor_names_the_install_command(tmp_path):
+    # A fresh interpreter where `import ray` raises ImportError, as without the extra.
+    code = ("import sys; sys.modules['ray'] = None; from taskemb_hub.cli import main; "
+            f"sys.exit(main(['transfer-matrix', '--executor', 'ray', '--tasks', 'alpha', '--results', "
+            f"{str(tmp_path / 'r.jsonl')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert 'pip install "taskemb-hub[ray]"' in done.stderr
+
+
+def test_the_cli_help_does_not_import_ray():
+    code = ("import sys; from taskemb_hub.cli import build_parser; build_parser(); "
+            "sys.exit('ray' in sys.modules or 'taskemb_hub.executors' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("text, share", [("1/4", 0.25), ("0.25", 0.25), ("1", 1.0), ("0", 0.0), ("2", 2.0)])
+def test_gpu_shares_read_as_fractions(text, share):
+    from taskemb_hub.executors import parse_gpu_share
+
+    assert parse_gpu_share(text) == share
+
+
+@pytest.mark.parametrize("text", ["abc", "1/0", "-0.5", "1.5"])
+def test_a_bad_gpu_share_is_refused(text):
+    from taskemb_hub.executors import ExecutorError, parse_gpu_share
+
+    with pytest.raises(ExecutorError, match="1/k"):
+        parse_gpu_share(text)
