@@ -1,7 +1,7 @@
 """Engines that run many fine-tunes: `local` (this machine) and `ray` (a local Ray or a cluster).
 
 `taskemb-hub transfer-matrix --executor local|ray` and `taskemb-hub registry build --executor local|ray`
-pick one. Ray is an optional extra (`pip install "taskemb-hub[ray]"`, about 285 MB installed): nothing
+pick one. Ray is an optional extra (`pip install "taskemb-hub[ray]"`, ~245 MB installed): nothing
 here imports it until the `ray` executor is asked for, so the CLI and the quickstart stay fast without it.
 """
 
@@ -23,7 +23,7 @@ def require_ray():
         import ray
     except ImportError:
         raise ExecutorError(f"--executor ray needs Ray, which is not installed. Install the extra with `{RAY_INSTALL}` "
-                            "(about 285 MB), or use --executor local.") from None
+                            "(~245 MB installed), or use --executor local.") from None
     return ray
 
 
