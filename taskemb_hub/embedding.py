@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from .adapters import AdapterFiles, read_adapter
 from .base_model import canonical_model_id
-from .errors import AdapterError, IncompatibleEmbeddingError
+from .errors import AdapterError, IncompatibleEmbeddingError, TaskEmbHubError
 from .methods import EmbeddingOptions, get_method
 from .methods.base import check_finite, signature_hash
 
@@ -96,7 +96,9 @@ class TaskEmbedding:
         if other.signature != self.signature or other.dim != self.dim:
             diff = sorted(k for k in set(self.signature) | set(other.signature)
                           if self.signature.get(k) != other.signature.get(k))
-            return f"{self.method} shapes/options differ ({', '.join(diff) or 'dimension'}: {other.dim} vs {self.dim} values)"
+            reason = f"{self.method} shapes/options differ ({', '.join(diff) or 'dimension'}: {other.dim} vs {self.dim} values)"
+            hint = _method_hint(self, other)
+            return f"{reason}: {hint}" if hint else reason
         return None
 
     def check_compatible(self, other: "TaskEmbedding") -> None:
@@ -199,6 +201,16 @@ class TaskEmbedding:
                                f"Re-create it with `taskemb-hub embed <adapter folder>`.")
         fields = {k: meta.get(k) for k in ("task", "base_model", "method", "signature", "step", "train_size")}
         return cls(vector=vector, metrics=meta.get("metrics") or {}, extra=meta.get("extra") or {}, **fields)
+
+
+def _method_hint(embedding: TaskEmbedding, other: TaskEmbedding) -> str | None:
+    """The method's own explanation of a signature difference (e.g. BitFit vectors embedded before key biases
+    were dropped), or None for baselines and unknown methods."""
+    try:
+        method = get_method(embedding.method)
+    except TaskEmbHubError:
+        return None
+    return method.incompatibility_hint(embedding.signature, other.signature, repr(embedding.task), repr(other.task))
 
 
 def _read_umask() -> int:

@@ -94,6 +94,11 @@ class PeftMethod:
     def body_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v for k, v in weights.items() if not HEAD_PATTERN.search(k)}
 
+    def incompatibility_hint(self, signature: dict, other: dict, name: str = "this embedding",
+                             other_name: str = "the other") -> str | None:
+        """Why two signatures of this method differ and how to fix it, when the method knows (else None)."""
+        return None
+
     def _signature(self, options: EmbeddingOptions, **fields) -> dict[str, Any]:
         return {"method": self.name, **fields}
 

@@ -1,0 +1,188 @@
+"""BitFit's attention key biases: what they hold, and what leaving them out of the embedding changes.
+
+    python benchmarks/bitfit_key_bias.py ndcg --label after     # ranking quality of the vectors as stored (seconds)
+    python benchmarks/bitfit_key_bias.py ndcg --label before --embeddings DIR --registry DIR
+    python benchmarks/bitfit_key_bias.py runs    # tune MiniLM twice per variant (CPU-heavy: ~5 min, take cpu.lock)
+
+`ndcg`: the default ranker (BitFit step 100, cosine and centred; both embedding seeds; the packaged
+registry's vectors) scored with benchmarks/report.py's own functions (read-only) against the
+16-target ground truth. `before` was scored on the vectors as they were before
+`convert_bitfit_key_bias.py` (extracted from git: `git archive <commit> benchmarks/results/embeddings/bitfit+mean
+taskemb_hub/default_registry/entries | tar -x -C /tmp/before`), `after` on the converted ones;
+with both, the per-target change is paired.
+
+`runs`: one task tuned with the registry's recipe twice, on 1 and on 2 torch threads (same seed,
+so the runs differ only in float summation order), once training the key biases (the old target
+modules) and once without (today's): the per-module norms of the tuned biases, how far the two
+runs' weights are apart, and the cosine of their embeddings with and without the key-bias blocks.
+
+Writes `benchmarks/results/bitfit_key_bias.json` (each part under its own key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+OUT = HERE / "results" / "bitfit_key_bias.json"
+OLD_TARGET_MODULES = r".*encoder\.layer\.\d+\..*(query|key|value|dense)$"  # before the fix: keys included
+
+
+def _load() -> dict:
+    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+
+
+def _save(part: str, payload: dict) -> None:
+    data = _load()
+    data[part] = payload
+    OUT.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _summary(m: dict, report) -> dict:
+    return {"ndcg": round(m["ndcg"], 4), "ndcg_se": round(report.ndcg_se(m), 4), "rho": round(m["rho"], 3),
+            "spearman": round(m["spearman"], 3), "ndcg_shifted": round(m["ndcg_shifted"], 4),
+            "ndcg_seed_mean_truth": round(m["on_mean"]["ndcg"], 4) if m.get("on_mean") else None,
+            "seeds": m["seeds"], "targets": m["targets"]}
+
+
+def ndcg_part(label: str, embeddings: Path | None, registry: Path | None) -> dict:
+    """Score the default ranker on the vectors of `embeddings` (default: report.py's folder) and `registry`
+    (default: the packaged one); stored under `label`, with per-target NDCG so that `after` is paired with `before`."""
+    import numpy as np
+
+    import report
+    from taskemb_hub.default_registry import default_registry_path
+    from taskemb_hub.embedding import TaskEmbedding
+
+    if embeddings is not None:
+        report.EMB = embeddings
+    runs = report.load_runs(report.RESULTS / "transfer_limited.jsonl")
+    _, complete, _, mean_rows = report.load_matrix(runs, report.SOURCES)
+    method, step = report.DEFAULT_METHOD, f"step-{report.MAIN_STEP}"
+    seed_embs = [report.load_embeddings(method, sd, step) for sd in report.seeds_of(method)]
+    registry = registry or default_registry_path()
+    packaged = {p.name: TaskEmbedding.load(p) for p in registry.iterdir() if p.is_dir()}
+    results = {}
+    for sim in report.SIMILARITIES:
+        for name, embs_list in ((f"{method} step 100", seed_embs), ("packaged registry", [packaged])):
+            scorers = [report.embedding_scorer(None, None, None, sim, embs) for embs in embs_list]
+            m = report.evaluate_scorers(scorers, complete, mean_rows, report.SOURCES)
+            results[f"{name}, {sim}"] = _summary(m, report) | {
+                "dim": sorted({e.dim for embs in embs_list for e in embs.values()}),
+                "per_target_ndcg": {t: round(r["ndcg"], 6) for t, r in m["rows"].items()}}
+    data = _load().get("ndcg", {})
+    data.setdefault("results", {})[label] = results
+    data["ground_truth"] = "results/transfer_limited.jsonl: 16 classification targets x 15 sources (report.py's rows)"
+    data.setdefault("commands", {})[label] = ("python benchmarks/bitfit_key_bias.py ndcg --label " + label
+                                              + (f" --embeddings {embeddings}" if embeddings else "")
+                                              + (f" --registry {registry}" if registry != default_registry_path() else ""))
+    if {"before", "after"} <= set(data["results"]):
+        paired = {}
+        for key, after in data["results"]["after"].items():
+            before = data["results"]["before"].get(key)
+            if not before:
+                continue
+            a, b = after["per_target_ndcg"], before["per_target_ndcg"]
+            diffs = [a[t] - b[t] for t in sorted(set(a) & set(b))]
+            paired[key] = {"mean": round(float(np.mean(diffs)), 4),
+                           "se": round(float(np.std(diffs, ddof=1) / np.sqrt(len(diffs))), 4), "targets": len(diffs),
+                           "better": sum(d > 1e-9 for d in diffs), "worse": sum(d < -1e-9 for d in diffs)}
+        data["paired_after_minus_before"] = paired
+    return data
+
+
+def runs_part(task_name: str, steps: int) -> dict:
+    import torch
+    from safetensors.torch import load_file
+
+    from _common import DATA_DIR, require_data
+    from taskemb_hub import TuningConfig, load_task, tune
+    from taskemb_hub.methods import EmbeddingOptions, get_method
+    from taskemb_hub.methods.base import embed_module_tensors, module_name
+    from taskemb_hub.methods.bitfit import is_gradient_free
+
+    require_data()
+    task = load_task(DATA_DIR / task_name)
+    work = HERE / "work" / "bitfit_key_bias"
+    method = get_method("bitfit")
+
+    def cosine(a, b):
+        return float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0))
+
+    out = {"command": f"python benchmarks/bitfit_key_bias.py runs --task {task_name} --steps {steps}",
+           "task": task_name, "steps": steps, "variants": {}}
+    for variant, kwargs in (("keys trained (old target modules)", {"target_modules": OLD_TARGET_MODULES}),
+                            ("keys not trained (today)", {})):
+        runs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            start = time.time()
+            cfg = TuningConfig(method="bitfit", max_steps=steps, max_train_examples=1000, eval_examples=0,
+                               method_kwargs=kwargs)
+            checkpoint = tune(task, cfg, work / f"{'old' if kwargs else 'new'}-threads{threads}", progress=False)[-1]
+            weights = load_file(str(Path(checkpoint.path) / "adapter_model.safetensors"))
+            runs.append({"threads": threads, "seconds": round(time.time() - start, 1), "weights": weights,
+                         "embedding": checkpoint.embedding})
+        a, b = runs
+        biases = {module_name(k, ".beft_bias"): v for k, v in method.body_weights(a["weights"]).items()
+                  if k.endswith(".beft_bias")}
+        by_kind = defaultdict(list)
+        for name, value in biases.items():
+            kind = name.split(".layer.")[1].split(".", 1)[1]
+            diff = (value - b["weights"][next(k for k in b["weights"] if module_name(k, ".beft_bias") == name)]).norm()
+            by_kind[kind].append((float(value.norm()), float(diff)))
+        row = {"seconds": [r["seconds"] for r in runs],
+               "bias_norms_by_module": {k: {"norm_min": f"{min(n for n, _ in v):.2e}",
+                                            "norm_max": f"{max(n for n, _ in v):.2e}",
+                                            "run_to_run_diff_max": f"{max(d for _, d in v):.2e}"}
+                                        for k, v in sorted(by_kind.items())},
+               "max_abs_weight_diff": f"{max(float((a['weights'][k] - b['weights'][k]).abs().max()) for k in a['weights']):.2e}",
+               "embedding_dim": a["embedding"].dim,
+               "embedding_cosine_today": cosine(a["embedding"].vector, b["embedding"].vector)}
+        if kwargs:  # the same weights embedded as before the fix: every block, key biases included
+            old = [embed_module_tensors(method, r["weights"], ".beft_bias", EmbeddingOptions())[0] for r in runs]
+            row["embedding_cosine_with_key_blocks"] = cosine(*old)
+            row["embedding_dim_with_key_blocks"] = int(old[0].numel())
+            row["key_modules"] = sum(is_gradient_free(n) for n in biases)
+        out["variants"][variant] = row
+        print(json.dumps({variant: row}, indent=2), flush=True)
+    out["torch"] = torch.__version__
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["ndcg", "runs"])
+    parser.add_argument("--label", default="after", help="ndcg: store the figures as 'before' or 'after'")
+    parser.add_argument("--embeddings", type=Path, default=None,
+                        help="ndcg: a results/embeddings folder to score (default: report.py's)")
+    parser.add_argument("--registry", type=Path, default=None, help="ndcg: registry entries folder (default: packaged)")
+    parser.add_argument("--task", default="rotten_tomatoes")
+    parser.add_argument("--steps", type=int, default=100)
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.part == "ndcg":
+        payload = ndcg_part(args.label, args.embeddings, args.registry)
+    else:
+        payload = runs_part(args.task, args.steps)
+    _save(args.part, payload)
+    if args.part == "ndcg":
+        for label, rows in payload["results"].items():
+            for key, r in rows.items():
+                print(f"{label:<7} {key:<32} NDCG {r['ndcg']:.3f} ± {r['ndcg_se']:.3f}  rho {r['rho']:.2f}  "
+                      f"seed-mean truth {r['ndcg_seed_mean_truth']:.3f}  dim {r['dim']}")
+        for key, p in payload.get("paired_after_minus_before", {}).items():
+            print(f"paired after - before, {key}: {p['mean']:+.4f} ± {p['se']:.4f} ({p['better']} better, "
+                  f"{p['worse']} worse of {p['targets']})")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

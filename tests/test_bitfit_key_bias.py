@@ -1,0 +1,187 @@
+"""BitFit's attention key biases get no gradient (softmax ignores the constant q·b_k they add to a row of
+logits), so they are neither tuned nor embedded; vectors embedded with them live in another space.
+
+Before: their blocks were float noise that per-module normalisation scaled to unit norm, so two runs
+whose weights agree to 1e-8 gave embeddings at cosine ~0.84 (tiny BERT) / 0.90 (MiniLM).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from taskemb_hub import AutoSourceSelector, TaskEmbedding, TuningConfig, tune
+from taskemb_hub.errors import AdapterError, IncompatibleEmbeddingError, RegistryError
+from taskemb_hub.methods import EmbeddingOptions, get_method
+from taskemb_hub.methods.base import embed_module_tensors
+from taskemb_hub.methods.bitfit import drop_gradient_free_blocks, is_gradient_free
+
+ROOT = Path(__file__).resolve().parents[1]
+# The target modules before the fix: every encoder Linear, attention keys included (as adapters already on the Hub).
+OLD_TARGET_MODULES = r".*encoder\.layer\.\d+\..*(query|key|value|dense)$"
+KEY = "attention.self.key"
+
+
+@pytest.fixture(scope="module")
+def no_dropout_bert(tiny_bert, tmp_path_factory) -> str:
+    """The tiny BERT without dropout: batch 16 and batch 8 x 2 accumulated steps then compute the same weights."""
+    from transformers import AutoConfig
+
+    folder = tmp_path_factory.mktemp("tiny-bert-no-dropout")
+    shutil.copytree(tiny_bert, folder, dirs_exist_ok=True)
+    config = AutoConfig.from_pretrained(folder)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    config.save_pretrained(folder)
+    return str(folder)
+
+
+def _tune(base, task, out, *, old_modules=False, batch_size=16, accumulate=1, steps=8):
+    cfg = TuningConfig(method="bitfit", base_model=base, max_steps=steps, batch_size=batch_size,
+                       gradient_accumulation_steps=accumulate, eval_examples=0,
+                       method_kwargs={"target_modules": OLD_TARGET_MODULES} if old_modules else {})
+    checkpoint = tune(task, cfg, out, progress=False)[-1]
+    return checkpoint.embedding, load_file(str(Path(checkpoint.path) / "adapter_model.safetensors"))
+
+
+def _embedded_with_key_blocks(run, task="old") -> TaskEmbedding:
+    """What taskemb-hub embedded before the fix: every BEFT bias, key biases included."""
+    embedding, weights = run
+    vector, signature = embed_module_tensors(get_method("bitfit"), weights, ".beft_bias", EmbeddingOptions())
+    assert any(is_gradient_free(m) for m in signature["modules"])
+    return TaskEmbedding(vector=vector, task=task, base_model=embedding.base_model, method="bitfit", signature=signature)
+
+
+@pytest.fixture(scope="module")
+def runs(no_dropout_bert, tmp_path_factory):
+    """Two runs with the old target modules whose weights agree to float error, and one with today's."""
+    from conftest import _sentiment_rows
+    from taskemb_hub.data import CLASSIFICATION, TaskData
+
+    task = TaskData(name="toy-sentiment", task_type=CLASSIFICATION, labels=["neg", "pos"],
+                    splits={"train": _sentiment_rows(128, 0), "validation": _sentiment_rows(16, 1)})
+    out = tmp_path_factory.mktemp("key-bias-runs")
+    return {"old": _tune(no_dropout_bert, task, out / "old", old_modules=True),
+            "old_accumulated": _tune(no_dropout_bert, task, out / "old-acc", old_modules=True, batch_size=8, accumulate=2),
+            "new": _tune(no_dropout_bert, task, out / "new")}
+
+
+def test_key_biases_are_neither_trained_nor_embedded(runs):
+    embedding, weights = runs["new"]
+    assert weights and not [k for k in weights if KEY in k]
+    assert any("attention.self.query" in k for k in weights) and any("attention.self.value" in k for k in weights)
+    assert not [m for m in embedding.signature["modules"] if KEY in m]
+    # 2 layers x (query 32 + value 32 + attention.output 32 + intermediate 64 + output 32)
+    assert embedding.dim == 2 * (32 + 32 + 32 + 64 + 32)
+
+
+def test_an_adapter_with_key_biases_embeds_into_todays_space(runs):
+    embedding, weights = runs["old"]
+    assert len([k for k in weights if KEY in k]) == 2  # tuned, as adapters made before the fix were
+    assert embedding.signature_hash == runs["new"][0].signature_hash
+    assert embedding.dim == runs["new"][0].dim
+    assert embedding.similarity(runs["new"][0]) > 0.999  # the keys changed nothing the model computes
+
+
+def test_two_runs_with_equal_weights_have_equal_embeddings(runs):
+    (a, wa), (b, wb) = runs["old"], runs["old_accumulated"]
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-6  # equal weights, to float error
+    assert a.similarity(b) > 1 - 1e-9
+    if all(torch.equal(wa[k], wb[k]) for k in wa):
+        pytest.skip("the two runs are bit-identical on this platform: no float noise to show the old embedding's defect")
+    # what the fix removes: the key-bias noise blown up to unit blocks made the same weights look different
+    assert _embedded_with_key_blocks(runs["old"]).similarity(_embedded_with_key_blocks(runs["old_accumulated"])) < 0.99
+
+
+def test_old_vectors_are_refused_next_to_new_ones_with_the_fix_named(runs):
+    old = _embedded_with_key_blocks(runs["old"], task="old-source")
+    new_source = dataclasses.replace(runs["new"][0], task="new-source")
+    target = runs["old_accumulated"][0]
+    assert old.signature_hash != target.signature_hash
+    with pytest.raises(IncompatibleEmbeddingError, match="key biases.*drop_gradient_free_blocks"):
+        target.similarity(old)
+
+    ranking = AutoSourceSelector.from_embeddings([old, new_source]).rank(target)
+    assert ranking.names == ["new-source"]
+    (name, reason), = ranking.skipped
+    assert name == "old-source" and "'old-source' was embedded by an older taskemb-hub" in reason
+
+    with pytest.raises(RegistryError, match="key biases"):
+        AutoSourceSelector.from_embeddings([old]).rank(target)
+
+
+def test_conversion_gives_todays_vector_exactly_and_converts_once(runs):
+    embedding, _ = runs["old"]
+    old = _embedded_with_key_blocks(runs["old"])
+    assert old.dim == embedding.dim + 2 * 32
+    converted = drop_gradient_free_blocks(old)
+    assert torch.equal(converted.vector, embedding.vector)
+    assert converted.signature == embedding.signature and converted.signature_hash == embedding.signature_hash
+    assert drop_gradient_free_blocks(converted) is converted
+    broken = TaskEmbedding(vector=old.vector[:-1], task="cut", base_model="tiny", method="bitfit", signature=old.signature)
+    with pytest.raises(AdapterError, match="does not match its signature"):
+        drop_gradient_free_blocks(broken)
+
+
+def test_an_adapter_of_key_biases_only_is_refused_with_the_reason(runs):
+    _, weights = runs["old"]
+    keys_only = {k: v for k, v in weights.items() if KEY in k}
+    with pytest.raises(AdapterError, match="only attention key biases"):
+        TaskEmbedding.from_state_dict(keys_only, {"peft_type": "BEFT"}, task="keys", base_model="tiny")
+
+
+def _convert_script():
+    spec = importlib.util.spec_from_file_location("convert_bitfit_key_bias", ROOT / "benchmarks" / "convert_bitfit_key_bias.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_conversion_script_is_idempotent_and_leaves_other_methods_alone(runs, tmp_path, capsys):
+    script = _convert_script()
+    embedding, _ = runs["old"]
+    old = _embedded_with_key_blocks(runs["old"], task="a")
+    old.save(tmp_path / "a" / "seed0" / "step-100")
+    runs["new"][0].save(tmp_path / "b" / "seed0" / "step-100")  # already without key biases
+    other = TaskEmbedding(vector=torch.ones(4), task="c", base_model="tiny", method="lora", signature={"method": "lora"})
+    other.save(tmp_path / "c" / "seed0" / "step-100")
+
+    assert script.main([str(tmp_path), "--check"]) == 1  # something to convert; nothing changed
+    assert TaskEmbedding.load(tmp_path / "a" / "seed0" / "step-100").dim == old.dim
+    assert script.main([str(tmp_path)]) == 0
+    assert "1 converted, 1 already without key biases, 1 not bitfit" in capsys.readouterr().out
+    files = sorted(tmp_path.rglob("taskemb.*"))
+    first = {f: f.read_bytes() for f in files}
+    converted = TaskEmbedding.load(tmp_path / "a" / "seed0" / "step-100")
+    assert torch.equal(converted.vector, embedding.vector) and converted.signature_hash == embedding.signature_hash
+
+    assert script.main([str(tmp_path)]) == 0  # a second run changes nothing
+    assert "0 converted, 2 already without key biases" in capsys.readouterr().out
+    assert {f: f.read_bytes() for f in files} == first
+    assert script.main([str(tmp_path), "--check"]) == 0
+
+
+def test_the_conversion_script_finishes_an_entry_cut_between_its_two_files(runs, tmp_path):
+    script = _convert_script()
+    embedding, _ = runs["old"]
+    folder = tmp_path / "a" / "seed0" / "step-100"
+    _embedded_with_key_blocks(runs["old"], task="a").save(folder)
+    meta = (folder / "taskemb.json").read_bytes()
+    drop_gradient_free_blocks(TaskEmbedding.load(folder)).save(folder)
+    (folder / "taskemb.json").write_bytes(meta)  # the vector was rewritten, the metadata not yet
+    assert script.main([str(tmp_path)]) == 0
+    assert TaskEmbedding.load(folder).signature_hash == embedding.signature_hash
+
+
+def test_the_stored_benchmark_vectors_and_the_packaged_registry_hold_no_key_bias_blocks():
+    from taskemb_hub.default_registry import default_registry_path
+
+    script = _convert_script()
+    for folder in [*script.DEFAULT_FOLDERS, default_registry_path()]:
+        if folder.is_dir():
+            assert script.convert_folder(folder, dry_run=True)["converted"] == 0, folder
