@@ -242,6 +242,11 @@ def _ray_resources(args):
 
 
 def _transfer_matrix_on_ray(args, cfg) -> int:
+    from .executors import ExecutorError
+
+    if args.workers > 1:
+        raise ExecutorError("--workers is for --executor local; with --executor ray, Ray runs as many cells at once "
+                            "as --cpus-per-run / --gpus-per-run let fit. Drop --workers.")
     resources = _ray_resources(args)
     from .executors.ray import run_ray_grid
 

@@ -174,6 +174,20 @@ def test_a_restart_after_the_driver_was_killed_runs_only_the_missing_cells(kille
     assert (again.skipped, again.submitted) == (9, 0), "a finished grid submits nothing"
 
 
+def test_at_the_deadline_running_cells_are_cancelled_and_write_nothing(killed_grid, grid_dir):
+    from taskemb_hub.executors.ray import run_ray_grid
+
+    cfg, _, work, _, _ = killed_grid
+    results = grid_dir / "deadline.jsonl"
+    report = run_ray_grid(cfg, results, work, deadline_s=1.0, log=lambda _: None)
+    assert report.cancelled > 0 and report.finished + report.cancelled == 9
+    assert len(load_transfer_results(results)) == report.finished, "a cancelled cell writes nothing"
+    if report.finished:
+        assert_one_whole_line_per_cell(results, report.finished)
+    rest = run_ray_grid(cfg, results, work, log=lambda _: None)
+    assert (rest.skipped, rest.finished) == (report.finished, report.cancelled), "a restart runs the cancelled cells"
+
+
 def test_a_gpu_share_on_a_ray_without_gpus_is_refused(ray_cluster, tiny_bert, grid_dir, capsys):
     code = main(["transfer-matrix", "--executor", "ray", "--gpus-per-run", "1/4", "--tasks", ",".join(TASKS),
                  "--data-dir", str(grid_dir / "tasks"), "--base-model", tiny_bert,
