@@ -2,7 +2,19 @@
 
 Rows are stored unit-normalised with their norms beside them: cosine is then one matrix-vector
 product, the centred similarity two, and the matrix may be float16 (an index memory-maps it)
-without a float32 copy: products are taken in float32 over blocks of rows.
+without a float32 copy.
+
+`VectorGroup.top` returns the best k rows with exact scores by one of three paths (`_ann.choose_search`):
+
+- `exact`: every row is read. On float16 rows the product is taken in float16 with float32
+  accumulation (twice the speed of converting blocks to float32), whose rounding is bounded: every
+  row whose score interval can reach the k-th best is re-scored in float64, so the top-k and their
+  scores are those of the float64 product of the stored rows.
+- `projection`: the projected rows (`_ann.Projection`, 1,024 values) are scanned, then the best
+  candidates are re-scored exactly from the full rows.
+- `ann`: an HNSW index (usearch) over the projected rows gives the candidates; same re-scoring.
+
+Leave-one-out is a mask (`keep`), never a copy of the matrix; masked rows score -inf.
 """
 
 from __future__ import annotations
@@ -11,9 +23,15 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ._ann import AnnIndex, Projection, PROJECTION_DIM, candidate_count
+
 _BLOCK_ROWS = 4096  # float16 rows are converted to float32 this many at a time
+_F16_BLOCK_ROWS = 65536  # float16 products are taken this many rows at a time (bounded index sizes)
 _FLOAT32_COPY_BYTES = 512 * 2**20  # below this, a float16 matrix gets one float32 copy (faster products)
 _EPS = 1e-12
+# Bound on |float16-kernel product − float64 product| for a unit row and a unit query: the query's
+# rounding to float16 (2^-11), the output's rounding (2^-11) and float32 accumulation, with margin.
+_F16_PRODUCT_ERROR = 2.0 ** -8
 
 
 @dataclass
@@ -25,13 +43,17 @@ class VectorGroup:
         unit: n×d unit-norm rows (a zero vector stays a zero row), float32 or float16.
         norms: the rows' original norms (n, float32).
         mean: the mean of the original vectors (d, float32): the centre of `centered` similarity.
+        projected: n×`PROJECTION_DIM` float16 projection of `unit` (an index stores it); computed on
+            first use when absent.
     """
 
     rows: list[int]
     unit: torch.Tensor
     norms: torch.Tensor
     mean: torch.Tensor
+    projected: torch.Tensor | None = None
     _unit_dot_mean: torch.Tensor | None = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)  # first-stage quantities, built once per group
 
     @classmethod
     def from_vectors(cls, rows: list[int], vectors: list[torch.Tensor]) -> "VectorGroup":
@@ -47,6 +69,7 @@ class VectorGroup:
     def dim(self) -> int:
         return int(self.unit.shape[1])
 
+    # ---- exact products ----------------------------------------------------------------------
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """`unit @ v` in float32, in blocks when the matrix is stored in a narrower type."""
         v = v.float()
@@ -79,15 +102,187 @@ class VectorGroup:
             out = out.masked_fill(~keep, float("-inf"))
         return out
 
+    def scores_at(self, positions: torch.Tensor, target: torch.Tensor, similarity: str,
+                  keep: torch.Tensor | None = None) -> torch.Tensor:
+        """`scores(...)[positions]` in float64, reading only those rows."""
+        rows = self.unit[positions].double()
+        norms = self.norms[positions].double()
+        t = target.double()
+        if similarity == "cosine":
+            out = rows @ t / max(float(t.norm()), _EPS)
+        else:
+            mu = self._kept_mean(keep).double()
+            tc = t - mu
+            inner = norms * (rows @ tc) - float(tc @ mu)
+            sq = norms ** 2 - 2 * norms * (rows @ mu) + float(mu @ mu)
+            out = inner / (sq.clamp_min(0).sqrt() * float(tc.norm())).clamp_min(_EPS)
+        if keep is not None:
+            out = out.masked_fill(~keep[positions], float("-inf"))
+        return out
+
+    def _kept_mean(self, keep: torch.Tensor | None) -> torch.Tensor:
+        """The mean of the kept rows: the stored mean, less the left-out rows (no re-averaging)."""
+        if keep is None or bool(keep.all()):
+            return self.mean
+        dropped = (~keep).nonzero().flatten()
+        n, kept = len(self), int(keep.sum())
+        removed = (self.unit[dropped].float() * self.norms[dropped].unsqueeze(1)).sum(0)
+        return (self.mean * n - removed) / max(kept, 1)
+
     def _centre(self, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The mean of the kept rows and ⟨u_i, mean⟩; computed once for the whole group."""
         if keep is None or bool(keep.all()):
             if self._unit_dot_mean is None:
                 self._unit_dot_mean = self.matvec(self.mean)
             return self.mean, self._unit_dot_mean
-        # Leave-one-out: take the left-out rows out of the stored mean instead of re-averaging.
-        dropped = (~keep).nonzero().flatten()
-        n, kept = len(self), int(keep.sum())
-        removed = (self.unit[dropped].float() * self.norms[dropped].unsqueeze(1)).sum(0)
-        mu = (self.mean * n - removed) / max(kept, 1)
+        mu = self._kept_mean(keep)
         return mu, self.matvec(mu)
+
+    # ---- the best k -------------------------------------------------------------------------
+    def top(self, target: torch.Tensor, similarity: str, k: int, keep: torch.Tensor | None = None,
+            search: str = "exact") -> tuple[torch.Tensor, torch.Tensor]:
+        """The best `k` kept rows for `target`: (positions, float64 scores), best first, exact scores.
+
+        Args:
+            target: the target's vector.
+            similarity: `cosine` or `centered`.
+            k: how many (at most the number of kept rows).
+            keep: rows that may be returned (leave-one-out masks the target's own entry).
+            search: `exact`, `projection` or `ann` (see the module docstring).
+        """
+        excluded = 0 if keep is None else int((~keep).sum())
+        k = min(k, len(self) - excluded)
+        if search == "exact":
+            candidates = self._bounded_candidates(target, similarity, keep, k)
+        else:
+            count = candidate_count(k, excluded)
+            candidates = (self._projection_candidates(target, similarity, keep, count) if search == "projection"
+                          else self._ann_candidates(target, similarity, keep, count))
+        if candidates is None:  # the exact product is as cheap as any filter
+            scores = self.scores(target, similarity, keep)
+            candidates = torch.arange(len(self))
+        else:
+            scores = self.scores_at(candidates, target, similarity, keep)
+        # best first; equal scores in row order (a stable sort of rows already in ascending order)
+        candidates, order = candidates.sort()
+        scores = scores[order]
+        best = torch.sort(scores, descending=True, stable=True).indices[:k]
+        return candidates[best], scores[best]
+
+    def _f16_matvec(self, matrix: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """`matrix @ v` by the float16 kernel (float32 accumulation, float16 output), as float32."""
+        v = v.to(matrix.dtype)
+        out = torch.empty(matrix.shape[0], dtype=torch.float32)
+        for start in range(0, matrix.shape[0], _F16_BLOCK_ROWS):
+            out[start:start + _F16_BLOCK_ROWS] = matrix[start:start + _F16_BLOCK_ROWS] @ v
+        return out
+
+    def _bounded_candidates(self, target, similarity, keep, k) -> torch.Tensor | None:
+        """Rows whose score can reach the k-th best, from the float16 product and its error bound.
+
+        Every product a = ⟨u_i, q⟩ (unit q) is known within ±E; each row's score then lies in an
+        interval, and a row is a candidate unless its upper end is below the k-th largest lower end.
+        None when the rows are float32 (the exact product is as fast) or the filter keeps too many.
+        """
+        if self.unit.dtype != torch.float32 and self.unit.numel() * 4 <= _FLOAT32_COPY_BYTES:
+            self.unit = self.unit.float()  # small enough: one float32 copy (as `matvec` makes)
+        if self.unit.dtype == torch.float32:
+            return None
+        e = _F16_PRODUCT_ERROR
+        t = target.float()
+        if similarity == "cosine":
+            a = self._f16_matvec(self.unit, t / t.norm().clamp_min(_EPS)).double()
+            lo, hi = a - e, a + e
+        else:
+            mu = self._kept_mean(keep)
+            tc = t - mu
+            tn = float(tc.norm().clamp_min(_EPS))
+            a = self._f16_matvec(self.unit, tc / tn).double()
+            mu_norm = float(self.mean.norm())
+            if "u_dot_mean" not in self._cache:  # ⟨u_i, μ⟩ of the whole group, within ±E‖μ‖
+                self._cache["u_dot_mean"] = self._f16_matvec(self.unit, self.mean / max(mu_norm, _EPS)) * mu_norm
+            b = self._cache["u_dot_mean"].double()
+            e_b = e * mu_norm + float((mu - self.mean).norm())  # the kept mean differs from the stored one
+            n = self.norms.double()
+            c = float(tc.double() @ mu.double()) / tn
+            num_lo, num_hi = n * (a - e) - c, n * (a + e) - c
+            sq = n ** 2 - 2 * n * b + float(mu.double() @ mu.double())
+            den_lo = (sq - 2 * n * e_b).clamp_min(_EPS).sqrt()
+            den_hi = (sq + 2 * n * e_b).clamp_min(_EPS).sqrt()
+            hi = torch.where(num_hi >= 0, num_hi / den_lo, num_hi / den_hi)
+            lo = torch.where(num_lo >= 0, num_lo / den_hi, num_lo / den_lo)
+        if keep is not None:
+            lo = lo.masked_fill(~keep, float("-inf"))
+            hi = hi.masked_fill(~keep, float("-inf"))
+        threshold = torch.topk(lo, k).values[-1]
+        candidates = (hi >= threshold).nonzero().flatten()
+        return None if len(candidates) > len(self) // 4 else candidates
+
+    # ---- first stages ----------------------------------------------------------------------
+    def projection(self) -> Projection:
+        return Projection(self.dim, PROJECTION_DIM)
+
+    def projected_rows(self) -> torch.Tensor:
+        """The float16 projection of the unit rows (stored by an index; else computed once, in blocks)."""
+        if self.projected is None:
+            projection = self.projection()
+            out = torch.empty(len(self), projection.dim_out, dtype=torch.float16)
+            for start in range(0, len(self), _BLOCK_ROWS):
+                out[start:start + _BLOCK_ROWS] = projection(self.unit[start:start + _BLOCK_ROWS]).half()
+            self.projected = out
+        return self.projected
+
+    def _projected_parts(self) -> dict:
+        """‖Pu_i‖², Pμ and ⟨Pu_i, Pμ⟩: what the projected scores need beside one product per query."""
+        if "proj_sq" not in self._cache:
+            p = self.projected_rows()
+            sq = torch.empty(len(self), dtype=torch.float32)
+            for start in range(0, len(self), _BLOCK_ROWS):
+                sq[start:start + _BLOCK_ROWS] = p[start:start + _BLOCK_ROWS].float().pow(2).sum(1)
+            pm = self.projection()(self.mean)
+            pm_norm = float(pm.norm().clamp_min(_EPS))
+            self._cache.update(proj_sq=sq, proj_mean=pm, proj_dot_mean=self._f16_matvec(p, pm / pm_norm) * pm_norm)
+        return self._cache
+
+    def _projected_query(self, target: torch.Tensor, similarity: str) -> torch.Tensor:
+        pt = self.projection()(target.float())
+        return pt if similarity == "cosine" else pt - self._projected_parts()["proj_mean"]
+
+    def _projected_scores(self, target: torch.Tensor, similarity: str) -> torch.Tensor:
+        """Approximate scores of every row from the projected rows (the group's mean stands for the kept mean)."""
+        parts = self._projected_parts()
+        p = self.projected_rows()
+        q = self._projected_query(target, similarity)
+        q = q / q.norm().clamp_min(_EPS)
+        a = self._f16_matvec(p, q)
+        if similarity == "cosine":
+            return a / parts["proj_sq"].sqrt().clamp_min(_EPS)
+        pm = parts["proj_mean"]
+        n = self.norms
+        num = n * a - float(q @ pm)
+        sq = n ** 2 * parts["proj_sq"] - 2 * n * parts["proj_dot_mean"] + float(pm @ pm)
+        return num / sq.clamp_min(_EPS).sqrt()
+
+    def _projection_candidates(self, target, similarity, keep, count) -> torch.Tensor:
+        approx = self._projected_scores(target, similarity)
+        if keep is not None:
+            approx = approx.masked_fill(~keep, float("-inf"))
+        return torch.topk(approx, min(count, len(self))).indices
+
+    def ann_index(self, similarity: str) -> AnnIndex:
+        """The HNSW index of this group for `similarity` (built on first use; the centred one holds
+        the projected centred rows n_i·Pu_i − Pμ)."""
+        key = f"ann_{similarity}"
+        if key not in self._cache:
+            p = self.projected_rows()
+            if similarity == "cosine":
+                blocks = lambda a, b: p[a:b]  # noqa: E731
+            else:
+                pm = self._projected_parts()["proj_mean"]
+                blocks = lambda a, b: p[a:b].float() * self.norms[a:b].unsqueeze(1) - pm  # noqa: E731
+            self._cache[key] = AnnIndex(len(self), p.shape[1], blocks)
+        return self._cache[key]
+
+    def _ann_candidates(self, target, similarity, keep, count) -> torch.Tensor:
+        found = self.ann_index(similarity).search(self._projected_query(target, similarity), count)
+        return found if keep is None else found[keep[found]]

@@ -111,23 +111,34 @@ def registry_recipe(entries: Iterable, method: str | None = None) -> dict[str, A
     return json.loads(counts.most_common(1)[0][0]) if counts else None
 
 
-def recipe_warnings(target, sources: list) -> tuple[list[str], bool]:
+def recipe_warnings(target, sources: list, counts: list[int] | None = None) -> tuple[list[str], bool]:
     """Warnings about how `target` and the compatible `sources` (TaskEmbeddings) were tuned.
+
+    Args:
+        target: the target embedding.
+        sources: the compatible sources, or one source per distinct (recipe, method) with `counts`.
+        counts: how many sources each of `sources` stands for (a large registry passes one
+            representative per recipe instead of a million entries).
 
     Returns:
         (warnings, mismatch): `mismatch` is True when the target's recipe differs from the
         sources' or cannot be checked (what `strict` refuses).
     """
-    known = [s for s in sources if recipe_of(s)]
+    counts = list(counts) if counts is not None else [1] * len(sources)
+    weight = {id(s): c for s, c in zip(sources, counts)}
+    known = [s for s, c in zip(sources, counts) if c and recipe_of(s)]
     if not known:
         return [], False  # nothing recorded on either side of the comparison: nothing to check against
-    counts = Counter(json.dumps(_normalised(recipe_of(s), s.method), sort_keys=True) for s in known)
+    n_known, n_sources = sum(weight[id(s)] for s in known), sum(counts)
+    counts = Counter()
+    for s in known:
+        counts[json.dumps(_normalised(recipe_of(s), s.method), sort_keys=True)] += weight[id(s)]
     common = max(known, key=lambda s: counts[json.dumps(_normalised(recipe_of(s), s.method), sort_keys=True)])
     source_recipe = recipe_of(common)
     warnings, mismatch = [], False
     fix = ("Tune the target with the sources' recipe (`taskemb-hub rank --data <file>` does that for you; in Python, "
            "`recipe.target_from_data`), or pass --strict / strict=True to refuse such rankings.")
-    theirs = f"the {len(known)} sources were tuned {describe_recipe(source_recipe)}"
+    theirs = f"the {n_known} sources were tuned {describe_recipe(source_recipe)}"
     target_recipe = recipe_of(target)
     if target_recipe is None:
         mismatch = True
@@ -137,19 +148,20 @@ def recipe_warnings(target, sources: list) -> tuple[list[str], bool]:
         differ = [s for s in known if recipe_differences(target_recipe, recipe_of(s), method=s.method,
                                                          target_rows=target.train_size)]
         if differ:
+            n_differ = sum(weight[id(s)] for s in differ)
             mismatch = True
             diff = recipe_differences(target_recipe, source_recipe, method=target.method, target_rows=target.train_size)
             fields = ", ".join(f"{k} {_value(a)} vs {_value(b)}" for k, a, b in ((k, *v) for k, v in diff.items()))
             warnings.append(f"Recipe mismatch: target {target.task!r} was tuned "
                             f"{describe_recipe(target_recipe, target.train_size)}; {theirs}"
                             + (f" ({fields})" if fields else "")
-                            + (f"; {len(differ)} of {len(known)} sources differ from the target" if len(differ) < len(known) else "")
+                            + (f"; {n_differ} of {n_known} sources differ from the target" if n_differ < n_known else "")
                             + ". Similarities across recipes rank sources less well (benchmarks/RESULTS.md). " + fix)
     if len(counts) > 1:
-        warnings.append(f"The {len(known)} sources were tuned with {len(counts)} different recipes; their scores are "
+        warnings.append(f"The {n_known} sources were tuned with {len(counts)} different recipes; their scores are "
                         "not on one scale. Rank against entries of one recipe.")
-    if len(known) < len(sources):
-        warnings.append(f"{len(sources) - len(known)} of {len(sources)} sources record no training recipe; their "
+    if n_known < n_sources:
+        warnings.append(f"{n_sources - n_known} of {n_sources} sources record no training recipe; their "
                         "comparability with the target cannot be checked.")
     return warnings, mismatch
 

@@ -33,6 +33,7 @@ class Ranking:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     similarity: str = DEFAULT_SIMILARITY
     warnings: list[str] = field(default_factory=list)
+    search: str = "exact"  # how the candidates were found: exact, projection or ann (taskemb_hub/_ann.py)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -55,7 +56,8 @@ class Ranking:
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target.task, "method": self.target.method, "base_model": self.target.base_model,
                 "similarity": self.similarity, "ranking": self.rows,
-                "skipped": [{"source": n, "reason": r} for n, r in self.skipped], "warnings": list(self.warnings)}
+                "skipped": [{"source": n, "reason": r} for n, r in self.skipped], "warnings": list(self.warnings),
+                "search": self.search}
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -109,6 +111,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         self._unusable: dict[str, list[tuple[str, str]]] = {}
         self.sync_report = None  # set by from_hub: what the sync did
         self._info_cache: dict[str, list[tuple[str, object]]] = {}
+        self._lookup: dict[str, Any] = {}  # per-selector indexes of the entries, built on first use (_positions)
 
     # ---- constructors ------------------------------------------------------------------
     @classmethod
@@ -282,7 +285,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         return self._groups[signature_hash]
 
     def rank(self, target: TaskEmbedding | str | os.PathLike, top_k: int | None = None, *,
-             similarity: str | None = None, exclude: Iterable[str] = (), strict: bool = False) -> Ranking:
+             similarity: str | None = None, exclude: Iterable[str] = (), strict: bool = False,
+             search: str = "auto") -> Ranking:
         """Rank the compatible sources for `target`, most similar first.
 
         Args:
@@ -293,6 +297,10 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             exclude: entry names to leave out.
             strict: refuse (rather than warn) when the target's training recipe differs from the
                 sources' or is unknown (see `taskemb_hub.recipe`).
+            search: `auto` (exact below `_ann.PROJECTION_MIN_ROWS` compatible entries, else a projected
+                first stage, or an HNSW index above `_ann.ANN_MIN_ROWS` with `taskemb-hub[ann]`; every
+                returned score is exact, see `taskemb_hub._ann`), or `exact`, `projection`, `ann`.
+                `Ranking.search` says which ran.
 
         Returns:
             A `Ranking`; `Ranking.warnings` says when the target was tuned with another recipe
@@ -306,7 +314,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         _check_similarity(similarity)
         exclude = set(exclude)
         if isinstance(target, str) and not Path(target).exists():
-            match = [e for e in self.entries if e.name == target or e.info.task == target]
+            match = [self.entries[i] for i in self._named(target)]
             if not match:
                 raise RegistryError(f"{target!r} is neither a folder nor an entry of this registry. Entries: "
                                     f"{', '.join(e.name for e in self.entries[:20])}{' ...' if len(self.entries) > 20 else ''}.")
@@ -318,12 +326,12 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         target.check_usable()  # a zero vector would rank every source at cosine 0, in arbitrary order
         skipped = list(self.skipped)
         target_hash = target.signature_hash
-        reasons: dict[str, str] = {}  # one reason per other signature: its first entry speaks for all
-        for e, h in zip(self.entries, self._hashes):
-            if h != target_hash and e.name not in exclude:
-                if h not in reasons:
-                    reasons[h] = target.incompatibility(e.embedding) or "signature differs"
-                skipped.append((e.name, reasons[h]))
+        others = []  # (position, name, reason): one reason per other signature, its first entry's
+        for h, positions in self._positions("hash").items():
+            if h != target_hash:
+                reason = target.incompatibility(self.entries[positions[0]].embedding) or "signature differs"
+                others += [(i, self.entries[i].name, reason) for i in positions if self.entries[i].name not in exclude]
+        skipped += [(name, reason) for _, name, reason in sorted(others)]
         group = self._group(target_hash)
         skipped += [(n, r) for n, r in self._unusable.get(target_hash, []) if n not in exclude]
         if group is not None and group.dim != target.dim:
@@ -332,36 +340,91 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             group = None
         keep = None
         if group is not None and exclude:
-            keep = torch.tensor([self.entries[i].name not in exclude for i in group.rows], dtype=torch.bool)
+            keep = self._keep_mask(target_hash, group, exclude)
         n_kept = 0 if group is None else (len(group) if keep is None else int(keep.sum()))
         if not n_kept:
             reasons = "; ".join(sorted({r for _, r in skipped})[:3])
             raise RegistryError(f"No registry entry is comparable with target {target.task!r} ({target.method} on "
                                 f"{target.base_model}). {len(skipped)} skipped: {reasons or 'registry empty'}. Embed "
                                 "the target with the registry's base model, method and options.")
-        scores = group.scores(target.vector, similarity, keep)
         k = min(top_k, n_kept) if top_k else n_kept
-        if k < len(scores):
-            order = torch.topk(scores, k).indices  # ties: stable enough for display; full sort is O(n log n)
-        else:
+        from ._ann import choose_search
+
+        path = choose_search(len(group), top_k, group.dim, search)
+        if path == "exact" and k == n_kept:  # every row: one exact product, sorted
+            scores = group.scores(target.vector, similarity, keep)
             order = torch.argsort(scores, descending=True, stable=True)[:k]
+            best = scores[order]
+        else:
+            order, best = group.top(target.vector, similarity, k, keep, search=path)
         rows = []
         for rank, j in enumerate(order.tolist(), start=1):
             e = self.entries[group.rows[j]]
             metric = next(iter(e.embedding.metrics.values()), None) if e.embedding.metrics else None
-            rows.append({"rank": rank, "source": e.name, "task": e.embedding.task, "score": round(float(scores[j]), 6),
+            rows.append({"rank": rank, "source": e.name, "task": e.embedding.task, "score": round(float(best[rank - 1]), 6),
                          "method": e.embedding.method, "step": e.embedding.step, "train_size": e.embedding.train_size,
                          "metric": metric})
-        warnings = _comparison_warnings(target, [info for name, info in self._infos(target_hash) if name not in exclude],
-                                        strict)
-        return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity, warnings=warnings)
+        sources, counts = self._recipe_groups(target_hash, exclude)
+        warnings = _comparison_warnings(target, sources, strict, counts)
+        return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity, warnings=warnings, search=path)
+
+    def _positions(self, key: str) -> dict[str, list[int]]:
+        """Entry positions by signature hash (`hash`), by name (`name`) or by task (`task`), built once:
+        a ranking then costs no pass over every entry in Python."""
+        if key not in self._lookup:
+            index: dict[str, list[int]] = {}
+            for i, e in enumerate(self.entries):
+                value = self._hashes[i] if key == "hash" else e.name if key == "name" else e.info.task
+                index.setdefault(value, []).append(i)
+            self._lookup[key] = index
+        return self._lookup[key]
+
+    def _named(self, name: str) -> list[int]:
+        """Entries called `name` or of task `name`, in registry order."""
+        return sorted(set(self._positions("name").get(name, [])) | set(self._positions("task").get(name, [])))
+
+    def _keep_mask(self, signature_hash: str, group: VectorGroup, exclude: set[str]) -> torch.Tensor:
+        """The rows of `group` not named in `exclude` (leave-one-out is a mask, never a copy)."""
+        key = f"rows:{signature_hash}"
+        if key not in self._lookup:
+            row_of: dict[str, list[int]] = {}
+            for j, i in enumerate(group.rows):
+                row_of.setdefault(self.entries[i].name, []).append(j)
+            self._lookup[key] = row_of
+        row_of = self._lookup[key]
+        keep = torch.ones(len(group), dtype=torch.bool)
+        dropped = [j for n in exclude for j in row_of.get(n, [])]
+        keep[dropped] = False
+        return keep
+
+    def _recipe_groups(self, signature_hash: str, exclude: set[str]) -> tuple[list, list[int]]:
+        """One source per distinct (recipe, method) of a signature, with how many entries it stands for
+        once `exclude` is left out: the recipe warnings then cost O(recipes), not O(entries)."""
+        key = f"recipes:{signature_hash}"
+        if key not in self._lookup:
+            from .recipe import recipe_of
+
+            groups: dict[str, list] = {}  # key -> [representative, count]
+            group_of: dict[str, list[str]] = {}
+            for name, info in self._infos(signature_hash):
+                k = json.dumps([recipe_of(info), info.method], sort_keys=True, default=str)
+                groups.setdefault(k, [info, 0])[1] += 1
+                group_of.setdefault(name, []).append(k)
+            self._lookup[key] = (groups, group_of)
+        groups, group_of = self._lookup[key]
+        counts = {k: c for k, (_, c) in groups.items()}
+        for name in exclude:
+            for k in group_of.get(name, []):
+                counts[k] -= 1
+        return [rep for rep, _ in groups.values()], list(counts.values())
 
 
-def _comparison_warnings(target: TaskEmbedding, sources: list[TaskEmbedding], strict: bool) -> list[str]:
+def _comparison_warnings(target: TaskEmbedding, sources: list[TaskEmbedding], strict: bool,
+                         counts: list[int] | None = None) -> list[str]:
     """Recipe and learning warnings of a ranking (`taskemb_hub.recipe`); with `strict`, a recipe mismatch raises."""
     from .recipe import RecipeMismatchError, learning_warning, recipe_warnings
 
-    warnings, mismatch = recipe_warnings(target, sources)
+    warnings, mismatch = recipe_warnings(target, sources, counts)
     if strict and mismatch:
         raise RecipeMismatchError(warnings[0])
     learned = learning_warning(target)
