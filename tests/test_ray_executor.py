@@ -305,3 +305,17 @@ def test_a_bad_gpu_share_is_refused(text):
 
     with pytest.raises(ExecutorError, match="1/k"):
         parse_gpu_share(text)
+
+
+def test_a_spec_reads_paths_from_its_folder_names_entries_and_picks_the_training_split(grid_dir, tmp_path):
+    from taskemb_hub.executors.registry_build import default_tuning, load_spec
+
+    (tmp_path / "reviews.csv").write_text("review,stars\n" + "".join(f"row {i},{i % 2}\n" for i in range(30)))
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps([{"path": "reviews.csv", "text_column": "review", "label_column": "stars"},
+                                {"path": str(grid_dir / "tasks" / "alpha"), "split": "test", "name": "alpha-on-test"}]))
+    parsed = load_spec(spec)
+    assert [t.name for t in parsed.tasks] == ["reviews", "alpha-on-test"] and parsed.tuning == default_tuning()
+    assert parsed.tasks[0].load().splits["train"][0]["text"].startswith("row")
+    alpha = parsed.tasks[1].load()
+    assert len(alpha.splits["train"]) == 16 and "test" not in alpha.splits, "the test rows became the training split"
