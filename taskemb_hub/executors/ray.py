@@ -112,29 +112,36 @@ def source_cache_path(cfg, task_name: str, seed: int, work_dir: Path) -> Path:
     return Path(work_dir) / "sources" / signature_hash(cfg.source_recipe()) / f"{task_name}-seed{seed}.safetensors"
 
 
-def _threads(num_cpus: float) -> None:
+def _use_resources(options: dict) -> None:
+    """Inside a task: as many torch threads as cores granted; no GPU when none was granted.
+
+    Ray sets CUDA_VISIBLE_DEVICES only for tasks granted a GPU, so a CPU task on a GPU node would
+    otherwise use a card that the scheduler counts as free.
+    """
     import torch
 
-    torch.set_num_threads(max(1, int(num_cpus)))
+    if not options["num_gpus"] and not torch.cuda.is_initialized():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    torch.set_num_threads(max(1, int(options["num_cpus"])))
 
 
-def _train_source(cfg, task_name: str, seed: int, work_dir: str, num_cpus: float) -> bytes:
+def _train_source(cfg, task_name: str, seed: int, work_dir: str, options: dict) -> bytes:
     """Ray task: the source's fine-tuned body as safetensors bytes (from this node's cache when there)."""
     from ..transfer import source_body
 
-    _threads(num_cpus)
+    _use_resources(options)
     source_body(task_name, cfg, seed, Path(work_dir), progress=False)
     return source_cache_path(cfg, task_name, seed, Path(work_dir)).read_bytes()
 
 
-def _run_grid_cell(cfg, recipe: dict, source_name: str, target_name: str, seed: int, work_dir: str, num_cpus: float,
+def _run_grid_cell(cfg, recipe: dict, source_name: str, target_name: str, seed: int, work_dir: str, options: dict,
                    body: bytes | None) -> dict:
     """Ray task: one cell's row, exactly as `transfer._run_cell` makes it for the local runner."""
     from ..data import load_task
     from ..metrics import PRIMARY_METRIC
     from ..transfer import _run_cell
 
-    _threads(num_cpus)
+    _use_resources(options)
     if body is not None:  # put the source's body where `_run_cell` looks for it (another node may have trained it)
         path = source_cache_path(cfg, source_name, seed, Path(work_dir))
         if not path.is_file():
@@ -238,10 +245,10 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
         if source != BASE:
             if (source, seed) not in sources:
                 sources[(source, seed)] = train_source.options(name=f"source:{source}:seed{seed}", **options).remote(
-                    remote_cfg, source, seed, str(work_dir), options["num_cpus"])
+                    remote_cfg, source, seed, str(work_dir), options)
             body = sources[(source, seed)]
         ref = run_cell.options(name=_cell_name(cell), **options).remote(
-            remote_cfg, recipe, source, target, seed, str(work_dir), options["num_cpus"], body)
+            remote_cfg, recipe, source, target, seed, str(work_dir), options, body)
         pending[ref] = cell
     sources.clear()  # the cells hold the body references now: a body is freed once its last cell ends
     report.submitted = len(pending)
@@ -274,11 +281,12 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
     return report
 
 
-def _build_entry(task_spec, tuning: dict, num_cpus: float):
+def _build_entry(task_spec, tuning: dict, options: dict):
     """Ray task: one registry entry's files (see `registry_build.build_entry`)."""
     from .registry_build import build_entry
 
-    return build_entry(task_spec, tuning, num_cpus)
+    _use_resources(options)
+    return build_entry(task_spec, tuning)
 
 
 def run_ray_build(tasks: list, tuning: dict, on_built, on_failed, *, address: str | None = None,
@@ -296,7 +304,7 @@ def run_ray_build(tasks: list, tuning: dict, on_built, on_failed, *, address: st
         return
     options = (resources or RayResources()).options(connect(address, num_cpus))
     build = ray.remote(_build_entry)
-    pending = {build.options(name=f"build:{task.name}", **options).remote(task, tuning, options["num_cpus"]): task.name
+    pending = {build.options(name=f"build:{task.name}", **options).remote(task, tuning, options): task.name
                for task in tasks}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)

@@ -206,20 +206,15 @@ class BuiltEntry:
     seconds: float
 
 
-def build_entry(task_spec: TaskSpec, tuning: dict[str, Any], num_cpus: float | None = None) -> BuiltEntry:
+def build_entry(task_spec: TaskSpec, tuning: dict[str, Any]) -> BuiltEntry:
     """Tune one task with `tuning` and return its last checkpoint's files (runs in a worker or in-process).
 
     Args:
         task_spec: the task.
         tuning: `TuningConfig` fields.
-        num_cpus: torch threads (a Ray task's share); None keeps the process's setting.
     """
     from ..training import TuningConfig, tune
 
-    if num_cpus:
-        import torch
-
-        torch.set_num_threads(max(1, int(num_cpus)))
     started = time.perf_counter()
     task = task_spec.load()
     with tempfile.TemporaryDirectory(prefix="taskemb-build-") as tmp:
