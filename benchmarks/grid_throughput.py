@@ -22,60 +22,66 @@ from _common import DATA_DIR, machine, require_data, save
 
 from taskemb_hub.transfer import TransferConfig, load_transfer_results, run_local_workers
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--tasks", default="rotten_tomatoes,hyperbaton,sports_understanding",
-                    help="comma list: every task is a source and a target (3 tasks: 9 cells, 3 of them from base)")
-parser.add_argument("--train-examples", type=int, default=64)
-parser.add_argument("--eval-examples", type=int, default=100)
-parser.add_argument("--max-length", type=int, default=64)
-parser.add_argument("--executors", default="local1,local2,ray", help="comma list of local1, local2, ray")
-parser.add_argument("--out", default="grid_throughput_cpu")
-args = parser.parse_args()
-require_data()
 
-cfg = TransferConfig(tasks=args.tasks.split(","), data_dir=str(DATA_DIR), train_examples=args.train_examples,
-                     eval_examples=args.eval_examples, max_length=args.max_length)
-cells = len(cfg.tasks) * len(cfg.tasks)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="rotten_tomatoes,hyperbaton,sports_understanding",
+                        help="comma list: every task is a source and a target (3 tasks: 9 cells, 3 of them from base)")
+    parser.add_argument("--train-examples", type=int, default=64)
+    parser.add_argument("--eval-examples", type=int, default=100)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--base-model", default=None, help="default: the packaged all-MiniLM-L6-v2")
+    parser.add_argument("--executors", default="local1,local2,ray", help="comma list of local1, local2, ray")
+    parser.add_argument("--out", default="grid_throughput_cpu")
+    args = parser.parse_args()
+    require_data()
+
+    cfg = TransferConfig(tasks=args.tasks.split(","), data_dir=str(DATA_DIR), train_examples=args.train_examples,
+                         eval_examples=args.eval_examples, max_length=args.max_length, base_model=args.base_model)
+    cells = len(cfg.tasks) * len(cfg.tasks)
+
+    def measure(name: str) -> dict:
+        work = Path(tempfile.mkdtemp(prefix=f"grid-{name}-"))
+        results = work / "results.jsonl"
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        extra = {}
+        if name.startswith("local"):
+            run_local_workers(cfg, results, work, workers=int(name[len("local"):]),
+                              log=lambda line: "failed" in line and print(line))
+        else:
+            import ray
+
+            from taskemb_hub.executors.ray import run_ray_grid
+
+            ray_started = time.perf_counter()
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            extra["ray_start_s"] = round(time.perf_counter() - ray_started, 1)
+            extra["ray_cpus"] = ray.cluster_resources().get("CPU")
+            report = run_ray_grid(cfg, results, work, log=lambda _: None)
+            ray.shutdown()
+            extra["failed"] = len(report.failed)
+        wall = time.perf_counter() - started
+        rows = load_transfer_results(results)
+        shutil.rmtree(work, ignore_errors=True)
+        row = {"executor": name, "cells": len(rows), "wall_s": round(wall, 1),
+               "cells_per_hour": round(len(rows) / wall * 3600, 1),
+               "mean_cell_s": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 2),
+               "load_average_before": round(load, 2)} | extra
+        print(f"{name:>7}: {row['cells']}/{cells} cells in {row['wall_s']:>6}s = {row['cells_per_hour']:>6} cells/h "
+              f"(mean cell {row['mean_cell_s']}s incl. source fine-tunes it waited on; load {row['load_average_before']})"
+              + (f"; Ray start {extra['ray_start_s']}s" if "ray_start_s" in extra else ""), flush=True)
+        return row
+
+    runs = [measure(name) for name in args.executors.split(",")]
+    setting = {"base_model": args.base_model or "sentence-transformers/all-MiniLM-L6-v2 (packaged)", "tasks": cfg.tasks, "cells": cells,
+               "sources_fine_tuned": len(cfg.tasks), "train_examples": cfg.train_examples, "epochs": cfg.source_epochs,
+               "batch_size": cfg.batch_size, "max_length": cfg.max_length, "eval_examples": cfg.eval_examples,
+               "local1": "--executor local --workers 1 (one process, all cores)",
+               "local2": "--executor local --workers 2 (two spawned processes, cores split between them)",
+               "ray": "--executor ray on a local Ray started here (one core per run)"}
+    print(f"saved {save(args.out, {'setting': setting, 'machine': machine(), 'runs': runs})}")
 
 
-def measure(name: str) -> dict:
-    work = Path(tempfile.mkdtemp(prefix=f"grid-{name}-"))
-    results = work / "results.jsonl"
-    load = os.getloadavg()[0]
-    started = time.perf_counter()
-    extra = {}
-    if name.startswith("local"):
-        run_local_workers(cfg, results, work, workers=int(name[len("local"):]), log=lambda _: None)
-    else:
-        import ray
-
-        from taskemb_hub.executors.ray import run_ray_grid
-
-        ray_started = time.perf_counter()
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        extra["ray_start_s"] = round(time.perf_counter() - ray_started, 1)
-        extra["ray_cpus"] = ray.cluster_resources().get("CPU")
-        report = run_ray_grid(cfg, results, work, log=lambda _: None)
-        ray.shutdown()
-        extra["failed"] = len(report.failed)
-    wall = time.perf_counter() - started
-    rows = load_transfer_results(results)
-    shutil.rmtree(work, ignore_errors=True)
-    row = {"executor": name, "cells": len(rows), "wall_s": round(wall, 1),
-           "cells_per_hour": round(len(rows) / wall * 3600, 1),
-           "mean_cell_s": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 2),
-           "load_average_before": round(load, 2)} | extra
-    print(f"{name:>7}: {row['cells']}/{cells} cells in {row['wall_s']:>6}s = {row['cells_per_hour']:>6} cells/h "
-          f"(mean cell {row['mean_cell_s']}s incl. source fine-tunes it waited on; load {row['load_average_before']})"
-          + (f"; Ray start {extra['ray_start_s']}s" if "ray_start_s" in extra else ""), flush=True)
-    return row
-
-
-runs = [measure(name) for name in args.executors.split(",")]
-setting = {"base_model": "sentence-transformers/all-MiniLM-L6-v2 (packaged)", "tasks": cfg.tasks, "cells": cells,
-           "sources_fine_tuned": len(cfg.tasks), "train_examples": cfg.train_examples, "epochs": cfg.source_epochs,
-           "batch_size": cfg.batch_size, "max_length": cfg.max_length, "eval_examples": cfg.eval_examples,
-           "local1": "--executor local --workers 1 (one process, all cores)",
-           "local2": "--executor local --workers 2 (two spawned processes, cores split between them)",
-           "ray": "--executor ray on a local Ray started here (one core per run)"}
-print(f"saved {save(args.out, {'setting': setting, 'machine': machine(), 'runs': runs})}")
+if __name__ == "__main__":  # the local workers are spawned processes that import this file
+    main()
