@@ -3,7 +3,9 @@
 Layout (a Hub dataset repo, or any folder):
 
     index.json                      format, source, shards (signature, method, base model, dim, rows)
-    signatures/<hash>.safetensors   `unit` (n×d float16, unit-norm rows), `norms` (n), `mean` (d)
+    signatures/<hash>.safetensors   `unit` (n×d float16, unit-norm rows), `norms` (n), `mean` (d), and
+                                    when d > 1,024 `projected` (n×1,024 float16: the seeded projection
+                                    of `unit` that large rankings scan first, taskemb_hub/_ann.py)
     signatures/<hash>.parquet       one row per entry: repo id, commit sha, task, method, base model,
                                     step, train size, metrics, licence, recipe
     README.md                       dataset card tagged `taskemb-hub-index`
@@ -78,19 +80,32 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
     for sig, group in sorted(by_signature.items()):
         unit, norms = _stored_rows(group, dtype)
         mean = (unit.float() * norms.unsqueeze(1)).mean(0)
-        save_file({"unit": unit.contiguous(), "norms": norms.contiguous(), "mean": mean.contiguous()},
-                  str(shard_dir / f"{sig}.safetensors"))
+        tensors = {"unit": unit.contiguous(), "norms": norms.contiguous(), "mean": mean.contiguous()}
+        projection = _projection(unit.shape[1])
+        if projection is not None:  # from the stored rows: an unchanged index rewrites identical bytes
+            tensors["projected"] = VectorGroup(rows=list(range(len(unit))), unit=unit, norms=norms,
+                                                 mean=mean).projected_rows()
+        save_file(tensors, str(shard_dir / f"{sig}.safetensors"))
         rows = [_row(e) for e in group]
         table = pa.table({c: [r[c] for r in rows] for c in _COLUMNS})
         pq.write_table(table, shard_dir / f"{sig}.parquet")
         first = group[0].embedding
         shards[sig] = {"method": first.method, "base_model": first.base_model, "dim": first.dim, "rows": len(group),
                        "signature": first.signature, "dtype": str(dtype).replace("torch.", "")}
+        if projection is not None:
+            shards[sig]["projection"] = projection.describe()
     meta = {"format": INDEX_FORMAT, "source": source or {}, "entries": sum(s["rows"] for s in shards.values()),
             "shards": shards, "failures": [{"repo": r, "reason": why} for r, why in sorted(failures)]}
     (folder / INDEX_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
     _write_card(folder, meta)
     return folder
+
+
+def _projection(dim: int):
+    """The projection stored beside rows of `dim` values, or None when rows are no longer than it."""
+    from .._ann import PROJECTION_DIM, Projection
+
+    return Projection(dim) if dim > PROJECTION_DIM else None
 
 
 def _stored_rows(group: list[RegistryEntry], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,8 +175,12 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
                                          signature_hash=sig, load=load, info=load.info))
             if row["sha"]:
                 shas[row["name"]] = row["sha"]
+        projected, projection = tensors.get("projected"), _projection(unit.shape[1])
+        if projected is not None and (projection is None or shard.get("projection") != projection.describe()
+                                      or projected.shape != (len(rows), projection.dim_out)):
+            projected = None  # another projection than this version's: computed again when needed
         groups[sig] = VectorGroup(rows=list(range(start, len(entries))), unit=unit, norms=norms.float(),
-                                  mean=mean.float())
+                                  mean=mean.float(), projected=projected)
     return IndexContents(entries=entries, groups=groups, meta=meta, shas=shas)
 
 

@@ -1,0 +1,180 @@
+"""Ranking large registries: leave-one-out by masking, float16 rows, and the approximate first stages
+(projection, HNSW index) whose candidates are re-ranked exactly (taskemb_hub/_ann.py, _vectors.py).
+
+Small random data throughout; the thresholds are lowered where a test needs a path to be chosen.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from taskemb_hub import TaskEmbedding
+from taskemb_hub import _ann, _vectors
+from taskemb_hub._vectors import VectorGroup
+from taskemb_hub.recipe import recipe_warnings
+from taskemb_hub.registries import RegistryEntry
+from taskemb_hub.registries.index import read_index, write_index
+from taskemb_hub.selector import AutoSourceSelector
+
+SIGNATURE = {"method": "bitfit", "synthetic": True}
+SIMILARITIES = ("cosine", "centered")
+needs_usearch = pytest.mark.skipif(not _ann.ann_available(),
+                                   reason="usearch is not installed: `pip install -e '.[ann]'` (CI installs it via .[test])")
+
+
+def emb(name, vector, recipe=None):
+    return TaskEmbedding(vector=torch.as_tensor(vector, dtype=torch.float32), task=name, base_model="m",
+                         method="bitfit", signature=SIGNATURE, extra={"recipe": recipe} if recipe else {})
+
+
+def clustered(n, dim, seed=0, per_cluster=10):
+    """Rows in clusters of `per_cluster` around centres in a 16-dim subspace, plus a common direction and
+    noise: a registry of tasks tuned several times. Queries (returned second) are new members of clusters."""
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.randn(16, dim, generator=g)
+    common = torch.randn(dim, generator=g) * 3
+    centres = torch.randn(n // per_cluster + 1, 16, generator=g)
+
+    def members(idx):
+        z = centres[idx] + 0.6 * torch.randn(len(idx), 16, generator=g)
+        return z @ basis + common + 3 * torch.randn(len(idx), dim, generator=g)
+
+    return members(torch.arange(n) // per_cluster), members(torch.randint(0, len(centres), (12,), generator=g))
+
+
+def selector_of(rows):
+    return AutoSourceSelector([RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)])
+
+
+@pytest.fixture
+def no_float32_copy(monkeypatch):
+    """Keep float16 rows float16 (small groups are otherwise converted once), as a large index is."""
+    monkeypatch.setattr(_vectors, "_FLOAT32_COPY_BYTES", 0)
+
+
+@pytest.mark.parametrize("similarity", SIMILARITIES)
+def test_masked_leave_one_out_equals_ranking_without_the_entry(similarity, tmp_path, no_float32_copy):
+    rows, _ = clustered(300, 64)
+    entries = [RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)]
+    copy_based = AutoSourceSelector(entries[:7] + entries[8:]).rank(entries[7].embedding, similarity=similarity)
+    masked = AutoSourceSelector(entries).rank("e7", similarity=similarity)
+    assert masked.names == copy_based.names and "e7" not in masked.names
+    # the masked mean is the stored mean less the entry: float32 rounding apart, the same scores
+    assert [r["score"] for r in masked] == pytest.approx([r["score"] for r in copy_based], abs=3e-6)
+    # the same through a float16 index (memory-mapped rows, stored mean), top 10 by the bounded float16 path
+    contents = read_index(write_index(entries, tmp_path / "index"))
+    from_index = AutoSourceSelector(contents.entries, groups=contents.groups).rank("e7", top_k=10, similarity=similarity)
+    assert from_index.search == "exact" and from_index.names == copy_based.names[:10]
+    assert [r["score"] for r in from_index] == pytest.approx([r["score"] for r in copy_based][:10], abs=2e-3)
+
+
+def test_float16_rows_give_the_float32_top10_on_random_data(no_float32_copy):
+    g = torch.Generator().manual_seed(1)
+    rows, queries = torch.randn(4000, 512, generator=g), torch.randn(20, 512, generator=g)
+    full = VectorGroup.from_vectors(list(range(len(rows))), list(rows))
+    half = VectorGroup(rows=full.rows, unit=full.unit.half(), norms=full.norms, mean=full.mean)
+    for similarity in SIMILARITIES:
+        agree = []
+        for q in queries:
+            exact32 = torch.topk(full.scores(q, similarity), 10)
+            positions, scores = half.top(q, similarity, 10)
+            agree.append(len(set(positions.tolist()) & set(exact32.indices.tolist())) / 10)
+            assert (scores - exact32.values).abs().max() < 2e-3  # float16 rows: ~3 decimal digits
+        assert np.mean(agree) >= 0.95, (similarity, agree)
+
+
+@pytest.mark.parametrize("similarity", SIMILARITIES)
+def test_float16_product_filter_keeps_the_exact_top10(similarity, no_float32_copy):
+    """The float16 kernel's error bound drops rows only when they cannot reach the k-th best."""
+    rows, queries = clustered(3000, 256, seed=2)
+    group = VectorGroup.from_vectors(list(range(len(rows))), list(rows))
+    group.unit = group.unit.half()
+    keep = torch.ones(len(rows), dtype=torch.bool)
+    keep[[3, 50]] = False
+    for q in queries:
+        reference = group.scores(q, similarity, keep)
+        positions, scores = group.top(q, similarity, 10, keep)
+        assert positions.tolist() == torch.sort(reference, descending=True, stable=True).indices[:10].tolist()
+        assert scores.tolist() == pytest.approx(reference[positions].tolist(), abs=1e-6)
+
+
+@pytest.mark.parametrize("search", ["projection", pytest.param("ann", marks=needs_usearch)])
+@pytest.mark.parametrize("similarity", SIMILARITIES)
+def test_approximate_first_stage_with_exact_rerank_returns_the_exact_top10(search, similarity):
+    rows, queries = clustered(3000, 2048, seed=3)  # 2,048 values: projected to 1,024
+    selector = selector_of(rows)
+    for q in queries:
+        target = emb("q", q)
+        exact = selector.rank(target, top_k=10, similarity=similarity, search="exact")
+        approximate = selector.rank(target, top_k=10, similarity=similarity, search=search)
+        assert approximate.search == search and exact.search == "exact"
+        assert approximate.names == exact.names
+        assert [r["score"] for r in approximate] == pytest.approx([r["score"] for r in exact], abs=1e-5)
+    # leave-one-out through the approximate path: the target's own entry is never returned
+    loo = selector.rank("e11", top_k=10, similarity=similarity, search=search)
+    assert "e11" not in loo.names and loo.names == selector.rank("e11", top_k=10, similarity=similarity,
+                                                                 search="exact").names
+
+
+def test_projection_is_seeded_and_preserves_inner_products():
+    x = torch.randn(200, 20736, generator=torch.Generator().manual_seed(4))
+    x = x / x.norm(dim=1, keepdim=True)
+    p = _ann.Projection(20736)
+    assert torch.equal(p(x), _ann.Projection(20736)(x))  # the same projection on every call and machine
+    error = (p(x) @ p(x).T - x @ x.T).abs()
+    assert error.mean() < 1.5 / 1024 ** 0.5  # about 1/sqrt(1024) per product
+
+
+def test_rank_picks_the_path_by_group_size(monkeypatch):
+    rows, queries = clustered(600, 2048, seed=5)
+    selector, target = selector_of(rows), emb("q", queries[0])
+    monkeypatch.setattr(_ann, "RERANK_MIN", 50)
+    monkeypatch.setattr(_ann, "RERANK_PER_RESULT", 5)
+    monkeypatch.setattr(_ann, "PROJECTION_MIN_ROWS", 1000)
+    monkeypatch.setattr(_ann, "ANN_MIN_ROWS", 1000)
+    assert selector.rank(target, top_k=5).search == "exact"  # 600 rows: below both thresholds
+    monkeypatch.setattr(_ann, "PROJECTION_MIN_ROWS", 500)
+    monkeypatch.setattr(_ann, "ann_available", lambda: False)
+    assert selector.rank(target, top_k=5).search == "projection"  # above it, without usearch
+    assert selector.rank(target).search == "exact"  # every row asked for: always exact
+    assert selector.rank(target, top_k=5).to_dict()["search"] == "projection"
+    monkeypatch.undo()
+    monkeypatch.setattr(_ann, "RERANK_MIN", 50)
+    monkeypatch.setattr(_ann, "RERANK_PER_RESULT", 5)
+    monkeypatch.setattr(_ann, "PROJECTION_MIN_ROWS", 500)
+    monkeypatch.setattr(_ann, "ANN_MIN_ROWS", 500)
+    expected = "ann" if _ann.ann_available() else "projection"  # without the extra, no ANN: projection
+    assert selector.rank(target, top_k=5).search == expected
+
+
+def test_an_index_stores_the_projection_and_rebuilds_identically(tmp_path):
+    rows, _ = clustered(120, 1500, seed=6)
+    entries = [RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)]
+    folder = write_index(entries, tmp_path / "index")
+    contents = read_index(folder)
+    group = next(iter(contents.groups.values()))
+    assert group.projected is not None and group.projected.shape == (120, 1024)
+    recomputed = VectorGroup(rows=group.rows, unit=group.unit, norms=group.norms, mean=group.mean).projected_rows()
+    assert torch.equal(group.projected, recomputed)
+    shard = next((folder / "signatures").glob("*.safetensors"))
+    before = shard.read_bytes()
+    write_index(contents.entries, folder)
+    assert shard.read_bytes() == before
+
+
+def test_recipe_warnings_over_representatives_with_counts_match_the_full_list():
+    a, b = {"max_steps": 100, "stop_step": 100}, {"max_steps": 500, "stop_step": 500}
+    sources = [emb(f"s{i}", [1.0, 0.0], a) for i in range(5)] + [emb(f"t{i}", [0.0, 1.0], b) for i in range(2)] \
+        + [emb("u", [1.0, 1.0])]
+    target = emb("target", [1.0, 0.5], a)
+    full = recipe_warnings(target, sources)
+    grouped = recipe_warnings(target, [sources[0], sources[5], sources[7]], counts=[5, 2, 1])
+    assert grouped == full and full[1] is True and len(full[0]) == 3
+
+
+def test_unknown_search_is_refused():
+    selector = selector_of(torch.randn(30, 8))
+    from taskemb_hub.errors import TaskEmbHubError
+
+    with pytest.raises(TaskEmbHubError, match="Unknown search"):
+        selector.rank(emb("q", torch.randn(8)), top_k=3, search="fast")
