@@ -235,6 +235,19 @@ def test_registry_build_on_ray_gives_the_embeddings_of_serial_tune_runs(ray_clus
     assert main(["registry", "build", str(spec_path), "--registry", str(registry), "--executor", "ray", "--json"]) == 0
 
 
+def test_a_task_that_fails_on_ray_is_reported_and_the_others_are_built(ray_cluster, tiny_bert, grid_dir, tmp_path,
+                                                                       capsys):
+    (tmp_path / "reviews.csv").write_text("review,stars\n" + "".join(f"good {i},{i % 2}\n" for i in range(30)))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"tuning": {"base_model": tiny_bert, "max_steps": 2, "eval_examples": 4},
+                                    "tasks": [{"path": "reviews.csv"}, {"path": str(grid_dir / "tasks" / "beta")}]}))
+    code = main(["registry", "build", str(spec), "--registry", str(tmp_path / "registry"), "--executor", "ray", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["added"] == ["beta"]
+    [(name, reason)] = report["failed"]
+    assert name == "reviews" and "DataError" in reason and "--text-column" in reason, reason
+
+
 def test_registry_build_resumes_and_publishes_new_entries(tiny_bert, grid_dir, tmp_path, monkeypatch, capsys):
     from local_hub import local_hub_fixture
 
