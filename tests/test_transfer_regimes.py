@@ -1,0 +1,52 @@
+"""The grid's "small" regime and its local multi-process executor (`transfer-matrix --workers K`)."""
+
+import json
+
+from taskemb_hub.transfer import (BASE, TransferConfig, _finetune, load_transfer_results, run_local_workers,
+                                  run_transfer_matrix)
+
+from test_transfer_and_baselines import task_dir  # noqa: F401  (fixture)
+
+
+def _config(tiny_bert, task_dir, **overrides) -> TransferConfig:
+    return TransferConfig(tasks=["alpha", "beta", "gamma"], targets=["alpha"], data_dir=str(task_dir),
+                          base_model=tiny_bert, train_examples=32, source_epochs=1, target_epochs=1, batch_size=16,
+                          **overrides)
+
+
+def test_the_small_regime_tunes_targets_on_fewer_rows_with_the_same_sources(tiny_bert, task_dir, tmp_path):
+    limited, small = _config(tiny_bert, task_dir), _config(tiny_bert, task_dir, target_train_examples=20)
+    assert "target_train_examples" not in limited.recipe(), "older result lines keep matching the limited recipe"
+    assert small.recipe()["target_train_examples"] == 20
+    assert small.source_recipe() == limited.recipe(), "a source body does not depend on the target's rows"
+
+    from taskemb_hub.data import load_task
+
+    target = load_task(task_dir / "alpha")
+    tuning = _finetune(target, small, 0, small.target_epochs, small.target_train_examples)
+    assert (tuning.max_train_examples, tuning.max_steps) == (20, 2)
+
+    results, work = tmp_path / "m.jsonl", tmp_path / "work"
+    run_transfer_matrix(limited, results, work, progress=False, log=lambda _: None)
+    run_transfer_matrix(small, results, work, progress=False, log=lambda _: None)
+    assert len(load_transfer_results(results, limited.recipe())) == 3
+    assert len(load_transfer_results(results, small.recipe())) == 3
+    assert len(list((work / "sources").iterdir())) == 1, "the small regime reused the limited regime's source bodies"
+
+
+def test_local_workers_run_every_cell_exactly_once(tiny_bert, task_dir, tmp_path):
+    cfg = _config(tiny_bert, task_dir, seeds=[0, 1])
+    results = tmp_path / "m.jsonl"
+    run_local_workers(cfg, results, tmp_path / "work", workers=2)
+    cells = [(r["source"], r["target"], r["seed"]) for r in load_transfer_results(results)]
+    assert sorted(cells) == sorted((s, "alpha", seed) for seed in (0, 1) for s in (BASE, "beta", "gamma"))
+    assert all(json.loads(line) for line in results.read_text().splitlines()), "no torn or empty lines"
+
+
+def test_a_deadline_stops_the_workers_and_the_next_start_finishes_the_grid(tiny_bert, task_dir, tmp_path):
+    cfg, results, work = _config(tiny_bert, task_dir), tmp_path / "m.jsonl", tmp_path / "work"
+    run_local_workers(cfg, results, work, workers=2, deadline_s=0.1)  # stopped while still importing
+    assert len(load_transfer_results(results)) < 3
+    run_local_workers(cfg, results, work, workers=2)
+    cells = [(r["source"], r["seed"]) for r in load_transfer_results(results)]
+    assert sorted(cells) == [(BASE, 0), ("beta", 0), ("gamma", 0)], "claims of the stopped workers were taken over"
