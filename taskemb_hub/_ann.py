@@ -21,7 +21,10 @@ above `ANN_MIN_ROWS` the ANN index when usearch is installed (else the projectio
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -124,8 +127,19 @@ def choose_search(rows: int, top_k: int | None, dim: int, search: str = "auto") 
     return "projection" if rows >= PROJECTION_MIN_ROWS else "exact"
 
 
+def ann_cache_dir() -> Path:
+    """Where built HNSW graphs of index shards are kept (`TASKEMB_HUB_ANN_CACHE`, else beside the HF cache)."""
+    from huggingface_hub import constants
+
+    return Path(os.environ.get("TASKEMB_HUB_ANN_CACHE") or Path(constants.HF_HUB_CACHE) / ".taskemb-hub" / "ann")
+
+
 class AnnIndex:
     """An HNSW index (usearch) over unit rows, searched by inner product.
+
+    Building the graph is the costly part (see results/ann_choice.json): `AnnIndex.cached` keeps the
+    graph of an index shard on disk, keyed by the shard file and the settings, and memory-maps it on
+    the next load, so it is built once per registry version, not once per process.
 
     Args:
         size, dim: the number and length of the rows.
@@ -155,6 +169,33 @@ class AnnIndex:
             block = row_blocks(start, min(size, start + 65536)).float()
             block = block / block.norm(dim=1, keepdim=True).clamp_min(1e-12)
             self.index.add(np.arange(start, start + len(block), dtype=np.uint64), block.numpy(), threads=threads)
+
+    @classmethod
+    def cached(cls, key: str, size: int, dim: int, row_blocks) -> "AnnIndex":
+        """The graph stored under `key` (memory-mapped), else built and stored (or just built when the
+        cache folder cannot be written)."""
+        from usearch.index import Index
+
+        settings = f"{key}|{size}|{dim}|{cls.CONNECTIVITY}|{cls.EXPANSION_ADD}|{PROJECTION_KIND}"
+        path = ann_cache_dir() / f"{hashlib.sha256(settings.encode()).hexdigest()[:32]}.usearch"
+        if path.is_file():
+            try:
+                index = Index.restore(str(path), view=True)
+            except Exception:  # damaged or from another usearch version: rebuilt below
+                index = None
+            if index is not None and len(index) == size:
+                found = cls.__new__(cls)
+                found.size, found.index = size, index
+                return found
+        built = cls(size, dim, row_blocks)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_suffix(f".{os.getpid()}.tmp")
+            built.index.save(str(staging))
+            os.replace(staging, path)
+        except OSError:
+            pass  # a read-only cache: the graph lives as long as this process
+        return built
 
     def search(self, query: torch.Tensor, count: int) -> torch.Tensor:
         """Positions of (about) the `count` rows of largest inner product with `query`."""

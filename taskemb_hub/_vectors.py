@@ -45,6 +45,8 @@ class VectorGroup:
         mean: the mean of the original vectors (d, float32): the centre of `centered` similarity.
         projected: n×`PROJECTION_DIM` float16 projection of `unit` (an index stores it); computed on
             first use when absent.
+        cache_key: names the stored rows (an index shard: its file, size and time); with it, a built
+            HNSW graph is kept on disk for the next process (`AnnIndex.cached`).
     """
 
     rows: list[int]
@@ -52,6 +54,7 @@ class VectorGroup:
     norms: torch.Tensor
     mean: torch.Tensor
     projected: torch.Tensor | None = None
+    cache_key: str | None = None
     _unit_dot_mean: torch.Tensor | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)  # first-stage quantities, built once per group
 
@@ -104,17 +107,19 @@ class VectorGroup:
 
     def scores_at(self, positions: torch.Tensor, target: torch.Tensor, similarity: str,
                   keep: torch.Tensor | None = None) -> torch.Tensor:
-        """`scores(...)[positions]` in float64, reading only those rows."""
-        rows = self.unit[positions].double()
+        """`scores(...)[positions]` (float32 products as `scores` takes them, combined in float64), reading
+        only those rows."""
+        rows = self.unit[positions].float()
         norms = self.norms[positions].double()
-        t = target.double()
+        t = target.float()
         if similarity == "cosine":
-            out = rows @ t / max(float(t.norm()), _EPS)
+            out = (rows @ t).double() / max(float(t.norm()), _EPS)
         else:
-            mu = self._kept_mean(keep).double()
+            mu = self._kept_mean(keep).float()
             tc = t - mu
-            inner = norms * (rows @ tc) - float(tc @ mu)
-            sq = norms ** 2 - 2 * norms * (rows @ mu) + float(mu @ mu)
+            products = (rows @ torch.stack([tc, mu], 1)).double()
+            inner = norms * products[:, 0] - float(tc.double() @ mu.double())
+            sq = norms ** 2 - 2 * norms * products[:, 1] + float(mu.double() @ mu.double())
             out = inner / (sq.clamp_min(0).sqrt() * float(tc.norm())).clamp_min(_EPS)
         if keep is not None:
             out = out.masked_fill(~keep[positions], float("-inf"))
@@ -241,7 +246,8 @@ class VectorGroup:
                 sq[start:start + _BLOCK_ROWS] = p[start:start + _BLOCK_ROWS].float().pow(2).sum(1)
             pm = self.projection()(self.mean)
             pm_norm = float(pm.norm().clamp_min(_EPS))
-            self._cache.update(proj_sq=sq, proj_mean=pm, proj_dot_mean=self._f16_matvec(p, pm / pm_norm) * pm_norm)
+            self._cache.update(proj_sq=sq, proj_norm=sq.sqrt().clamp_min(_EPS), proj_mean=pm,
+                               proj_dot_mean=self._f16_matvec(p, pm / pm_norm) * pm_norm)
         return self._cache
 
     def _projected_query(self, target: torch.Tensor, similarity: str) -> torch.Tensor:
@@ -256,7 +262,7 @@ class VectorGroup:
         q = q / q.norm().clamp_min(_EPS)
         a = self._f16_matvec(p, q)
         if similarity == "cosine":
-            return a / parts["proj_sq"].sqrt().clamp_min(_EPS)
+            return a / parts["proj_norm"]
         pm = parts["proj_mean"]
         n = self.norms
         num = n * a - float(q @ pm)
@@ -280,7 +286,10 @@ class VectorGroup:
             else:
                 pm = self._projected_parts()["proj_mean"]
                 blocks = lambda a, b: p[a:b].float() * self.norms[a:b].unsqueeze(1) - pm  # noqa: E731
-            self._cache[key] = AnnIndex(len(self), p.shape[1], blocks)
+            if self.cache_key:
+                self._cache[key] = AnnIndex.cached(f"{self.cache_key}|{similarity}", len(self), p.shape[1], blocks)
+            else:
+                self._cache[key] = AnnIndex(len(self), p.shape[1], blocks)
         return self._cache[key]
 
     def _ann_candidates(self, target, similarity, keep, count) -> torch.Tensor:

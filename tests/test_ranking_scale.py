@@ -178,3 +178,20 @@ def test_unknown_search_is_refused():
 
     with pytest.raises(TaskEmbHubError, match="Unknown search"):
         selector.rank(emb("q", torch.randn(8)), top_k=3, search="fast")
+
+
+@needs_usearch
+def test_an_index_shards_hnsw_graph_is_built_once_and_reused_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKEMB_HUB_ANN_CACHE", str(tmp_path / "ann"))
+    rows, queries = clustered(400, 1500, seed=7)
+    folder = write_index([RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)], tmp_path / "index")
+    builds = []
+    original = _ann.AnnIndex.__init__
+    monkeypatch.setattr(_ann.AnnIndex, "__init__", lambda self, *a, **k: builds.append(1) or original(self, *a, **k))
+    rankings = []
+    for _ in range(2):  # two processes' worth of selectors over the same index
+        contents = read_index(folder)
+        selector = AutoSourceSelector(contents.entries, groups=contents.groups)
+        rankings.append(selector.rank(emb("q", queries[0]), top_k=5, search="ann").names)
+    assert len(builds) == 1 and len(list((tmp_path / "ann").glob("*.usearch"))) == 1
+    assert rankings[0] == rankings[1] == selector.rank(emb("q", queries[0]), top_k=5, search="exact").names

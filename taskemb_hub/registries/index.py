@@ -179,8 +179,11 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
         if projected is not None and (projection is None or shard.get("projection") != projection.describe()
                                       or projected.shape != (len(rows), projection.dim_out)):
             projected = None  # another projection than this version's: computed again when needed
+        shard_file = (folder / SHARD_DIR / f"{sig}.safetensors").resolve()  # in the HF cache: a content-named blob
+        stat = shard_file.stat()
         groups[sig] = VectorGroup(rows=list(range(start, len(entries))), unit=unit, norms=norms.float(),
-                                  mean=mean.float(), projected=projected)
+                                  mean=mean.float(), projected=projected,
+                                  cache_key=f"{shard_file}|{stat.st_size}|{stat.st_mtime_ns}")
     return IndexContents(entries=entries, groups=groups, meta=meta, shas=shas)
 
 
