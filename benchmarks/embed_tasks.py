@@ -11,7 +11,8 @@ its own label, `<method>@<max steps>` (e.g. `lora+mean@500`), whose last step is
 
 Writes `benchmarks/results/embeddings/<method>/<task>/seed<s>/step-<n>/taskemb.{safetensors,json}`
 (vectors and metadata only) plus a line per run in `index.jsonl` with seconds and peak memory.
-A run already in the index is skipped.
+A run already in the index is skipped. Runs on fewer training rows than the default 1,000 (a target
+of the "small" regime: `--train-examples 200`) get their own label too: `<method>-rows200`.
 
 TaskEmb vectors have one value per encoder weight (10.6M for MiniLM, 42 MB each): the full
 vectors stay in `benchmarks/work/embeddings_full/` (not committed) and the committed copy is their
@@ -38,6 +39,7 @@ OUT = RESULTS / "embeddings"
 FULL = Path(__file__).resolve().parent / "work" / "embeddings_full"
 LARGE = ("taskemb",)  # methods whose full vectors are too big to commit
 DEFAULT_SCHEDULE = 100  # the packaged registry's schedule; runs on another one are labelled "@<steps>"
+DEFAULT_ROWS = 1000  # the packaged registry's training rows; fewer are labelled "-rows<n>"
 
 
 def main():
@@ -59,6 +61,8 @@ def main():
     steps = [int(s) for s in args.steps.split(",")]
     max_steps = args.max_steps or max(steps)
     schedule = "" if max_steps == DEFAULT_SCHEDULE else f"@{max_steps}"
+    if args.train_examples != DEFAULT_ROWS:
+        schedule += f"-rows{args.train_examples}"
     index = OUT / "index.jsonl"
     OUT.mkdir(parents=True, exist_ok=True)
     done = {(r["method"], r["task"], r["seed"]) for r in map(json.loads, index.read_text().splitlines())} \
@@ -81,7 +85,7 @@ def main():
             fisher_embedding(task, seed=seed).save(FULL / method / name / f"seed{seed}" / "final")
             checkpoints = [{"step": None}]
         else:  # "lora+mean": LoRA with a mean-pooling head; "lora+mean@500": on a 500-step schedule
-            peft_method, _, pooling = method.split("@")[0].partition("+")
+            peft_method, _, pooling = method.split("@")[0].split("-rows")[0].partition("+")
             cfg = TuningConfig(method=peft_method, max_steps=max_steps, save_steps=steps, seed=seed,
                                max_train_examples=args.train_examples, eval_examples=300,
                                head_pooling=pooling or "cls")
