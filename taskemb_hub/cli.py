@@ -99,7 +99,7 @@ def cmd_rank(args) -> int:
     if not args.data and not args.target:
         raise TaskEmbHubError("rank needs --target (an adapter folder or a registry entry name) or --data (a data "
                               "file or task folder).")
-    selector = _selector(args.registry, args.similarity)
+    selector = _selector(args.registry, args.similarity, **_rank_hub_filters(args))
     if args.data:  # always tuned with the registry's own recipe, so target and sources are comparable
         target = target_from_data(_load(args, args.data), selector, progress=not args.json, base_model=args.base_model)
     else:
@@ -110,6 +110,29 @@ def cmd_rank(args) -> int:
             print(f"warning: {warning}", file=sys.stderr)
     _print(args, ranking.to_dict(), str(ranking))
     return 0
+
+
+def _rank_hub_filters(args) -> dict:
+    """Server-side filters for `rank --registry hub`: only entries the target can be compared with.
+
+    A target folder's embedding names its base model and method; `--base-model`, `--method` and
+    `--author` narrow (or set) them. Without any, the sync would read every tagged repo of every
+    base model, most of which the ranking then skips as incompatible.
+    """
+    if not (args.registry == "hub" or args.registry.startswith("hub:")):
+        return {}
+    from .base_model import canonical_model_id
+
+    base_model = canonical_model_id(args.base_model) if args.base_model else None  # a local path -> its id
+    filters = {"base_model": base_model, "method": args.method, "author": args.author}
+    folder = Path(args.target) if args.target else None
+    if folder is not None and folder.is_dir():
+        from .embedding import load_embedding
+
+        target = load_embedding(folder)
+        filters["base_model"] = filters["base_model"] or target.base_model
+        filters["method"] = filters["method"] or target.method
+    return filters
 
 
 def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
@@ -357,7 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="refuse (exit 2) when the target was tuned with another recipe than the sources' "
                         "(steps, rows, head...); without it the ranking carries a warning")
-    p.add_argument("--base-model", default=None)
+    p.add_argument("--base-model", default=None,
+                   help="base model of --data's target; with --registry hub, only Hub entries of it")
+    p.add_argument("--method", default=None, help="with --registry hub: only entries of this PEFT method "
+                                                   "(default: the target folder's)")
+    p.add_argument("--author", default=None, help="with --registry hub: only this user's or organisation's repos")
     _add_data_args(p)
 
     p = command("registry", "manage a local registry", None)

@@ -430,3 +430,16 @@ def test_merging_a_card_keeps_the_users_results_and_is_idempotent(runs):
     assert [m["name"] for m in meta["model-index"]][0] == "my-model"
     assert meta["widget"] == [{"text": "I read /r/python daily"}] and meta["license"] == "mit"
     assert "My words." in once
+
+
+def test_rank_from_the_hub_reads_only_entries_the_target_can_be_compared_with(hub, runs, capsys, tmp_path):
+    _publish_all(hub, runs, "bitfit")
+    _publish_all(hub, runs, "lora")
+    target = tmp_path / "target"
+    _target(runs, "bitfit").save(target)  # the target's embedding names the public base model id
+    hub.stats.reset()
+    assert main(["rank", "--registry", "hub", "--target", str(target), "--json"]) == 0
+    ranked = [row["source"] for row in json.loads(capsys.readouterr().out)["ranking"]]
+    assert ranked == ["alice/toy-sentiment-bitfit", "alice/toy-qa-bitfit"]
+    downloaded = {repo for _, repo, _, _ in hub.stats.downloads}
+    assert downloaded and all(repo.endswith("-bitfit") for repo in downloaded), "LoRA entries were never fetched"
