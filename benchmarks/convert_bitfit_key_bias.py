@@ -6,7 +6,7 @@ BitFit's attention key biases get no gradient (softmax ignores the constant `q·
 row of logits), so their blocks were float noise scaled to unit norm: 6 of the 36 blocks of a
 MiniLM embedding. Today's embedding leaves them out (`taskemb_hub/methods/bitfit.py`). This
 rewrites every `taskemb.safetensors`/`taskemb.json` under the folders (default: the benchmark's
-`bitfit+mean` and `bitfit+mean@500`) with those blocks cut out by the layout the signature records
+`bitfit*` folders: `bitfit+mean`, `bitfit+mean@500`, ...) with those blocks cut out by the layout the signature records
 (sorted module names and shapes): 20,736 -> 18,432 values on MiniLM, bit-for-bit what embedding
 the adapters again would give. Idempotent: converted entries are left as they are. `--check`
 changes nothing and exits 1 if any entry still needs converting.
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_FOLDERS = [HERE / "results" / "embeddings" / "bitfit+mean", HERE / "results" / "embeddings" / "bitfit+mean@500"]
+DEFAULT_FOLDERS = sorted((HERE / "results" / "embeddings").glob("bitfit*"))  # bitfit+mean, bitfit+mean@500, ...
 
 
 def _metadata_only(embedding):
