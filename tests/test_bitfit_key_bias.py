@@ -115,6 +115,18 @@ def test_old_vectors_are_refused_next_to_new_ones_with_the_fix_named(runs):
         AutoSourceSelector.from_embeddings([old]).rank(target)
 
 
+def test_an_index_keeps_old_vectors_in_their_own_shard_and_never_ranks_them(runs, tmp_path):
+    from taskemb_hub.registries import RegistryEntry
+    from taskemb_hub.registries.index import write_index
+
+    old = _embedded_with_key_blocks(runs["old"], task="old-source")
+    new_source = dataclasses.replace(runs["new"][0], task="new-source")
+    write_index([RegistryEntry(e.task, e, f"alice/{e.task}@{'0' * 40}") for e in (old, new_source)], tmp_path / "index")
+    ranking = AutoSourceSelector.from_index(tmp_path / "index").rank(runs["old_accumulated"][0])
+    assert [r["task"] for r in ranking.rows] == ["new-source"]
+    assert [reason for _, reason in ranking.skipped if "key biases" in reason and "older taskemb-hub" in reason]
+
+
 def test_conversion_gives_todays_vector_exactly_and_converts_once(runs):
     embedding, _ = runs["old"]
     old = _embedded_with_key_blocks(runs["old"])
