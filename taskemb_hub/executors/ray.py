@@ -259,7 +259,7 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
         wait_s = None if end is None else max(0.0, end - time.perf_counter())
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
         if not ready:  # the deadline
-            for ref in pending:
+            for ref in pending:  # a source still training goes on (into the cache) until this job ends
                 ray.cancel(ref, force=True)
             report.cancelled = len(pending)
             log(f"deadline: {len(pending)} cell(s) cancelled; a restart runs them")
