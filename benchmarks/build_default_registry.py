@@ -20,6 +20,7 @@ from taskemb_hub.cards import write_model_card
 from taskemb_hub.data import CLASSIFICATION, load_task
 from taskemb_hub.default_registry import DEFAULT_METHOD, default_registry_path
 from taskemb_hub.embedding import TaskEmbedding
+from taskemb_hub.methods.bitfit import is_gradient_free
 from taskemb_hub.training import TuningConfig, tune
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +44,13 @@ if args.from_embeddings:  # check every vector is there before touching the pack
     if absent:
         raise SystemExit(f"--from-embeddings {args.from_embeddings}: no seed-{args.seed} step-{args.steps} vector for "
                          f"{', '.join(absent)}; embed them first (benchmarks/embed_tasks.py --tasks {','.join(absent)})")
+    # vectors embedded before BitFit's key biases were dropped live in another space than today's targets
+    stale = [n for n, p in measured.items()
+             if any(is_gradient_free(m) for m in TaskEmbedding.load(p).signature.get("modules", {}))]
+    if stale:
+        raise SystemExit(f"--from-embeddings {args.from_embeddings}: {len(stale)} vectors still hold BitFit's attention "
+                         f"key-bias blocks ({', '.join(stale[:3])}...); convert them first: "
+                         f"python benchmarks/convert_bitfit_key_bias.py {args.from_embeddings}")
 for name in names:
     entry = out / name
     if (entry / "taskemb.safetensors").is_file() and not args.force:
