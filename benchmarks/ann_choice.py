@@ -12,7 +12,9 @@ top-10 among its 256 candidates (what the exact re-rank needs). Writes results/a
 
 import argparse
 import json
+import resource
 import statistics
+import os
 import subprocess
 import sys
 import time
@@ -61,6 +63,8 @@ def run_one(method: str) -> dict:
     rows, queries, truth = (np.load(DATA / f"{n}.npy") for n in ("rows", "queries", "truth"))
     rss_before = peak_rss_mb()
     params = METHODS[method]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
     if method == "numpy-flat":
         index = rows.astype(np.float16)
@@ -108,17 +112,21 @@ def run_one(method: str) -> dict:
             index.expansion_search = max(setting, k)
             return np.asarray(index.search(q, k).keys)
     build_s = time.perf_counter() - started
-    result = {"method": method, "params": params, "build_s": build_s, "index_mb": size / 2**20,
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result = {"method": method, "params": params, "build_s": build_s,
+              "build_cpu_s": usage.ru_utime + usage.ru_stime - cpu_before, "index_mb": size / 2**20,
               "peak_rss_mb": peak_rss_mb(), "rss_before_build_mb": rss_before, "settings": []}
     for setting in SEARCH_SETTINGS[method]:
-        times, hit10, hit256 = [], [], []
+        times, cpu, hit10, hit256 = [], [], [], []
         for q, t in zip(queries, truth):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             top = search(q, 10, setting)
             times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
             hit10.append(len(set(top.tolist()) & set(t.tolist())) / 10)
             hit256.append(len(set(search(q, 256, setting).tolist()) & set(t.tolist())) / 10)
         result["settings"].append({"search": setting, "median_query_ms": 1000 * statistics.median(times),
+                                   "median_query_cpu_ms": 1000 * statistics.median(cpu),
                                    "recall_at_10": float(np.mean(hit10)), "recall_at_10_in_256": float(np.mean(hit256))})
     return result
 
@@ -127,18 +135,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--methods", default=",".join(METHODS), help="a subset, e.g. the two finalists")
+    parser.add_argument("--rounds", type=int, default=1, help="run the methods this many times, interleaved")
+    parser.add_argument("--reuse-data", action="store_true", help="keep the rows of the last run")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one)))
         return
     started = time.perf_counter()
-    make_data(args.rows, args.queries)
+    if not (args.reuse_data and (DATA / "rows.npy").is_file()):
+        make_data(args.rows, args.queries)
     print(f"data: {args.rows} rows x 1024 (projected), {time.perf_counter() - started:.0f} s")
     results = []
-    print(f"{'method':<20} {'build s':>8} {'index MB':>9} {'RSS +MB':>8} {'search':>7} {'query ms':>9} "
-          f"{'recall@10':>10} {'top10 in 256':>13}")
-    for method in METHODS:
+    print(f"{'method':<20} {'build s':>8} {'build CPU s':>11} {'index MB':>9} {'search':>7} {'query ms':>9} "
+          f"{'query CPU ms':>12} {'recall@10':>10} {'top10 in 256':>13}")
+    for method in args.methods.split(",") * args.rounds:
         out = subprocess.run([sys.executable, __file__, "--one", method], capture_output=True, text=True)
         if out.returncode:
             print(method, "failed:", out.stderr[-500:])
@@ -146,14 +158,21 @@ def main():
         r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         for s in r["settings"]:
-            print(f"{method:<20} {r['build_s']:>8.1f} {r['index_mb']:>9.0f} {r['peak_rss_mb'] - r['rss_before_build_mb']:>8.0f} {s['search']:>7} "
-                  f"{s['median_query_ms']:>9.2f} {s['recall_at_10']:>10.3f} {s['recall_at_10_in_256']:>13.3f}")
+            print(f"{method:<20} {r['build_s']:>8.1f} {r['build_cpu_s']:>11.1f} {r['index_mb']:>9.0f} {s['search']:>7} "
+                  f"{s['median_query_ms']:>9.2f} {s['median_query_cpu_ms']:>12.2f} {s['recall_at_10']:>10.3f} "
+                  f"{s['recall_at_10_in_256']:>13.3f}", flush=True)
     import faiss
     import usearch
 
-    save("ann_choice", {"rows": args.rows, "dim": 1024, "queries": args.queries, "data": "structured, projected from 20736",
-                        "versions": {"faiss-cpu": faiss.__version__, "usearch": usearch.__version__},
-                        "results": results, "machine": machine()})
+    from _common import RESULTS
+
+    run = {"rows": args.rows, "dim": 1024, "queries": args.queries, "data": "structured, projected from 20736",
+           "versions": {"faiss-cpu": faiss.__version__, "usearch": usearch.__version__},
+           "load_average_after": os.getloadavg(), "results": results, "machine": machine()}
+    path = RESULTS / "ann_choice.json"
+    previous = json.loads(path.read_text()) if path.is_file() and args.reuse_data else {"runs": []}
+    runs = previous.get("runs", [previous])  # a file of one run (the first version of this script)
+    save("ann_choice", {"runs": runs + [run], "note": __doc__.split("\n\n")[2]})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ the membership of the candidate set is approximate:
 
 Which path a ranking takes (`choose_search`): the exact scan below `PROJECTION_MIN_ROWS` rows, when
 every row is ranked (`top_k=None`) or when asked (`search="exact"`); above it the projection scan;
-above `ANN_MIN_ROWS` the ANN index when usearch is installed (else the projection scan).
+above `ANN_MIN_ROWS` the ANN index when usearch is installed (else the projection scan). Building a
+graph takes minutes (two cores: ~2-4 minutes per 100k rows, results/ann_choice.json), so with
+`search="auto"` the first large ranking starts the build in a background thread and scans the
+projection until the graph is ready (`VectorGroup.ann_ready`); `search="ann"` waits for it.
 """
 
 from __future__ import annotations
@@ -171,13 +174,17 @@ class AnnIndex:
             self.index.add(np.arange(start, start + len(block), dtype=np.uint64), block.numpy(), threads=threads)
 
     @classmethod
+    def cache_path(cls, key: str, size: int, dim: int) -> Path:
+        settings = f"{key}|{size}|{dim}|{cls.CONNECTIVITY}|{cls.EXPANSION_ADD}|{PROJECTION_KIND}"
+        return ann_cache_dir() / f"{hashlib.sha256(settings.encode()).hexdigest()[:32]}.usearch"
+
+    @classmethod
     def cached(cls, key: str, size: int, dim: int, row_blocks) -> "AnnIndex":
         """The graph stored under `key` (memory-mapped), else built and stored (or just built when the
         cache folder cannot be written)."""
         from usearch.index import Index
 
-        settings = f"{key}|{size}|{dim}|{cls.CONNECTIVITY}|{cls.EXPANSION_ADD}|{PROJECTION_KIND}"
-        path = ann_cache_dir() / f"{hashlib.sha256(settings.encode()).hexdigest()[:32]}.usearch"
+        path = cls.cache_path(key, size, dim)
         if path.is_file():
             try:
                 index = Index.restore(str(path), view=True)

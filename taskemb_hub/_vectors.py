@@ -19,6 +19,7 @@ Leave-one-out is a mask (`keep`), never a copy of the matrix; masked rows score 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import torch
@@ -29,6 +30,7 @@ _BLOCK_ROWS = 4096  # float16 rows are converted to float32 this many at a time
 _F16_BLOCK_ROWS = 65536  # float16 products are taken this many rows at a time (bounded index sizes)
 _FLOAT32_COPY_BYTES = 512 * 2**20  # below this, a float16 matrix gets one float32 copy (faster products)
 _EPS = 1e-12
+_ANN_BUILD = threading.Lock()  # one HNSW build at a time (it uses every core)
 # Bound on |float16-kernel product − float64 product| for a unit row and a unit query: the query's
 # rounding to float16 (2^-11), the output's rounding (2^-11) and float32 accumulation, with margin.
 _F16_PRODUCT_ERROR = 2.0 ** -8
@@ -275,11 +277,45 @@ class VectorGroup:
             approx = approx.masked_fill(~keep, float("-inf"))
         return torch.topk(approx, min(count, len(self))).indices
 
-    def ann_index(self, similarity: str) -> AnnIndex:
-        """The HNSW index of this group for `similarity` (built on first use; the centred one holds
-        the projected centred rows n_i·Pu_i − Pμ)."""
+    def ann_ready(self, similarity: str, *, start: bool = True, wait: bool = False) -> bool:
+        """Whether the HNSW graph for `similarity` can be searched now.
+
+        A graph kept on disk (`AnnIndex.cached`) is memory-mapped at once. Otherwise, with `start`, it
+        starts building in a background thread (rankings meanwhile scan the projection); with `wait`,
+        this blocks until the build ends. A failed build (e.g. out of memory) is remembered: False.
+        """
         key = f"ann_{similarity}"
-        if key not in self._cache:
+        if key in self._cache:
+            return True
+        thread = self._cache.get(f"{key}_thread")
+        if thread is None:
+            if not start:
+                return False
+            if self.cache_key and AnnIndex.cache_path(f"{self.cache_key}|{similarity}", len(self),
+                                                      PROJECTION_DIM).is_file():
+                self.ann_index(similarity)
+                return key in self._cache
+
+            def build():
+                try:
+                    self.ann_index(similarity)
+                except Exception as err:  # noqa: BLE001 - the projection scan stays in use
+                    self._cache[f"{key}_error"] = err
+
+            thread = self._cache[f"{key}_thread"] = threading.Thread(target=build, daemon=True,
+                                                                     name=f"taskemb-ann-{similarity}")
+            thread.start()
+        if wait:
+            thread.join()
+        return key in self._cache
+
+    def ann_index(self, similarity: str) -> AnnIndex:
+        """The HNSW index of this group for `similarity` (built on first use, or read from the disk
+        cache; the centred one holds the projected centred rows n_i·Pu_i − Pμ)."""
+        key = f"ann_{similarity}"
+        with _ANN_BUILD:
+            if key in self._cache:
+                return self._cache[key]
             p = self.projected_rows()
             if similarity == "cosine":
                 blocks = lambda a, b: p[a:b]  # noqa: E731

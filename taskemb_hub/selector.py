@@ -351,6 +351,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         from ._ann import choose_search
 
         path = choose_search(len(group), top_k, group.dim, search)
+        if path == "ann" and search == "auto" and not group.ann_ready(similarity):
+            path = "projection"  # the graph is building in the background; scan the projection meanwhile
         if path == "exact" and k == n_kept:  # every row: one exact product, sorted
             scores = group.scores(target.vector, similarity, keep)
             order = torch.argsort(scores, descending=True, stable=True)[:k]

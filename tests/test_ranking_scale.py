@@ -143,8 +143,16 @@ def test_rank_picks_the_path_by_group_size(monkeypatch):
     monkeypatch.setattr(_ann, "RERANK_PER_RESULT", 5)
     monkeypatch.setattr(_ann, "PROJECTION_MIN_ROWS", 500)
     monkeypatch.setattr(_ann, "ANN_MIN_ROWS", 500)
-    expected = "ann" if _ann.ann_available() else "projection"  # without the extra, no ANN: projection
-    assert selector.rank(target, top_k=5).search == expected
+    if not _ann.ann_available():  # without the extra there is no ANN: the projection scan
+        assert selector.rank(target, top_k=5).search == "projection"
+        return
+    # the first ranking starts building the graph in the background and scans the projection meanwhile
+    first = selector.rank(target, top_k=5)
+    group = next(iter(selector._groups.values()))
+    assert group.ann_ready("cosine", wait=True)
+    after = selector.rank(target, top_k=5)
+    assert first.search in ("projection", "ann") and after.search == "ann" and after.names == first.names
+    assert not group.ann_ready("centered", start=False)  # built per similarity, only when asked
 
 
 def test_an_index_stores_the_projection_and_rebuilds_identically(tmp_path):
