@@ -203,3 +203,15 @@ def test_an_index_shards_hnsw_graph_is_built_once_and_reused_from_the_cache(tmp_
         rankings.append(selector.rank(emb("q", queries[0]), top_k=5, search="ann").names)
     assert len(builds) == 1 and len(list((tmp_path / "ann").glob("*.usearch"))) == 1
     assert rankings[0] == rankings[1] == selector.rank(emb("q", queries[0]), top_k=5, search="exact").names
+
+
+def test_the_readme_states_the_thresholds_the_code_uses():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Ranking large registries"):]
+    section = section[:section.index("\n#")]
+    assert f"`PROJECTION_MIN_ROWS` ({_ann.PROJECTION_MIN_ROWS:,})" in section
+    assert f"`ANN_MIN_ROWS` ({_ann.ANN_MIN_ROWS:,})" in section
+    assert f"seeded {_ann.PROJECTION_DIM:,}-value projection" in section
+    assert f"`max({_ann.RERANK_MIN}, {_ann.RERANK_PER_RESULT}·top_k)`" in section
