@@ -2,6 +2,7 @@
 
     python benchmarks/bitfit_key_bias.py ndcg --label after     # ranking quality of the vectors as stored (seconds)
     python benchmarks/bitfit_key_bias.py ndcg --label before --embeddings DIR --registry DIR
+    python benchmarks/bitfit_key_bias.py grads   # one backward pass of MiniLM: the gradient each kind of bias gets
     python benchmarks/bitfit_key_bias.py runs    # tune MiniLM twice per variant (CPU-heavy: ~5 min, take cpu.lock)
 
 `ndcg`: the default ranker (BitFit step 100, cosine and centred; both embedding seeds; the packaged
@@ -25,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -103,7 +103,7 @@ def runs_part(task_name: str, steps: int) -> dict:
     from safetensors.torch import load_file
 
     from _common import DATA_DIR, require_data
-    from taskemb_hub import TuningConfig, load_task, tune
+    from taskemb_hub import TaskEmbedding, TuningConfig, load_task, tune
     from taskemb_hub.methods import EmbeddingOptions, get_method
     from taskemb_hub.methods.base import embed_module_tensors, module_name
     from taskemb_hub.methods.bitfit import is_gradient_free
@@ -122,14 +122,15 @@ def runs_part(task_name: str, steps: int) -> dict:
                             ("keys not trained (today)", {})):
         runs = []
         for threads in (1, 2):
-            torch.set_num_threads(threads)
-            start = time.time()
-            cfg = TuningConfig(method="bitfit", max_steps=steps, max_train_examples=1000, eval_examples=0,
-                               method_kwargs=kwargs)
-            checkpoint = tune(task, cfg, work / f"{'old' if kwargs else 'new'}-threads{threads}", progress=False)[-1]
-            weights = load_file(str(Path(checkpoint.path) / "adapter_model.safetensors"))
-            runs.append({"threads": threads, "seconds": round(time.time() - start, 1), "weights": weights,
-                         "embedding": checkpoint.embedding})
+            folder = work / f"{'old' if kwargs else 'new'}-threads{threads}"
+            done = folder / f"step-{steps}"
+            if not (done / "adapter_model.safetensors").is_file():  # resumable: a finished run is read back
+                torch.set_num_threads(threads)
+                cfg = TuningConfig(method="bitfit", max_steps=steps, max_train_examples=1000, eval_examples=0,
+                                   method_kwargs=kwargs)
+                tune(task, cfg, folder, progress=False)
+            runs.append({"threads": threads, "weights": load_file(str(done / "adapter_model.safetensors")),
+                         "embedding": TaskEmbedding.from_adapter(done)})
         a, b = runs
         biases = {module_name(k, ".beft_bias"): v for k, v in method.body_weights(a["weights"]).items()
                   if k.endswith(".beft_bias")}
@@ -138,8 +139,7 @@ def runs_part(task_name: str, steps: int) -> dict:
             kind = name.split(".layer.")[1].split(".", 1)[1]
             diff = (value - b["weights"][next(k for k in b["weights"] if module_name(k, ".beft_bias") == name)]).norm()
             by_kind[kind].append((float(value.norm()), float(diff)))
-        row = {"seconds": [r["seconds"] for r in runs],
-               "bias_norms_by_module": {k: {"norm_min": f"{min(n for n, _ in v):.2e}",
+        row = {"bias_norms_by_module": {k: {"norm_min": f"{min(n for n, _ in v):.2e}",
                                             "norm_max": f"{max(n for n, _ in v):.2e}",
                                             "run_to_run_diff_max": f"{max(d for _, d in v):.2e}"}
                                         for k, v in sorted(by_kind.items())},
@@ -157,9 +157,41 @@ def runs_part(task_name: str, steps: int) -> dict:
     return out
 
 
+def grads_part() -> dict:
+    """One backward pass of MiniLM with BEFT biases on every encoder Linear (keys included), the biases moved off
+    zero as after tuning: the gradient norm each kind of bias gets."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from taskemb_hub.base_model import resolve_base_model
+    from taskemb_hub.methods import get_method
+
+    torch.manual_seed(0)
+    path, model_id = resolve_base_model(None)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    model = get_peft_model(model, get_method("bitfit").make_config("SEQ_CLS", target_modules=OLD_TARGET_MODULES))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "beft_bias" in name:
+                param.normal_(0, 0.05)
+    texts = ["a fine movie", "the worst hotel I have ever seen, really", "ok", "staff were kind but the room was cold"]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    model(**batch, labels=torch.tensor([1, 0, 1, 0])).loss.backward()
+    by_kind = defaultdict(list)
+    for name, param in model.named_parameters():
+        if "beft_bias" in name:
+            by_kind[name.split(".layer.")[1].split(".", 1)[1].split(".beft_bias")[0]].append(float(param.grad.norm()))
+    out = {"command": "python benchmarks/bitfit_key_bias.py grads", "base_model": model_id,
+           "grad_norm_max_by_module": {k: f"{max(v):.1e}" for k, v in sorted(by_kind.items())}}
+    print(json.dumps(out, indent=2))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["ndcg", "runs"])
+    parser.add_argument("part", choices=["ndcg", "runs", "grads"])
     parser.add_argument("--label", default="after", help="ndcg: store the figures as 'before' or 'after'")
     parser.add_argument("--embeddings", type=Path, default=None,
                         help="ndcg: a results/embeddings folder to score (default: report.py's)")
@@ -170,6 +202,8 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.part == "ndcg":
         payload = ndcg_part(args.label, args.embeddings, args.registry)
+    elif args.part == "grads":
+        payload = grads_part()
     else:
         payload = runs_part(args.task, args.steps)
     _save(args.part, payload)
