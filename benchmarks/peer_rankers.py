@@ -1,6 +1,8 @@
 """The closest peer system beside ours, on the same ground truth: ESM-LogME (hf-dataset-selector) and plain LogME.
 
     python benchmarks/peer_rankers.py run [--tasks a,b] [--rows 1000]   # sources, features, scores (resumable)
+    python benchmarks/peer_rankers.py logme [--targets a,b]             # plain LogME, one target per process (+ cost)
+    python benchmarks/peer_rankers.py logme-fill [--until HHMM]         # plain LogME's missing pairs, cached features
     python benchmarks/peer_rankers.py check                             # our pipeline == hfselect's compute_scores
     python benchmarks/peer_rankers.py cost --target rotten_tomatoes     # seconds / peak RSS to rank one new target
     python benchmarks/peer_rankers.py summary                           # metrics as report.py scores ours
@@ -26,7 +28,8 @@ Recipe, matched to the ground truth (`benchmarks/results/transfer_limited.jsonl`
   lr 0.01, weight decay 0.01), torch seed 0; scores: `hfselect.logme.LogME` (fixed-point LogME, no intercept).
 
 Outputs: `results/peer_scores.jsonl` (one line per (method, target, source); a restart skips lines already there),
-`results/peer_cost.json` (`cost`), `results/peer_summary.json` (`summary`).
+`results/peer_cost.jsonl` (`cost`, `logme`), `results/peer_summary.json` (`summary`). `benchmarks/report.py` reads
+`peer_scores.jsonl` and `peer_cost.jsonl` and scores the peers beside every other ranker.
 """
 
 from __future__ import annotations
@@ -247,6 +250,29 @@ def run_logme(targets: list[str], tasks: list[str], rows: int, log=print, until:
             flush=True)
 
 
+def fill_logme(targets: list[str], rows: int, log=print, until: str | None = None) -> None:
+    """Plain LogME for the (target, source) pairs still missing, target by target (those with the fewest missing
+    sources first), in this process from cached features: no cost is measured (`logme` measures it)."""
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    tok = tokenizer()
+    done = done_pairs()
+    missing = {t: [s for s in TASKS if s != t and ("logme", t, s, rows) not in done] for t in targets}
+    for target in sorted((t for t in targets if missing[t]), key=lambda t: (len(missing[t]), TASKS.index(t))):
+        labels = task_rows(target, rows)[1]
+        for source in missing[target]:
+            if past(until):
+                log(f"stopping at {target} <- {source}: it is past {until} UTC", flush=True)
+                return
+            if not body_path(source).is_file():
+                log(f"{source}: not fine-tuned yet (run `run` first)", flush=True)
+                return
+            x = features(source, target, rows, load_encoder(load_file(str(body_path(source)))), tok)
+            append({"method": "logme", "target": target, "source": source, "rows": rows, "score": logme(x, labels)})
+        log(f"{target:<22} LogME complete ({len(missing[target])} sources added)", flush=True)
+
+
 def cost_in_subprocess(target: str, method: str, tasks: list[str], rows: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "cost", "--method", method, "--target", target,
                           "--tasks", ",".join(tasks), "--rows", str(rows)], capture_output=True, text=True)
@@ -321,7 +347,6 @@ def cost(target: str, method: str, sources: list[str], rows: int) -> dict:
 
 # ---- scoring the peers as report.py scores ours ---------------------------------------------------------------
 PEER_LABELS = {"esm-logme": "ESM-LogME (hf-dataset-selector)", "logme": "LogME of the fine-tuned source model"}
-LOWER_IS_BETTER = ("rho", "regret@1", "regret@3", "regret@5")
 
 
 def peer_scorer(method: str, rows: int):
@@ -339,87 +364,21 @@ def peer_scorer(method: str, rows: int):
     return scorer
 
 
-def peer_gain(transfer: dict[str, float]) -> dict[str, float]:
-    """The peer's NDCG gain (Schulte et al.): 2^(100 · accuracy) − 1 of the source → target run."""
-    return {s: 2.0 ** (100.0 * p) - 1.0 for s, p in transfer.items()}
-
-
-def extra_metrics(scorer, rows_by_key, pool) -> dict[str, dict]:
-    """Metrics report.py does not compute, on the same rows and sources as `report.evaluate_method` (same order
-    rule as `evaluate_ranking`), averaged over ground-truth seeds per target: NDCG with the peer's gain,
-    Regret@1 and Regret@5."""
-    from collections import defaultdict
-
-    from report import BASE as GT_BASE
-    from taskemb_hub.ranking_metrics import evaluate_ranking, nanmean, ndcg
-
-    per = defaultdict(list)
-    for (target, _seed), row in rows_by_key.items():
-        sources = [t for t in pool if t != target and t in row]
-        scores = scorer(target, sources, _seed)
-        if scores is None:
-            continue
-        transfer = {s: row[s] for s in sources}
-        order = sorted(transfer, key=lambda s: (-scores[s], s))
-        per[target].append({"ndcg_peer_gain": ndcg(order, peer_gain(transfer)),
-                            "regret@1": evaluate_ranking(scores, transfer, row[GT_BASE], k=1)["regret@1"],
-                            "regret@5": evaluate_ranking(scores, transfer, row[GT_BASE], k=5)["regret@5"]})
-    return {t: {k: nanmean([m[k] for m in ms]) for k in ms[0]} for t, ms in per.items()}
-
-
-def evaluate(scorers, complete, mean_rows, pool) -> dict | None:
-    """report.py's aggregation (per target over ground-truth seeds, then over targets; several scorers = several
-    embedding seeds, merged per target) with the extra metrics folded into each target's row."""
-    import report
-
-    def remembered(sc):  # the extra metrics must see the same scores (a random order draws anew at each call)
-        seen = {}
-        return lambda target, sources, seed: seen.setdefault((target, tuple(sources), seed), sc(target, sources, seed))
-
-    scorers = [remembered(sc) for sc in scorers]
-
-    def one(sc, rows):
-        m = report.evaluate_method(sc, rows, pool)
-        if m is None:
-            return None
-        extra = extra_metrics(sc, rows, pool)
-        return report.summarize({t: r | extra[t] for t, r in m["rows"].items()}) | {"by_seed": m["by_seed"]}
-
-    runs = [m for m in (one(sc, complete) for sc in scorers) if m]
-    on_mean = [m for m in (one(sc, mean_rows) for sc in scorers) if m]
-    if not runs:
-        return None
-    return report.merge_runs(runs) | {"seeds": len(runs), "ndcg_se": report.ndcg_se(report.merge_runs(runs)),
-                                      "gt_seed_sd": report.gt_seed_spread(runs),
-                                      "on_mean": report.merge_runs(on_mean) if on_mean else None}
-
-
-def paired(results, a, b, key, truth="rows") -> dict | None:
-    """report._paired (mean per-target difference a − b, paired SE, W/T/L), W/T/L read the right way round for
-    metrics where lower is better."""
-    import report
-
-    try:
-        p = report._paired(results, a, b, truth, key)
-    except (ZeroDivisionError, ValueError, KeyError, TypeError):
-        return None
-    if key in LOWER_IS_BETTER and key != "rho":  # _paired flips the sign for rho only
-        p["wtl"] = p["wtl"][::-1]
-    ra = results[a]["rows"] if truth == "rows" else results[a]["on_mean"]["rows"]
-    rb = results[b]["rows"] if truth == "rows" else results[b]["on_mean"]["rows"]
-    p["targets"] = len([t for t in ra if t in rb and ra[t][key] == ra[t][key] and rb[t][key] == rb[t][key]])
-    return p
+def stored_bytes(folder: Path) -> int | None:
+    """Bytes of one stored registry entry (taskemb.safetensors + taskemb.json) under `folder`, or None."""
+    entry = next(folder.glob("*/seed0/step-100"), None) or next(folder.glob("*/seed0/*"), None) if folder.is_dir() else None
+    return sum(f.stat().st_size for f in entry.iterdir() if f.is_file()) if entry else None
 
 
 def summarize_peers(rows: int) -> dict:
     """peer_summary.json: each peer beside our default (BitFit cosine, every embedding seed, and seed 0 alone),
-    the random order and the noise ceiling, scored as report.py scores its rankings."""
+    TextEmb, the random order and the noise ceiling, scored by report.py's own functions on the sources whose
+    peer scores are all in (every method on the same pool)."""
     import report
 
     runs = report.load_runs(RESULTS / "transfer_limited.jsonl")
     _, complete, _, mean_rows = report.load_matrix(runs, report.SOURCES)
     default, step = report.DEFAULT_METHOD, f"step-{report.MAIN_STEP}"
-    # a partial run ranks the sources finished so far (every method on the same pool, as report.py's core10 section)
     pool = finished_sources(rows)
     ours = f"ours: {default} step {report.MAIN_STEP}, cosine (default; mean over embedding seeds)"
     ours0 = f"ours: {default} step {report.MAIN_STEP}, cosine, embedding seed 0 only"
@@ -431,8 +390,9 @@ def summarize_peers(rows: int) -> dict:
         **{PEER_LABELS[m]: [peer_scorer(m, rows)] for m in METHODS},
         report.CEILING: [report.other_seed_scorer(complete)],
     }
-    results = {label: m for label, sc in candidates.items() if (m := evaluate(sc, complete, mean_rows, pool))}
-    results[report.RANDOM] = evaluate(report.random_scorers(), complete, mean_rows, pool)  # 200 orders, merged
+    results = {label: m for label, sc in candidates.items()
+               if (m := report.evaluate_scorers(sc, complete, mean_rows, pool))}
+    results[report.RANDOM] = report.evaluate_scorers(report.random_scorers(), complete, mean_rows, pool, collapse=True)
     keys = ("ndcg", "ndcg_shifted", "ndcg_peer_gain", "rho", "regret@1", "regret@3", "regret@5", "spearman")
     table = {label: {k: m[k] for k in keys} | {"targets": m["targets"], "ndcg_se": report.ndcg_se(m),
                                                 "ndcg_seed_mean_truth": (m.get("on_mean") or {}).get("ndcg"),
@@ -443,8 +403,8 @@ def summarize_peers(rows: int) -> dict:
         if peer not in results:
             continue
         for base in (ours, ours0):
-            pairs[f"{base} minus {peer}"] = {k: paired(results, base, peer, k) for k in keys} | {
-                "ndcg_seed_mean_truth": paired(results, base, peer, "ndcg", "on_mean")}
+            pairs[f"{base} minus {peer}"] = {k: report._paired(results, base, peer, key=k) for k in keys} | {
+                "ndcg_seed_mean_truth": report._paired(results, base, peer, "on_mean", "ndcg")}
     scored = {PEER_LABELS[m]: sorted(results[PEER_LABELS[m]]["rows"]) if PEER_LABELS[m] in results else []
               for m in METHODS}
     measured = {m: sum(1 for line in SCORES.read_text().splitlines() if json.loads(line)["method"] == m
@@ -460,10 +420,7 @@ def summarize_peers(rows: int) -> dict:
         "metrics": table, "paired": pairs,
         "per_target": {label: {t: {k: r[k] for k in keys} for t, r in m["rows"].items()} for label, m in results.items()},
         "cost_to_rank_one_target": costs,
-        "bytes_per_source": {"esm-logme (one d×d+d float32 linear map)": (DIM * DIM + DIM) * 4,
-                             "logme (a fine-tuned MiniLM body, float32 safetensors)":
-                                 body_path(TASKS[0]).stat().st_size if body_path(TASKS[0]).is_file() else None,
-                             "ours, BitFit embedding (20,736 float32)": 20736 * 4},
+        "bytes_per_source": bytes_per_source(),
     }
     (RESULTS / "peer_summary.json").write_text(json.dumps(payload, indent=1, default=float) + "\n")
     for label, m in sorted(table.items(), key=lambda kv: -(kv[1]["ndcg"] if kv[1]["ndcg"] == kv[1]["ndcg"] else -9)):
@@ -476,9 +433,20 @@ def summarize_peers(rows: int) -> dict:
     return payload
 
 
+def bytes_per_source() -> dict[str, int | None]:
+    """What each ranker stores (and a registry user downloads) per source task."""
+    import report
+
+    return {"esm-logme (one d×d+d float32 linear map)": (DIM * DIM + DIM) * 4,
+            "logme (a fine-tuned MiniLM body, float32 safetensors)":
+                body_path(TASKS[0]).stat().st_size if body_path(TASKS[0]).is_file() else None,
+            f"ours, {report.DEFAULT_METHOD} entry (taskemb.safetensors + taskemb.json)":
+                stored_bytes(report.EMB / report.DEFAULT_METHOD)}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "logme", "check", "cost", "summary"])
+    parser.add_argument("command", choices=["run", "logme", "logme-fill", "check", "cost", "summary"])
     parser.add_argument("--tasks", default=",".join(TASKS), help="the task pool (sources and targets)")
     parser.add_argument("--targets", default=None, help="`logme`/`cost`: targets, in this order (default: all)")
     parser.add_argument("--rows", type=int, default=ROWS)
@@ -493,6 +461,8 @@ def main(argv=None) -> None:
         run(tasks, args.rows, until=args.until)
     elif args.command == "logme":
         run_logme(targets, tasks, args.rows, until=args.until)
+    elif args.command == "logme-fill":
+        fill_logme(targets, args.rows, until=args.until)
     elif args.command == "check":
         out = check(args.source, args.target, args.rows)
         print(json.dumps(out, indent=1))

@@ -100,3 +100,45 @@ def test_no_figure_is_written_outside_the_generated_blocks():
         text = text.replace(report.read_block(README, name), "")
     stray = re.findall(r"\d+\.\d+|\d+(?:\.\d+)? ?(?:%|×|s\b|ms\b|GB\b|MB\b)|\d[\d,]* (?:points|runs)\b", text)
     assert stray == [], f"figures outside the GENERATED blocks (move them into report.py's snippets): {stray}"
+
+
+def test_the_headline_is_out_of_sample_with_the_in_sample_figure_beside_it():
+    head = FIGURES["headline"]["limited"]
+    results = table(RESULTS_MD, "| ranker (choices made leave-one-target-out) |")
+    readme = table(report.read_block(README, "evidence"), "| ranker | candidates | NDCG out of sample |")
+    assert report.OURS in head["families"] and report.TEXTEMB_FAMILY in head["families"]
+    for name, f in head["families"].items():
+        assert results[name][1] == readme[name][1] == f"{f['ndcg']:.3f}", name
+        assert results[name][3] == readme[name][3] == f"{f['in_sample']['ndcg']:.3f}", name
+        assert int(results[name][0]) == f["candidates"] and sum(f["chosen_counts"].values()) == f["targets"]
+        random, ceiling = head["fixed"][report.RANDOM]["ndcg"], head["fixed"][report.CEILING]["ndcg"]
+        assert abs(float(readme[name][2]) - (f["ndcg"] - random) / (ceiling - random)) <= 0.011, name
+    for name, f in head["fixed"].items():
+        assert results[name][1] == readme[name][1] == f"{f['ndcg']:.3f}", name
+
+
+def test_the_comparison_with_the_peer_quotes_the_headline():
+    head = FIGURES["headline"]["limited"]
+    rows = head["families"] | head["fixed"]
+    compare = table(report.read_block(README, "compare"), "| ranker | NDCG | normalised |")
+    assert FIGURES["compare"]["rows"], "the compare block has no rows"
+    for shown, fig in FIGURES["compare"]["rows"].items():
+        assert compare[shown][0] == f"{rows[fig['label']]['ndcg']:.3f}", shown
+        assert compare[shown][3] == f"{rows[fig['label']]['rho']:.2f}", shown
+    block = report.read_block(README, "compare")
+    for name, pair in FIGURES["compare"]["pairs"].items():
+        p = pair["ndcg"]
+        assert f"NDCG {p['delta']:+.3f} ± {p['se']:.3f}" in block, name
+        verdict = "within 2 paired SE" if abs(p["delta"]) <= 2 * p["se"] else "ranks better"
+        sentence = next(line for line in block.splitlines() if f"NDCG {p['delta']:+.3f} ± {p['se']:.3f}" in line)
+        assert verdict in sentence and (abs(p["delta"]) > 2 * p["se"] or "neither" in sentence), name
+
+
+def test_the_hub_and_space_rows_quote_their_json_files():
+    text = report.read_block(README, "benchmarks")
+    hub = json.loads((report.RESULTS / "hub_sync.json").read_text())["sync"]
+    assert f"re-sync {hub['from_hub_resync']['seconds']:.2f} s" in text
+    assert f"first sync {hub['from_hub_first']['seconds']:.1f} s" in text
+    space = json.loads((report.RESULTS / "space_latency.json").read_text())
+    for r in space["lookups"]:
+        assert f"p50 {r['registry_lookup']['p50_ms']:,.0f} ms" in text
