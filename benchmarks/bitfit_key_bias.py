@@ -98,7 +98,7 @@ def ndcg_part(label: str, embeddings: Path | None, registry: Path | None) -> dic
     return data
 
 
-def runs_part(task_name: str, steps: int) -> dict:
+def runs_part(task_name: str, steps: int, old_only: bool = False) -> dict:
     import torch
     from safetensors.torch import load_file
 
@@ -116,10 +116,12 @@ def runs_part(task_name: str, steps: int) -> dict:
     def cosine(a, b):
         return float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0))
 
-    out = {"command": f"python benchmarks/bitfit_key_bias.py runs --task {task_name} --steps {steps}",
+    out = {"command": f"python benchmarks/bitfit_key_bias.py runs --task {task_name} --steps {steps}"
+                      + (" --old-only" if old_only else ""),
            "task": task_name, "steps": steps, "variants": {}}
-    for variant, kwargs in (("keys trained (old target modules)", {"target_modules": OLD_TARGET_MODULES}),
-                            ("keys not trained (today)", {})):
+    variants = (("keys trained (old target modules)", {"target_modules": OLD_TARGET_MODULES}),
+                ("keys not trained (today)", {}))
+    for variant, kwargs in variants[:1] if old_only else variants:
         runs = []
         for threads in (1, 2):
             folder = work / f"{'old' if kwargs else 'new'}-threads{threads}"
@@ -198,6 +200,8 @@ def main() -> None:
     parser.add_argument("--registry", type=Path, default=None, help="ndcg: registry entries folder (default: packaged)")
     parser.add_argument("--task", default="rotten_tomatoes")
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--old-only", action="store_true",
+                        help="runs: only the pair that trains the key biases (both embeddings come from its weights)")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.part == "ndcg":
@@ -205,7 +209,7 @@ def main() -> None:
     elif args.part == "grads":
         payload = grads_part()
     else:
-        payload = runs_part(args.task, args.steps)
+        payload = runs_part(args.task, args.steps, args.old_only)
     _save(args.part, payload)
     if args.part == "ndcg":
         for label, rows in payload["results"].items():
