@@ -16,12 +16,47 @@ import argparse
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from _common import DATA_DIR, machine, require_data, save
 
 from taskemb_hub.transfer import TransferConfig, load_transfer_results, run_local_workers
+
+
+class TreeCpu(threading.Thread):
+    """CPU seconds (user + system) of this process and every process below it (workers, Ray's daemons).
+
+    Sampled every 0.2 s with psutil (a dependency of ray); a process that ends between two samples
+    loses at most its last 0.2 s. CPU seconds per cell do not grow when other jobs share the cores,
+    so they compare executors on a busy machine, where wall times do not.
+    """
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.last: dict[int, float] = {}
+        self.done = threading.Event()
+
+    def sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+                self.last[process.pid] = times.user + times.system
+            except psutil.Error:
+                pass
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            self.sample()
+
+    def stop(self, before: float) -> float:
+        self.sample()
+        self.done.set()
+        return sum(self.last.values()) - before
 
 
 def main() -> None:
@@ -47,6 +82,10 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix=f"grid-{name}-"))
         results = work / "results.jsonl"
         load = os.getloadavg()[0]
+        cpu = TreeCpu()
+        cpu.sample()
+        cpu_before = sum(cpu.last.values())
+        cpu.start()
         started = time.perf_counter()
         extra = {}
         if name.startswith("local"):
@@ -65,14 +104,16 @@ def main() -> None:
             ray.shutdown()
             extra["failed"] = len(report.failed)
         wall = time.perf_counter() - started
+        cpu_s = cpu.stop(cpu_before)
         rows = load_transfer_results(results)
         shutil.rmtree(work, ignore_errors=True)
         row = {"executor": name, "cells": len(rows), "wall_s": round(wall, 1),
                "cells_per_hour": round(len(rows) / wall * 3600, 1),
                "mean_cell_s": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 2),
+               "cpu_s": round(cpu_s, 1), "cpu_s_per_cell": round(cpu_s / max(1, len(rows)), 2),
                "load_average_before": round(load, 2)} | extra
         print(f"{name:>7}: {row['cells']}/{cells} cells in {row['wall_s']:>6}s = {row['cells_per_hour']:>6} cells/h "
-              f"(rows' mean seconds {row['mean_cell_s']}; load {row['load_average_before']})"
+              f"(rows' mean seconds {row['mean_cell_s']}; {row['cpu_s_per_cell']} CPU s/cell; load {row['load_average_before']})"
               + (f"; Ray start {extra['ray_start_s']}s" if "ray_start_s" in extra else ""), flush=True)
         return row
 
@@ -83,9 +124,11 @@ def main() -> None:
     for name in names:
         mine = [r for r in runs if r["executor"] == name]
         summary[name] = {"cells_per_hour_mean": round(sum(r["cells_per_hour"] for r in mine) / len(mine), 1),
+                         "cpu_s_per_cell_mean": round(sum(r["cpu_s_per_cell"] for r in mine) / len(mine), 2),
                          "cells_per_hour_each": [r["cells_per_hour"] for r in mine],
                          "all_cells_done": all(r["cells"] == cells for r in mine)}
-        print(f"{name:>7}: {summary[name]['cells_per_hour_mean']} cells/h (runs: {summary[name]['cells_per_hour_each']})")
+        print(f"{name:>7}: {summary[name]['cells_per_hour_mean']} cells/h (runs: {summary[name]['cells_per_hour_each']}), "
+              f"{summary[name]['cpu_s_per_cell_mean']} CPU s/cell")
     setting = {"base_model": args.base_model or "sentence-transformers/all-MiniLM-L6-v2 (packaged)", "tasks": cfg.tasks, "cells": cells,
                "sources_fine_tuned": len(cfg.tasks), "train_examples": cfg.train_examples, "epochs": cfg.source_epochs,
                "batch_size": cfg.batch_size, "max_length": cfg.max_length, "eval_examples": cfg.eval_examples,
