@@ -124,7 +124,10 @@ def _rank_hub_filters(args) -> dict:
     from .base_model import canonical_model_id
 
     base_model = canonical_model_id(args.base_model) if args.base_model else None  # a local path -> its id
-    filters = {"base_model": base_model, "method": args.method, "author": args.author}
+    from .methods import get_method
+
+    method = get_method(args.method).name if args.method else None  # 'LORA' -> 'lora'; unknown -> names listed
+    filters = {"base_model": base_model, "method": method, "author": args.author}
     folder = Path(args.target) if args.target else None
     if folder is not None and folder.is_dir():
         from .embedding import load_embedding
@@ -243,10 +246,19 @@ def cmd_transfer_matrix(args) -> int:
     cfg = TransferConfig(tasks=tasks, data_dir=args.data_dir, seeds=[int(s) for s in args.seeds.split(",")],
                          targets=args.targets.split(",") if args.targets else None, base_model=args.base_model,
                          target_train_examples=args.target_train_examples)
+    if args.results is None:  # one file per regime: the report reads each file as one ground truth
+        args.results = "benchmarks/results/" + ("transfer_small.jsonl" if args.target_train_examples
+                                                else "transfer_limited.jsonl")
     if args.executor == "ray":
         return _transfer_matrix_on_ray(args, cfg)
     if args.workers > 1 or args.deadline:
-        run_local_workers(cfg, args.results, args.work_dir, workers=args.workers, deadline_s=args.deadline)
+        from .transfer import WorkerError
+
+        try:
+            run_local_workers(cfg, args.results, args.work_dir, workers=args.workers, deadline_s=args.deadline)
+        except WorkerError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     else:
         run_transfer_matrix(cfg, args.results, args.work_dir, progress=not args.json)
     return 0
@@ -500,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", default=None)
     p.add_argument("--seeds", default="0")
     p.add_argument("--data-dir", default="../shared/data/tasks")
-    p.add_argument("--results", default="benchmarks/results/transfer_limited.jsonl")
+    p.add_argument("--results", default=None, help="JSON-lines results file (default: benchmarks/results/"
+                   "transfer_limited.jsonl, or transfer_small.jsonl with --target-train-examples)")
     p.add_argument("--work-dir", default="benchmarks/work")
     p.add_argument("--base-model", default=None)
     p.add_argument("--target-train-examples", type=int, default=None,

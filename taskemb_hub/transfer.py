@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from .base_model import resolve_base_model
 from .data import load_task
+from .errors import DataError
 from .methods.base import signature_hash
 from .metrics import PRIMARY_METRIC
 from .training import TuningConfig, tune
@@ -63,6 +64,11 @@ class TransferConfig:
     max_length: int = 128
     eval_examples: int = 1000
     base_model: str | None = None
+
+    def __post_init__(self):
+        if self.target_train_examples is not None and self.target_train_examples < 1:
+            raise DataError(f"target_train_examples must be a positive number of rows (got "
+                            f"{self.target_train_examples}); pass e.g. --target-train-examples 200.")
 
     def recipe(self) -> dict:
         keys = ("train_examples", "source_epochs", "target_epochs", "learning_rate", "batch_size", "max_length",
@@ -164,7 +170,7 @@ def _release(path: Path) -> None:
 
 
 def _finetune(task, cfg: TransferConfig, seed: int, epochs: int, train_examples: int | None = None) -> TuningConfig:
-    train_examples = train_examples or cfg.train_examples
+    train_examples = cfg.train_examples if train_examples is None else train_examples
     rows = min(train_examples, len(task.splits["train"]))
     tuning = TuningConfig(method="full", base_model=cfg.base_model, max_steps=_steps(rows, epochs, cfg.batch_size),
                           batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, head_init="random",
@@ -253,6 +259,7 @@ def run_local_workers(cfg: TransferConfig, results: str | Path, work_dir: str | 
         return run_transfer_matrix(cfg, results, work_dir, progress=False, log=log)
     import multiprocessing
 
+    check_tasks(cfg)  # bad input fails here, once, not as one traceback per worker
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     processes = [context.Process(target=_worker_main, args=(cfg, str(results), str(work_dir), threads), daemon=True)
@@ -263,14 +270,28 @@ def run_local_workers(cfg: TransferConfig, results: str | Path, work_dir: str | 
         time.sleep(0.5)  # stagger the first claims
     for process in processes:
         process.join(None if end is None else max(0.0, end - time.monotonic()))
-    for process in processes:
+    stopped = set()
+    for number, process in enumerate(processes):
         if process.is_alive():
             process.terminate()
             process.join()
-    failed = [p.exitcode for p in processes if p.exitcode not in (0, -15)]
+            stopped.add(number)
+    failed = [p.exitcode for n, p in enumerate(processes) if n not in stopped and p.exitcode != 0]
     if failed:
-        log(f"{len(failed)} worker(s) failed (exit codes {failed}); their cells run again on the next start")
+        raise WorkerError(f"{len(failed)} of {len(processes)} workers failed (exit codes {failed}; their errors are "
+                          f"printed above). Finished cells are kept in {results}; run the same command again to "
+                          f"resume.")
     return Path(results)
+
+
+class WorkerError(RuntimeError):
+    """A worker process of `run_local_workers` exited with an error."""
+
+
+def check_tasks(cfg: TransferConfig) -> None:
+    """Load every source and target once, so a wrong `data_dir` or task name fails before any work starts."""
+    for name in dict.fromkeys(list(cfg.tasks) + list(cfg.targets or [])):
+        load_task(Path(cfg.data_dir) / name)
 
 
 def _worker_main(cfg: TransferConfig, results: str, work_dir: str, threads: int) -> None:

@@ -9,9 +9,9 @@ from test_transfer_and_baselines import task_dir  # noqa: F401  (fixture)
 
 
 def _config(tiny_bert, task_dir, **overrides) -> TransferConfig:
-    return TransferConfig(tasks=["alpha", "beta", "gamma"], targets=["alpha"], data_dir=str(task_dir),
-                          base_model=tiny_bert, train_examples=32, source_epochs=1, target_epochs=1, batch_size=16,
-                          **overrides)
+    settings = dict(tasks=["alpha", "beta", "gamma"], targets=["alpha"], data_dir=str(task_dir), base_model=tiny_bert,
+                    train_examples=32, source_epochs=1, target_epochs=1, batch_size=16)
+    return TransferConfig(**{**settings, **overrides})
 
 
 def test_the_small_regime_tunes_targets_on_fewer_rows_with_the_same_sources(tiny_bert, task_dir, tmp_path):
@@ -45,8 +45,45 @@ def test_local_workers_run_every_cell_exactly_once(tiny_bert, task_dir, tmp_path
 
 def test_a_deadline_stops_the_workers_and_the_next_start_finishes_the_grid(tiny_bert, task_dir, tmp_path):
     cfg, results, work = _config(tiny_bert, task_dir), tmp_path / "m.jsonl", tmp_path / "work"
-    run_local_workers(cfg, results, work, workers=2, deadline_s=0.1)  # stopped while still importing
+    run_local_workers(cfg, results, work, workers=2, deadline_s=0.1)  # stopped while still importing: no cell done
     assert len(load_transfer_results(results)) < 3
     run_local_workers(cfg, results, work, workers=2)
     cells = [(r["source"], r["seed"]) for r in load_transfer_results(results)]
     assert sorted(cells) == [(BASE, 0), ("beta", 0), ("gamma", 0)], "claims of the stopped workers were taken over"
+
+
+def test_failing_workers_are_an_error_not_a_silent_exit(task_dir, tmp_path):
+    import pytest
+
+    from taskemb_hub.transfer import WorkerError
+
+    cfg = TransferConfig(tasks=["alpha", "beta"], targets=["alpha"], data_dir=str(task_dir),
+                         base_model=str(tmp_path / "no-such-model"), train_examples=32)
+    with pytest.raises(WorkerError, match="2 of 2 workers failed"):
+        run_local_workers(cfg, tmp_path / "m.jsonl", tmp_path / "work", workers=2)
+
+
+def test_bad_input_fails_once_before_any_worker_starts(tiny_bert, task_dir, tmp_path):
+    import pytest
+
+    from taskemb_hub.errors import DataError
+
+    with pytest.raises(DataError):
+        run_local_workers(_config(tiny_bert, task_dir, data_dir=str(tmp_path / "nowhere")), tmp_path / "m.jsonl",
+                          tmp_path / "work", workers=2)
+    with pytest.raises(DataError, match="positive number of rows"):
+        _config(tiny_bert, task_dir, target_train_examples=0)
+
+
+def test_a_claim_left_by_a_killed_worker_is_taken_over(tiny_bert, task_dir, tmp_path):
+    import os
+
+    from taskemb_hub.methods.base import signature_hash
+
+    cfg, results, work = _config(tiny_bert, task_dir), tmp_path / "m.jsonl", tmp_path / "work"
+    claims = work / "claims" / signature_hash(cfg.recipe())
+    claims.mkdir(parents=True)
+    (claims / "beta--alpha--seed0.json").write_text(json.dumps({"pid": 2 ** 22 + 4321, "host": os.uname().nodename,
+                                                               "started": 0}))  # its process is gone
+    run_local_workers(cfg, results, work, workers=2)
+    assert sorted(r["source"] for r in load_transfer_results(results)) == [BASE, "beta", "gamma"]
