@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -56,6 +57,38 @@ def canonical_model_id(name_or_path: str | os.PathLike) -> str:
         # A local copy: name it by the folder, which is what a user would pass again.
         return path.resolve().name
     return name
+
+
+def read_base_model_config(name_or_path: str | os.PathLike | None) -> dict | None:
+    """The base model's `config.json` as a dict, from what is on this machine only (never the network).
+
+    Args:
+        name_or_path: what `resolve_base_model` takes: the packaged MiniLM's ids, a local folder
+            (an id recorded as a folder name resolves from the folder it names), or a Hub id.
+
+    Returns:
+        The config dict from the folder, or from the Hugging Face cache for a Hub id downloaded
+        before; None when it cannot be read here.
+    """
+    if name_or_path is None or not str(name_or_path).strip():
+        return None
+    load_from, _ = resolve_base_model(name_or_path)
+    config_file = Path(load_from) / "config.json"
+    if not config_file.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(name_or_path), "config.json")  # a cache lookup, no request
+        except Exception:  # not a valid repo id, unreadable cache: unknown
+            return None
+        if not isinstance(cached, str):
+            return None
+        config_file = Path(cached)
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def load_tokenizer(name_or_path: str | None = None):

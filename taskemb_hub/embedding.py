@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from .adapters import AdapterFiles, read_adapter
-from .base_model import canonical_model_id
+from .base_model import canonical_model_id, read_base_model_config
 from .errors import AdapterError, IncompatibleEmbeddingError, TaskEmbHubError
 from .methods import EmbeddingOptions, get_method
 from .methods.base import check_finite, signature_hash
@@ -117,14 +117,21 @@ class TaskEmbedding:
     @classmethod
     def from_state_dict(cls, weights: dict[str, torch.Tensor], adapter_config: dict, *, task: str | None = None,
                         base_model: str | None = None, init: dict | None = None, info: dict | None = None,
-                        options: EmbeddingOptions | None = None) -> "TaskEmbedding":
-        """Embed a peft state dict (as `get_peft_model_state_dict` returns) with its config dict."""
+                        options: EmbeddingOptions | None = None, base_model_config: Any = None) -> "TaskEmbedding":
+        """Embed a peft state dict (as `get_peft_model_state_dict` returns) with its config dict.
+
+        `base_model_config` (a transformers config or its dict) is the base model's architecture, which BitFit's
+        embedding depends on; when None it is the one `tune` recorded in `info`, else read from this machine
+        (`read_base_model_config`), else unknown.
+        """
         options = options or EmbeddingOptions()
         method = get_method(adapter_config.get("peft_type", ""))
         check_finite(weights, f"adapter of task {task or (info or {}).get('task')!r}")
-        vector, signature = method.embed(weights, adapter_config, options, init)
         info = dict(info or {})
         base = base_model or info.get("base_model") or adapter_config.get("base_model_name_or_path") or "unknown"
+        if base_model_config is None:
+            base_model_config = info.get("base_model_config") or read_base_model_config(base)
+        vector, signature = method.embed_for_base_model(weights, adapter_config, options, init, base_model_config)
         return cls(vector=vector, task=task or info.get("task") or "unknown", base_model=canonical_model_id(base),
                    method=method.name, signature=signature, step=info.get("step"), train_size=info.get("train_size"),
                    metrics=info.get("metrics", {}), extra={k: info[k] for k in ("seed", "labels", "source", "recipe") if k in info})
@@ -150,7 +157,8 @@ class TaskEmbedding:
                 f"{path} was tuned on base model {canonical_model_id(recorded)!r}, not {canonical_model_id(base_model)!r}. "
                 "Use adapters of the same base model, or pass the base model it was tuned on.")
         emb = cls.from_state_dict(files.weights, files.config, task=task or files.info.get("task") or Path(path).name,
-                                  base_model=recorded, init=files.init, info=files.info, options=options)
+                                  base_model=recorded, init=files.init, info=files.info, options=options,
+                                  base_model_config=read_base_model_config(base_model) if base_model else None)
         emb.extra.setdefault("source", str(path))
         return emb
 
@@ -164,7 +172,7 @@ class TaskEmbedding:
         weights = {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model, adapter_name=adapter_name, save_embedding_layers=False).items()}
         config_dict = json.loads(json.dumps(config.to_dict(), default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
         return cls.from_state_dict(weights, config_dict, task=task, base_model=config.base_model_name_or_path,
-                                   init=init, info=info, options=options)
+                                   init=init, info=info, options=options, base_model_config=model.get_base_model().config)
 
     # ---- storage -----------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
@@ -210,7 +218,8 @@ def _method_hint(embedding: TaskEmbedding, other: TaskEmbedding) -> str | None:
         method = get_method(embedding.method)
     except TaskEmbHubError:
         return None
-    return method.incompatibility_hint(embedding.signature, other.signature, repr(embedding.task), repr(other.task))
+    return method.incompatibility_hint(embedding.signature, other.signature, repr(embedding.task), repr(other.task),
+                                       base_model=embedding.base_model)
 
 
 def _read_umask() -> int:

@@ -255,7 +255,7 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
         from peft import get_peft_model
 
         method = get_method(config.method)
-        peft_config = method.make_config(_peft_task_type(task), **config.method_kwargs)
+        peft_config = method.make_config_for_base_model(_peft_task_type(task), model.config, **config.method_kwargs)
         peft_config.base_model_name_or_path = model_id
         peft_config.modules_to_save = [n for n in HEAD_NAMES if hasattr(model, n)]
         with warnings.catch_warnings():  # peft swaps in the load path; we keep the portable id
@@ -372,6 +372,10 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
     info = {"task": task.name, "base_model": model_id, "method": config.method, "step": step, "train_size": train_size,
             "metrics": metrics, "seed": config.seed, "labels": task.labels, "source": task.source,
             "recipe": config.recipe(step)}
+    # what BitFit's embedding depends on, so the adapter folder embeds the same without the base model at hand
+    base_config = model.get_base_model().config
+    info["base_model_config"] = {k: getattr(base_config, k) for k in ("model_type", "position_embedding_type")
+                                 if isinstance(getattr(base_config, k, None), str)}
     embedding = TaskEmbedding.from_peft_model(model, task=task.name, info=info, options=config.embedding,
                                               init=init_snapshot)
     path = None

@@ -1,5 +1,6 @@
-"""BitFit's attention key biases get no gradient (softmax ignores the constant q·b_k they add to a row of
-logits), so they are neither tuned nor embedded; vectors embedded with them live in another space.
+"""BitFit's attention key biases get no gradient on absolute-position softmax encoders (softmax ignores the
+constant q·b_k they add to a row of logits), so there they are neither tuned nor embedded; vectors embedded with
+them live in another space. On other base models (rotary RoFormer, one whose config cannot be read) they stay.
 
 Before: their blocks were float noise that per-module normalisation scaled to unit norm, so two runs
 whose weights agree to 1e-8 gave embeddings at cosine ~0.84 (tiny BERT) / 0.90 (MiniLM).
@@ -20,7 +21,8 @@ from taskemb_hub import AutoSourceSelector, TaskEmbedding, TuningConfig, tune
 from taskemb_hub.errors import AdapterError, IncompatibleEmbeddingError, RegistryError
 from taskemb_hub.methods import EmbeddingOptions, get_method
 from taskemb_hub.methods.base import embed_module_tensors
-from taskemb_hub.methods.bitfit import drop_gradient_free_blocks, is_gradient_free
+from taskemb_hub.methods.bitfit import (GRADIENT_FREE_KEY_MODEL_TYPES, drop_gradient_free_blocks, is_gradient_free,
+                                        key_biases_are_gradient_free)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The target modules before the fix: every encoder Linear, attention keys included (as adapters already on the Hub).
@@ -58,17 +60,27 @@ def _embedded_with_key_blocks(run, task="old") -> TaskEmbedding:
 
 
 @pytest.fixture(scope="module")
-def runs(no_dropout_bert, tmp_path_factory):
-    """Two runs with the old target modules whose weights agree to float error, and one with today's."""
+def toy_task():
     from conftest import _sentiment_rows
     from taskemb_hub.data import CLASSIFICATION, TaskData
 
-    task = TaskData(name="toy-sentiment", task_type=CLASSIFICATION, labels=["neg", "pos"],
+    return TaskData(name="toy-sentiment", task_type=CLASSIFICATION, labels=["neg", "pos"],
                     splits={"train": _sentiment_rows(128, 0), "validation": _sentiment_rows(16, 1)})
+
+
+@pytest.fixture(scope="module")
+def runs(no_dropout_bert, toy_task, tmp_path_factory):
+    """Two runs with the old target modules whose weights agree to float error, and one with today's."""
     out = tmp_path_factory.mktemp("key-bias-runs")
-    return {"old": _tune(no_dropout_bert, task, out / "old", old_modules=True),
-            "old_accumulated": _tune(no_dropout_bert, task, out / "old-acc", old_modules=True, batch_size=8, accumulate=2),
-            "new": _tune(no_dropout_bert, task, out / "new")}
+    return {"old": _tune(no_dropout_bert, toy_task, out / "old", old_modules=True),
+            "old_accumulated": _tune(no_dropout_bert, toy_task, out / "old-acc", old_modules=True, batch_size=8, accumulate=2),
+            "new": _tune(no_dropout_bert, toy_task, out / "new"), "new_folder": out / "new" / "step-8"}
+
+
+@pytest.fixture
+def bert_config_readable(no_dropout_bert, monkeypatch):
+    """Embeddings record a local base model by its folder name; from the folder above it, that name resolves."""
+    monkeypatch.chdir(Path(no_dropout_bert).parent)
 
 
 def test_key_biases_are_neither_trained_nor_embedded(runs):
@@ -98,7 +110,7 @@ def test_two_runs_with_equal_weights_have_equal_embeddings(runs):
     assert _embedded_with_key_blocks(runs["old"]).similarity(_embedded_with_key_blocks(runs["old_accumulated"])) < 0.99
 
 
-def test_old_vectors_are_refused_next_to_new_ones_with_the_fix_named(runs):
+def test_old_vectors_are_refused_next_to_new_ones_with_the_fix_named(runs, bert_config_readable):
     old = _embedded_with_key_blocks(runs["old"], task="old-source")
     new_source = dataclasses.replace(runs["new"][0], task="new-source")
     target = runs["old_accumulated"][0]
@@ -115,7 +127,7 @@ def test_old_vectors_are_refused_next_to_new_ones_with_the_fix_named(runs):
         AutoSourceSelector.from_embeddings([old]).rank(target)
 
 
-def test_an_index_keeps_old_vectors_in_their_own_shard_and_never_ranks_them(runs, tmp_path):
+def test_an_index_keeps_old_vectors_in_their_own_shard_and_never_ranks_them(runs, tmp_path, bert_config_readable):
     from taskemb_hub.registries import RegistryEntry
     from taskemb_hub.registries.index import write_index
 
@@ -144,7 +156,8 @@ def test_an_adapter_of_key_biases_only_is_refused_with_the_reason(runs):
     _, weights = runs["old"]
     keys_only = {k: v for k, v in weights.items() if KEY in k}
     with pytest.raises(AdapterError, match="only attention key biases"):
-        TaskEmbedding.from_state_dict(keys_only, {"peft_type": "BEFT"}, task="keys", base_model="tiny")
+        TaskEmbedding.from_state_dict(keys_only, {"peft_type": "BEFT"}, task="keys", base_model="tiny",
+                                      base_model_config={"model_type": "bert"})
 
 
 def _convert_script():
@@ -197,3 +210,137 @@ def test_the_stored_benchmark_vectors_and_the_packaged_registry_hold_no_key_bias
     for folder in [*script.DEFAULT_FOLDERS, default_registry_path()]:
         if folder.is_dir():
             assert script.convert_folder(folder, dry_run=True)["converted"] == 0, folder
+
+
+# ---- which base models drop them ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model_type, config_kwargs", [(t, {}) for t in sorted(GRADIENT_FREE_KEY_MODEL_TYPES)] + [
+    ("roformer", {}), ("esm", {"position_embedding_type": "rotary"}), ("yoso", {})])
+def test_key_biases_are_dropped_exactly_where_they_get_no_gradient(model_type, config_kwargs):
+    """A tiny random model of each listed type, biases moved off zero, float64: the key-bias gradient is float
+    round-off (ratio ~1e-17 to the other biases) on the allow-list, real (1e-5..1e-3) on rotary/LSH attention."""
+    import re
+
+    from transformers import AutoConfig, AutoModel
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=64, vocab_size=100, max_position_embeddings=64, pad_token_id=0,
+                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **config_kwargs)
+    model = AutoModel.from_config(config).double()
+    if model_type == "xmod":
+        model.set_default_language("en_XX")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_()
+    hidden = model(input_ids=torch.randint(5, 100, (2, 12))).last_hidden_state
+    (hidden * torch.randn_like(hidden)).sum().backward()
+    grads = {n: p.grad.norm().item() for n, p in model.named_parameters()
+             if re.search(r"encoder\.layer\.\d+\..*(query|key|value|dense)\.bias$", n)}
+    key = max(g for n, g in grads.items() if is_gradient_free(n.removesuffix(".bias")))
+    ratio = key / max(g for n, g in grads.items() if not is_gradient_free(n.removesuffix(".bias")))
+    assert key_biases_are_gradient_free(config) == (ratio < 1e-12), ratio
+
+
+def test_the_decision_needs_a_readable_config_with_absolute_positions():
+    from taskemb_hub.base_model import DEFAULT_BASE_MODEL, packaged_model_dir, read_base_model_config
+
+    if packaged_model_dir() is not None:  # the default: the packaged MiniLM is a BERT with absolute positions
+        assert key_biases_are_gradient_free(read_base_model_config(DEFAULT_BASE_MODEL))
+    assert read_base_model_config("nobody/never-downloaded-model") is None  # a cache lookup, no request
+    assert not key_biases_are_gradient_free(None)
+    assert not key_biases_are_gradient_free({"model_type": "bert", "position_embedding_type": "relative_key_query"})
+    assert key_biases_are_gradient_free({"model_type": "xlm_roberta"})
+
+
+def test_training_targets_keep_the_keys_unless_the_base_model_ignores_them():
+    import re
+
+    bitfit = get_method("bitfit")
+    key, query = "bert.encoder.layer.0.attention.self.key", "bert.encoder.layer.0.attention.self.query"
+    for config in ({"model_type": "bert"}, {"model_type": "roformer"}, None):
+        targets = bitfit.make_config_for_base_model("SEQ_CLS", config).target_modules
+        assert re.fullmatch(targets, query)
+        assert bool(re.fullmatch(targets, key)) == (config != {"model_type": "bert"}), config
+    assert re.fullmatch(bitfit.make_config("SEQ_CLS").target_modules, key)  # no base model known: every Linear
+
+
+def test_a_base_model_whose_config_cannot_be_read_keeps_its_key_biases(runs):
+    _, weights = runs["old"]  # tuned with key biases
+    adapter_config = {"peft_type": "BEFT", "base_model_name_or_path": "nobody/elsewhere"}
+    embedding = TaskEmbedding.from_state_dict(weights, adapter_config, task="elsewhere")
+    assert len([m for m in embedding.signature["modules"] if KEY in m]) == 2
+    assert embedding.dim == runs["new"][0].dim + 2 * 32
+
+
+def test_an_adapter_folder_embeds_as_at_tune_time_without_the_base_model_at_hand(runs):
+    """tune records the base model's type in the folder, so its folder name need not resolve."""
+    embedding, _ = runs["new"]
+    assert TaskEmbedding.from_adapter(runs["new_folder"]).signature_hash == embedding.signature_hash
+
+
+@pytest.fixture(scope="module")
+def tiny_roformer(tiny_bert, tmp_path_factory) -> str:
+    """A 2-layer RoFormer (rotary positions, BERT's module names) with random weights and the tiny BERT's tokenizer."""
+    from transformers import AutoConfig, RoFormerConfig, RoFormerModel
+
+    folder = tmp_path_factory.mktemp("tiny-roformer")
+    shutil.copytree(tiny_bert, folder, dirs_exist_ok=True)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    bert = AutoConfig.from_pretrained(tiny_bert)
+    torch.manual_seed(0)
+    RoFormerModel(RoFormerConfig(vocab_size=bert.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=64, max_position_embeddings=128)).save_pretrained(folder)
+    return str(folder)
+
+
+def test_a_rotary_base_model_trains_and_embeds_its_key_biases(tiny_roformer, toy_task, tmp_path, monkeypatch):
+    cfg = TuningConfig(method="bitfit", base_model=tiny_roformer, max_steps=4, batch_size=16, eval_examples=0,
+                       head_init="random")  # RoFormer's two-layer head passes no gradient when zeroed
+    checkpoint = tune(toy_task, cfg, tmp_path / "run", progress=False)[-1]
+    weights = load_file(str(Path(checkpoint.path) / "adapter_model.safetensors"))
+    keys = [k for k in weights if KEY in k]
+    assert len(keys) == 2 and all(float(weights[k].abs().max()) > 0 for k in keys)  # trained
+    embedding = checkpoint.embedding
+    assert len([m for m in embedding.signature["modules"] if KEY in m]) == 2
+    assert embedding.dim == 2 * (4 * 32 + 64 + 32)  # query, key, value, attention.output, intermediate, output
+    assert TaskEmbedding.from_adapter(checkpoint.path).signature_hash == embedding.signature_hash
+
+    # with the base model readable, its key blocks are refused to the conversion, and a vector embedded
+    # without them (as 2e537fd did on every BERT-named model) is told to re-embed, not to convert
+    monkeypatch.chdir(Path(tiny_roformer).parent)
+    with pytest.raises(AdapterError, match="carry signal"):
+        drop_gradient_free_blocks(embedding)
+    vector, signature = embed_module_tensors(get_method("bitfit"), {k: v for k, v in weights.items() if KEY not in k},
+                                             ".beft_bias", EmbeddingOptions())
+    dropped = TaskEmbedding(vector=vector, task="dropped", base_model=embedding.base_model, method="bitfit",
+                            signature=signature)
+    for a, b in ((embedding, dropped), (dropped, embedding)):
+        reason = a.incompatibility(b)
+        assert ("'dropped' was embedded without BitFit's attention key biases (attention.self.key), which carry "
+                "signal") in reason
+        assert "drop_gradient_free_blocks" not in reason
+
+
+def test_the_hint_names_conversion_only_where_it_makes_the_vectors_comparable(runs, bert_config_readable):
+    old = _embedded_with_key_blocks(runs["old"], task="old")
+    new = dataclasses.replace(runs["new"][0], task="new")
+    for a, b in ((old, new), (new, old)):  # both directions
+        assert "'old' was embedded by an older taskemb-hub" in a.incompatibility(b)
+        assert "drop_gradient_free_blocks" in a.incompatibility(b)
+
+    # review finding 5: another option differs too, so converting would not help
+    other_options = dataclasses.replace(old, signature=dict(old.signature, per_module_norm=False))
+    for a, b in ((other_options, new), (new, other_options)):
+        reason = a.incompatibility(b)
+        assert "per_module_norm" in reason and "key bias" not in reason and "drop_gradient_free_blocks" not in reason
+    after = drop_gradient_free_blocks(other_options).incompatibility(new)  # converted: only the real difference left
+    assert after.endswith(f"(per_module_norm: {new.dim} vs {new.dim} values)")
+
+    # a base model this machine cannot check: say so, never suggest dropping what may be signal
+    far_old, far_new = (dataclasses.replace(e, base_model="nobody/elsewhere") for e in (old, new))
+    reason = far_new.incompatibility(far_old)
+    assert "the config of 'nobody/elsewhere' cannot be read on this machine" in reason
+    assert "drop_gradient_free_blocks" not in reason

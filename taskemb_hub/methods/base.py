@@ -81,10 +81,22 @@ class PeftMethod:
     def make_config(self, task_type: str, **overrides):
         raise NotImplementedError
 
+    def make_config_for_base_model(self, task_type: str, base_model_config: Any, **overrides):
+        """`make_config` for a known base model (its transformers config); methods whose defaults depend on
+        the architecture (BitFit's target modules) override this."""
+        return self.make_config(task_type, **overrides)
+
     def embed(self, weights: dict[str, torch.Tensor], adapter_config: dict, options: EmbeddingOptions,
               init: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """Return `(vector, signature)`; `signature` says which space the vector lives in."""
         raise NotImplementedError
+
+    def embed_for_base_model(self, weights: dict[str, torch.Tensor], adapter_config: dict, options: EmbeddingOptions,
+                             init: dict[str, torch.Tensor] | None = None,
+                             base_model_config: Any = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """`embed`, told the base model's config (a transformers config or its dict; None when it could not
+        be read). Only architecture-aware methods override this."""
+        return self.embed(weights, adapter_config, options, init)
 
     def forward(self, model, batch: dict[str, torch.Tensor]):
         """One forward pass returning an output with `.loss` and logits; most methods use peft's own."""
@@ -95,8 +107,9 @@ class PeftMethod:
         return {k: v for k, v in weights.items() if not HEAD_PATTERN.search(k)}
 
     def incompatibility_hint(self, signature: dict, other: dict, name: str = "this embedding",
-                             other_name: str = "the other") -> str | None:
-        """Why two signatures of this method differ and how to fix it, when the method knows (else None)."""
+                             other_name: str = "the other", base_model: str | None = None) -> str | None:
+        """Why two signatures of this method differ (on `base_model`) and how to fix it, when the method knows
+        (else None)."""
         return None
 
     def _signature(self, options: EmbeddingOptions, **fields) -> dict[str, Any]:
