@@ -199,12 +199,18 @@ def build_model(task: TaskData, base_model: str | None, head_init: str = "zeros"
     if head_pooling == "mean" and task.task_type != EXTRACTIVE_QA:
         backbone = getattr(model, model.base_model_prefix)
         backbone.pooler = MeanPooler(backbone)
-    head = head_module(model)
     if head_init == "zeros":
-        with torch.no_grad():
-            for p in head.parameters():
-                p.zero_()
+        _zero_head_output(head_module(model))
     return model
+
+
+def _zero_head_output(head: nn.Module) -> None:
+    """Zero the head's output layer. A head with a hidden layer (RoBERTa's dense -> tanh -> out_proj) keeps
+    its seeded hidden layer: with both layers at zero neither gets a gradient and nothing ever trains."""
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for p in (linears[-1] if len(linears) > 1 else head).parameters():
+            p.zero_()
 
 
 def head_module(model: nn.Module) -> nn.Module:
