@@ -12,7 +12,7 @@ without a float32 copy.
   scores are those of the float64 product of the stored rows.
 - `projection`: the projected rows (`_ann.Projection`, 1,024 values) are scanned, then the best
   candidates are re-scored exactly from the full rows.
-- `ann`: an HNSW index (usearch) over the projected rows gives the candidates; same re-scoring.
+- `ann`: an HNSW index (faiss) over the projected rows gives the candidates; same re-scoring.
 
 Leave-one-out is a mask (`keep`), never a copy of the matrix; masked rows score -inf.
 """

@@ -18,8 +18,8 @@ from taskemb_hub.selector import AutoSourceSelector
 
 SIGNATURE = {"method": "bitfit", "synthetic": True}
 SIMILARITIES = ("cosine", "centered")
-needs_usearch = pytest.mark.skipif(not _ann.ann_available(),
-                                   reason="usearch is not installed: `pip install -e '.[ann]'` (CI installs it via .[test])")
+needs_faiss = pytest.mark.skipif(not _ann.ann_available(),
+                                 reason="faiss is not installed: `pip install -e '.[ann]'` (CI installs it via .[test])")
 
 
 def emb(name, vector, recipe=None):
@@ -98,7 +98,7 @@ def test_float16_product_filter_keeps_the_exact_top10(similarity, no_float32_cop
         assert scores.tolist() == pytest.approx(reference[positions].tolist(), abs=1e-6)
 
 
-@pytest.mark.parametrize("search", ["projection", pytest.param("ann", marks=needs_usearch)])
+@pytest.mark.parametrize("search", ["projection", pytest.param("ann", marks=needs_faiss)])
 @pytest.mark.parametrize("similarity", SIMILARITIES)
 def test_approximate_first_stage_with_exact_rerank_returns_the_exact_top10(search, similarity):
     rows, queries = clustered(3000, 2048, seed=3)  # 2,048 values: projected to 1,024
@@ -135,7 +135,7 @@ def test_rank_picks_the_path_by_group_size(monkeypatch):
     assert selector.rank(target, top_k=5).search == "exact"  # 600 rows: below both thresholds
     monkeypatch.setattr(_ann, "PROJECTION_MIN_ROWS", 500)
     monkeypatch.setattr(_ann, "ann_available", lambda: False)
-    assert selector.rank(target, top_k=5).search == "projection"  # above it, without usearch
+    assert selector.rank(target, top_k=5).search == "projection"  # above it, without faiss
     assert selector.rank(target).search == "exact"  # every row asked for: always exact
     assert selector.rank(target, top_k=5).to_dict()["search"] == "projection"
     monkeypatch.undo()
@@ -188,7 +188,7 @@ def test_unknown_search_is_refused():
         selector.rank(emb("q", torch.randn(8)), top_k=3, search="fast")
 
 
-@needs_usearch
+@needs_faiss
 def test_an_index_shards_hnsw_graph_is_built_once_and_reused_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TASKEMB_HUB_ANN_CACHE", str(tmp_path / "ann"))
     rows, queries = clustered(400, 1500, seed=7)
@@ -201,7 +201,7 @@ def test_an_index_shards_hnsw_graph_is_built_once_and_reused_from_the_cache(tmp_
         contents = read_index(folder)
         selector = AutoSourceSelector(contents.entries, groups=contents.groups)
         rankings.append(selector.rank(emb("q", queries[0]), top_k=5, search="ann").names)
-    assert len(builds) == 1 and len(list((tmp_path / "ann").glob("*.usearch"))) == 1
+    assert len(builds) == 1 and len(list((tmp_path / "ann").glob("*.faiss"))) == 1
     assert rankings[0] == rankings[1] == selector.rank(emb("q", queries[0]), top_k=5, search="exact").names
 
 
