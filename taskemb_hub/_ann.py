@@ -131,10 +131,11 @@ def choose_search(rows: int, top_k: int | None, dim: int, search: str = "auto") 
 
 
 def ann_cache_dir() -> Path:
-    """Where built HNSW graphs of index shards are kept (`TASKEMB_HUB_ANN_CACHE`, else beside the HF cache)."""
+    """Where built HNSW graphs of index shards are kept: `TASKEMB_HUB_ANN_CACHE`, else `HF_HOME/taskemb-hub/ann`
+    (outside the hub cache, whose every top-level folder `hf cache scan` reads as a repo)."""
     from huggingface_hub import constants
 
-    return Path(os.environ.get("TASKEMB_HUB_ANN_CACHE") or Path(constants.HF_HUB_CACHE) / ".taskemb-hub" / "ann")
+    return Path(os.environ.get("TASKEMB_HUB_ANN_CACHE") or Path(constants.HF_HOME) / "taskemb-hub" / "ann")
 
 
 class AnnIndex:
@@ -143,8 +144,8 @@ class AnnIndex:
     faiss rather than usearch: on the same 100k projected rows (benchmarks/ann_choice.py,
     results/ann_choice.json) it built the graph with 38 % less CPU time, answered with 2-2.5x less
     CPU time per query and held 23 % less memory, at the same recall. Building is the costly part:
-    `AnnIndex.cached` keeps the graph of an index shard on disk, keyed by the shard file and the
-    settings, so it is built once per registry version, not once per process.
+    `VectorGroup.ann_index` keeps the graph of an index shard on disk, keyed by the shard file and the
+    settings (`restore`, `store`), so it is built once per registry version, not once per process.
 
     Args:
         size, dim: the number and length of the rows.
@@ -182,30 +183,36 @@ class AnnIndex:
         return ann_cache_dir() / f"{hashlib.sha256(settings.encode()).hexdigest()[:32]}.faiss"
 
     @classmethod
-    def cached(cls, key: str, size: int, dim: int, row_blocks) -> "AnnIndex":
-        """The graph stored under `key`, else built and stored (or just built when the cache folder
-        cannot be written). The file is our own, written by faiss (no pickle)."""
+    def restore(cls, key: str, size: int, dim: int) -> "AnnIndex | None":
+        """The graph stored under `key`, or None (absent, damaged, another faiss version, another size).
+        The file is our own, written by faiss (no pickle)."""
         import faiss
 
         path = cls.cache_path(key, size, dim)
-        if path.is_file():
-            try:
-                index = faiss.read_index(str(path))
-            except RuntimeError:  # damaged or from another faiss version: rebuilt below
-                index = None
-            if index is not None and index.ntotal == size:
-                found = cls.__new__(cls)
-                found.size, found.index = size, index
-                return found
-        built = cls(size, dim, row_blocks)
+        if not path.is_file():
+            return None
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError:
+            return None
+        if index.ntotal != size:
+            return None
+        found = cls.__new__(cls)
+        found.size, found.index = size, index
+        return found
+
+    def store(self, key: str, dim: int) -> None:
+        """Keep the graph on disk under `key` (written whole, then renamed); a read-only cache keeps nothing."""
+        import faiss
+
+        path = self.cache_path(key, self.size, dim)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             staging = path.with_suffix(f".{os.getpid()}.tmp")
-            faiss.write_index(built.index, str(staging))
+            faiss.write_index(self.index, str(staging))
             os.replace(staging, path)
         except (OSError, RuntimeError):
-            pass  # a read-only cache: the graph lives as long as this process
-        return built
+            pass
 
     def search(self, query: torch.Tensor, count: int) -> torch.Tensor:
         """Positions of (about) the `count` rows of largest inner product with `query`."""

@@ -7,9 +7,9 @@ without a float32 copy.
 `VectorGroup.top` returns the best k rows with exact scores by one of three paths (`_ann.choose_search`):
 
 - `exact`: every row is read. On float16 rows the product is taken in float16 with float32
-  accumulation (twice the speed of converting blocks to float32), whose rounding is bounded: every
-  row whose score interval can reach the k-th best is re-scored in float64, so the top-k and their
-  scores are those of the float64 product of the stored rows.
+  accumulation (several times faster than converting blocks to float32), whose rounding is bounded:
+  every row whose score interval can reach the k-th best is re-scored (float32 products, combined in
+  float64, as `scores` does), so the top-k and their scores are those of the exact scan.
 - `projection`: the projected rows (`_ann.Projection`, 1,024 values) are scanned, then the best
   candidates are re-scored exactly from the full rows.
 - `ann`: an HNSW index (faiss) over the projected rows gives the candidates; same re-scoring.
@@ -30,7 +30,7 @@ _BLOCK_ROWS = 4096  # float16 rows are converted to float32 this many at a time
 _F16_BLOCK_ROWS = 65536  # float16 products are taken this many rows at a time (bounded index sizes)
 _FLOAT32_COPY_BYTES = 512 * 2**20  # below this, a float16 matrix gets one float32 copy (faster products)
 _EPS = 1e-12
-_ANN_BUILD = threading.Lock()  # one HNSW build at a time (it uses every core)
+_ANN_BUILD = threading.Lock()  # one HNSW build at a time (it uses every core); held only while building
 # Bound on |float16-kernel product − float64 product| for a unit row and a unit query: the query's
 # rounding to float16 (2^-11), the output's rounding (2^-11) and float32 accumulation, with margin.
 _F16_PRODUCT_ERROR = 2.0 ** -8
@@ -48,7 +48,7 @@ class VectorGroup:
         projected: n×`PROJECTION_DIM` float16 projection of `unit` (an index stores it); computed on
             first use when absent.
         cache_key: names the stored rows (an index shard: its file, size and time); with it, a built
-            HNSW graph is kept on disk for the next process (`AnnIndex.cached`).
+            HNSW graph is kept on disk for the next process (`AnnIndex.store`/`restore`).
     """
 
     rows: list[int]
@@ -278,11 +278,11 @@ class VectorGroup:
         return torch.topk(approx, min(count, len(self))).indices
 
     def ann_ready(self, similarity: str, *, start: bool = True, wait: bool = False) -> bool:
-        """Whether the HNSW graph for `similarity` can be searched now.
+        """Whether the HNSW graph for `similarity` can be searched now, without waiting.
 
-        A graph kept on disk (`AnnIndex.cached`) is memory-mapped at once. Otherwise, with `start`, it
-        starts building in a background thread (rankings meanwhile scan the projection); with `wait`,
-        this blocks until the build ends. A failed build (e.g. out of memory) is remembered: False.
+        With `start`, a graph not yet loaded is read from the disk cache or built in a background
+        thread (rankings meanwhile scan the projection); with `wait`, this blocks until that ends.
+        A failed build (e.g. out of memory) is remembered: False from then on.
         """
         key = f"ann_{similarity}"
         if key in self._cache:
@@ -291,10 +291,6 @@ class VectorGroup:
         if thread is None:
             if not start:
                 return False
-            if self.cache_key and AnnIndex.cache_path(f"{self.cache_key}|{similarity}", len(self),
-                                                      PROJECTION_DIM).is_file():
-                self.ann_index(similarity)
-                return key in self._cache
 
             def build():
                 try:
@@ -302,31 +298,42 @@ class VectorGroup:
                 except Exception as err:  # noqa: BLE001 - the projection scan stays in use
                     self._cache[f"{key}_error"] = err
 
-            thread = self._cache[f"{key}_thread"] = threading.Thread(target=build, daemon=True,
-                                                                     name=f"taskemb-ann-{similarity}")
-            thread.start()
+            thread = threading.Thread(target=build, daemon=True, name=f"taskemb-ann-{similarity}")
+            if self._cache.setdefault(f"{key}_thread", thread) is thread:  # one starter per graph
+                thread.start()
+            thread = self._cache[f"{key}_thread"]
         if wait:
             thread.join()
         return key in self._cache
 
     def ann_index(self, similarity: str) -> AnnIndex:
-        """The HNSW index of this group for `similarity` (built on first use, or read from the disk
-        cache; the centred one holds the projected centred rows n_i·Pu_i − Pμ)."""
+        """The HNSW index of this group for `similarity`: loaded, read from the disk cache, or built
+        (the centred one holds the projected centred rows n_i·Pu_i − Pμ).
+
+        A graph already loaded is returned without any lock, so queries never wait for a build of
+        another graph; the global build lock is held only while a graph is being built.
+        """
         key = f"ann_{similarity}"
-        with _ANN_BUILD:
+        if key in self._cache:
+            return self._cache[key]
+        with self._cache.setdefault(f"{key}_lock", threading.Lock()):  # one loader per graph
             if key in self._cache:
                 return self._cache[key]
             p = self.projected_rows()
-            if similarity == "cosine":
-                blocks = lambda a, b: p[a:b]  # noqa: E731
-            else:
-                pm = self._projected_parts()["proj_mean"]
-                blocks = lambda a, b: p[a:b].float() * self.norms[a:b].unsqueeze(1) - pm  # noqa: E731
-            if self.cache_key:
-                self._cache[key] = AnnIndex.cached(f"{self.cache_key}|{similarity}", len(self), p.shape[1], blocks)
-            else:
-                self._cache[key] = AnnIndex(len(self), p.shape[1], blocks)
-        return self._cache[key]
+            cache_key = f"{self.cache_key}|{similarity}" if self.cache_key else None
+            index = AnnIndex.restore(cache_key, len(self), p.shape[1]) if cache_key else None
+            if index is None:
+                if similarity == "cosine":
+                    blocks = lambda a, b: p[a:b]  # noqa: E731
+                else:
+                    pm = self._projected_parts()["proj_mean"]
+                    blocks = lambda a, b: p[a:b].float() * self.norms[a:b].unsqueeze(1) - pm  # noqa: E731
+                with _ANN_BUILD:
+                    index = AnnIndex(len(self), p.shape[1], blocks)
+                if cache_key:
+                    index.store(cache_key, p.shape[1])
+            self._cache[key] = index
+        return index
 
     def _ann_candidates(self, target, similarity, keep, count) -> torch.Tensor:
         found = self.ann_index(similarity).search(self._projected_query(target, similarity), count)

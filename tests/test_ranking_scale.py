@@ -215,3 +215,45 @@ def test_the_readme_states_the_thresholds_the_code_uses():
     assert f"`ANN_MIN_ROWS` ({_ann.ANN_MIN_ROWS:,})" in section
     assert f"seeded {_ann.PROJECTION_DIM:,}-value projection" in section
     assert f"`max({_ann.RERANK_MIN}, {_ann.RERANK_PER_RESULT}·top_k)`" in section
+
+
+@needs_faiss
+def test_a_ready_graph_answers_while_another_graph_builds(monkeypatch):
+    import threading
+
+    rows, queries = clustered(800, 256, seed=8)
+    group = VectorGroup.from_vectors(list(range(len(rows))), list(rows))
+    assert group.ann_ready("cosine", wait=True)
+    release = threading.Event()
+    original = _ann.AnnIndex.__init__
+
+    def slow_build(self, *args, **kwargs):  # a build that lasts until the test lets it go
+        release.wait(30)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_ann.AnnIndex, "__init__", slow_build)
+    assert not group.ann_ready("centered")  # starts the (slow) centred build in the background
+    answered = []
+    query = threading.Thread(target=lambda: answered.append(group.top(queries[0], "cosine", 10, search="ann")))
+    query.start()
+    query.join(10)
+    finished = bool(answered)
+    release.set()
+    assert finished, "a query on the ready cosine graph waited for the centred build"
+    assert group.ann_ready("centered", wait=True)
+
+
+@needs_faiss
+def test_a_damaged_cached_graph_is_rebuilt_not_raised(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKEMB_HUB_ANN_CACHE", str(tmp_path / "ann"))
+    rows, queries = clustered(300, 1500, seed=9)
+    folder = write_index([RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)], tmp_path / "index")
+    contents = read_index(folder)
+    AutoSourceSelector(contents.entries, groups=contents.groups).rank(emb("q", queries[0]), top_k=5, search="ann")
+    (graph,) = (tmp_path / "ann").glob("*.faiss")
+    graph.write_bytes(b"not a faiss index")
+    contents = read_index(folder)
+    selector = AutoSourceSelector(contents.entries, groups=contents.groups)
+    target = emb("q", queries[0])
+    assert selector.rank(target, top_k=5, search="ann").names == selector.rank(target, top_k=5, search="exact").names
+    assert graph.read_bytes() != b"not a faiss index"  # rebuilt and stored again
