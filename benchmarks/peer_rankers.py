@@ -266,11 +266,11 @@ def fill_logme(targets: list[str], rows: int, log=print, until: str | None = Non
                 log(f"stopping at {target} <- {source}: it is past {until} UTC", flush=True)
                 return
             if not body_path(source).is_file():
-                log(f"{source}: not fine-tuned yet (run `run` first)", flush=True)
-                return
+                log(f"{target} <- {source}: the source is not fine-tuned yet (run `run` first)", flush=True)
+                continue
             x = features(source, target, rows, load_encoder(load_file(str(body_path(source)))), tok)
             append({"method": "logme", "target": target, "source": source, "rows": rows, "score": logme(x, labels)})
-        log(f"{target:<22} LogME complete ({len(missing[target])} sources added)", flush=True)
+        log(f"{target:<22} LogME pairs added", flush=True)
 
 
 def cost_in_subprocess(target: str, method: str, tasks: list[str], rows: int) -> dict:

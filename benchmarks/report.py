@@ -563,14 +563,15 @@ def out_of_sample(complete, steps, fixed: dict[str, dict], extra: dict[str, dict
                for sim in SIMILARITIES}
     taskemb = {f"taskemb, {sim}": evaluate([embedding_scorer("taskemb", "final", sd, sim) for sd in seeds_of("taskemb")])
                for sim in SIMILARITIES}
-    everything = dict(configs) | ensembles | {PRIOR: fixed[PRIOR]} | {k: v for c in combos.values() for k, v in c.items()}
+    everything = dict(configs) | ensembles | {PRIOR: fixed[PRIOR]} | {
+        k: v for c in combos.values() for k, v in c.items() if k != "ESM-LogME alone"}  # ours, alone or combined
     candidates = {
         "ours: an embedding (method, head pooling, similarity, step)": configs,
         "TextEmb (Vu et al. 2020): similarity": {k: v for k, v in textemb.items() if full(v)},
         "TaskEmb (Vu et al. 2020): similarity": {k: v for k, v in taskemb.items() if full(v)},
         "ours: mean similarity over embedding seeds (method, similarity)": ensembles,
         **{f"ours + {other}, rank average (method, similarity, weight)": c for other, c in combos.items()},
-        "every ranker above, ours and combined (the peer alone included)": everything,
+        "all the candidates above pooled (embeddings, seed means, the prior, rank averages)": everything,
         **{name: {label: m for label, scorers in cands.items() if full(m := evaluate(scorers))}
            for name, cands in (extra or {}).items()},
     }
@@ -608,18 +609,16 @@ def normalised_scores(table: dict[str, dict], random_row: dict, ceiling_row: dic
 
 OURS, TEXTEMB_FAMILY, EVERYTHING = ("ours: an embedding (method, head pooling, similarity, step)",
                                     "TextEmb (Vu et al. 2020): similarity",
-                                    "every ranker above, ours and combined (the peer alone included)")
+                                    "all the candidates above pooled (embeddings, seed means, the prior, rank averages)")
 SHIPPED = f"the default as shipped ({DEFAULT_METHOD} step {MAIN_STEP}, cosine; chosen on these targets earlier)"
 
 
 def headline_pairs(families: dict, fixed: dict) -> list[tuple[str, str]]:
     """(a, b) pairs for the out-of-sample paired table: our choices against each baseline and peer."""
-    pairs = []
-    for a in [OURS, EVERYTHING] + [f for f in families if "rank average" in f] + [PRIOR, SHIPPED]:
-        for b in (ESM_LOGME, LOGME, TEXTEMB_FAMILY, "TaskEmb (Vu et al. 2020): similarity"):
-            if (a in families or a in fixed) and (b in families or b in fixed) and not (a == PRIOR and "Emb" in b):
-                pairs.append((a, b))
-    return pairs
+    every = (ESM_LOGME, LOGME, TEXTEMB_FAMILY, "TaskEmb (Vu et al. 2020): similarity")
+    wanted = [(OURS, every), (EVERYTHING, (ESM_LOGME, TEXTEMB_FAMILY)), (SHIPPED, (ESM_LOGME, TEXTEMB_FAMILY)),
+              (PRIOR, (ESM_LOGME,))] + [(f, (ESM_LOGME,)) for f in families if f.startswith("ours + ")]
+    return [(a, b) for a, bs in wanted for b in bs if (a in families or a in fixed) and (b in families or b in fixed)]
 
 
 def out_of_sample_section(oos_result: dict, random_row: dict, ceiling_row: dict, shipped: dict | None,
@@ -1486,7 +1485,9 @@ def peer_costs() -> dict[str, dict]:
             most = max(r["sources"] for r in mine)
             mine = [r for r in mine if r["sources"] == most]
             out[method] = {"seconds": [r["seconds"] for r in mine], "peak_rss_mb": [r["peak_rss_mb"] for r in mine],
-                           "sources": most, "targets": [r["target"] for r in mine]}
+                           "sources": most, "targets": [r["target"] for r in mine],
+                           "load_before": [r.get("load_before") for r in mine]}
+    out[DEFAULT_METHOD]["load_before"] = [emb["bitfit"].get("load_before")]
     return out
 
 
@@ -1521,7 +1522,9 @@ def compare_block(results: dict, headline: dict) -> tuple[str, dict]:
         if m is None:
             continue
         c = costs.get(cost_key)
-        cost = f"{_span(c['seconds'])} s / {_span(c['peak_rss_mb'], '.0f')} MB" if c else "–"
+        cost = (f"{_span(c['seconds'])} s / {_span(c['peak_rss_mb'], '.0f')} MB"
+                + (f" ({c['sources']} sources, {len(c['seconds'])} target{'s' if len(c['seconds']) > 1 else ''})"
+                   if c.get("sources") else "")) if c else "–"
         size = f"{size_of[cost_key]:,}" if size_of.get(cost_key) else "–"
         table.append(f"| {shown} | {fmt(m['ndcg'])} | {fmt(m['normalised'], '.2f')} | {fmt(m['ndcg_peer_gain'])} | "
                      f"{fmt(m['rho'], '.2f')} | {fmt(m['regret@1'], '.2f')} | {fmt(m['regret@3'], '.2f')} | "
@@ -1533,19 +1536,27 @@ def compare_block(results: dict, headline: dict) -> tuple[str, dict]:
              "`NDCG peer gain` uses hf-dataset-selector's gain 2^(100·accuracy) − 1. Cost: from raw data on 2 CPU "
              "cores, model loads included (ours: tuning the target's BitFit embedding; ESM-LogME: one base-model "
              "pass and a LogME per source; LogME: one pass of each fine-tuned source model). Bytes: what a registry "
-             "stores and a user downloads per source.", ""]
+             "stores and a user downloads per source. 1-minute load average on the 2 cores when each cost run "
+             "started (0 = idle; other jobs inflate seconds): " + "; ".join(
+                 f"{k} {', '.join(f'{x:.1f}' for x in c['load_before'] if x is not None) or 'not recorded'}"
+                 for k, c in costs.items() if "load_before" in c) + ".", ""]
     for a, b in ((OURS, ESM_LOGME), (SHIPPED, ESM_LOGME), (OURS, LOGME), (OURS, TEXTEMB_FAMILY)):
         p = pairs.get(f"{a} minus {b}")
         if not p:
             continue
         figs["pairs"][f"{a} minus {b}"] = p
         d, se = p["ndcg"]["delta"], p["ndcg"]["se"]
+        other = dict((r[0], r[3]) for r in rows)[b].split(" (")[0]
         verdict = ("within 2 paired SE: neither ranks better on these targets" if abs(d) <= 2 * se
-                   else ("ours ranks better" if d > 0 else f"{b.split(' (')[0]} ranks better"))
+                   else ("ours ranks better" if d > 0 else f"{other} ranks better"))
+        r, rse = p["rho"]["delta"], p["rho"]["se"]
+        verdict += (f"; on ρ {other} puts the best source higher" if r > 0 else "; on ρ ours puts the best source higher") \
+            + (" (within 2 paired SE)" if abs(r) <= 2 * rse else " (beyond 2 paired SE)") if r else ""
         lines.append(f"- {dict((r[0], r[3]) for r in rows)[a]} minus {dict((r[0], r[3]) for r in rows)[b]} "
                      f"({p['ndcg']['targets']} targets): NDCG {_pm(p['ndcg'])} (won/tied/lost "
                      f"{'/'.join(map(str, p['ndcg']['wtl']))}), peer-gain NDCG {_pm(p['ndcg_peer_gain'])}, "
-                     f"ρ {_pm(p['rho'])}, Regret@1 {_pm(p['regret@1'])}, Regret@3 {_pm(p['regret@3'])}: {verdict}.")
+                     f"ρ {_pm(p['rho'])}, Regret@1 {_pm(p['regret@1'])}, Regret@3 {_pm(p['regret@3'])} (for ρ and "
+                     f"Regret positive = ours worse): {verdict}.")
     ours, esm = fam.get(OURS), fixed.get(ESM_LOGME)
     if ours and esm:
         p = pairs[f"{OURS} minus {ESM_LOGME}"]["ndcg"]
