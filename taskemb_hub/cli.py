@@ -251,6 +251,7 @@ def cmd_transfer_matrix(args) -> int:
                                                 else "transfer_limited.jsonl")
     if args.executor == "ray":
         return _transfer_matrix_on_ray(args, cfg)
+    _refuse_ray_flags_locally(args)
     if args.workers > 1 or args.deadline:
         from .transfer import WorkerError
 
@@ -271,9 +272,20 @@ def _ray_resources(args):
     require_ray()  # one line naming the install command when the extra is missing
     from .executors.ray import RayResources
 
-    if args.cpus_per_run <= 0:
-        raise ExecutorError(f"--cpus-per-run must be positive (got {args.cpus_per_run}). Pass e.g. 1.")
-    return RayResources(num_gpus=parse_gpu_share(args.gpus_per_run), num_cpus=args.cpus_per_run)
+    cpus = 1.0 if args.cpus_per_run is None else args.cpus_per_run
+    if cpus <= 0:
+        raise ExecutorError(f"--cpus-per-run must be positive (got {cpus:g}). Pass e.g. 1.")
+    return RayResources(num_gpus=parse_gpu_share(args.gpus_per_run), num_cpus=cpus)
+
+
+def _refuse_ray_flags_locally(args) -> None:
+    """--address / --gpus-per-run / --cpus-per-run mean nothing without Ray: say so rather than ignore them."""
+    from .executors import ExecutorError
+
+    given = [flag for flag, value in (("--address", args.address), ("--gpus-per-run", args.gpus_per_run),
+                                      ("--cpus-per-run", args.cpus_per_run)) if value is not None]
+    if given:
+        raise ExecutorError(f"{', '.join(given)} only apply to --executor ray. Add --executor ray, or drop them.")
 
 
 def _transfer_matrix_on_ray(args, cfg) -> int:
@@ -295,6 +307,8 @@ def _transfer_matrix_on_ray(args, cfg) -> int:
 def cmd_registry_build(args) -> int:
     from .executors.registry_build import PublishOptions, build_registry, load_spec
 
+    if args.executor != "ray":
+        _refuse_ray_flags_locally(args)
     spec = load_spec(args.spec)
     resources = _ray_resources(args) if args.executor == "ray" else None
     publish = PublishOptions(owner=args.publish, private=args.private, endpoint=args.endpoint,
@@ -324,7 +338,7 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, help="with --executor ray: the cluster to join (default: start a local Ray)")
     p.add_argument("--gpus-per-run", default=None, metavar="SHARE",
                    help="with --executor ray: GPU share per run, 1/k or a decimal (default: 1 with GPUs, else 0)")
-    p.add_argument("--cpus-per-run", type=float, default=1.0, help="with --executor ray: cores per run (default 1)")
+    p.add_argument("--cpus-per-run", type=float, default=None, help="with --executor ray: cores per run (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -188,6 +188,31 @@ def test_at_the_deadline_running_cells_are_cancelled_and_write_nothing(killed_gr
     assert (rest.skipped, rest.finished) == (report.finished, report.cancelled), "a restart runs the cancelled cells"
 
 
+def test_runs_larger_than_any_node_are_refused_instead_of_waiting_forever(ray_cluster, tiny_bert, grid_dir, capsys):
+    code = main(["transfer-matrix", "--executor", "ray", "--cpus-per-run", "4", "--tasks", ",".join(TASKS),
+                 "--data-dir", str(grid_dir / "tasks"), "--base-model", tiny_bert,
+                 "--results", str(grid_dir / "big.jsonl"), "--work-dir", str(grid_dir / "work")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "4 CPU(s)" in err and "has 2 CPU(s)" in err
+
+
+def test_an_address_nothing_listens_on_is_one_line_at_once(grid_dir, capsys):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e \".[test,ray]\")")
+    started = time.monotonic()
+    code = main(["transfer-matrix", "--executor", "ray", "--address", "127.0.0.1:1", "--tasks", ",".join(TASKS),
+                 "--data-dir", str(grid_dir / "tasks"), "--results", str(grid_dir / "nowhere.jsonl")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Nothing answers at --address" in err
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("flags", [["--address", "auto"], ["--gpus-per-run", "1/4"], ["--cpus-per-run", "2"]])
+def test_ray_flags_without_the_ray_executor_are_refused(flags, tmp_path, capsys):
+    code = main(["transfer-matrix", "--tasks", "alpha", "--results", str(tmp_path / "r.jsonl"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "only apply to --executor ray" in err
+
+
 def test_a_gpu_share_on_a_ray_without_gpus_is_refused(ray_cluster, tiny_bert, grid_dir, capsys):
     code = main(["transfer-matrix", "--executor", "ray", "--gpus-per-run", "1/4", "--tasks", ",".join(TASKS),
                  "--data-dir", str(grid_dir / "tasks"), "--base-model", tiny_bert,
@@ -248,27 +273,57 @@ def test_a_task_that_fails_on_ray_is_reported_and_the_others_are_built(ray_clust
     assert name == "reviews" and "DataError" in reason and "--text-column" in reason, reason
 
 
-def test_registry_build_resumes_and_publishes_new_entries(tiny_bert, grid_dir, tmp_path, monkeypatch, capsys):
+def test_registry_build_resumes_and_a_rerun_publishes_entries_built_earlier(tiny_bert, grid_dir, tmp_path, monkeypatch,
+                                                                              capsys):
     from local_hub import local_hub_fixture
 
     spec_path = build_spec(tmp_path, tiny_bert, grid_dir / "tasks")
+    registry = tmp_path / "registry"
+    assert main(["registry", "build", str(spec_path), "--registry", str(registry), "--json"]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["added"]) == ["alpha", "beta", "owner/gamma"]
+    before = (registry / "beta" / "taskemb.safetensors").read_bytes()
     hub = local_hub_fixture(monkeypatch, tmp_path)
     server = next(hub)
-    try:
-        registry = tmp_path / "registry"
-        (registry / "alpha").mkdir(parents=True)
-        (registry / "alpha" / "taskemb.safetensors").write_bytes(b"an entry built earlier")
+    try:  # the first build stopped before publishing: the rerun tunes nothing and pushes every entry
         code = main(["registry", "build", str(spec_path), "--registry", str(registry), "--publish", "alice",
                      "--base-model-id", "google-bert/bert-tiny", "--json"])
         report = json.loads(capsys.readouterr().out)
-        assert code == 0 and report["skipped"] == ["alpha"] and sorted(report["added"]) == ["beta", "owner/gamma"]
-        assert sorted(report["published"]) == ["beta", "owner/gamma"]
+        assert code == 0 and report["added"] == [] and sorted(report["skipped"]) == ["alpha", "beta", "owner/gamma"]
+        assert sorted(report["published"]) == ["alpha", "beta", "owner/gamma"]
         files = server.state.repo("alice/beta-bitfit").files
         assert {"taskemb.safetensors", "adapter_model.safetensors", "README.md"} <= set(files)
         assert str(tmp_path) not in files["taskemb.json"].decode(), "no local path is uploaded"
-        assert (registry / "alpha" / "taskemb.safetensors").read_bytes() == b"an entry built earlier", "kept as it was"
+        assert (registry / "beta" / "taskemb.safetensors").read_bytes() == before, "entries are kept as they were"
     finally:
         next(hub, None)
+
+
+def test_entries_that_would_share_a_repo_are_refused_before_anything_runs(tiny_bert, grid_dir, tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump([{"path": str(grid_dir / "tasks" / "alpha"), "name": "a/x"},
+                                    {"path": str(grid_dir / "tasks" / "beta"), "name": "b/x"}]))
+    code = main(["registry", "build", str(spec), "--registry", str(tmp_path / "registry"), "--publish", "alice"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "same repo" in err
+
+
+def test_an_unexpected_error_in_one_entry_is_reported_and_the_build_goes_on(tiny_bert, grid_dir, tmp_path, monkeypatch,
+                                                                            capsys):
+    import taskemb_hub.executors.registry_build as registry_build
+
+    real = registry_build.build_entry
+
+    def crash_on_alpha(task, tuning):
+        if task.name == "alpha":
+            raise RuntimeError("out of memory")
+        return real(task, tuning)
+
+    monkeypatch.setattr(registry_build, "build_entry", crash_on_alpha)
+    code = main(["registry", "build", str(build_spec(tmp_path, tiny_bert, grid_dir / "tasks")), "--registry",
+                 str(tmp_path / "registry"), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["failed"] == [["alpha", "RuntimeError: out of memory"]]
+    assert sorted(report["added"]) == ["beta", "owner/gamma"]
 
 
 @pytest.mark.parametrize("spec, says", [
@@ -279,6 +334,14 @@ def test_registry_build_resumes_and_publishes_new_entries(tiny_bert, grid_dir, t
     ("- {dataset: glue, path: .}", "exactly one of"),
     ("{tuning: {max_stepz: 3}, tasks: [{dataset: glue}]}", "max_stepz"),
     ("[{dataset: glue, config: a}, {dataset: glue, config: a}]", "more than once"),
+    ("{tuning: {max_steps: '100'}, tasks: [{dataset: glue}]}", "must be int"),
+    ("{tuning: {max_steps: -1}, tasks: [{dataset: glue}]}", "must be > 0"),
+    ("{tuning: {max_steps: null}, tasks: [{dataset: glue}]}", "must be int"),
+    ("{tuning: {learning_rate: abc}, tasks: [{dataset: glue}]}", "must be int or float or null"),
+    ("{tuning: {batch_size: 0}, tasks: [{dataset: glue}]}", "must be > 0"),
+    ("{tuning: {warmup_ratio: 1.5}, tasks: [{dataset: glue}]}", "in [0, 1)"),
+    ("{tuning: {base_model: ./tiny-model}, tasks: [{dataset: glue}]}", "relative to the spec's folder"),
+    ("[{dataset: glue, task_type: bogus}]", "task_type 'bogus'"),
 ])
 def test_a_bad_spec_is_one_line_and_exit_2(tmp_path, capsys, spec, says):
     path = tmp_path / "spec.yaml"

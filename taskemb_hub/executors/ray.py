@@ -83,6 +83,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
         address: `ray://host:10001`, `host:6379`, `auto`, or None (RAY_ADDRESS, else a new local Ray).
         num_cpus: with a new local Ray: cores it may use (default: all).
     """
+    if address and address != "auto":
+        _probe(address)
     if not ray.is_initialized():
         try:
             ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
@@ -91,6 +93,38 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
             raise ExecutorError(f"Could not join the Ray cluster at {address!r} ({str(err).splitlines()[0]}). Start "
                                 "it with `ray start --head`, or drop --address to start a local Ray.") from None
     return ray.cluster_resources()
+
+
+def _probe(address: str) -> None:
+    """Fail fast, in one line, on an address nothing listens on (`ray.init` would retry for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except ValueError:
+        raise ExecutorError(f"--address {address!r} is not host:port or ray://host:port. Pass e.g. "
+                            "--address 10.0.0.5:6379, ray://head:10001 or auto.") from None
+    except OSError as err:
+        raise ExecutorError(f"Nothing answers at --address {address!r} ({err.strerror or err}). Start the cluster with "
+                            "`ray start --head`, check the host and port, or drop --address to start a local Ray.") from None
+
+
+def check_fits(options: dict, address: str | None, log=print) -> None:
+    """Refuse (local Ray) or warn about (a joined cluster, which may scale up) runs no node can hold.
+
+    A task asking for more CPUs or GPUs than any node has would wait forever without a word.
+    """
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(n.get("CPU", 0) >= options["num_cpus"] and n.get("GPU", 0) >= options["num_gpus"] for n in nodes):
+        return
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    what = (f"a run asks for {options['num_cpus']:g} CPU(s) and {options['num_gpus']:g} GPU(s) but the largest Ray node "
+            f"has {largest.get('CPU', 0):g} CPU(s) and {largest.get('GPU', 0):g} GPU(s)")
+    if address is None:
+        raise ExecutorError(f"{what[0].upper()}{what[1:]}, so no run could start. Lower --cpus-per-run / --gpus-per-run (no GPU "
+                            "on this machine: drop --gpus-per-run), or pass --address of a larger cluster.")
+    log(f"warning: {what}; runs wait until the cluster scales up")
 
 
 def _portable(cfg):
@@ -232,9 +266,7 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
     cluster = connect(address, num_cpus)
     resources = resources or RayResources()
     options = resources.options(cluster)
-    if options["num_gpus"] > 0 and cluster.get("GPU", 0) == 0 and address is None:
-        raise ExecutorError(f"--gpus-per-run {options['num_gpus']} but this Ray has no GPU (CUDA not found), so no "
-                            "run could start. Drop --gpus-per-run to run on CPUs, or pass --address of a GPU cluster.")
+    check_fits(options, address, log)
     train_source = ray.remote(_train_source)
     run_cell = ray.remote(_run_grid_cell)
     sources: dict[tuple[str, int], object] = {}
@@ -250,7 +282,7 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
         ref = run_cell.options(name=_cell_name(cell), **options).remote(
             remote_cfg, recipe, source, target, seed, str(work_dir), options, body)
         pending[ref] = cell
-    sources.clear()  # the cells hold the body references now: a body is freed once its last cell ends
+    sources.clear()  # the cells hold the body references now (Ray spills bodies to disk when its store fills)
     report.submitted = len(pending)
 
     lock = _lock(work_dir / "claims" / signature_hash(recipe))
@@ -273,9 +305,11 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
                 log(f"{cell[0]:>22} -> {cell[1]:<22} seed {cell[2]}: FAILED ({_error_line(err)}); a restart runs it again")
                 continue
             with lock:  # re-read under the lock: a `--executor local` worker may share this file
-                if cell not in _done(results, recipe):
+                written = cell not in _done(results, recipe)
+                if written:
                     _append(results, row)
-            report.finished += 1
+            report.finished += written
+            report.skipped += not written  # another writer finished it meanwhile: its row stays
             log(f"{cell[0]:>22} -> {cell[1]:<22} seed {cell[2]}: {row['metric']} {row['score']:.4f} ({row['seconds']}s)")
     report.seconds = round(time.perf_counter() - started, 1)
     return report
@@ -303,6 +337,7 @@ def run_ray_build(tasks: list, tuning: dict, on_built, on_failed, *, address: st
     if not tasks:
         return
     options = (resources or RayResources()).options(connect(address, num_cpus))
+    check_fits(options, address)
     build = ray.remote(_build_entry)
     pending = {build.options(name=f"build:{task.name}", **options).remote(task, tuning, options): task.name
                for task in tasks}

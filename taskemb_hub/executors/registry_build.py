@@ -134,12 +134,44 @@ def load_spec(path: str | Path) -> BuildSpec:
     if unknown:
         raise SpecError(f"Spec {path} has unknown top-level key(s) {sorted(unknown)}; only `tasks` and `tuning` are read.")
     tuning = default_tuning() | _check_tuning(path, raw.get("tuning") or {})
+    if tuning.get("base_model") is not None:
+        tuning["base_model"] = _base_model(path, tuning["base_model"])
     tasks = [_task_spec(path, i, entry) for i, entry in enumerate(raw["tasks"])]
     names = [t.name for t in tasks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise SpecError(f"Spec {path} names entries {duplicates} more than once. Give each task its own `name`.")
     return BuildSpec(tasks=tasks, tuning=tuning)
+
+
+# Field -> (accepted types, whether None is allowed, the check on the value, what the check asks for).
+_POSITIVE = (lambda v: v > 0, "> 0")
+_TUNING_TYPES = {
+    "method": ((str,), False, None), "base_model": ((str,), True, None),
+    "max_steps": ((int,), False, _POSITIVE), "batch_size": ((int,), False, _POSITIVE),
+    "max_length": ((int,), False, _POSITIVE), "gradient_accumulation_steps": ((int,), False, _POSITIVE),
+    "max_train_examples": ((int,), True, _POSITIVE), "eval_examples": ((int,), False, (lambda v: v >= 0, ">= 0")),
+    "seed": ((int,), False, (lambda v: v >= 0, ">= 0")), "init_seed": ((int,), False, (lambda v: v >= 0, ">= 0")),
+    "learning_rate": ((int, float), True, _POSITIVE), "head_learning_rate": ((int, float), False, _POSITIVE),
+    "warmup_ratio": ((int, float), False, (lambda v: 0 <= v < 1, "in [0, 1)")),
+    "weight_decay": ((int, float), False, (lambda v: v >= 0, ">= 0")),
+    "head_init": ((str,), False, None), "head_pooling": ((str,), False, None),
+    "method_kwargs": ((dict,), False, None), "embedding": ((dict,), False, None),
+}
+
+
+def _base_model(path: Path, base: str | None) -> str | None:
+    """A local base model is read relative to the spec's folder (as task paths are), and must exist."""
+    if base is None:
+        return None
+    local = Path(base).expanduser()
+    local = local if local.is_absolute() else path.parent / local
+    if local.is_dir():
+        return str(local.resolve())
+    if base.startswith((".", "/", "~")) or base.count("/") > 1:
+        raise SpecError(f"Spec {path}: `tuning.base_model` {base!r} is not a folder (read relative to the spec's folder "
+                        f"{path.parent}) and not a Hub id. Fix the path, or name a Hub model like 'owner/name'.")
+    return base
 
 
 def _check_tuning(path: Path, tuning: Any) -> dict[str, Any]:
@@ -153,6 +185,15 @@ def _check_tuning(path: Path, tuning: Any) -> dict[str, Any]:
     if unknown:
         raise SpecError(f"Spec {path}: `tuning` has unknown or unsupported key(s) {unknown}; allowed: "
                         f"{', '.join(sorted(allowed))}.")
+    for key, value in tuning.items():
+        types, nullable, check = _TUNING_TYPES.get(key, ((object,), True, None))
+        if value is None and nullable:
+            continue
+        if value is None or isinstance(value, bool) or not isinstance(value, types):
+            raise SpecError(f"Spec {path}: `tuning.{key}` is {value!r}; it must be "
+                            f"{' or '.join(t.__name__ for t in types)}{' or null' if nullable else ''}.")
+        if check is not None and not check[0](value):
+            raise SpecError(f"Spec {path}: `tuning.{key}` is {value!r}; it must be {check[1]}.")
     try:
         TuningConfig(**(default_tuning() | tuning))
     except TaskEmbHubError as err:
@@ -190,6 +231,10 @@ def _task_spec(path: Path, index: int, entry: Any) -> TaskSpec:
     name = entry.get("name") or default_name
     if name.startswith("/") or any(part.startswith(".") for part in Path(name).parts):
         raise SpecError(f"{where}: entry name {name!r} must be relative and no part may start with '.'.")
+    from ..data import TASK_TYPES
+
+    if entry.get("task_type") and entry["task_type"] not in TASK_TYPES:
+        raise SpecError(f"{where}: task_type {entry['task_type']!r} is not one of {', '.join(TASK_TYPES)}.")
     columns = {k: entry[k] for k in ("text_column", "text_pair_column", "label_column", "question_column",
                                      "context_column", "answers_column") if entry.get(k)}
     return TaskSpec(name=name, path=str(local) if local else None, dataset=entry.get("dataset"), config=entry.get("config"),
@@ -272,11 +317,19 @@ def build_registry(spec: BuildSpec, registry: str | Path, *, executor: str = "lo
     started = time.perf_counter()
     store = LocalRegistry(registry, create=True)
     report = BuildReport(registry=str(registry))
+    if publish is not None:
+        repos = [_repo_id(publish, t.name, spec.tuning["method"]) for t in spec.tasks]
+        clash = sorted({r for r in repos if repos.count(r) > 1})
+        if clash:
+            raise SpecError(f"Entries would be published to the same repo {clash}: repo names use the entry name's last "
+                            "part. Rename the entries so their last parts differ.")
     todo = []
     for task in spec.tasks:
         if _is_entry(store.path / task.name) and not overwrite:
             report.skipped.append(task.name)
             log(f"{task.name}: already in {registry} (pass --overwrite to rebuild)")
+            if publish is not None:  # a build stopped before its push resumes here (unchanged files: no new commit)
+                _publish(store.path / task.name, task.name, spec.tuning["method"], publish, report, log)
         else:
             todo.append(task)
 
@@ -302,18 +355,22 @@ def build_registry(spec: BuildSpec, registry: str | Path, *, executor: str = "lo
         for task in todo:
             try:
                 entry = build_entry(task, spec.tuning)
-            except TaskEmbHubError as err:
-                failed(task.name, str(err))
+            except Exception as err:  # noqa: BLE001 - one entry's failure (any kind) must not stop the others
+                failed(task.name, str(err) if isinstance(err, TaskEmbHubError) else f"{type(err).__name__}: {err}")
                 continue
             finished(entry)
     report.seconds = round(time.perf_counter() - started, 1)
     return report
 
 
+def _repo_id(options: PublishOptions, name: str, method: str) -> str:
+    return f"{options.owner}/{Path(name).name}-{method}"
+
+
 def _publish(path: Path, name: str, method: str, options: PublishOptions, report: BuildReport, log) -> None:
     from ..publishing import publish
 
-    repo_id = f"{options.owner}/{Path(name).name}-{method}"
+    repo_id = _repo_id(options, name, method)
     try:
         result = publish(path, repo_id, private=options.private, endpoint=options.endpoint,
                          base_model_id=options.base_model_id)
