@@ -43,14 +43,14 @@ EXACT_MAX_BYTES = 8 * 2**30  # the ranker's exact path is run only when the floa
 
 
 # ---- 1. generate -------------------------------------------------------------------------------
-def generate(folder: Path, n: int, dim: int, queries: int) -> dict:
+def generate(folder: Path, n: int, dim: int, queries: int, kind: str = "structured") -> dict:
     import torch
     from _ranking_data import SyntheticRegistry
 
     from taskemb_hub._ann import Projection
 
     folder.mkdir(parents=True, exist_ok=True)
-    registry = SyntheticRegistry(n, dim, seed=0)
+    registry = SyntheticRegistry(n, dim, kind=kind, seed=0)
     projection = Projection(dim)
     k = projection.dim_out
     specs = [("unit", "F16", [n, dim], n * dim * 2), ("norms", "F32", [n], n * 4), ("mean", "F32", [dim], dim * 4),
@@ -211,7 +211,8 @@ def ranker(folder: Path, search: str) -> dict:
         times, agree, path = [], [], None
         for j, q in enumerate(queries):
             started = time.perf_counter()
-            ranking = selector.rank(q, top_k=10, similarity=similarity, search=search)
+            ranking = selector.rank(q, top_k=10, similarity=similarity,
+                                    search="auto" if search == "auto-nograph" else search)
             times.append(time.perf_counter() - started)
             path = ranking.search
             got = [int(r["source"][1:]) for r in ranking.rows]
@@ -237,12 +238,17 @@ def main():
     parser.add_argument("--queries", type=int, default=10)
     parser.add_argument("--workdir", default="/tmp/taskemb_ranking")
     parser.add_argument("--keep-files", action="store_true")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="write the registry files and stop (generation is not timed: it may run at idle priority)")
+    parser.add_argument("--reuse-files", action="store_true", help="use registry files a --generate-only run left")
     parser.add_argument("--searches", default="auto,exact,projection,ann")
+    parser.add_argument("--kind", default="structured", choices=["structured", "iid"],
+                        help="iid: independent Gaussian rows, the first stages' worst case")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
         kind, folder, *rest = args.step
-        fn = {"generate": lambda: generate(Path(folder), int(rest[0]), int(rest[1]), int(rest[2])),
+        fn = {"generate": lambda: generate(Path(folder), int(rest[0]), int(rest[1]), int(rest[2]), rest[3]),
               "bound": lambda: bound(Path(folder), int(rest[0])), "ranker": lambda: ranker(Path(folder), rest[0])}[kind]
         print(json.dumps(fn()))
         return
@@ -252,10 +258,17 @@ def main():
     for key, value in previous.get("sizes", {}).items():
         sizes[key] = value  # sizes not re-run this time are kept
     for n in [int(s) for s in args.sizes.split(",")]:
-        folder = Path(args.workdir) / f"{n}x{args.dim}"
+        folder = Path(args.workdir) / (f"{n}x{args.dim}" + ("" if args.kind == "structured" else f"-{args.kind}"))
         try:
-            gen = _child("--step", "generate", folder, n, args.dim, args.queries)
+            done = folder / "generate.json"
+            if args.reuse_files and done.is_file():
+                gen = json.loads(done.read_text())
+            else:
+                gen = _child("--step", "generate", folder, n, args.dim, args.queries, args.kind)
+                done.write_text(json.dumps(gen))
             print(f"{n} x {args.dim}: generated {gen['file_gb']:.1f} GB in {gen['generate_s']:.0f} s", flush=True)
+            if args.generate_only:
+                continue
             bnd = _child("--step", "bound", folder, 3)
             print(f"  bound: {json.dumps(bnd)}", flush=True)
             runs = []
@@ -271,19 +284,21 @@ def main():
                 runs.append(_child("--step", "ranker", folder, search))
                 print(f"  ranker {search}: {json.dumps(runs[-1])}", flush=True)
         finally:
-            if not args.keep_files:
+            if not args.keep_files and not args.generate_only:
                 shutil.rmtree(folder, ignore_errors=True)
-        sizes[str(n)] = {"rows": n, "dim": args.dim, "generate": gen, "bound": bnd, "ranker": runs}
+        key = str(n) if args.kind == "structured" else f"{n}-{args.kind}"
+        sizes[key] = {"rows": n, "dim": args.dim, "kind": args.kind, "generate": gen, "bound": bnd, "ranker": runs}
         save("ranking_latency", {"sizes": sizes, "machine": machine(), "note": __doc__.split("\n\n")[2]})
-    print(f"\n{'rows':>8} {'search':>10} {'similarity':>10} {'path':>10} {'median ms':>10} {'bound ms':>9} "
+    print(f"\n{'registry':>14} {'search':>12} {'similarity':>10} {'path':>21} {'median ms':>10} {'bound ms':>9} "
           f"{'ratio':>6} {'first s':>8} {'top10 agree':>11} {'peak RSS MB':>11} {'bound RSS MB':>12}")
     for key, size in sizes.items():
         bnd = size["bound"]
         bound_ms = bnd.get("numpy_f32_median_ms", 1000 * bnd.get("streamed_pass_s", float("nan")))
+        print(f"{key:>14} bound: " + ", ".join(f"{k} {v:.1f}" for k, v in bnd.items() if k.endswith(("_ms", "_s"))))
         for run in size["ranker"]:
             for similarity in SIMILARITIES:
                 r = run[similarity]
-                print(f"{size['rows']:>8} {run['search']:>10} {similarity:>10} {r['path']:>10} {r['median_ms']:>10.1f} "
+                print(f"{key:>14} {run['search']:>12} {similarity:>10} {r['path']:>21} {r['median_ms']:>10.1f} "
                       f"{bound_ms:>9.1f} {r['median_ms'] / bound_ms:>6.2f} {r['first_s']:>8.1f} "
                       f"{r['top10_agreement']:>11.3f} {run['peak_rss_mb']:>11.0f} {bnd['peak_rss_mb']:>12.0f}")
 
