@@ -1137,30 +1137,62 @@ def benchmark_table() -> tuple[str, dict]:
     rows.append(f"| time / peak RSS to a target embedding at step 100 from raw data ({cost['task']}, 1,000 rows, model "
                 f"load included, {cost['machine']['cpus']} CPU cores) | `python benchmarks/target_embedding_cost.py "
                 f"--methods lora,bitfit,ia3,prompt,prefix,textemb,taskemb` | {'; '.join(parts)} |")
-    latency = []
-    for path in sorted(RESULTS.glob("ranking_latency_dim*.json"), key=lambda f: -json.loads(f.read_text())["dim"]):
-        d = json.loads(path.read_text())
-        per = defaultdict(dict)
-        for r in d["rows"]:
-            per[r["entries"]][r["similarity"]] = r
-        figures[f"latency_dim{d['dim']}"] = {str(n): {sim: round(r["median_ms"], 1) for sim, r in sims.items()}
-                                             for n, sims in per.items()}
-        text = [f"{n // 1000}k: {sims['cosine']['median_ms']:.{1 if sims['cosine']['median_ms'] < 10 else 0}f} ms cosine / "
-                f"{sims['centered']['median_ms']:.{1 if sims['centered']['median_ms'] < 10 else 0}f} ms centred (baseline "
-                f"{sims['cosine']['baseline_ms']:.{1 if sims['cosine']['baseline_ms'] < 10 else 0}f} / "
-                f"{sims['centered']['baseline_ms']:.0f} ms), {max(r['peak_rss_mb'] for r in sims.values()) / 1024:.1f} GB peak"
-                for n, sims in sorted(per.items())]
-        largest = max(per)
-        text.append(f"the first query at {largest // 1000}k stacks the matrix: {per[largest]['cosine']['first_s']:.1f} s")
-        if largest < 100_000:
-            text.append(f"100k not run at this size (the matrix alone is {100_000 * d['dim'] * 4 / 1e9:.1f} GB)")
-        latency.append(f"{d['dim']:,} dims ({d['machine']['torch_threads']} thread{'s' if d['machine']['torch_threads'] > 1 else ''}): "
-                       + "; ".join(text))
-    rows.append("| ranking latency, synthetic registries (median of 10 queries, top 10; baseline: normalise-and-sort "
-                "numpy) | `python benchmarks/ranking_latency.py [--dim 3072]` | " + ". ".join(latency) + " |")
+    rows += ranking_latency_row(figures) + gpu_grid_row(figures)
     rows += hub_sync_row(figures) + space_latency_row(figures)
     table = ["| what | command | figure |", "|---|---|---|"] + rows
     return "\n".join(table) + "\n", figures
+
+
+def ranking_latency_row(figures: dict) -> list[str]:
+    """The ranking-at-scale row (`benchmarks/ranking_latency.py`): each search path beside numpy's bound."""
+    path = RESULTS / "ranking_latency.json"
+    if not path.is_file():
+        return []
+    sizes = json.loads(path.read_text())["sizes"]
+    figures["ranking_latency"], parts = {}, []
+    for key, size in sorted(sizes.items(), key=lambda kv: int(kv[0])):
+        bound = size["bound"].get("numpy_f32_median_ms")
+        per = {r["search"]: r for r in size["ranker"]}
+        figures["ranking_latency"][key] = {
+            "dim": size["dim"], "bound_ms": bound and round(bound),
+            "paths": {s: {"cosine_ms": round(r["cosine"]["median_ms"]), "centered_ms": round(r["centered"]["median_ms"]),
+                          "peak_rss_gb": round(r["peak_rss_mb"] / 1024, 1),
+                          "top10": min(r["cosine"]["top10_agreement"], r["centered"]["top10_agreement"])}
+                      for s, r in per.items()}}
+        text = []
+        for search, r in per.items():
+            ratio = f", {r['cosine']['median_ms'] / bound:.2f}x the bound" if bound else ""
+            build = (f" after a {r['cosine']['first_s']:.0f} / {r['centered']['first_s']:.0f} s graph build"
+                     if search == "ann" else "")
+            label = search if r["cosine"]["path"] == search else f"{search} ({r['cosine']['path']})"
+            text.append(f"{label} {r['cosine']['median_ms']:,.0f} / "
+                        f"{r['centered']['median_ms']:,.0f} ms{ratio}{build}, {r['peak_rss_mb'] / 1024:.1f} GB peak, "
+                        f"top-10 agreement {min(r['cosine']['top10_agreement'], r['centered']['top10_agreement']):.3f}")
+        head = (f"numpy float32 matvec + argpartition {bound:,.0f} ms" if bound else
+                f"no float32 copy fits; one streamed numpy pass over the file {size['bound']['streamed_pass_s']:.1f} s")
+        parts.append(f"{int(key):,} x {size['dim']:,}: {head}; " + "; ".join(text))
+    return ["| ranking latency at scale, synthetic float16 registries (median query, top 10, cosine / centred; "
+            "bound: numpy on a float32 copy; run beside other jobs, load 3-6) | `python benchmarks/ranking_latency.py "
+            "--sizes 100000` and `--sizes 1000000 --dim 4096` | " + ". ".join(parts) + " |"]
+
+
+def gpu_grid_row(figures: dict) -> list[str]:
+    """The transfer-grid throughput row on a lent GPU (`benchmarks/gpu_grid.py`)."""
+    path = RESULTS / "gpu_grid.json"
+    if not path.is_file():
+        return []
+    runs = json.loads(path.read_text())["runs"]
+    phases = [p for p in runs[0]["phases"] if not p["ran_out_of_work"]]
+    mains = [r["main"] for r in runs if r.get("main")]
+    figures["gpu_grid"] = {"device": runs[0]["device"],
+                           "phases": {str(p["workers"]): p["cells_per_minute"] for p in phases},
+                           "main": [{"workers": m["workers"], "cells": m["cells"], "seconds": m["seconds"]} for m in mains]}
+    phase_text = ", ".join(f"k={p['workers']} {p['cells_per_minute']:.1f}" for p in phases)
+    main_text = " and ".join(f"{60 * m['cells'] / m['seconds']:.1f}" for m in mains)
+    return [f"| transfer-grid throughput on one lent {runs[0]['device']}, small-regime cells (200 target rows, 1,000-row "
+            f"eval), k worker processes per card (`transfer-matrix --workers k`), cells per minute incl. process start | "
+            f"`python benchmarks/gpu_grid.py --out DIR` | {phase_text} (45-s phases); k={mains[0]['workers']} "
+            f"{main_text} over {mains[0]['cells']}-cell runs |"]
 
 
 def hub_sync_row(figures: dict) -> list[str]:

@@ -142,3 +142,14 @@ def test_the_hub_and_space_rows_quote_their_json_files():
     space = json.loads((report.RESULTS / "space_latency.json").read_text())
     for r in space["lookups"]:
         assert f"p50 {r['registry_lookup']['p50_ms']:,.0f} ms" in text
+
+
+def test_the_scale_and_gpu_rows_quote_their_json_files():
+    block = report.read_block(README, "benchmarks")
+    latency = json.loads((report.RESULTS / "ranking_latency.json").read_text())["sizes"]["100000"]
+    exact = next(r for r in latency["ranker"] if r["search"] == "exact")
+    assert f"numpy float32 matvec + argpartition {latency['bound']['numpy_f32_median_ms']:,.0f} ms" in block
+    assert f"exact {exact['cosine']['median_ms']:,.0f} / {exact['centered']['median_ms']:,.0f} ms" in block
+    grid = json.loads((report.RESULTS / "gpu_grid.json").read_text())["runs"]
+    assert f"k=1 {grid[0]['phases'][0]['cells_per_minute']:.1f}" in block
+    assert all(f"{60 * r['main']['cells'] / r['main']['seconds']:.1f}" in block for r in grid)
