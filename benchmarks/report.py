@@ -1143,12 +1143,18 @@ def benchmark_table() -> tuple[str, dict]:
     return "\n".join(table) + "\n", figures
 
 
+def _result_json(name: str):
+    """A benchmark's results file under results/, parsed; None when that benchmark has not been run."""
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def ranking_latency_row(figures: dict) -> list[str]:
     """The ranking-at-scale row (`benchmarks/ranking_latency.py`): each search path beside numpy's bound."""
-    path = RESULTS / "ranking_latency.json"
-    if not path.is_file():
+    data = _result_json("ranking_latency.json")
+    if data is None:
         return []
-    sizes = json.loads(path.read_text())["sizes"]
+    sizes = data["sizes"]
     figures["ranking_latency"], parts = {}, []
     for key, size in sorted(sizes.items(), key=lambda kv: int(kv[0])):
         bound = size["bound"].get("numpy_f32_median_ms")
@@ -1178,10 +1184,10 @@ def ranking_latency_row(figures: dict) -> list[str]:
 
 def gpu_grid_row(figures: dict) -> list[str]:
     """The transfer-grid throughput row on a lent GPU (`benchmarks/gpu_grid.py`)."""
-    path = RESULTS / "gpu_grid.json"
-    if not path.is_file():
+    data = _result_json("gpu_grid.json")
+    if data is None:
         return []
-    runs = json.loads(path.read_text())["runs"]
+    runs = data["runs"]
     phases = [p for p in runs[0]["phases"] if not p["ran_out_of_work"]]
     mains = [r["main"] for r in runs if r.get("main")]
     figures["gpu_grid"] = {"device": runs[0]["device"],
@@ -1197,10 +1203,9 @@ def gpu_grid_row(figures: dict) -> list[str]:
 
 def hub_sync_row(figures: dict) -> list[str]:
     """The Hub-sync row (`benchmarks/hub_sync.py`), when its file exists."""
-    path = RESULTS / "hub_sync.json"
-    if not path.is_file():
+    d = _result_json("hub_sync.json")
+    if d is None:
         return []
-    d = json.loads(path.read_text())
     s, idx = d["sync"], d["from_index"]
     first, resync, legacy = s["from_hub_first"], s["from_hub_resync"], s["legacy_second"]
     after = s["index_build_after_10_changes"]
@@ -1227,10 +1232,9 @@ def hub_sync_row(figures: dict) -> list[str]:
 
 def space_latency_row(figures: dict) -> list[str]:
     """The Space row (`benchmarks/space_latency.py`), when its file exists."""
-    path = RESULTS / "space_latency.json"
-    if not path.is_file():
+    d = _result_json("space_latency.json")
+    if d is None:
         return []
-    d = json.loads(path.read_text())
     figures["space_latency"] = {str(r["entries"]): {"p50_ms": r["registry_lookup"]["p50_ms"],
                                                     "p95_ms": r["registry_lookup"]["p95_ms"],
                                                     "baseline_p50_ms": r["baseline_selector_rank"]["p50_ms"],
