@@ -24,6 +24,7 @@ import yaml
 from taskemb_hub.cli import main
 from taskemb_hub.transfer import BASE, TransferConfig, load_transfer_results
 
+import ray_hold
 from conftest import _sentiment_rows
 
 TASKS = ["alpha", "beta", "gamma"]
@@ -31,11 +32,17 @@ KILLED_CELL = "cell:beta->alpha:seed0"
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def hooks(tmp_path_factory) -> Path:
+    """Where the workers log which task ran in which process, and where a test holds a cell (tests/ray_hold.py)."""
+    return tmp_path_factory.mktemp("ray-hooks")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(hooks):
     """A local Ray with 2 CPUs, shared by every test of the module; its address for drivers that join it."""
     ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e \".[test,ray]\")")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             object_store_memory=300 * 1024 * 1024)
+             object_store_memory=300 * 1024 * 1024, runtime_env=ray_hold.runtime_env(hooks))
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -60,36 +67,17 @@ def grid_config(tiny_bert, grid_dir) -> TransferConfig:
     return TransferConfig(tasks=TASKS, data_dir=str(grid_dir / "tasks"), base_model=tiny_bert)
 
 
-class WorkerWatcher(threading.Thread):
-    """Watches Ray's worker processes (`ray::<task name>` titles): which pids ran which task; kills one cell once."""
+def kill_when_held(hooks: Path, cell: str) -> threading.Thread:
+    """Kill the worker of `cell` while it runs (held mid-run), then let the re-run go on."""
+    (hooks / "hold" / cell).touch()
 
-    def __init__(self, kill: str | None = None):
-        super().__init__(daemon=True)
-        self.kill, self.killed_pid, self.seen, self.stop = kill, None, {}, threading.Event()
+    def kill():
+        os.kill(ray_hold.wait_for_hold(hooks, cell), signal.SIGKILL)
+        (hooks / "hold" / cell).unlink()
 
-    def run(self):
-        import psutil  # a dependency of ray
-
-        first_seen = None
-        while not self.stop.is_set():
-            for process in psutil.process_iter(["pid", "cmdline"]):
-                name = self._task(process.info["cmdline"])
-                if name is None:
-                    continue
-                self.seen.setdefault(name, set()).add(process.info["pid"])
-                if name != self.kill or self.killed_pid is not None:
-                    continue
-                first_seen = first_seen or time.monotonic()
-                # Once it is 0.3 s into its fine-tune, and only while this worker still runs that cell.
-                if time.monotonic() - first_seen > 0.3 and self._task(process.cmdline()) == self.kill:
-                    os.kill(process.info["pid"], signal.SIGKILL)
-                    self.killed_pid = process.info["pid"]
-            time.sleep(0.01)
-
-    @staticmethod
-    def _task(cmdline) -> str | None:
-        title = " ".join(cmdline or [])
-        return title.split()[0].removeprefix("ray::") if title.startswith(("ray::cell:", "ray::source:")) else None
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
 
 
 def assert_one_whole_line_per_cell(results: Path, expected: int) -> list[dict]:
@@ -101,39 +89,37 @@ def assert_one_whole_line_per_cell(results: Path, expected: int) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def killed_grid(ray_cluster, tiny_bert, grid_dir):
-    """The 3x3 grid on Ray, with the worker running beta -> alpha killed mid-run."""
+def killed_grid(ray_cluster, hooks, tiny_bert, grid_dir):
+    """The 3x3 grid on Ray, with the worker running beta -> alpha killed mid-run; which pids ran which task."""
     from taskemb_hub.executors.ray import run_ray_grid
 
     cfg = grid_config(tiny_bert, grid_dir)
     results, work = grid_dir / "grid.jsonl", grid_dir / "work"
-    watcher = WorkerWatcher(kill=KILLED_CELL)
-    watcher.start()
-    try:
-        report = run_ray_grid(cfg, results, work, log=lambda _: None)
-    finally:
-        watcher.stop.set()
-        watcher.join()
-    return cfg, results, work, report, watcher
+    killer = kill_when_held(hooks, KILLED_CELL)
+    report = run_ray_grid(cfg, results, work, log=lambda _: None)
+    killer.join(timeout=5)
+    return cfg, results, work, report, ray_hold.runs(hooks)
 
 
 def test_the_grid_runs_every_cell_once_with_sources_trained_once(killed_grid):
-    cfg, results, work, report, watcher = killed_grid
+    cfg, results, work, report, seen = killed_grid
     assert (report.submitted, report.finished, report.failed, report.skipped) == (9, 9, [], 0)
     rows = assert_one_whole_line_per_cell(results, 9)
     assert sorted((r["source"], r["target"]) for r in rows) == sorted(
         (s, t) for t in TASKS for s in [BASE] + [x for x in TASKS if x != t])
     assert all(r["recipe"] == cfg.recipe() and 0 <= r["score"] <= 1 for r in rows), "the local runner's row format"
-    sources = [name for name in watcher.seen if name.startswith("source:")]
-    assert all(len(watcher.seen[name]) == 1 for name in sources), "each source body is fine-tuned by one task"
+    sources = sorted(name for name in seen if name.startswith("source:"))
+    assert sources == [f"source:{t}:seed0" for t in TASKS], "every source body is fine-tuned by a task of its own"
+    assert all(len(seen[name]) == 1 for name in sources), "each source body is fine-tuned by one task"
+    ran = sorted(name for name in seen if name.startswith("cell:"))
+    assert ran == sorted(f"cell:{r['source']}->{r['target']}:seed0" for r in rows), "the workers ran the 9 cells"
     assert sorted(p.name for p in (work / "sources").glob("*/*.safetensors")) == [f"{t}-seed0.safetensors" for t in TASKS]
 
 
 def test_a_killed_worker_reruns_only_its_own_cell(killed_grid):
-    _, results, _, report, watcher = killed_grid
-    assert watcher.killed_pid is not None, "the watcher found the cell's worker and killed it"
-    assert len(watcher.seen[KILLED_CELL]) == 2, "Ray ran the killed cell again, in a new worker"
-    rerun = sorted(name for name, pids in watcher.seen.items() if len(pids) > 1)
+    _, results, _, report, seen = killed_grid
+    assert len(seen[KILLED_CELL]) == 2, "Ray ran the killed cell again, in a new worker"
+    rerun = sorted(name for name, pids in seen.items() if len(pids) > 1)
     assert rerun == [KILLED_CELL], "no other cell or source ran twice"
     assert report.failed == [] and ("beta", "alpha", 0) in {(r["source"], r["target"], r["seed"])
                                                            for r in load_transfer_results(results)}
@@ -146,15 +132,18 @@ def test_the_source_cache_is_where_the_local_runner_looks(killed_grid):
     assert all(source_cache_path(cfg, t, 0, work).is_file() for t in TASKS)
 
 
-def test_a_restart_after_the_driver_was_killed_runs_only_the_missing_cells(killed_grid, ray_cluster, tiny_bert, grid_dir):
+def test_a_restart_after_the_driver_was_killed_runs_only_the_missing_cells(killed_grid, ray_cluster, hooks, tiny_bert,
+                                                                           grid_dir):
     from taskemb_hub.executors.ray import run_ray_grid
 
     cfg, _, work, _, _ = killed_grid
     results = grid_dir / "restart.jsonl"
+    (hooks / "hold" / "cell:beta->gamma:seed0").touch()  # the grid cannot finish before the driver is killed
     driver = subprocess.Popen(
         [sys.executable, "-m", "taskemb_hub.cli", "transfer-matrix", "--executor", "ray", "--address", ray_cluster,
          "--tasks", ",".join(TASKS), "--data-dir", cfg.data_dir, "--base-model", tiny_bert, "--results", str(results),
-         "--work-dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         "--work-dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, **ray_hold.job_config_variable(hooks)})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and driver.poll() is None:
         if results.is_file() and results.read_text().count("\n") >= 2:
@@ -162,6 +151,7 @@ def test_a_restart_after_the_driver_was_killed_runs_only_the_missing_cells(kille
         time.sleep(0.05)
     driver.kill()  # the driver dies with cells in flight: Ray drops its job's tasks
     driver.wait()
+    (hooks / "hold" / "cell:beta->gamma:seed0").unlink()
     before = assert_one_whole_line_per_cell(results, len(results.read_text().splitlines()))
     assert 2 <= len(before) < 9, f"the driver was killed mid-grid ({len(before)} rows; stderr: {driver.stderr.read()[-500:]})"
 
@@ -174,12 +164,15 @@ def test_a_restart_after_the_driver_was_killed_runs_only_the_missing_cells(kille
     assert (again.skipped, again.submitted) == (9, 0), "a finished grid submits nothing"
 
 
-def test_at_the_deadline_running_cells_are_cancelled_and_write_nothing(killed_grid, grid_dir):
+def test_at_the_deadline_running_cells_are_cancelled_and_write_nothing(killed_grid, hooks, grid_dir):
     from taskemb_hub.executors.ray import run_ray_grid
 
     cfg, _, work, _, _ = killed_grid
     results = grid_dir / "deadline.jsonl"
+    held = hooks / "hold" / "cell:alpha->beta:seed0"
+    held.touch()  # still running at the deadline, however fast the machine
     report = run_ray_grid(cfg, results, work, deadline_s=1.0, log=lambda _: None)
+    held.unlink()
     assert report.cancelled > 0 and report.finished + report.cancelled == 9
     assert len(load_transfer_results(results)) == report.finished, "a cancelled cell writes nothing"
     if report.finished:
