@@ -107,8 +107,40 @@ def _rows(results: Path) -> list[dict]:
     return rows
 
 
-def _done(results: Path, recipe: dict) -> set[tuple]:
-    return {(r["source"], r["target"], r["seed"]) for r in _rows(results) if r.get("recipe") == recipe}
+class FinishedCells:
+    """The (source, target, seed) cells of one recipe in a results file, read incrementally.
+
+    Each `refresh()` parses only the whole lines appended since the last one (a line still being
+    written waits for its newline), so a runner that re-reads after every cell stays linear in the
+    grid's size instead of quadratic. A file that shrank (replaced) is read again from the start.
+    """
+
+    def __init__(self, results: Path, recipe: dict):
+        self.results, self.recipe, self.offset, self.cells = Path(results), recipe, 0, set()
+
+    def refresh(self) -> set[tuple]:
+        if not self.results.is_file():
+            return self.cells
+        with self.results.open("rb") as handle:
+            if handle.seek(0, os.SEEK_END) < self.offset:
+                self.offset, self.cells = 0, set()
+            handle.seek(self.offset)
+            data = handle.read()
+        whole = data[:data.rfind(b"\n") + 1]
+        for line in whole.decode("utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                warnings.warn(f"{self.results}: skipping a torn line (a worker stopped mid-write); its cell will run "
+                              "again.", stacklevel=2)
+                continue
+            if isinstance(row, dict) and {"source", "target", "seed"} <= set(row) and row.get("recipe") == self.recipe:
+                self.cells.add((row["source"], row["target"], row["seed"]))
+        self.offset += len(whole)
+        return self.cells
+
+    def __contains__(self, cell: tuple) -> bool:
+        return cell in self.refresh()
 
 
 def _lock(claims: Path):
@@ -210,17 +242,18 @@ def run_transfer_matrix(cfg: TransferConfig, results: str | Path, work_dir: str 
     recipe = cfg.recipe()
     claims = work_dir / "claims" / signature_hash(recipe)
     targets = cfg.targets or cfg.tasks
+    finished = FinishedCells(results, recipe)
     for seed in cfg.seeds:
         for target_name in targets:
             target = load_task(Path(cfg.data_dir) / target_name)
             metric = PRIMARY_METRIC[target.task_type]
             for source_name in [BASE] + [t for t in cfg.tasks if t != target_name]:
-                if (source_name, target_name, seed) in _done(results, recipe):  # re-read: other workers append
+                if (source_name, target_name, seed) in finished:  # re-read: other workers append
                     continue
                 claim = claims / f"{source_name}--{target_name}--seed{seed}.json"
                 if not _claim(claim):
                     continue
-                if (source_name, target_name, seed) in _done(results, recipe):
+                if (source_name, target_name, seed) in finished:
                     # Another worker finished the cell and released its claim between our read and our claim.
                     _release(claim)
                     continue

@@ -163,8 +163,8 @@ def test_a_torn_line_is_skipped_and_its_cell_runs_again(tiny_bert, task_dir, tmp
     results = tmp_path / "matrix.jsonl"
     row = {"source": BASE, "target": "alpha", "seed": 0, "metric": "accuracy", "score": 0.5, "recipe": cfg.recipe()}
     results.write_text(json.dumps(row) + "\n" + '{"source": "beta", "target": "al')  # torn, no newline
-    with pytest.warns(UserWarning, match="torn line"):
-        run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=lambda _: None)
+    # The runner reads whole lines only (an unterminated tail may still be being written): it runs the cell.
+    run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=lambda _: None)
     with pytest.warns(UserWarning, match="torn line"):
         rows = load_transfer_results(results)
     assert sorted(r["source"] for r in rows) == [BASE, "beta"], "the torn cell ran again, on a line of its own"

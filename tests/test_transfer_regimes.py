@@ -87,3 +87,30 @@ def test_a_claim_left_by_a_killed_worker_is_taken_over(tiny_bert, task_dir, tmp_
                                                                "started": 0}))  # its process is gone
     run_local_workers(cfg, results, work, workers=2)
     assert sorted(r["source"] for r in load_transfer_results(results)) == [BASE, "beta", "gamma"]
+
+
+def test_finished_cells_are_read_incrementally_whole_lines_only(tmp_path):
+    import pytest
+
+    from taskemb_hub.transfer import FinishedCells
+
+    recipe, other = {"epochs": 1}, {"epochs": 2}
+    results = tmp_path / "m.jsonl"
+    line = lambda source, recipe: json.dumps({"source": source, "target": "t", "seed": 0, "recipe": recipe}) + "\n"
+    finished = FinishedCells(results, recipe)
+    assert finished.refresh() == set(), "no file yet: nothing finished"
+    results.write_text(line("a", recipe) + line("b", other))
+    assert finished.refresh() == {("a", "t", 0)}, "another recipe's line does not count"
+    read_up_to = finished.offset
+    with results.open("a") as handle:  # a writer mid-line: not read until its newline lands
+        handle.write(line("c", recipe)[:20])
+    assert ("c", "t", 0) not in finished and finished.offset == read_up_to
+    with results.open("a") as handle:
+        handle.write(line("c", recipe)[20:])
+    assert ("c", "t", 0) in finished and finished.offset == results.stat().st_size
+    with results.open("a") as handle:  # a torn line closed by the next append is skipped, not fatal
+        handle.write('{"source": "d", "tar\n' + line("e", recipe))
+    with pytest.warns(UserWarning, match="torn line"):
+        assert finished.refresh() == {("a", "t", 0), ("c", "t", 0), ("e", "t", 0)}
+    results.write_text(line("f", recipe))  # replaced by a shorter file: read again from its start
+    assert finished.refresh() == {("f", "t", 0)}

@@ -247,7 +247,7 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
         ```
     """
     from ..methods.base import signature_hash
-    from ..transfer import BASE, _append, _done, _lock
+    from ..transfer import BASE, FinishedCells, _append, _lock
 
     started = time.perf_counter()
     results, work_dir = Path(results), Path(work_dir).expanduser().resolve()
@@ -256,7 +256,8 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
     recipe = cfg.recipe()  # from the caller's config: the paths made absolute below are not part of it
     remote_cfg = _portable(cfg)
     report = GridReport(results=results)
-    done = _done(results, recipe)
+    finished = FinishedCells(results, recipe)  # re-read under the lock after each cell: only the new lines
+    done = set(finished.refresh())
     todo = [cell for cell in grid_cells(cfg) if cell not in done]
     report.skipped = len(grid_cells(cfg)) - len(todo)
     if not todo:
@@ -305,7 +306,7 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
                 log(f"{cell[0]:>22} -> {cell[1]:<22} seed {cell[2]}: FAILED ({_error_line(err)}); a restart runs it again")
                 continue
             with lock:  # re-read under the lock: a `--executor local` worker may share this file
-                written = cell not in _done(results, recipe)
+                written = cell not in finished
                 if written:
                     _append(results, row)
             report.finished += written
