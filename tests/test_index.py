@@ -105,3 +105,33 @@ def test_an_entry_whose_vector_length_breaks_its_signature_is_skipped_not_fatal(
     ranking = selector.rank(entries[0].embedding)
     assert "org/bad" not in ranking.names and len(ranking) == 5
     assert "does not match its signature" in dict(ranking.skipped)["org/bad"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_shards_are_written_block_by_block_in_safetensors_own_layout(tmp_path, monkeypatch, dtype):
+    import taskemb_hub.registries.index as index
+    from safetensors.torch import load_file, save_file
+
+    from taskemb_hub._ann import Projection
+
+    monkeypatch.setattr(index, "_WRITE_BLOCK_ROWS", 7)  # 50 rows: seven full blocks and a partial one
+    entries = _entries(50, 1100)  # wider than the projection: the shard carries `projected` too
+    write_index(entries, tmp_path / "idx", dtype=dtype)
+    [shard] = (tmp_path / "idx" / "signatures").glob("*.safetensors")
+    stored = load_file(shard)  # any safetensors reader opens it
+
+    vectors = torch.stack([e.embedding.vector for e in sorted(entries, key=lambda e: e.name)])
+    norms = vectors.norm(dim=1)
+    unit = (vectors / norms.unsqueeze(1)).to(dtype)
+    assert torch.equal(stored["unit"], unit) and torch.equal(stored["norms"], norms)
+    assert torch.allclose(stored["mean"], (unit.double() * norms.double().unsqueeze(1)).mean(0).float(), atol=1e-6)
+    assert torch.equal(stored["projected"], Projection(1100)(unit).half()), "each block projected as a whole matrix"
+    save_file(stored, str(tmp_path / "reference.safetensors"))
+    assert shard.read_bytes() == (tmp_path / "reference.safetensors").read_bytes(), "save_file's bytes exactly"
+
+
+def test_an_index_rebuilt_from_an_index_never_loads_its_vectors_into_the_entries(tmp_path):
+    write_index(_entries(30, 48), tmp_path / "a")
+    entries = read_index(tmp_path / "a").entries
+    write_index(entries, tmp_path / "b")
+    assert all(e._embedding is None for e in entries), "rows were streamed from the memory map, not kept per entry"

@@ -23,7 +23,8 @@ class RegistryEntry:
         signature_hash: the embedding's signature hash, when known without loading it.
         load: a callable returning the `TaskEmbedding`, for lazy entries.
         info: a callable returning the embedding's metadata without its vector (an object with
-            `task`, `method`, `step`, `train_size`, `metrics`, `extra`), for lazy entries.
+            `task`, `base_model`, `method`, `step`, `train_size`, `metrics`, `extra`), for lazy
+            entries (an index writer reads it instead of loading the vector).
     """
 
     __slots__ = ("name", "location", "_embedding", "_load", "_signature_hash", "_info")
@@ -38,7 +39,7 @@ class RegistryEntry:
 
     @property
     def info(self):
-        """The embedding's metadata (task, method, step, train_size, metrics, extra), without loading its vector."""
+        """The embedding's metadata (task, base_model, method, step, ...), without loading its vector."""
         if self._embedding is None and self._info is not None:
             return self._info()
         return self.embedding

@@ -62,14 +62,13 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from safetensors.torch import save_file
 
     folder = Path(folder)
     shard_dir = folder / SHARD_DIR
     shard_dir.mkdir(parents=True, exist_ok=True)
     for old in shard_dir.glob("*"):
         old.unlink()
-    from .hub import split_by_vector_length
+    from .hub import _dim, split_by_vector_length
 
     entries, mismatched = split_by_vector_length(list(entries))
     failures = list(failures or []) + mismatched  # a corrupt length would break its shard's matrix
@@ -78,19 +77,14 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
         by_signature.setdefault(entry.signature_hash, []).append(entry)
     shards = {}
     for sig, group in sorted(by_signature.items()):
-        unit, norms = _stored_rows(group, dtype)
-        mean = (unit.float() * norms.unsqueeze(1)).mean(0)
-        tensors = {"unit": unit.contiguous(), "norms": norms.contiguous(), "mean": mean.contiguous()}
-        projection = _projection(unit.shape[1])
-        if projection is not None:  # from the stored rows: an unchanged index rewrites identical bytes
-            tensors["projected"] = VectorGroup(rows=list(range(len(unit))), unit=unit, norms=norms,
-                                                 mean=mean).projected_rows()
-        save_file(tensors, str(shard_dir / f"{sig}.safetensors"))
+        dim = _dim(group[0])
+        projection = _projection(dim)
+        _write_shard(shard_dir / f"{sig}.safetensors", group, dim, dtype, projection)
         rows = [_row(e) for e in group]
         table = pa.table({c: [r[c] for r in rows] for c in _COLUMNS})
         pq.write_table(table, shard_dir / f"{sig}.parquet")
-        first = group[0].embedding
-        shards[sig] = {"method": first.method, "base_model": first.base_model, "dim": first.dim, "rows": len(group),
+        first = group[0].info
+        shards[sig] = {"method": first.method, "base_model": first.base_model, "dim": dim, "rows": len(group),
                        "signature": first.signature, "dtype": str(dtype).replace("torch.", "")}
         if projection is not None:
             shards[sig]["projection"] = projection.describe()
@@ -108,16 +102,60 @@ def _projection(dim: int):
     return Projection(dim) if dim > PROJECTION_DIM else None
 
 
-def _stored_rows(group: list[RegistryEntry], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each entry's unit row and norm; a row read from an index is carried over as stored, so that
-    rebuilding an unchanged index writes identical bytes (and pushes no new commit)."""
+_WRITE_BLOCK_ROWS = 4096
+_SAFETENSORS_DTYPES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32"}
+_WIDER_FIRST = {"F32": 0, "BF16": 1, "F16": 2}  # safetensors' own order: dtype (descending), then name
+
+
+def _write_shard(path: Path, group: list[RegistryEntry], dim: int, dtype: torch.dtype, projection) -> None:
+    """Write a signature's safetensors shard block by block: memory stays one block, not the whole matrix.
+
+    The layout is the one `safetensors.torch.save_file` writes (tensors by dtype then name, compact
+    header padded to 8 bytes), so the file reads with any safetensors reader. Rows are written as
+    they are read, the mean and the projection accumulated on the way.
+    """
+    n, k = len(group), projection.dim_out if projection is not None else 0
+    specs = [("mean", "F32", [dim], dim * 4), ("norms", "F32", [n], n * 4),
+             ("unit", _SAFETENSORS_DTYPES[dtype], [n, dim], n * dim * torch.finfo(dtype).bits // 8)]
+    if projection is not None:
+        specs.append(("projected", "F16", [n, k], n * k * 2))
+    header, offset = {}, 0
+    for name, code, shape, size in sorted(specs, key=lambda spec: (_WIDER_FIRST[spec[1]], spec[0])):
+        header[name] = {"dtype": code, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    base = 8 + len(raw)
+    norms = torch.empty(n, dtype=torch.float32)
+    total = torch.zeros(dim, dtype=torch.float64)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(base + offset)
+        for start in range(0, n, _WRITE_BLOCK_ROWS):
+            unit, block_norms = _stored_rows(group[start:start + _WRITE_BLOCK_ROWS], dtype)
+            stop = start + len(unit)
+            norms[start:stop] = block_norms
+            total += (unit.double() * block_norms.double().unsqueeze(1)).sum(0)
+            handle.seek(base + header["unit"]["data_offsets"][0] + start * unit[0].nbytes)
+            handle.write(unit.contiguous().view(torch.uint8).numpy().tobytes())
+            if projection is not None:  # from the stored rows: an unchanged index rewrites identical bytes
+                handle.seek(base + header["projected"]["data_offsets"][0] + start * k * 2)
+                handle.write(projection(unit).half().contiguous().view(torch.uint8).numpy().tobytes())
+        for name, values in (("mean", (total / max(n, 1)).float()), ("norms", norms)):
+            handle.seek(base + header[name]["data_offsets"][0])
+            handle.write(values.numpy().tobytes())
+
+
+def _stored_rows(block: list[RegistryEntry], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each entry's unit row and norm, without keeping a loaded vector on the entry; a row read from an
+    index is carried over as stored, so that rebuilding an unchanged index writes identical bytes."""
     units, norms = [], []
-    for entry in group:
+    for entry in block:
         stored = getattr(entry._load, "stored_row", None) if entry._embedding is None else None
         if stored is not None and stored[0].dtype == dtype:
             unit, norm = stored
         else:
-            vector = entry.embedding.vector.float()
+            vector = (entry._embedding or entry._load()).vector.float()
             norm = vector.norm()
             unit = (vector / norm.clamp_min(1e-12)).to(dtype)
         units.append(unit)
@@ -126,7 +164,7 @@ def _stored_rows(group: list[RegistryEntry], dtype: torch.dtype) -> tuple[torch.
 
 
 def _row(entry: RegistryEntry) -> dict[str, Any]:
-    e = entry.embedding
+    e = entry.info  # an index's entries answer without loading (and keeping) their vector
     sha = entry.location.rsplit("@", 1)[1] if "@" in entry.location else ""
     return {"name": entry.name, "sha": sha, "task": e.task, "method": e.method, "base_model": e.base_model,
             "step": e.step, "train_size": e.train_size, "metrics": json.dumps(e.metrics or {}, sort_keys=True),
