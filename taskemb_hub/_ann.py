@@ -1,13 +1,13 @@
 """Approximate first stages for large signature groups; `VectorGroup` re-ranks their candidates exactly.
 
-A ranking over a large registry reads every full row once per query (BitFit: 20,736 values a row,
-41 GB at a million entries in float16). Two first stages read far less, then the best candidates
+A ranking over a large registry reads every full row once per query (BitFit on MiniLM: 18,432 values a row,
+37 GB at a million entries in float16). Two first stages read far less, then the best candidates
 are scored exactly from the full (memory-mapped) rows, so every returned score is exact and only
 the membership of the candidate set is approximate:
 
 - `Projection`: a seeded signed-bucket random projection (a count sketch) of every unit row to
   `PROJECTION_DIM` values. An index stores it beside the full rows (`projected`); a registry held in
-  memory projects once, on the first large ranking. Scanning it reads 1,024 instead of 20,736 values
+  memory projects once, on the first large ranking. Scanning it reads 1,024 instead of 18,432 values
   a row. Inner products are preserved in expectation, with an error of about `1/√PROJECTION_DIM`.
 - `AnnIndex`: an HNSW graph (faiss, the optional extra `taskemb-hub[ann]`) over the projected rows,
   one per similarity (the centred one holds centred rows), built on the first query that needs it.
@@ -67,7 +67,7 @@ class Projection:
 
     Example:
         ```python
-        >>> Projection(20736)(torch.randn(3, 20736)).shape
+        >>> Projection(18432)(torch.randn(3, 18432)).shape
         torch.Size([3, 1024])
         ```
     """
