@@ -1,6 +1,6 @@
 """Ranking latency and memory at 100k and 1M entries, beside the memory-bandwidth bound, in one run.
 
-    python benchmarks/ranking_latency.py [--sizes 100000,1000000] [--dim 20736] [--queries 10]
+    python benchmarks/ranking_latency.py [--sizes 100000,1000000] [--dim 18432] [--queries 10]
                                          [--workdir /tmp/taskemb_ranking] [--keep-files]
 
 For each size, in separate processes (each reports its own peak RSS):
@@ -8,7 +8,7 @@ For each size, in separate processes (each reports its own peak RSS):
 1. generate: a registry shard as an index stores it (safetensors: float16 unit rows, norms, mean,
    the 1,024-value projection), written block by block from benchmarks/_ranking_data.py's structured
    synthetic rows (clusters of 20 entries: what a registry of many tasks x seeds/steps looks like),
-   plus `--queries` fresh vectors of existing clusters. 1M x 20,736 is 41 GB on disk: deleted after
+   plus `--queries` fresh vectors of existing clusters. 1M x 18,432 is 37 GB on disk: deleted after
    the run unless --keep-files.
 2. bound: bare numpy on the same rows: matvec + argpartition of the top 10 on a float32 copy held in
    memory (the fast baseline; it reads twice the ranker's bytes) and on the float16 memory map itself
@@ -40,6 +40,12 @@ from _common import machine, peak_rss_mb, save
 SIMILARITIES = ("cosine", "centered")
 FIT_FLOAT32_BYTES = 10 * 2**30  # the float32 copy of the bound is made only below this (memory is shared)
 EXACT_MAX_BYTES = 8 * 2**30  # the ranker's exact path is run only when the float16 rows fit in memory
+BITFIT_DIM = 18432  # the default embedding's width (MiniLM BitFit without the attention key biases)
+
+
+def result_key(n: int, dim: int, kind: str) -> str:
+    """'100000' at the default width; other widths and kinds name themselves ('1000000x4096', '100000-iid')."""
+    return str(n) + ("" if dim == BITFIT_DIM else f"x{dim}") + ("" if kind == "structured" else f"-{kind}")
 
 
 # ---- 1. generate -------------------------------------------------------------------------------
@@ -206,7 +212,7 @@ def ranker(folder: Path, search: str) -> dict:
     queries = [TaskEmbedding(vector=torch.from_numpy(q), task="q", base_model="m", method="bitfit", signature=signature)
                for q in np.load(folder / "queries.npy")]
     truth = json.loads((folder / "truth.json").read_text())
-    out = {"search": search, "rows": n, "setup_s": setup_s}
+    out = {"search": search, "rows": n, "setup_s": setup_s, "load_avg_1min_at_start": os.getloadavg()[0]}
     for similarity in SIMILARITIES:
         times, agree, path = [], [], None
         for j, q in enumerate(queries):
@@ -234,7 +240,7 @@ def _child(*args) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--dim", type=int, default=20736, help="BitFit on MiniLM (the default method)")
+    parser.add_argument("--dim", type=int, default=BITFIT_DIM, help="BitFit on MiniLM (the default method)")
     parser.add_argument("--queries", type=int, default=10)
     parser.add_argument("--workdir", default="/tmp/taskemb_ranking")
     parser.add_argument("--keep-files", action="store_true")
@@ -255,8 +261,8 @@ def main():
     results_path = Path(__file__).parent / "results" / "ranking_latency.json"
     previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
     sizes = {}
-    for key, value in previous.get("sizes", {}).items():
-        sizes[key] = value  # sizes not re-run this time are kept
+    for value in previous.get("sizes", {}).values():  # sizes not re-run this time are kept
+        sizes[result_key(value["rows"], value["dim"], value.get("kind", "structured"))] = value
     for n in [int(s) for s in args.sizes.split(",")]:
         folder = Path(args.workdir) / (f"{n}x{args.dim}" + ("" if args.kind == "structured" else f"-{args.kind}"))
         try:
@@ -286,7 +292,7 @@ def main():
         finally:
             if not args.keep_files and not args.generate_only:
                 shutil.rmtree(folder, ignore_errors=True)
-        key = str(n) if args.kind == "structured" else f"{n}-{args.kind}"
+        key = result_key(n, args.dim, args.kind)
         sizes[key] = {"rows": n, "dim": args.dim, "kind": args.kind, "generate": gen, "bound": bnd, "ranker": runs}
         save("ranking_latency", {"sizes": sizes, "machine": machine(), "note": __doc__.split("\n\n")[2]})
     print(f"\n{'registry':>14} {'search':>12} {'similarity':>10} {'path':>21} {'median ms':>10} {'bound ms':>9} "

@@ -110,34 +110,67 @@ def _rows(results: Path) -> list[dict]:
 class FinishedCells:
     """The (source, target, seed) cells of one recipe in a results file, read incrementally.
 
-    Each `refresh()` parses only the whole lines appended since the last one (a line still being
-    written waits for its newline), so a runner that re-reads after every cell stays linear in the
-    grid's size instead of quadratic. A file that shrank (replaced) is read again from the start.
+    Each `refresh()` parses only the whole lines appended since the last one, so a runner that
+    re-reads after every cell stays linear in the grid's size instead of quadratic. An unterminated
+    last line counts when it parses (a file written without a final newline) and is read again next
+    time (it may still be being written: a strict prefix of a JSON object never parses). A file that
+    was replaced, truncated or removed is read again from its start.
     """
 
     def __init__(self, results: Path, recipe: dict):
-        self.results, self.recipe, self.offset, self.cells = Path(results), recipe, 0, set()
+        self.results, self.recipe = Path(results), recipe
+        self._reset(None)
+
+    def _reset(self, identity) -> None:
+        self.offset, self.lines, self.cells, self._identity = 0, 0, set(), identity
+        self._last_line = b""
+        self.cells_in_tail: set[tuple] = set()
 
     def refresh(self) -> set[tuple]:
-        if not self.results.is_file():
+        try:
+            handle = self.results.open("rb")
+        except FileNotFoundError:
+            self._reset(None)
             return self.cells
-        with self.results.open("rb") as handle:
-            if handle.seek(0, os.SEEK_END) < self.offset:
-                self.offset, self.cells = 0, set()
+        with handle:
+            stat = os.fstat(handle.fileno())
+            identity = (stat.st_dev, stat.st_ino)
+            if identity != self._identity or stat.st_size < self.offset or not self._unchanged_before_offset(handle):
+                self._reset(identity)
             handle.seek(self.offset)
             data = handle.read()
-        whole = data[:data.rfind(b"\n") + 1]
-        for line in whole.decode("utf-8", errors="replace").splitlines():
-            try:
-                row = json.loads(line) if line.strip() else None
-            except json.JSONDecodeError:
-                warnings.warn(f"{self.results}: skipping a torn line (a worker stopped mid-write); its cell will run "
-                              "again.", stacklevel=2)
-                continue
-            if isinstance(row, dict) and {"source", "target", "seed"} <= set(row) and row.get("recipe") == self.recipe:
-                self.cells.add((row["source"], row["target"], row["seed"]))
-        self.offset += len(whole)
-        return self.cells
+        cut = data.rfind(b"\n") + 1
+        for line in data[:cut].decode("utf-8", errors="replace").splitlines():
+            self.lines += 1
+            self._add(line, number=self.lines)
+        self.offset += cut
+        if cut:
+            self._last_line = data[data.rfind(b"\n", 0, cut - 1) + 1:cut]
+        self.cells_in_tail = self._add(data[cut:].decode("utf-8", errors="replace"), number=None)
+        return self.cells | self.cells_in_tail
+
+    def _unchanged_before_offset(self, handle) -> bool:
+        """The last line read is still where it was (else the file was rewritten in place)."""
+        handle.seek(self.offset - len(self._last_line))
+        return handle.read(len(self._last_line)) == self._last_line
+
+    def _add(self, line: str, number: int | None) -> set[tuple]:
+        """Count a whole line's cell; a tail's cell (number None) is returned, not kept."""
+        if not line.strip():
+            return set()
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if number is not None:
+                warnings.warn(f"{self.results}:{number}: skipping a torn line (a worker stopped mid-write); its cell "
+                              "will run again.", stacklevel=3)
+            return set()
+        if not (isinstance(row, dict) and {"source", "target", "seed"} <= set(row) and row.get("recipe") == self.recipe):
+            return set()
+        cell = (row["source"], row["target"], row["seed"])
+        if number is not None:
+            self.cells.add(cell)
+        return {cell}
 
     def __contains__(self, cell: tuple) -> bool:
         return cell in self.refresh()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 DIR_VARIABLE = "TASKEMB_TEST_RAY_DIR"
+HOLD_LIMIT_S = 600
 
 
 def runtime_env(folder: Path) -> dict:
@@ -30,13 +31,14 @@ def job_config_variable(folder: Path) -> dict:
     return {"RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps({"runtime_env": runtime_env(folder)})}
 
 
-def runs(folder: Path) -> dict[str, set[int]]:
-    """Every task name that called into the grid code, with the pids of the workers that ran it."""
-    seen: dict[str, set[int]] = {}
+def runs(folder: Path) -> dict[str, list[int]]:
+    """Every task name that called into the grid code, with the pid of the worker of each run (one per run)."""
+    seen: dict[str, list[int]] = {}
     log = folder / "runs.log"
     for line in log.read_text().splitlines() if log.is_file() else []:
-        name, pid = line.rsplit(" ", 1)
-        seen.setdefault(name, set()).add(int(pid))
+        name, _, pid = line.rpartition(" ")
+        if name and pid.isdigit():  # a worker force-killed inside its write leaves a line that is skipped
+            seen.setdefault(name, []).append(int(pid))
     return seen
 
 
@@ -57,21 +59,28 @@ def install() -> None:
     def hold(name: str) -> None:
         if not (folder / "hold" / name).exists():
             return
+        staged = folder / "held" / f".{name}.{os.getpid()}"
+        staged.write_text(str(os.getpid()))
         try:  # only a cell's first run holds: a re-run after the test killed the worker goes on
-            marker = os.open(folder / "held" / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.link(staged, folder / "held" / name)  # published whole, exclusively
         except FileExistsError:
             return
-        os.write(marker, str(os.getpid()).encode())
-        os.close(marker)
-        while (folder / "hold" / name).exists():
+        finally:
+            staged.unlink()
+        give_up = time.monotonic() + HOLD_LIMIT_S  # a test that never releases fails instead of hanging
+        while (folder / "hold" / name).exists() and time.monotonic() < give_up:
             time.sleep(0.02)
 
     real_source_body, real_run_cell = transfer.source_body, transfer._run_cell
 
-    def source_body(*args, **kwargs):
+    def source_body(task, cfg, seed, work_dir, *args, **kwargs):
+        from taskemb_hub.executors.ray import source_cache_path
+
         if task_name().startswith("source:"):
             record(task_name())
-        return real_source_body(*args, **kwargs)
+        if not source_cache_path(cfg, task, seed, work_dir).is_file():  # this call fine-tunes the body
+            record(f"train {task} in {task_name()}")
+        return real_source_body(task, cfg, seed, work_dir, *args, **kwargs)
 
     def run_cell(*args, **kwargs):
         name = task_name()
@@ -82,13 +91,12 @@ def install() -> None:
     transfer.source_body, transfer._run_cell = source_body, run_cell
 
 
-def wait_for_hold(folder: Path, name: str, timeout_s: float = 300) -> int:
+def wait_for_hold(folder: Path, name: str, timeout_s: float = HOLD_LIMIT_S) -> int:
     """The pid of the worker holding `name`, once it holds."""
     marker = folder / "held" / name
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        text = marker.read_text() if marker.is_file() else ""
-        if text:
-            return int(text)
+        if marker.is_file():
+            return int(marker.read_text())
         time.sleep(0.02)
     raise TimeoutError(f"{name} never started")

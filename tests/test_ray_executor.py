@@ -72,8 +72,10 @@ def kill_when_held(hooks: Path, cell: str) -> threading.Thread:
     (hooks / "hold" / cell).touch()
 
     def kill():
-        os.kill(ray_hold.wait_for_hold(hooks, cell), signal.SIGKILL)
-        (hooks / "hold" / cell).unlink()
+        try:
+            os.kill(ray_hold.wait_for_hold(hooks, cell), signal.SIGKILL)
+        finally:  # released even when it never held: the grid goes on and the test fails, it does not hang
+            (hooks / "hold" / cell).unlink()
 
     thread = threading.Thread(target=kill, daemon=True)
     thread.start()
@@ -109,8 +111,9 @@ def test_the_grid_runs_every_cell_once_with_sources_trained_once(killed_grid):
         (s, t) for t in TASKS for s in [BASE] + [x for x in TASKS if x != t])
     assert all(r["recipe"] == cfg.recipe() and 0 <= r["score"] <= 1 for r in rows), "the local runner's row format"
     sources = sorted(name for name in seen if name.startswith("source:"))
-    assert sources == [f"source:{t}:seed0" for t in TASKS], "every source body is fine-tuned by a task of its own"
-    assert all(len(seen[name]) == 1 for name in sources), "each source body is fine-tuned by one task"
+    assert sources == [f"source:{t}:seed0" for t in TASKS] and all(len(seen[name]) == 1 for name in sources)
+    trained = sorted(name for name in seen if name.startswith("train "))
+    assert trained == [f"train {t} in source:{t}:seed0" for t in TASKS], "each body fine-tuned once, by its source task"
     ran = sorted(name for name in seen if name.startswith("cell:"))
     assert ran == sorted(f"cell:{r['source']}->{r['target']}:seed0" for r in rows), "the workers ran the 9 cells"
     assert sorted(p.name for p in (work / "sources").glob("*/*.safetensors")) == [f"{t}-seed0.safetensors" for t in TASKS]
@@ -118,7 +121,7 @@ def test_the_grid_runs_every_cell_once_with_sources_trained_once(killed_grid):
 
 def test_a_killed_worker_reruns_only_its_own_cell(killed_grid):
     _, results, _, report, seen = killed_grid
-    assert len(seen[KILLED_CELL]) == 2, "Ray ran the killed cell again, in a new worker"
+    assert len(seen[KILLED_CELL]) == len(set(seen[KILLED_CELL])) == 2, "Ray ran the killed cell again, in a new worker"
     rerun = sorted(name for name, pids in seen.items() if len(pids) > 1)
     assert rerun == [KILLED_CELL], "no other cell or source ran twice"
     assert report.failed == [] and ("beta", "alpha", 0) in {(r["source"], r["target"], r["seed"])
@@ -138,22 +141,13 @@ def test_a_restart_after_the_driver_was_killed_runs_only_the_missing_cells(kille
 
     cfg, _, work, _, _ = killed_grid
     results = grid_dir / "restart.jsonl"
-    (hooks / "hold" / "cell:beta->gamma:seed0").touch()  # the grid cannot finish before the driver is killed
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "taskemb_hub.cli", "transfer-matrix", "--executor", "ray", "--address", ray_cluster,
-         "--tasks", ",".join(TASKS), "--data-dir", cfg.data_dir, "--base-model", tiny_bert, "--results", str(results),
-         "--work-dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, **ray_hold.job_config_variable(hooks)})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and driver.poll() is None:
-        if results.is_file() and results.read_text().count("\n") >= 2:
-            break
-        time.sleep(0.05)
-    driver.kill()  # the driver dies with cells in flight: Ray drops its job's tasks
-    driver.wait()
-    (hooks / "hold" / "cell:beta->gamma:seed0").unlink()
-    before = assert_one_whole_line_per_cell(results, len(results.read_text().splitlines()))
-    assert 2 <= len(before) < 9, f"the driver was killed mid-grid ({len(before)} rows; stderr: {driver.stderr.read()[-500:]})"
+    held = hooks / "hold" / "cell:base->alpha:seed0"
+    held.touch()  # the grid cannot finish before the driver is killed
+    try:
+        before = kill_the_driver_mid_grid(cfg, ray_cluster, hooks, tiny_bert, results, work)
+    finally:
+        held.unlink()
+    assert 2 <= len(before) < 9, f"the driver was killed mid-grid ({len(before)} rows)"
 
     report = run_ray_grid(cfg, results, work, log=lambda _: None)
     assert (report.skipped, report.submitted, report.finished) == (len(before), 9 - len(before), 9 - len(before))
@@ -164,6 +158,27 @@ def test_a_restart_after_the_driver_was_killed_runs_only_the_missing_cells(kille
     assert (again.skipped, again.submitted) == (9, 0), "a finished grid submits nothing"
 
 
+def kill_the_driver_mid_grid(cfg, ray_cluster, hooks, tiny_bert, results, work) -> list[dict]:
+    """Start `taskemb-hub transfer-matrix --executor ray` joining the test's Ray; kill it once 2 rows are written."""
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "taskemb_hub.cli", "transfer-matrix", "--executor", "ray", "--address", ray_cluster,
+         "--tasks", ",".join(TASKS), "--data-dir", cfg.data_dir, "--base-model", tiny_bert, "--results", str(results),
+         "--work-dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, **ray_hold.job_config_variable(hooks)})
+    held = hooks / "held" / "cell:base->alpha:seed0"
+    try:
+        deadline = time.monotonic() + ray_hold.HOLD_LIMIT_S
+        while time.monotonic() < deadline and driver.poll() is None:
+            if held.is_file() and results.is_file() and results.read_text().count("\n") >= 2:
+                break
+            time.sleep(0.05)
+    finally:
+        driver.kill()  # the driver dies with cells in flight: Ray drops its job's tasks
+        driver.wait()
+    assert held.is_file() and results.is_file(), f"the hold acted in the driver's job: {driver.stderr.read()[-500:]}"
+    return assert_one_whole_line_per_cell(results, len(results.read_text().splitlines()))
+
+
 def test_at_the_deadline_running_cells_are_cancelled_and_write_nothing(killed_grid, hooks, grid_dir):
     from taskemb_hub.executors.ray import run_ray_grid
 
@@ -171,8 +186,10 @@ def test_at_the_deadline_running_cells_are_cancelled_and_write_nothing(killed_gr
     results = grid_dir / "deadline.jsonl"
     held = hooks / "hold" / "cell:alpha->beta:seed0"
     held.touch()  # still running at the deadline, however fast the machine
-    report = run_ray_grid(cfg, results, work, deadline_s=1.0, log=lambda _: None)
-    held.unlink()
+    try:
+        report = run_ray_grid(cfg, results, work, deadline_s=1.0, log=lambda _: None)
+    finally:
+        held.unlink()
     assert report.cancelled > 0 and report.finished + report.cancelled == 9
     assert len(load_transfer_results(results)) == report.finished, "a cancelled cell writes nothing"
     if report.finished:

@@ -162,9 +162,10 @@ def test_a_torn_line_is_skipped_and_its_cell_runs_again(tiny_bert, task_dir, tmp
                          train_examples=32, source_epochs=1, target_epochs=1, batch_size=16)
     results = tmp_path / "matrix.jsonl"
     row = {"source": BASE, "target": "alpha", "seed": 0, "metric": "accuracy", "score": 0.5, "recipe": cfg.recipe()}
-    results.write_text(json.dumps(row) + "\n" + '{"source": "beta", "target": "al')  # torn, no newline
-    # The runner reads whole lines only (an unterminated tail may still be being written): it runs the cell.
-    run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=lambda _: None)
+    # torn in the middle of the file (closed by a later append), then the end of the file torn too
+    results.write_text('{"source": "beta", "target": "al\n' + json.dumps(row) + "\n" + '{"source": "beta", "targ')
+    with pytest.warns(UserWarning, match="torn line"):  # the whole torn line is skipped with a warning
+        run_transfer_matrix(cfg, results, tmp_path / "work", progress=False, log=lambda _: None)
     with pytest.warns(UserWarning, match="torn line"):
         rows = load_transfer_results(results)
     assert sorted(r["source"] for r in rows) == [BASE, "beta"], "the torn cell ran again, on a line of its own"

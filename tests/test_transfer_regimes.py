@@ -90,6 +90,8 @@ def test_a_claim_left_by_a_killed_worker_is_taken_over(tiny_bert, task_dir, tmp_
 
 
 def test_finished_cells_are_read_incrementally_whole_lines_only(tmp_path):
+    import os
+
     import pytest
 
     from taskemb_hub.transfer import FinishedCells
@@ -110,7 +112,29 @@ def test_finished_cells_are_read_incrementally_whole_lines_only(tmp_path):
     assert ("c", "t", 0) in finished and finished.offset == results.stat().st_size
     with results.open("a") as handle:  # a torn line closed by the next append is skipped, not fatal
         handle.write('{"source": "d", "tar\n' + line("e", recipe))
-    with pytest.warns(UserWarning, match="torn line"):
+    with pytest.warns(UserWarning, match=r"m\.jsonl:4: skipping a torn line"):
         assert finished.refresh() == {("a", "t", 0), ("c", "t", 0), ("e", "t", 0)}
+
     results.write_text(line("f", recipe))  # replaced by a shorter file: read again from its start
     assert finished.refresh() == {("f", "t", 0)}
+    replacement = tmp_path / "merged.jsonl"  # replaced by a longer file (a new inode): read again too
+    replacement.write_text(line("g", recipe) * 3 + line("h", recipe) * 3)
+    os.replace(replacement, results)
+    assert finished.refresh() == {("g", "t", 0), ("h", "t", 0)}
+    results.write_text(line("i", recipe) * 8)  # rewritten in place, longer: the offset no longer ends a line
+    assert finished.refresh() == {("i", "t", 0)}
+    results.unlink()
+    assert finished.refresh() == set(), "a removed file holds no finished cells"
+
+
+def test_a_complete_last_row_without_a_newline_counts_and_is_read_whole_later(tmp_path):
+    from taskemb_hub.transfer import FinishedCells, _append
+
+    results = tmp_path / "m.jsonl"
+    rows = [{"source": s, "target": "t", "seed": 0, "recipe": {}} for s in ("a", "b")]
+    results.write_text("\n".join(json.dumps(r) for r in rows))  # written by a script: no final newline
+    finished = FinishedCells(results, {})
+    assert ("b", "t", 0) in finished, "its last cell would otherwise run again"
+    _append(results, {"source": "c", "target": "t", "seed": 0, "recipe": {}})  # closes the line first
+    assert finished.refresh() == {("a", "t", 0), ("b", "t", 0), ("c", "t", 0)}
+    assert finished.offset == results.stat().st_size

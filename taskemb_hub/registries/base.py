@@ -23,8 +23,8 @@ class RegistryEntry:
         signature_hash: the embedding's signature hash, when known without loading it.
         load: a callable returning the `TaskEmbedding`, for lazy entries.
         info: a callable returning the embedding's metadata without its vector (an object with
-            `task`, `base_model`, `method`, `step`, `train_size`, `metrics`, `extra`), for lazy
-            entries (an index writer reads it instead of loading the vector).
+            `task`, `base_model`, `method`, `signature`, `step`, `train_size`, `metrics`, `extra`),
+            for lazy entries (an index writer reads it instead of loading the vector).
     """
 
     __slots__ = ("name", "location", "_embedding", "_load", "_signature_hash", "_info")

@@ -59,6 +59,11 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
         source: where the entries came from (endpoint, tag, filters), recorded in `index.json`.
         failures: repos that could not be read, with the reason, recorded for the Space's status.
         dtype: storage type of the unit vectors (float16 halves the download).
+
+    Shards are written block by block: rows carried over from an index stay in its memory map and
+    lazy entries are loaded one block at a time without being kept, so rebuilding an index of any
+    size needs a few blocks of memory (entries that arrive with their vectors loaded, as a Hub or
+    local registry's do, already hold them).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -103,17 +108,20 @@ def _projection(dim: int):
 
 
 _WRITE_BLOCK_ROWS = 4096
-_SAFETENSORS_DTYPES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32"}
-_WIDER_FIRST = {"F32": 0, "BF16": 1, "F16": 2}  # safetensors' own order: dtype (descending), then name
+_SAFETENSORS_DTYPES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32", torch.float64: "F64"}
+_WIDER_FIRST = {"F64": 0, "F32": 1, "BF16": 2, "F16": 3}  # safetensors' own order: dtype (descending), then name
 
 
 def _write_shard(path: Path, group: list[RegistryEntry], dim: int, dtype: torch.dtype, projection) -> None:
-    """Write a signature's safetensors shard block by block: memory stays one block, not the whole matrix.
+    """Write a signature's safetensors shard block by block: memory stays a few blocks, not the whole matrix.
 
     The layout is the one `safetensors.torch.save_file` writes (tensors by dtype then name, compact
     header padded to 8 bytes), so the file reads with any safetensors reader. Rows are written as
-    they are read, the mean and the projection accumulated on the way.
+    they are read, the mean and the projection accumulated on the way; the file appears under its
+    name only once complete (a loader failing midway leaves no half-written shard).
     """
+    if dtype not in _SAFETENSORS_DTYPES:
+        raise ValueError(f"An index stores float16, bfloat16, float32 or float64 rows, not {dtype}.")
     n, k = len(group), projection.dim_out if projection is not None else 0
     specs = [("mean", "F32", [dim], dim * 4), ("norms", "F32", [n], n * 4),
              ("unit", _SAFETENSORS_DTYPES[dtype], [n, dim], n * dim * torch.finfo(dtype).bits // 8)]
@@ -128,22 +136,26 @@ def _write_shard(path: Path, group: list[RegistryEntry], dim: int, dtype: torch.
     base = 8 + len(raw)
     norms = torch.empty(n, dtype=torch.float32)
     total = torch.zeros(dim, dtype=torch.float64)
-    with open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(raw)) + raw)
-        handle.truncate(base + offset)
-        for start in range(0, n, _WRITE_BLOCK_ROWS):
-            unit, block_norms = _stored_rows(group[start:start + _WRITE_BLOCK_ROWS], dtype)
-            stop = start + len(unit)
-            norms[start:stop] = block_norms
-            total += (unit.double() * block_norms.double().unsqueeze(1)).sum(0)
-            handle.seek(base + header["unit"]["data_offsets"][0] + start * unit[0].nbytes)
-            handle.write(unit.contiguous().view(torch.uint8).numpy().tobytes())
-            if projection is not None:  # from the stored rows: an unchanged index rewrites identical bytes
-                handle.seek(base + header["projected"]["data_offsets"][0] + start * k * 2)
-                handle.write(projection(unit).half().contiguous().view(torch.uint8).numpy().tobytes())
-        for name, values in (("mean", (total / max(n, 1)).float()), ("norms", norms)):
-            handle.seek(base + header[name]["data_offsets"][0])
-            handle.write(values.numpy().tobytes())
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(struct.pack("<Q", len(raw)) + raw)
+            handle.truncate(base + offset)
+            for start in range(0, n, _WRITE_BLOCK_ROWS):
+                unit, block_norms = _stored_rows(group[start:start + _WRITE_BLOCK_ROWS], dtype)
+                norms[start:start + len(unit)] = block_norms
+                total += torch.sum(unit.float() * block_norms.unsqueeze(1), 0, dtype=torch.float64)
+                handle.seek(base + header["unit"]["data_offsets"][0] + start * unit[0].nbytes)
+                handle.write(unit.contiguous().view(torch.uint8).numpy())
+                if projection is not None:  # from the stored rows: an unchanged index rewrites identical bytes
+                    handle.seek(base + header["projected"]["data_offsets"][0] + start * k * 2)
+                    handle.write(projection(unit).half().contiguous().view(torch.uint8).numpy())
+            for name, values in (("mean", (total / max(n, 1)).float()), ("norms", norms)):
+                handle.seek(base + header[name]["data_offsets"][0])
+                handle.write(values.numpy())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _stored_rows(block: list[RegistryEntry], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
