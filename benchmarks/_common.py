@@ -31,4 +31,5 @@ def machine() -> dict:
     import torch
 
     return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "device": "cuda" if torch.cuda.is_available() else "cpu"}
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}

@@ -1191,8 +1191,10 @@ def ranking_latency_row(figures: dict) -> list[str]:
         loads = [r["load_avg_1min_at_start"] for r in size["ranker"] if "load_avg_1min_at_start" in r]
         busy = (f" (load {min(loads):.1f}{'' if round(min(loads), 1) == round(max(loads), 1) else f'-{max(loads):.1f}'} "
                 "when timed)" if loads else " (run beside other jobs, load 3-6)")
-        if size["generate"]["file_gb"] > 24:
-            busy += f"; the {size['generate']['file_gb']:.0f} GB file exceeds the 24 GB of memory: re-ranked rows come from disk"
+        memory = data.get("machine", {}).get("memory_gb")
+        if memory and size["generate"]["file_gb"] > memory:
+            busy += (f"; the {size['generate']['file_gb']:.0f} GB file exceeds the machine's {memory:.0f} GB of "
+                     "memory: re-ranked rows come from disk")
         label = f"{size['rows']:,} x {size['dim']:,}" + ("" if kind == "structured" else f" ({kind} rows)")
         parts.append(f"{label}{busy}: {head}; " + "; ".join(text))
     return ["| ranking latency at scale, synthetic float16 registries (median query, top 10, cosine / centred; "

@@ -147,4 +147,23 @@ def test_a_shard_whose_rows_fail_to_load_leaves_no_file_behind(tmp_path):
     lazy = RegistryEntry("org/zz-lazy", location="org/zz-lazy", signature_hash=entries[0].signature_hash, load=broken)
     with pytest.raises(OSError, match="disk gone"):
         write_index(entries + [lazy], tmp_path / "idx", dtype=torch.float32)
-    assert list((tmp_path / "idx" / "signatures").iterdir()) == [], "no half-written shard (nor its partial file)"
+    assert list((tmp_path / "idx").iterdir()) == [tmp_path / "idx" / "signatures"]
+    assert list((tmp_path / "idx" / "signatures").iterdir()) == [], "no half-written shard (nor a staging folder)"
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, None])
+def test_a_failed_rewrite_leaves_the_existing_index_as_it_was(tmp_path, dtype):
+    write_index(_entries(12, 16), tmp_path / "idx")
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in sorted((tmp_path / "idx").rglob("*")) if p.is_file()}
+
+    def broken():
+        raise OSError("disk gone")
+
+    broken.stored_row = (torch.zeros(16, dtype=torch.float16), torch.tensor(1.0))
+    lazy = RegistryEntry("org/zz-lazy", location="org/zz-lazy", signature_hash=_entries(1, 16)[0].signature_hash,
+                         load=broken)
+    with pytest.raises(ValueError if dtype else OSError):  # a bad dtype, or a row that fails to load midway
+        write_index(_entries(20, 16, seed=1) + [lazy], tmp_path / "idx", dtype=dtype or torch.float32)
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in sorted((tmp_path / "idx").rglob("*")) if p.is_file()}
+    assert after == before
+    assert len(read_index(tmp_path / "idx").entries) == 12

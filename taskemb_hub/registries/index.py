@@ -65,14 +65,39 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
     size needs a few blocks of memory (entries that arrive with their vectors loaded, as a Hub or
     local registry's do, already hold them).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import shutil
 
+    if dtype not in _SAFETENSORS_DTYPES:
+        raise ValueError(f"An index stores float16, bfloat16, float32 or float64 rows, not {dtype}.")
     folder = Path(folder)
     shard_dir = folder / SHARD_DIR
     shard_dir.mkdir(parents=True, exist_ok=True)
-    for old in shard_dir.glob("*"):
-        old.unlink()
+    # Every shard is written beside the index first: a failure leaves the index as it was. Renaming
+    # over a shard that entries being written still map is safe (the map keeps the old file).
+    staging = folder / f".staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        meta = _write_shards(entries, staging, dtype, source, failures)
+        for new in staging.iterdir():
+            os.replace(new, shard_dir / new.name)
+        for old in shard_dir.iterdir():
+            if old.stem not in meta["shards"]:
+                old.unlink()
+        partial = folder / f".{INDEX_FILE}.partial"
+        partial.write_text(json.dumps(meta, indent=1, sort_keys=True))
+        os.replace(partial, folder / INDEX_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _write_card(folder, meta)
+    return folder
+
+
+def _write_shards(entries, staging: Path, dtype: torch.dtype, source, failures) -> dict[str, Any]:
+    """Each signature's safetensors and parquet files into `staging`; returns `index.json`'s contents."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from .hub import _dim, split_by_vector_length
 
     entries, mismatched = split_by_vector_length(list(entries))
@@ -84,20 +109,17 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
     for sig, group in sorted(by_signature.items()):
         dim = _dim(group[0])
         projection = _projection(dim)
-        _write_shard(shard_dir / f"{sig}.safetensors", group, dim, dtype, projection)
+        _write_shard(staging / f"{sig}.safetensors", group, dim, dtype, projection)
         rows = [_row(e) for e in group]
         table = pa.table({c: [r[c] for r in rows] for c in _COLUMNS})
-        pq.write_table(table, shard_dir / f"{sig}.parquet")
+        pq.write_table(table, staging / f"{sig}.parquet")
         first = group[0].info
         shards[sig] = {"method": first.method, "base_model": first.base_model, "dim": dim, "rows": len(group),
                        "signature": first.signature, "dtype": str(dtype).replace("torch.", "")}
         if projection is not None:
             shards[sig]["projection"] = projection.describe()
-    meta = {"format": INDEX_FORMAT, "source": source or {}, "entries": sum(s["rows"] for s in shards.values()),
+    return {"format": INDEX_FORMAT, "source": source or {}, "entries": sum(s["rows"] for s in shards.values()),
             "shards": shards, "failures": [{"repo": r, "reason": why} for r, why in sorted(failures)]}
-    (folder / INDEX_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
-    _write_card(folder, meta)
-    return folder
 
 
 def _projection(dim: int):
@@ -117,11 +139,8 @@ def _write_shard(path: Path, group: list[RegistryEntry], dim: int, dtype: torch.
 
     The layout is the one `safetensors.torch.save_file` writes (tensors by dtype then name, compact
     header padded to 8 bytes), so the file reads with any safetensors reader. Rows are written as
-    they are read, the mean and the projection accumulated on the way; the file appears under its
-    name only once complete (a loader failing midway leaves no half-written shard).
+    they are read, the mean and the projection accumulated on the way.
     """
-    if dtype not in _SAFETENSORS_DTYPES:
-        raise ValueError(f"An index stores float16, bfloat16, float32 or float64 rows, not {dtype}.")
     n, k = len(group), projection.dim_out if projection is not None else 0
     specs = [("mean", "F32", [dim], dim * 4), ("norms", "F32", [n], n * 4),
              ("unit", _SAFETENSORS_DTYPES[dtype], [n, dim], n * dim * torch.finfo(dtype).bits // 8)]
@@ -136,26 +155,21 @@ def _write_shard(path: Path, group: list[RegistryEntry], dim: int, dtype: torch.
     base = 8 + len(raw)
     norms = torch.empty(n, dtype=torch.float32)
     total = torch.zeros(dim, dtype=torch.float64)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(struct.pack("<Q", len(raw)) + raw)
-            handle.truncate(base + offset)
-            for start in range(0, n, _WRITE_BLOCK_ROWS):
-                unit, block_norms = _stored_rows(group[start:start + _WRITE_BLOCK_ROWS], dtype)
-                norms[start:start + len(unit)] = block_norms
-                total += torch.sum(unit.float() * block_norms.unsqueeze(1), 0, dtype=torch.float64)
-                handle.seek(base + header["unit"]["data_offsets"][0] + start * unit[0].nbytes)
-                handle.write(unit.contiguous().view(torch.uint8).numpy())
-                if projection is not None:  # from the stored rows: an unchanged index rewrites identical bytes
-                    handle.seek(base + header["projected"]["data_offsets"][0] + start * k * 2)
-                    handle.write(projection(unit).half().contiguous().view(torch.uint8).numpy())
-            for name, values in (("mean", (total / max(n, 1)).float()), ("norms", norms)):
-                handle.seek(base + header[name]["data_offsets"][0])
-                handle.write(values.numpy())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(base + offset)
+        for start in range(0, n, _WRITE_BLOCK_ROWS):
+            unit, block_norms = _stored_rows(group[start:start + _WRITE_BLOCK_ROWS], dtype)
+            norms[start:start + len(unit)] = block_norms
+            total += torch.sum(unit.float() * block_norms.unsqueeze(1), 0, dtype=torch.float64)
+            handle.seek(base + header["unit"]["data_offsets"][0] + start * unit[0].nbytes)
+            handle.write(unit.contiguous().view(torch.uint8).numpy())
+            if projection is not None:  # from the stored rows: an unchanged index rewrites identical bytes
+                handle.seek(base + header["projected"]["data_offsets"][0] + start * k * 2)
+                handle.write(projection(unit).half().contiguous().view(torch.uint8).numpy())
+        for name, values in (("mean", (total / max(n, 1)).float()), ("norms", norms)):
+            handle.seek(base + header[name]["data_offsets"][0])
+            handle.write(values.numpy())
 
 
 def _stored_rows(block: list[RegistryEntry], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
