@@ -1,6 +1,6 @@
 """Hub registry sync and index, on a local Hub-compatible server driven by the real huggingface_hub client.
 
-Side by side in one run, on N published entries (default 1,000, BitFit-shaped 20,736-d vectors):
+Side by side in one run, on N published entries (default 1,000, BitFit-shaped 18,432-d vectors):
 - first sync and re-sync of `AutoSourceSelector.from_hub()` (requests, downloads, bytes, seconds), against
   the previous implementation (one repo after another into a temporary folder, no cache) run twice;
 - `index build` from scratch, then incrementally after 10 repos changed;
@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from _common import machine, peak_rss_mb, save  # noqa: E402
 
-BITFIT_DIM = 20_736
+BITFIT_DIM = 18_432  # MiniLM BitFit without the attention key biases
 RESULT = ROOT / "benchmarks" / "results" / "hub_sync.json"
 
 
@@ -212,7 +212,7 @@ def main() -> None:
         return _index_child(args.index_child, args.index_dim)
     parts = set(args.parts.split(","))
     previous = RESULT.is_file() and json.loads(RESULT.read_text()) or {}
-    figures = {**previous, "machine": machine()}
+    figures = {**previous, "machine": machine(), "load_avg_1min_at_start": round(os.getloadavg()[0], 2)}
     if "sync" in parts:
         figures |= {"entries": args.entries, "dim": BITFIT_DIM, "sync": sync_figures(args.entries)}
         for key, value in figures["sync"].items():

@@ -1240,7 +1240,9 @@ def hub_sync_row(figures: dict) -> list[str]:
     sizes = "; ".join(f"{int(n) // 1000}k {r['load_s'] + r['first_rank_s']:.1f} s / {r['peak_rss_mb']:,.0f} MB"
                       for n, r in sorted(idx.items(), key=lambda kv: int(kv[0])))
     return [f"| Hub registry sync, {d['entries']:,} published entries on the local test Hub ({d['dim']:,}-d vectors; "
-            f"{d['machine']['cpus']} CPU cores, run beside another job) | `python benchmarks/hub_sync.py` | first sync "
+            f"{d['machine']['cpus']} CPU cores, " + (f"load {d['load_avg_1min_at_start']:.1f} at the start"
+                                                       if "load_avg_1min_at_start" in d else "run beside another job")
+            + ") | `python benchmarks/hub_sync.py` | first sync "
             f"{first['seconds']:.1f} s ({first['downloads']:,} downloads), re-sync {resync['seconds']:.2f} s, "
             f"{resync['downloads']} downloads ({100 * s['resync_time_ratio']:.1f} % of the first; the previous "
             f"implementation: {legacy['seconds']:.1f} s and {legacy['downloads']:,} downloads every time); index build after "
