@@ -8,6 +8,7 @@ from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tasks"
 RESULTS = Path(__file__).resolve().parent / "results"
+BITFIT_DIM = 18_432  # the default embedding's width: MiniLM BitFit without the attention key biases
 
 
 def peak_rss_mb() -> float:

@@ -28,9 +28,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
 
-from _common import machine, peak_rss_mb, save  # noqa: E402
+from _common import BITFIT_DIM, machine, peak_rss_mb, save  # noqa: E402
 
-BITFIT_DIM = 18_432  # MiniLM BitFit without the attention key biases
 RESULT = ROOT / "benchmarks" / "results" / "hub_sync.json"
 
 

@@ -35,12 +35,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import machine, peak_rss_mb, save
+from _common import BITFIT_DIM, machine, peak_rss_mb, save
 
 SIMILARITIES = ("cosine", "centered")
 FIT_FLOAT32_BYTES = 10 * 2**30  # the float32 copy of the bound is made only below this (memory is shared)
 EXACT_MAX_BYTES = 8 * 2**30  # the ranker's exact path is run only when the float16 rows fit in memory
-BITFIT_DIM = 18432  # the default embedding's width (MiniLM BitFit without the attention key biases)
 
 
 def result_key(n: int, dim: int, kind: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import DATA_DIR, RESULTS
+from _common import BITFIT_DIM, DATA_DIR, RESULTS
 
 from taskemb_hub.default_registry import DEFAULT_METHOD as PACKAGED_METHOD
 from taskemb_hub.embedding import TaskEmbedding
@@ -1147,9 +1147,6 @@ def _result_json(name: str):
     """A benchmark's results file under results/, parsed; None when that benchmark has not been run."""
     path = RESULTS / name
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-BITFIT_DIM = 18432  # MiniLM BitFit's width: benchmarks/ranking_latency.py's default
 
 
 def ranking_latency_row(figures: dict) -> list[str]:

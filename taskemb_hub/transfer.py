@@ -89,22 +89,27 @@ def _steps(rows: int, epochs: int, batch: int) -> int:
     return epochs * math.ceil(rows / batch)
 
 
+def _parse_row(line: str, where: str | None) -> dict | None:
+    """One results line as a row, or None (blank, not a run, or torn: warned about at `where` when given)."""
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        if where is not None:
+            warnings.warn(f"{where}: skipping a torn line (a worker stopped mid-write); its cell will run again.",
+                          stacklevel=4)
+        return None
+    return row if isinstance(row, dict) and {"source", "target", "seed"} <= set(row) else None
+
+
 def _rows(results: Path) -> list[dict]:
     """The result lines that parse; a torn line (a worker killed mid-write) is skipped, not fatal."""
-    rows = []
-    if results.is_file():
-        for number, line in enumerate(results.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                warnings.warn(f"{results}:{number}: skipping a torn line (a worker stopped mid-write); "
-                              "its cell will run again.", stacklevel=2)
-                continue
-            if isinstance(row, dict) and {"source", "target", "seed"} <= set(row):
-                rows.append(row)
-    return rows
+    if not results.is_file():
+        return []
+    rows = (_parse_row(line, f"{results}:{number}")
+            for number, line in enumerate(results.read_text().splitlines(), start=1))
+    return [row for row in rows if row is not None]
 
 
 class FinishedCells:
@@ -124,7 +129,6 @@ class FinishedCells:
     def _reset(self, identity) -> None:
         self.offset, self.lines, self.cells, self._identity = 0, 0, set(), identity
         self._last_line = b""
-        self.cells_in_tail: set[tuple] = set()
 
     def refresh(self) -> set[tuple]:
         try:
@@ -142,35 +146,23 @@ class FinishedCells:
         cut = data.rfind(b"\n") + 1
         for line in data[:cut].decode("utf-8", errors="replace").splitlines():
             self.lines += 1
-            self._add(line, number=self.lines)
+            self.cells |= self._cell(_parse_row(line, f"{self.results}:{self.lines}"))
         self.offset += cut
         if cut:
             self._last_line = data[data.rfind(b"\n", 0, cut - 1) + 1:cut]
-        self.cells_in_tail = self._add(data[cut:].decode("utf-8", errors="replace"), number=None)
-        return self.cells | self.cells_in_tail
+        # an unterminated tail may still be being written: not warned about, not kept, read again next time
+        return self.cells | self._cell(_parse_row(data[cut:].decode("utf-8", errors="replace"), None))
 
     def _unchanged_before_offset(self, handle) -> bool:
         """The last line read is still where it was (else the file was rewritten in place)."""
         handle.seek(self.offset - len(self._last_line))
         return handle.read(len(self._last_line)) == self._last_line
 
-    def _add(self, line: str, number: int | None) -> set[tuple]:
-        """Count a whole line's cell; a tail's cell (number None) is returned, not kept."""
-        if not line.strip():
+    def _cell(self, row: dict | None) -> set[tuple]:
+        """{the row's cell} when it is a run of this recipe, else nothing."""
+        if row is None or row.get("recipe") != self.recipe:
             return set()
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if number is not None:
-                warnings.warn(f"{self.results}:{number}: skipping a torn line (a worker stopped mid-write); its cell "
-                              "will run again.", stacklevel=3)
-            return set()
-        if not (isinstance(row, dict) and {"source", "target", "seed"} <= set(row) and row.get("recipe") == self.recipe):
-            return set()
-        cell = (row["source"], row["target"], row["seed"])
-        if number is not None:
-            self.cells.add(cell)
-        return {cell}
+        return {(row["source"], row["target"], row["seed"])}
 
     def __contains__(self, cell: tuple) -> bool:
         return cell in self.refresh()

@@ -198,10 +198,15 @@ def test_at_the_deadline_running_cells_are_cancelled_and_write_nothing(killed_gr
     assert (rest.skipped, rest.finished) == (report.finished, report.cancelled), "a restart runs the cancelled cells"
 
 
-def test_runs_larger_than_any_node_are_refused_instead_of_waiting_forever(ray_cluster, tiny_bert, grid_dir, capsys):
-    code = main(["transfer-matrix", "--executor", "ray", "--cpus-per-run", "4", "--tasks", ",".join(TASKS),
+def ray_grid_cli(tiny_bert: str, grid_dir: Path, results: str, *flags: str) -> int:
+    """`taskemb-hub transfer-matrix --executor ray` on the module's grid, with `flags`."""
+    return main(["transfer-matrix", "--executor", "ray", *flags, "--tasks", ",".join(TASKS),
                  "--data-dir", str(grid_dir / "tasks"), "--base-model", tiny_bert,
-                 "--results", str(grid_dir / "big.jsonl"), "--work-dir", str(grid_dir / "work")])
+                 "--results", str(grid_dir / results), "--work-dir", str(grid_dir / "work")])
+
+
+def test_runs_larger_than_any_node_are_refused_instead_of_waiting_forever(ray_cluster, tiny_bert, grid_dir, capsys):
+    code = ray_grid_cli(tiny_bert, grid_dir, "big.jsonl", "--cpus-per-run", "4")
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "4 CPU(s)" in err and "has 2 CPU(s)" in err
 
@@ -224,9 +229,7 @@ def test_ray_flags_without_the_ray_executor_are_refused(flags, tmp_path, capsys)
 
 
 def test_a_gpu_share_on_a_ray_without_gpus_is_refused(ray_cluster, tiny_bert, grid_dir, capsys):
-    code = main(["transfer-matrix", "--executor", "ray", "--gpus-per-run", "1/4", "--tasks", ",".join(TASKS),
-                 "--data-dir", str(grid_dir / "tasks"), "--base-model", tiny_bert,
-                 "--results", str(grid_dir / "gpu.jsonl"), "--work-dir", str(grid_dir / "work")])
+    code = ray_grid_cli(tiny_bert, grid_dir, "gpu.jsonl", "--gpus-per-run", "1/4")
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "no GPU" in err and "--gpus-per-run" in err
 

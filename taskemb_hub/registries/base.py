@@ -45,6 +45,11 @@ class RegistryEntry:
         return self.embedding
 
     @property
+    def stored_row(self):
+        """(unit row, norm) as an index stores them, for an index entry not loaded yet; else None."""
+        return getattr(self._load, "stored_row", None) if self._embedding is None else None
+
+    @property
     def embedding(self) -> TaskEmbedding:
         if self._embedding is None:
             self._embedding = self._load()

@@ -479,7 +479,7 @@ def split_by_vector_length(entries: list[RegistryEntry], others: list[RegistryEn
 
 def _dim(entry: RegistryEntry) -> int:
     """An entry's vector length, read from an index's stored row without loading the entry."""
-    stored = getattr(entry._load, "stored_row", None) if entry._embedding is None else None
+    stored = entry.stored_row
     return int(stored[0].numel()) if stored is not None else entry.embedding.dim
 
 

@@ -177,7 +177,7 @@ def _stored_rows(block: list[RegistryEntry], dtype: torch.dtype) -> tuple[torch.
     index is carried over as stored, so that rebuilding an unchanged index writes identical bytes."""
     units, norms = [], []
     for entry in block:
-        stored = getattr(entry._load, "stored_row", None) if entry._embedding is None else None
+        stored = entry.stored_row
         if stored is not None and stored[0].dtype == dtype:
             unit, norm = stored
         else:
