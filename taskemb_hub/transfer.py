@@ -98,18 +98,19 @@ def _parse_row(line: str, where: str | None) -> dict | None:
     except json.JSONDecodeError:
         if where is not None:
             warnings.warn(f"{where}: skipping a torn line (a worker stopped mid-write); its cell will run again.",
-                          stacklevel=4)
+                          stacklevel=3)  # the caller of `_rows` / `FinishedCells.refresh`
         return None
     return row if isinstance(row, dict) and {"source", "target", "seed"} <= set(row) else None
 
 
 def _rows(results: Path) -> list[dict]:
     """The result lines that parse; a torn line (a worker killed mid-write) is skipped, not fatal."""
-    if not results.is_file():
-        return []
-    rows = (_parse_row(line, f"{results}:{number}")
-            for number, line in enumerate(results.read_text().splitlines(), start=1))
-    return [row for row in rows if row is not None]
+    rows = []
+    for number, line in enumerate(results.read_text().splitlines() if results.is_file() else [], start=1):
+        row = _parse_row(line, f"{results}:{number}")  # called here directly: the warning's stacklevel counts on it
+        if row is not None:
+            rows.append(row)
+    return rows
 
 
 class FinishedCells:
