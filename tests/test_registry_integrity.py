@@ -77,3 +77,113 @@ def test_a_zero_target_is_refused_rather_than_ranked():
     selector = AutoSourceSelector.from_embeddings([emb("a"), emb("b", (0.0, 1.0, 0.0))])
     with pytest.raises(AdapterError, match="all zeros"):
         selector.rank(emb("target", (0.0, 0.0, 0.0)))
+
+
+# ---- durability: a crash mid-overwrite, leftovers, two adds at once (issue 21) ----------------------------
+
+_CRASH = r"""
+import os, sys
+from pathlib import Path
+import torch
+from taskemb_hub import TaskEmbedding
+from taskemb_hub.registries.local import LocalRegistry
+
+root, point = Path(sys.argv[1]), sys.argv[2]
+target = root / "org" / "entry"
+real = os.replace
+
+def replace(src, dst, *a, **k):
+    real(src, dst, *a, **k)
+    if (point == "moved-aside" and Path(src) == target) or (point == "moved-in" and Path(dst) == target):
+        os._exit(3)  # killed: no finally, no cleanup
+
+os.replace = replace
+new = TaskEmbedding(vector=torch.tensor([0.0, 1.0, 2.0]), task="new", base_model="tiny", method="bitfit",
+                    signature={"method": "bitfit", "dim": 3}, step=100)
+LocalRegistry(root).add(new, name="org/entry", overwrite=True)
+"""
+
+
+@pytest.mark.parametrize("point, survivor", [("moved-aside", "old"), ("moved-in", "new")])
+def test_a_crash_while_overwriting_never_hides_the_entry(tmp_path, point, survivor):
+    import subprocess
+    import sys
+
+    root = tmp_path / "reg"
+    LocalRegistry(root, create=True).add(emb("old"), name="org/entry")
+    done = subprocess.run([sys.executable, "-c", _CRASH, str(root), point], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr
+    registry = LocalRegistry(root)  # opening recovers what the crash left
+    assert [(e.name, e.embedding.task) for e in registry.entries()] == [("org/entry", survivor)]
+    assert sorted(p.name for p in (root / "org").iterdir()) == ["entry"], "no leftover staging or backup folder"
+    registry.add(emb("again"), name="org/entry", overwrite=True)  # was: a raw OSError (backup folder not empty)
+    assert [e.embedding.task for e in LocalRegistry(root).entries()] == ["again"]
+
+
+def test_an_entry_moved_aside_is_listed_even_where_the_registry_cannot_be_repaired(tmp_path, monkeypatch):
+    root = tmp_path / "reg"
+    LocalRegistry(root, create=True).add(emb("old"), name="org/entry")
+    os.replace(root / "org" / "entry", root / "org" / ".entry.old")  # as a crash between the two renames leaves it
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # read-only: no repair on open
+    assert [(e.name, e.embedding.task) for e in LocalRegistry(root).entries()] == [("org/entry", "old")]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_two_adds_of_one_name_at_once_one_wins_and_the_other_is_told(tmp_path, monkeypatch, overwrite):
+    import threading
+
+    from taskemb_hub.registries import local
+
+    root = tmp_path / "reg"
+    LocalRegistry(root, create=True)
+    both_staging = threading.Barrier(2)
+    real_card = local.write_model_card
+
+    def slow_card(*args, **kwargs):  # hold each add mid-way, so that unlocked adds overlap
+        try:
+            both_staging.wait(timeout=1.5)
+        except threading.BrokenBarrierError:
+            pass
+        return real_card(*args, **kwargs)
+
+    monkeypatch.setattr(local, "write_model_card", slow_card)
+    outcomes = {}
+
+    def add(task):
+        try:
+            LocalRegistry(root).add(emb(task), name="same", overwrite=overwrite)
+            outcomes[task] = "added"
+        except Exception as err:  # noqa: BLE001 - recorded and checked below
+            outcomes[task] = err
+
+    threads = [threading.Thread(target=add, args=(task,)) for task in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    kept = LocalRegistry(root).entries()
+    assert len(kept) == 1
+    if overwrite:
+        assert outcomes == {"a": "added", "b": "added"}
+    else:
+        winners = [t for t, o in outcomes.items() if o == "added"]
+        loser = next(o for o in outcomes.values() if o != "added")
+        assert len(winners) == 1 and kept[0].embedding.task == winners[0]
+        assert isinstance(loser, RegistryError) and "already exists" in str(loser) and "\n" not in str(loser)
+    assert sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock")) == ["same"]
+
+
+def test_a_failed_write_is_a_registry_error_not_an_oserror(tmp_path, monkeypatch):
+    from taskemb_hub.registries import local
+
+    registry = LocalRegistry(tmp_path / "reg", create=True)
+    registry.add(emb("old"), name="entry")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(local.shutil, "copy2", full)
+    monkeypatch.setattr(TaskEmbedding, "save", lambda self, folder: full())
+    with pytest.raises(RegistryError, match=r"Could not write registry entry 'entry'.*No space left.*retry"):
+        registry.add(emb("new"), name="entry", overwrite=True)
+    assert [e.embedding.task for e in registry.entries()] == ["old"]

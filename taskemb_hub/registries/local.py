@@ -8,8 +8,10 @@ safetensors, a `README.md` model card with YAML metadata, and `taskemb.safetenso
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..adapters import CHECKPOINT_INFO_NAME, CONFIG_NAME, INIT_NAME, WEIGHTS_NAME
@@ -19,10 +21,45 @@ from ..errors import RegistryError, TaskEmbHubError
 from .base import Registry, RegistryEntry
 
 ENTRY_FILES = (CONFIG_NAME, WEIGHTS_NAME, INIT_NAME, CHECKPOINT_INFO_NAME, EMBEDDING_NAME, METADATA_NAME, CARD_NAME)
+LOCK_NAME = ".taskemb-registry.lock"  # every add (check, stage, swap) runs under this lock
+LOCK_TIMEOUT_S = 300
+# An overwrite moves the entry `name` aside to `.name.old`, moves the staged `.name.new-XXXXXXXX` in, then deletes
+# `.name.old`. A crash between these steps leaves one of them behind; `_recover` finishes or undoes the swap.
+_STAGING = re.compile(r"^\..+\.new-[A-Za-z0-9_]{8}$")
 
 
 def _is_entry(folder: Path) -> bool:
     return (folder / EMBEDDING_NAME).is_file() or (folder / CONFIG_NAME).is_file()
+
+
+def _backup_of(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def _replaced_entry(child: Path) -> Path | None:
+    """The entry folder a backup `.name.old` was moved aside from, or None when `child` is no backup."""
+    name = child.name
+    return child.with_name(name[1:-4]) if name.startswith(".") and name.endswith(".old") and len(name) > 5 else None
+
+
+def _scan(root: Path) -> tuple[list[Path], list[Path]]:
+    """(entry folders, leftovers of an interrupted add) under `root`; an entry moved aside whose replacement never
+    arrived (`.name.old` without `name`) is listed as the entry, so a crash mid-overwrite never hides it."""
+    found, leftovers, stack = [], [], [root]
+    while stack:
+        folder = stack.pop()
+        for child in sorted(folder.iterdir(), reverse=True):
+            if not child.is_dir():
+                continue
+            if child.name.startswith("."):
+                replaced = _replaced_entry(child)
+                if _STAGING.match(child.name) or replaced is not None:
+                    leftovers.append(child)
+                    if replaced is not None and not replaced.exists() and _is_entry(child):
+                        found.append(child)
+            else:
+                (found.append(child) if _is_entry(child) else stack.append(child))
+    return sorted(found), leftovers
 
 
 class LocalRegistry(Registry):
@@ -49,22 +86,51 @@ class LocalRegistry(Registry):
             raise RegistryError(f"Registry folder {self.path} does not exist. Create it with "
                                 f"`taskemb-hub registry add <adapter> --registry {self.path}`.")
         self.skipped: list[tuple[str, str]] = []
+        if _scan(self.path)[1] and os.access(self.path, os.W_OK):
+            try:
+                with self._lock(timeout=0):  # an add running now recovers under the lock itself
+                    self._recover()
+            except (RegistryError, OSError):
+                pass  # a read-only or busy registry: `entry_folders` still lists an entry moved aside
+
+    @contextmanager
+    def _lock(self, timeout: float = LOCK_TIMEOUT_S):
+        """The registry's lock: one add at a time checks, stages and swaps (two adds of one name: one wins)."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK_NAME), timeout=timeout, mode=default_mode())
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RegistryError(f"Registry {self.path} is locked by another `registry add` for over {timeout:g} s. "
+                                "Wait for it to finish, then retry.") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _recover(self) -> None:
+        """Finish or undo an add that crashed mid-way (call under the lock): an entry moved aside whose
+        replacement never arrived is moved back, a replaced entry's backup and staged folders are deleted."""
+        for leftover in _scan(self.path)[1]:
+            replaced = _replaced_entry(leftover)
+            if replaced is not None and not replaced.exists() and _is_entry(leftover):
+                os.replace(leftover, replaced)
+            else:
+                shutil.rmtree(leftover, ignore_errors=True)
 
     def entry_folders(self) -> list[Path]:
-        found, stack = [], [self.path]
-        while stack:
-            folder = stack.pop()
-            for child in sorted(folder.iterdir(), reverse=True):
-                if child.is_dir() and not child.name.startswith("."):
-                    (found.append(child) if _is_entry(child) else stack.append(child))
-        return sorted(found)
+        return _scan(self.path)[0]
+
+    def _name(self, folder: Path) -> str:
+        return (_replaced_entry(folder) or folder).relative_to(self.path).as_posix()
 
     def entries(self) -> list[RegistryEntry]:
         """Every readable entry; unreadable ones go to `self.skipped` with the reason, not an exception."""
         self.skipped = []
         out = []
         for folder in self.entry_folders():
-            name = folder.relative_to(self.path).as_posix()
+            name = self._name(folder)
             try:
                 out.append(RegistryEntry(name=name, embedding=load_embedding(folder), location=str(folder)))
             except TaskEmbHubError as err:
@@ -78,7 +144,7 @@ class LocalRegistry(Registry):
                 raise RegistryError(f"Entry name {name!r} is inside entry {parent.as_posix()!r}, where entries are not "
                                     f"looked for. Choose another name, e.g. {name.replace('/', '-')!r}.")
         if target.is_dir() and not _is_entry(target):
-            inner = [f.relative_to(self.path).as_posix() for f in LocalRegistry(target).entry_folders()]
+            inner = [self._name(f) for f in _scan(target)[0]]
             if inner:
                 raise RegistryError(f"Entry name {name!r} is a folder that holds entries ({', '.join(inner[:3])}"
                                     f"{' ...' if len(inner) > 3 else ''}); adding it would replace them. Choose another name.")
@@ -91,7 +157,9 @@ class LocalRegistry(Registry):
 
         The entry is written in a temporary folder and moved into place in one step, so a failed
         add never leaves a half-written entry, and an existing one is replaced only with
-        `overwrite=True`.
+        `overwrite=True` (moved aside until the new one is in place: after a crash, opening the
+        registry restores or finishes the swap). Adds run under the registry's lock file, so of two
+        adds of one name at once one wins and the other raises `RegistryError`.
         """
         if isinstance(source, TaskEmbedding):
             embedding, src = source, None
@@ -104,12 +172,22 @@ class LocalRegistry(Registry):
                                 "start with '.': hidden folders are not listed as entries).")
         embedding.check_usable()
         target = self.path / name
+        try:
+            with self._lock():
+                self._recover()
+                return self._add_locked(embedding, src, name, target, overwrite)
+        except OSError as err:
+            raise RegistryError(f"Could not write registry entry {name!r} in {self.path}: {err.strerror or err}. "
+                                "Check that the folder is writable and the disk not full, then retry.") from err
+
+    def _add_locked(self, embedding: TaskEmbedding, src: Path | None, name: str, target: Path, overwrite: bool) -> Path:
+        """Stage the entry beside its place, then swap it in; the old entry stays until the new one is in place."""
         self._check_nesting(name, target)
         if target.exists() and not overwrite:
             raise RegistryError(f"Registry entry {name!r} already exists at {target}. Pass overwrite=True "
                                 "(CLI: --overwrite) to replace it, or choose another --name.")
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
         os.chmod(staging, default_mode(directory=True))  # mkdtemp's 0700 would hide the entry from the group
         try:
             if src is not None:
@@ -120,13 +198,17 @@ class LocalRegistry(Registry):
             if not (staging / CARD_NAME).is_file():
                 write_model_card(staging, embedding)
             if target.exists():
-                backup = target.with_name(f".{target.name}.old")
+                backup = _backup_of(target)  # `_recover` removed any earlier one
                 os.replace(target, backup)
-                os.replace(staging, target)
-                shutil.rmtree(backup)
+                try:
+                    os.replace(staging, target)
+                except BaseException:
+                    os.replace(backup, target)
+                    raise
+                shutil.rmtree(backup, ignore_errors=True)
             else:
                 os.replace(staging, target)
         finally:
             if staging.exists():
-                shutil.rmtree(staging)
+                shutil.rmtree(staging, ignore_errors=True)
         return target
