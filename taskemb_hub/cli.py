@@ -11,6 +11,12 @@ from pathlib import Path
 
 from .default_registry import DEFAULT_METHOD  # tiny module: keeps `--help` fast
 
+# `--help` and argument errors import nothing heavy (torch, transformers, peft, datasets, gradio): every
+# command imports what it needs inside its function. tests/test_cli_start.py checks it.
+# The built-in PEFT methods, for `tune --method` without importing `taskemb_hub.methods` (torch);
+# test_cli_start checks it against `list_methods()`.
+BUILTIN_METHODS = ("bitfit", "ia3", "lora", "prefix", "prompt")
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -94,11 +100,11 @@ def _selector(registry: str, similarity: str | None, **hub_filters):
 
 def cmd_rank(args) -> int:
     from .errors import TaskEmbHubError
-    from .recipe import target_from_data
 
     if not args.data and not args.target:
         raise TaskEmbHubError("rank needs --target (an adapter folder or a registry entry name) or --data (a data "
                               "file or task folder).")
+    from .recipe import target_from_data
     selector = _selector(args.registry, args.similarity, **_rank_hub_filters(args))
     if args.data:  # always tuned with the registry's own recipe, so target and sources are comparable
         target = target_from_data(_load(args, args.data), selector, progress=not args.json, base_model=args.base_model)
@@ -191,10 +197,10 @@ def _hub_filters(args) -> dict:
 
 
 def cmd_registry_sync(args) -> int:
+    filters = _hub_filters(args)  # a bad --timeout is refused before torch is imported
     from .registries.hub import HubRegistry
 
-    registry = HubRegistry(args.tag, endpoint=args.endpoint, deadline=args.deadline, timeout=args.timeout,
-                           **_hub_filters(args))
+    registry = HubRegistry(args.tag, endpoint=args.endpoint, deadline=args.deadline, timeout=args.timeout, **filters)
     registry.progress = not args.json
     entries = registry.entries()
     report = registry.report
@@ -208,14 +214,15 @@ def cmd_registry_sync(args) -> int:
 
 def cmd_index_build(args) -> int:
     from .errors import RegistryError
-    from .registries.index import build_index
 
     if not args.repo_id and not args.out:
         raise RegistryError("index build needs --repo-id (the index dataset repo) or --out (a folder), or both.")
+    filters = _hub_filters(args)
+    from .registries.index import build_index
 
     report = build_index(args.repo_id, folder=args.out, tag=args.tag, endpoint=args.endpoint, push=not args.no_push,
                          private=args.private,
-                         deadline=args.deadline, timeout=args.timeout, progress=not args.json, **_hub_filters(args))
+                         deadline=args.deadline, timeout=args.timeout, progress=not args.json, **filters)
     text = (f"index {args.repo_id or args.out}: {report.entries} entries in {report.shards} signature shard(s) "
             f"({report.fetched} new or changed, {report.reused} unchanged), {len(report.failed)} failed, "
             f"{report.seconds:.1f} s; " + (f"pushed {report.url}" if report.committed else "no new commit"))
@@ -240,6 +247,8 @@ def cmd_quickstart(args) -> int:
 
 
 def cmd_transfer_matrix(args) -> int:
+    if args.executor != "ray":
+        _refuse_ray_flags_locally(args)  # before torch is imported: a wrong flag is answered at once
     from .transfer import TASK_SETS, TransferConfig, run_local_workers, run_transfer_matrix
 
     tasks = TASK_SETS.get(args.tasks) or args.tasks.split(",")
@@ -251,7 +260,6 @@ def cmd_transfer_matrix(args) -> int:
                                                 else "transfer_limited.jsonl")
     if args.executor == "ray":
         return _transfer_matrix_on_ray(args, cfg)
-    _refuse_ray_flags_locally(args)
     if args.workers > 1 or args.deadline:
         from .transfer import WorkerError
 
@@ -341,9 +349,14 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus-per-run", type=float, default=None, help="with --executor ray: cores per run (default 1)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .methods import list_methods
+def _method_choices() -> list[str]:
+    """`tune --method` choices: the registered methods when `taskemb_hub.methods` is loaded already (a plugin
+    registered one), else the built-in ones (importing it would import torch)."""
+    methods = sys.modules.get("taskemb_hub.methods")
+    return methods.list_methods() if methods is not None else list(BUILTIN_METHODS)
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskemb-hub", description="Pick source tasks for intermediate-task "
                                      "transfer from the similarity of tuned PEFT weights.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -360,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "example:\n  taskemb-hub tune --task ../shared/data/tasks/rotten_tomatoes --method bitfit "
                 "--save-steps 50,100 --out runs/rt-bitfit")
     p.add_argument("--task", required=True, help="task folder, data file, or Hub dataset id")
-    p.add_argument("--method", default=DEFAULT_METHOD, choices=list_methods(),
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=_method_choices(),
                    help=f"default: {DEFAULT_METHOD}, the method of the packaged registry")
     p.add_argument("--out", required=True, help="output folder (gets step-N/ subfolders)")
     p.add_argument("--save-steps", default="", help="comma list of steps to keep, e.g. 50,100,200")
