@@ -67,7 +67,8 @@ class TaskEmbedding:
                                "corrupt or training diverged. Retrain with a lower learning rate.")
 
     def check_usable(self) -> None:
-        """Refuse a vector that cannot rank anything: NaN/inf (also if set after construction) or all zeros.
+        """Refuse a vector that cannot rank anything: NaN/inf (also if set after construction), all zeros, or a
+        norm its signature rules out (`norm_problem`: one such vector would move the `centered` mean).
 
         Raises:
             AdapterError: naming the cause and the fix.
@@ -77,6 +78,9 @@ class TaskEmbedding:
             raise AdapterError(f"The embedding of task {self.task!r} is all zeros: the tuned weights did not move from "
                                "their start (no training steps, a zero learning rate, or data with nothing to learn). "
                                "Tune it again on data with at least two labels.")
+        problem = norm_problem(float(self.vector.double().norm()), self.signature)
+        if problem:
+            raise AdapterError(f"The embedding of task {self.task!r}: {problem}")
 
     # ---- identity and comparison -------------------------------------------------------
     @property
@@ -209,6 +213,29 @@ class TaskEmbedding:
                                f"Re-create it with `taskemb-hub embed <adapter folder>`.")
         fields = {k: meta.get(k) for k in ("task", "base_model", "method", "signature", "step", "train_size")}
         return cls(vector=vector, metrics=meta.get("metrics") or {}, extra=meta.get("extra") or {}, **fields)
+
+
+NORM_TOLERANCE = 1e-3  # float32 rounding of unit blocks is ~1e-7; an index stores rows in float16, norms in float32
+
+
+def norm_problem(norm: float, signature: dict) -> str | None:
+    """Why a vector of this `norm` cannot be one of `signature`, in one line, or None when it can.
+
+    A zero vector ranks nothing, and a per-module-normalised vector (BitFit, LoRA, IA3: `norm_bounds`)
+    has a norm between 1 and sqrt(number of modules); a registry entry outside that range was altered
+    or not made by taskemb-hub, and one with a huge norm would move every ranking's `centered` mean.
+    """
+    from .methods.base import norm_bounds
+
+    if not norm > 0:
+        return ("the vector is all zeros (the tuned weights did not move from their start); tune it again on data with "
+                "at least two labels")
+    bounds = norm_bounds(signature)
+    if bounds is not None and not bounds[0] * (1 - NORM_TOLERANCE) <= norm <= bounds[1] * (1 + NORM_TOLERANCE):
+        return (f"the vector's norm {norm:.4g} does not fit its signature (each of its {len(signature['modules'])} "
+                f"modules is scaled to norm 1 or 0, so the norm is between {bounds[0]:g} and {bounds[1]:.4g}): the "
+                "file was altered or not made by taskemb-hub; re-embed the adapter with `taskemb-hub embed`")
+    return None
 
 
 def _method_hint(embedding: TaskEmbedding, other: TaskEmbedding) -> str | None:

@@ -116,6 +116,21 @@ class PeftMethod:
         return {"method": self.name, **fields}
 
 
+def norm_bounds(signature: dict) -> tuple[float, float] | None:
+    """The norms a non-zero vector of this signature can have, or None when the signature does not fix them.
+
+    With `per_module_norm`, `concat_blocks` scales each module's block to unit norm (a block that did
+    not move stays zero), so the vector's norm is between 1 (one block moved) and sqrt(number of
+    modules) (every block moved). Any other norm means the file was altered or not made this way.
+    """
+    if not isinstance(signature, dict) or signature.get("per_module_norm") is not True:
+        return None
+    modules = signature.get("modules")
+    if not isinstance(modules, dict) or not modules:
+        return None
+    return 1.0, len(modules) ** 0.5
+
+
 def concat_blocks(blocks: list[torch.Tensor], per_module_norm: bool) -> torch.Tensor:
     """Concatenate per-module vectors, each scaled to unit norm when asked (zero blocks stay zero)."""
     out = []

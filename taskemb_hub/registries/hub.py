@@ -2,9 +2,12 @@
 adapter of a base model), read through the huggingface_hub cache.
 
 One listing call (`list_models(..., expand=["sha", "siblings", "tags"])`) says which commit each
-repo is at; files are then fetched with `hf_hub_download(revision=<commit sha>)`, which answers
-from the cache without a request when the file of that commit is there. An unchanged re-sync
-therefore downloads nothing. Repos are fetched in parallel; each one that fails is reported with
+repo is at and which files it holds. A file of that commit already in the HF cache is read without
+a request. For the others, the listing's sizes and blob ids (the Hub's listing has none: then one
+`paths-info` request per repo, for all the files it needs) give what `hf_hub_download` would HEAD
+each file for, so a file costs one GET, written into the HF cache exactly where `hf_hub_download`
+puts it (blob named by its etag, snapshot link per commit). An unchanged re-sync therefore
+downloads nothing. Repos are fetched in parallel; each one that fails is reported with
 its reason and never stops the others. The last listing is kept beside the cache, so with
 `HF_HUB_OFFLINE=1`, or when the Hub cannot be listed, the last sync is served from the cache.
 """
@@ -51,20 +54,34 @@ class EntryFailure(TaskEmbHubError):
 
 @dataclass
 class RepoRef:
-    """A repo as listed: its id, the commit it is at, its files, and whether it carries the registry tag."""
+    """A repo as listed: its id, the commit it is at, its files, and whether it carries the registry tag.
+
+    `meta` maps a file to `(size, etag)` where the listing (or a paths-info call) stated them; the etag is
+    the LFS sha256, else the git blob id: what the Hub's HEAD answers and the HF cache names blobs by.
+    """
 
     repo_id: str
     sha: str
     files: list[str]
     tagged: bool = True
     license: str | None = None
+    meta: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+
+
+def _file_meta(file) -> tuple[int, str] | None:
+    """`(size, etag)` of a `RepoSibling` / `RepoFile`, or None when it does not say both."""
+    lfs = getattr(file, "lfs", None)
+    size, etag = (lfs.size, lfs.sha256) if lfs is not None else (file.size, getattr(file, "blob_id", None))
+    return (int(size), etag) if size is not None and etag else None
 
 
 def _ref(model, *, tagged: bool) -> RepoRef:
     card = getattr(model, "card_data", None) or getattr(model, "cardData", None)
     license_ = card.get("license") if hasattr(card, "get") else getattr(card, "license", None)
-    return RepoRef(model.id, model.sha, [s.rfilename for s in model.siblings or []], tagged=tagged,
-                   license=license_ if isinstance(license_, str) else None)
+    siblings = model.siblings or []
+    meta = {s.rfilename: m for s in siblings if (m := _file_meta(s)) is not None}
+    return RepoRef(model.id, model.sha, [s.rfilename for s in siblings], tagged=tagged,
+                   license=license_ if isinstance(license_, str) else None, meta=meta)
 
 
 @dataclass
@@ -112,8 +129,8 @@ class HubRegistry(Registry):
         include_untagged: also embed plain PEFT adapters of `base_model` (the Hub tags them
             `base_model:adapter:<id>`) from their safetensors weights.
         max_workers: repos fetched in parallel.
-        timeout: seconds for each metadata request (HEAD) before it counts as failed; the listing
-            gets 6 of them (or what is left of the deadline). File downloads use the client's own
+        timeout: seconds for each metadata request (paths-info, or HEAD) before it counts as failed;
+            the listing gets 6 of them (or what is left of the deadline). File downloads use the client's own
             read timeout, `HF_HUB_DOWNLOAD_TIMEOUT` (10 s by default).
         deadline: seconds for the whole sync; repos not done by then are reported, not waited for.
         max_file_bytes: larger files are not downloaded.
@@ -151,6 +168,7 @@ class HubRegistry(Registry):
         self.skipped: list[tuple[str, str]] = []
         self.report = SyncReport()
         self.progress = False  # a tqdm bar over the repos being read
+        self._paths_info_supported = True
 
     def describe(self) -> str:
         filters = [f"tag {self.tag!r}"] + [f"{k} {v!r}" for k, v in (("author", self.author), ("base model", self.base_model),
@@ -299,9 +317,11 @@ class HubRegistry(Registry):
         """
         files = set(ref.files)
         if ref.tagged and {EMBEDDING_NAME, METADATA_NAME} <= files:
+            self._known_metadata(ref, [EMBEDDING_NAME, METADATA_NAME], local_only)
             folder = self._download(ref, [EMBEDDING_NAME, METADATA_NAME], local_only)
             embedding = read_embedding_files(folder)
         elif {CONFIG_NAME, WEIGHTS_NAME} <= files:
+            self._known_metadata(ref, [CONFIG_NAME, WEIGHTS_NAME], local_only)  # one request for both
             if self.method:  # the small config says the method: skip a wrong one before its weights
                 self._check_adapter_method(self._download(ref, [CONFIG_NAME], local_only))
             folder = self._download(ref, [CONFIG_NAME, WEIGHTS_NAME], local_only)
@@ -312,6 +332,7 @@ class HubRegistry(Registry):
         else:
             raise EntryFailure(f"no {EMBEDDING_NAME} and no {CONFIG_NAME} + {WEIGHTS_NAME} in the repo")
         self._check_filters(embedding)
+        embedding.check_usable()  # all zeros, or a norm its signature rules out (it would move the `centered` mean)
         embedding.extra = {k: v for k, v in embedding.extra.items() if k != "source"} | {"hub_repo": ref.repo_id,
                                                                                         "hub_sha": ref.sha}
         if ref.license:
@@ -335,14 +356,72 @@ class HubRegistry(Registry):
         if self.method and embedding.method != self.method:
             raise EntryFailure(f"wrong method: {embedding.method!r}, not {self.method!r}")
 
+    def _known_metadata(self, ref: RepoRef, filenames: list[str], local_only: bool) -> None:
+        """Fill `ref.meta` for the files of `filenames` that are neither cached nor sized by the listing: one
+        paths-info request for all of them (the Hub's listings carry no sizes). A server without paths-info
+        leaves them unknown, and `_download` HEADs them as `hf_hub_download` does."""
+        if local_only or not self._paths_info_supported:
+            return
+        missing = [n for n in filenames if n not in ref.meta and not _cached(ref, n)]
+        if not missing:
+            return
+        from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
+                                            RevisionNotFoundError)
+
+        try:
+            infos = self._retrying(lambda: self._paths_info(ref, missing), "the file list")
+        except EntryFailure as err:
+            cause = _root_cause(err.__cause__) if err.__cause__ is not None else None
+            unsupported = (isinstance(cause, HfHubHTTPError) and getattr(cause, "response", None) is not None
+                           and cause.response.status_code in (404, 405, 501)
+                           and not isinstance(cause, (RepositoryNotFoundError, RevisionNotFoundError,
+                                                      EntryNotFoundError)))
+            if not unsupported:
+                raise
+            self._paths_info_supported = False  # an older Hub-compatible server: HEAD each file instead
+            return
+        for info in infos:
+            meta = _file_meta(info)
+            if meta is not None:
+                ref.meta[info.path] = meta
+        absent = [n for n in missing if n not in {i.path for i in infos}]
+        if absent:
+            raise EntryFailure(f"{absent[0]} is missing from the repo")
+
+    def _paths_info(self, ref: RepoRef, filenames: list[str]) -> list:
+        """`HfApi.get_paths_info` at the listed commit, with this registry's request timeout."""
+        from huggingface_hub.hf_api import RepoFile
+        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+        response = get_session().post(f"{self.endpoint}/api/models/{ref.repo_id}/paths-info/{ref.sha}",
+                                      data={"paths": filenames, "expand": False}, timeout=self.timeout,
+                                      headers=build_hf_headers(token=self.token))
+        hf_raise_for_status(response)
+        return [RepoFile(**e) for e in response.json() if e.get("type") == "file"]
+
     def _download(self, ref: RepoRef, filenames: list[str], local_only: bool) -> Path:
-        """Files of `ref` at its commit, through the HF cache; too-large files are refused unread."""
+        """Files of `ref` at its commit, through the HF cache; too-large files are refused unread.
+
+        A cached file costs no request; a file of known size and etag one GET; any other the
+        client's HEAD (its size, before the download) and `hf_hub_download`.
+        """
         from huggingface_hub import hf_hub_download
 
         paths = []
         for name in filenames:
             kwargs = dict(revision=ref.sha, endpoint=self.endpoint, token=self.token, etag_timeout=self.timeout,
                           local_files_only=local_only)
+            cached = None if local_only else _cached(ref, name)
+            if cached is not None:
+                paths.append(cached)
+                continue
+            if not local_only and name in ref.meta:
+                size, etag = ref.meta[name]
+                if size > self.max_file_bytes:
+                    raise EntryFailure(f"{name} is {size:,} bytes, over the limit of {self.max_file_bytes:,} "
+                                       "(max_file_bytes)")
+                paths.append(self._retrying(lambda: self._get_into_cache(ref, name, size, etag), name))
+                continue
             if not local_only:
                 info = self._retrying(lambda: hf_hub_download(ref.repo_id, name, dry_run=True, **kwargs), name)
                 if info.will_download and info.file_size and info.file_size > self.max_file_bytes:
@@ -350,6 +429,42 @@ class HubRegistry(Registry):
                                        f"{self.max_file_bytes:,} (max_file_bytes)")
             paths.append(Path(self._retrying(lambda: hf_hub_download(ref.repo_id, name, **kwargs), name)))
         return paths[0].parent
+
+    def _get_into_cache(self, ref: RepoRef, name: str, size: int, etag: str) -> Path:
+        """One GET of a file whose size and etag are known, into the HF cache where `hf_hub_download` would
+        put it (`blobs/<etag>`, linked from `snapshots/<sha>/<name>`), so it and `try_to_load_from_cache`
+        find it. The client's `http_get` streams it (its resume on a dropped connection, its size check);
+        a partial download never lands in the cache."""
+        import shutil
+        import tempfile
+
+        from huggingface_hub import constants
+        from huggingface_hub.file_download import hf_hub_url, http_get, repo_folder_name
+        from huggingface_hub.utils import build_hf_headers
+
+        storage = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=ref.repo_id, repo_type="model")
+        blob, pointer = storage / "blobs" / etag, storage / "snapshots" / ref.sha / name
+        if not blob.is_file():
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=blob.parent, prefix=f"{etag}.", suffix=".incomplete")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    http_get(hf_hub_url(ref.repo_id, name, revision=ref.sha, endpoint=self.endpoint), handle,
+                             headers=build_hf_headers(token=self.token), expected_size=size, displayed_filename=name)
+                os.chmod(tmp, default_mode())
+                os.replace(tmp, blob)  # atomic: concurrent syncs of the same blob each write their own temp file
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        if not pointer.is_file():
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.symlink(os.path.relpath(blob, pointer.parent), pointer)
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without symlinks: a copy, as huggingface_hub falls back to
+                shutil.copyfile(blob, pointer)
+        return pointer
 
     def _retrying(self, call, name: str):
         """`call()`, retried on transient failures with backoff; the last failure as an `EntryFailure`."""
@@ -426,7 +541,8 @@ class HubRegistry(Registry):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             with os.fdopen(fd, "w") as handle:
-                json.dump({"synced_at": time.time(), "repos": [r.__dict__ for r in refs]}, handle)
+                json.dump({"synced_at": time.time(),
+                           "repos": [{k: v for k, v in r.__dict__.items() if k != "meta"} for r in refs]}, handle)
             os.chmod(tmp, default_mode())
             os.replace(tmp, path)
         except OSError as err:
@@ -446,6 +562,14 @@ class HubRegistry(Registry):
 
 class _ListingUnavailable(Exception):
     pass
+
+
+def _cached(ref: RepoRef, name: str) -> Path | None:
+    """The file of `ref`'s commit in the HF cache, found without a request (None when not there)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(ref.repo_id, name, revision=ref.sha)
+    return Path(path) if isinstance(path, str) else None
 
 
 def _lock(folder: Path):
@@ -563,7 +687,7 @@ def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision
     registry = HubRegistry(endpoint=endpoint, token=token, base_model=base_model, max_file_bytes=max_file_bytes,
                            timeout=timeout)
     try:
-        info = registry._api().model_info(repo_id, revision=revision, timeout=timeout)
+        info = registry._api().model_info(repo_id, revision=revision, timeout=timeout, files_metadata=True)
     except RepositoryNotFoundError as err:
         raise RegistryError(f"Model repo {repo_id!r} was not found at {registry.endpoint} (or it is private). "
                             "Check the id, or pass a token that can read it.") from err
@@ -571,7 +695,8 @@ def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision
         raise RegistryError(f"Revision {revision!r} of {repo_id!r} does not exist. Use a branch, tag or commit of it.") from err
     except Exception as err:
         raise RegistryError(f"Cannot read {repo_id!r} from {registry.endpoint}: {_describe_error(err)}. Retry later.") from err
-    ref = RepoRef(repo_id, info.sha, [s.rfilename for s in info.siblings or []], tagged=True)
+    ref = RepoRef(repo_id, info.sha, [s.rfilename for s in info.siblings or []], tagged=True,
+                  meta={s.rfilename: m for s in info.siblings or [] if (m := _file_meta(s)) is not None})
     try:
         return registry.fetch(ref).embedding
     except EntryFailure as err:

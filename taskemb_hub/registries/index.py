@@ -47,6 +47,7 @@ class IndexContents:
     groups: dict[str, VectorGroup]
     meta: dict[str, Any] = field(default_factory=dict)
     shas: dict[str, str] = field(default_factory=dict)  # repo id -> the commit its row was read at
+    refused: list[tuple[str, str]] = field(default_factory=list)  # rows whose vector cannot be right, with why
 
 
 def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, source: dict[str, Any] | None = None,
@@ -224,7 +225,7 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
     if meta.get("format") != INDEX_FORMAT:
         raise RegistryError(f"{folder}: index format {meta.get('format')!r} is not {INDEX_FORMAT!r}. Upgrade "
                             "taskemb-hub or rebuild the index.")
-    entries, groups, shas = [], {}, {}
+    entries, groups, shas, refused = [], {}, {}, []
     for sig, shard in sorted(meta["shards"].items()):
         tensors = _mmap_safetensors(folder / SHARD_DIR / f"{sig}.safetensors")
         rows = pq.read_table(folder / SHARD_DIR / f"{sig}.parquet").to_pylist()
@@ -232,6 +233,12 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
         if unit.shape != (len(rows), shard["dim"]):
             raise RegistryError(f"{folder}: shard {sig} holds {tuple(unit.shape)} vectors for {len(rows)} rows of "
                                 f"{shard['dim']} values. Rebuild the index.")
+        rows, unit, norms, mean, projected_rows, bad = _usable_rows(rows, unit, norms, mean, tensors.get("projected"),
+                                                                    shard.get("signature") or {})
+        refused += bad
+        if not rows:
+            continue
+        tensors["projected"] = projected_rows
         start = len(entries)
         for i, row in enumerate(rows):
             load = _loader(row, shard, unit, norms, i)
@@ -248,7 +255,38 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
         groups[sig] = VectorGroup(rows=list(range(start, len(entries))), unit=unit, norms=norms.float(),
                                   mean=mean.float(), projected=projected,
                                   cache_key=f"{shard_file}|{stat.st_size}|{stat.st_mtime_ns}")
-    return IndexContents(entries=entries, groups=groups, meta=meta, shas=shas)
+    return IndexContents(entries=entries, groups=groups, meta=meta, shas=shas, refused=refused)
+
+
+def _usable_rows(rows: list[dict], unit: torch.Tensor, norms: torch.Tensor, mean: torch.Tensor,
+                 projected: torch.Tensor | None, signature: dict):
+    """A shard without the rows whose stored norm cannot be right (zero, or outside what the signature allows:
+    `embedding.norm_problem`), and the mean of the rows kept; the rows refused, with why.
+
+    Checked on the stored norms alone (no row is read). When a row is refused, or the stored mean is longer
+    than any kept vector can be, the mean is computed again from the kept rows: one forged row or mean
+    never moves the `centered` similarity of the others.
+    """
+    from ..embedding import NORM_TOLERANCE, norm_problem
+    from ..methods.base import norm_bounds
+
+    values, bounds = norms.double(), norm_bounds(signature)
+    ok = values > 0  # False for NaN too
+    if bounds is not None:
+        ok &= (values >= bounds[0] * (1 - NORM_TOLERANCE)) & (values <= bounds[1] * (1 + NORM_TOLERANCE))
+    bad = [(rows[i]["name"], norm_problem(float(values[i]), signature)) for i in (~ok).nonzero().flatten().tolist()]
+    limit = (float(values[ok].max()) if bool(ok.any()) else 0.0) if bounds is None else bounds[1]
+    if not bad and float(mean.float().norm()) <= limit * (1 + NORM_TOLERANCE):
+        return rows, unit, norms, mean, projected, bad
+    if bad:
+        index = ok.nonzero().flatten()
+        rows, unit, norms = [rows[i] for i in index.tolist()], unit[index], norms[index]
+        projected = projected[index] if projected is not None and projected.shape[0] == len(ok) else None
+    total = torch.zeros(unit.shape[1], dtype=torch.float64)
+    for start in range(0, len(rows), _WRITE_BLOCK_ROWS):
+        block = slice(start, start + _WRITE_BLOCK_ROWS)
+        total += torch.sum(unit[block].float() * norms[block].float().unsqueeze(1), 0, dtype=torch.float64)
+    return rows, unit, norms, (total / max(len(rows), 1)).float(), projected, bad
 
 
 def _loader(row: dict, shard: dict, unit: torch.Tensor, norms: torch.Tensor, i: int):
@@ -329,7 +367,7 @@ class IndexRegistry(Registry):
 
     def read(self) -> IndexContents:
         contents = read_index(self.folder())
-        self.skipped = [(f["repo"], f["reason"]) for f in contents.meta.get("failures", [])]
+        self.skipped = [(f["repo"], f["reason"]) for f in contents.meta.get("failures", [])] + contents.refused
         return contents
 
     def entries(self) -> list[RegistryEntry]:

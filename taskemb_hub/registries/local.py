@@ -132,7 +132,9 @@ class LocalRegistry(Registry):
         for folder in self.entry_folders():
             name = self._name(folder)
             try:
-                out.append(RegistryEntry(name=name, embedding=load_embedding(folder), location=str(folder)))
+                embedding = load_embedding(folder)
+                embedding.check_usable()  # all zeros, or a norm its signature rules out: it would move the mean
+                out.append(RegistryEntry(name=name, embedding=embedding, location=str(folder)))
             except TaskEmbHubError as err:
                 self.skipped.append((name, str(err)))
         return out
