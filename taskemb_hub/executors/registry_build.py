@@ -141,6 +141,11 @@ def load_spec(path: str | Path) -> BuildSpec:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise SpecError(f"Spec {path} names entries {duplicates} more than once. Give each task its own `name`.")
+    for name in names:  # an entry inside another is never listed, and the outer one's add would be refused
+        outer = next((p.as_posix() for p in list(Path(name).parents)[:-1] if p.as_posix() in names), None)
+        if outer is not None:
+            raise SpecError(f"Spec {path}: entry {name!r} would be inside entry {outer!r}, where entries are not looked "
+                            f"for. Rename one of them, e.g. {name.replace('/', '-')!r}.")
     return BuildSpec(tasks=tasks, tuning=tuning)
 
 
@@ -231,6 +236,9 @@ def _task_spec(path: Path, index: int, entry: Any) -> TaskSpec:
     name = entry.get("name") or default_name
     if name.startswith("/") or any(part.startswith(".") for part in Path(name).parts):
         raise SpecError(f"{where}: entry name {name!r} must be relative and no part may start with '.'.")
+    if "\0" in name or "\\" in name or any(len(part.encode()) > 200 for part in Path(name).parts):
+        raise SpecError(f"{where}: entry name {name!r} is not a usable folder name (no NUL or backslash, each part "
+                        "at most 200 bytes). Set a shorter `name`.")
     from ..data import TASK_TYPES
 
     if entry.get("task_type") and entry["task_type"] not in TASK_TYPES:
@@ -332,12 +340,24 @@ def build_registry(spec: BuildSpec, registry: str | Path, *, executor: str = "lo
                 _publish(store.path / task.name, task.name, spec.tuning["method"], publish, report, log)
         else:
             todo.append(task)
+    from ..errors import RegistryError
+
+    for task in todo:  # names that the registry's entries make unusable: refused before anything is tuned
+        try:
+            store._check_nesting(task.name, store.path / task.name)
+        except RegistryError as err:
+            raise SpecError(f"{registry}: {err}") from None
 
     def finished(entry: BuiltEntry) -> None:
-        with tempfile.TemporaryDirectory(prefix=".taskemb-build-", dir=store.path) as staging:
-            for name, data in entry.files.items():
-                (Path(staging) / name).write_bytes(data)
-            path = store.add(staging, name=entry.name, overwrite=overwrite)
+        try:
+            with tempfile.TemporaryDirectory(prefix=".taskemb-build-", dir=store.path) as staging:
+                for name, data in entry.files.items():
+                    (Path(staging) / name).write_bytes(data)
+                path = store.add(staging, name=entry.name, overwrite=overwrite)
+        except Exception as err:  # noqa: BLE001 - an entry that cannot be added is reported; the others go on
+            failed(entry.name, str(err).splitlines()[0] if isinstance(err, TaskEmbHubError) else
+                   f"{type(err).__name__}: {err}")
+            return
         report.added.append(entry.name)
         log(f"{entry.name}: added {path} ({json.dumps(entry.metrics)}, {entry.seconds}s)")
         if publish is not None:
