@@ -9,6 +9,8 @@ so the package stays small. Resumable: tasks already built are skipped unless --
 `--from-embeddings` packages the step-`--steps` vectors that `embed_tasks.py` already measured at
 `--seed` instead of tuning again: the registry is then exactly what `benchmarks/RESULTS.md` scored
 (a second run of the same recipe is not bit-identical: thread count alone changes the float order).
+`--textemb-from` packages the TextEmb vectors the report scored (one per task, no seed: TextEmb trains nothing)
+into `default_registry/textemb/`; entries already built are left as they are unless --force.
 """
 
 import argparse
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from taskemb_hub.cards import write_model_card
 from taskemb_hub.data import CLASSIFICATION, load_task
-from taskemb_hub.default_registry import DEFAULT_METHOD, default_registry_path
+from taskemb_hub.default_registry import DEFAULT_METHOD, default_registry_path, default_textemb_path
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.methods.bitfit import is_gradient_free
 from taskemb_hub.training import TuningConfig, tune
@@ -32,6 +34,10 @@ parser.add_argument("--from-embeddings", default=None,
                     help="folder <task>/seed<n>/step-<steps>/ written by embed_tasks.py (no tuning)")
 parser.add_argument("--seed", type=int, default=0, help="with --from-embeddings: which embedding seed")
 parser.add_argument("--out", default=str(default_registry_path()))
+parser.add_argument("--textemb-from", default=None,
+                    help="folder <task>/seed0/final/ of TextEmb vectors (embed_tasks.py --baselines textemb): packaged "
+                         "beside the entries for the `fusion` ranker (taskemb_hub/rankers.py)")
+parser.add_argument("--textemb-out", default=str(default_textemb_path()))
 parser.add_argument("--force", action="store_true")
 args = parser.parse_args()
 
@@ -72,3 +78,10 @@ for name in names:
         shutil.rmtree(entry)
     staged.rename(entry)
     print(f"{name}: {embedding.method} step {embedding.step}, {embedding.metrics}", flush=True)
+
+if args.textemb_from:
+    for name in names:
+        text = TaskEmbedding.load(Path(args.textemb_from) / name / "seed0" / "final")
+        text.extra.pop("source", None)  # nothing local leaves the machine
+        text.save(Path(args.textemb_out) / name)
+        print(f"{name}: TextEmb, {text.dim} values", flush=True)

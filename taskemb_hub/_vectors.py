@@ -30,10 +30,16 @@ _BLOCK_ROWS = 4096  # float16 rows are converted to float32 this many at a time
 _F16_BLOCK_ROWS = 65536  # float16 products are taken this many rows at a time (bounded index sizes)
 _FLOAT32_COPY_BYTES = 512 * 2**20  # below this, a float16 matrix gets one float32 copy (faster products)
 _EPS = 1e-12
+PCR_SAMPLE_ROWS = 4096  # principal directions of larger groups come from this many rows (a seeded sample)
 _ANN_BUILD = threading.Lock()  # one HNSW build at a time (it uses every core); held only while building
 # Bound on |float16-kernel product − float64 product| for a unit row and a unit query: the query's
 # rounding to float16 (2^-11), the output's rounding (2^-11) and float32 accumulation, with margin.
 _F16_PRODUCT_ERROR = 2.0 ** -8
+
+
+def removed_components(similarity: str) -> int:
+    """k for `pcr-<k>` (principal component removal, `taskemb_hub.similarity`), else 0."""
+    return int(similarity[4:]) if similarity.startswith("pcr-") else 0
 
 
 @dataclass
@@ -97,6 +103,8 @@ class VectorGroup:
         t = target.float()
         if similarity == "cosine":
             out = self.matvec(t).double() / max(float(t.norm()), _EPS)
+        elif removed_components(similarity):
+            out = self._pcr_scores(None, t, removed_components(similarity), keep)
         else:
             mu, u_mu = self._centre(keep)
             tc = t - mu
@@ -114,6 +122,9 @@ class VectorGroup:
         rows = self.unit[positions].float()
         norms = self.norms[positions].double()
         t = target.float()
+        if removed_components(similarity):
+            out = self._pcr_scores(positions, t, removed_components(similarity), keep)
+            return out if keep is None else out.masked_fill(~keep[positions], float("-inf"))
         if similarity == "cosine":
             out = (rows @ t).double() / max(float(t.norm()), _EPS)
         else:
@@ -126,6 +137,49 @@ class VectorGroup:
         if keep is not None:
             out = out.masked_fill(~keep[positions], float("-inf"))
         return out
+
+    def _principal(self, keep: torch.Tensor | None, k: int) -> dict:
+        """The kept rows' mean μ, their top-k principal directions V (d×k) of the centred rows, ⟨u_i, μ⟩ and
+        Vᵀu_i; built once per (k, mask). Above `PCR_SAMPLE_ROWS` rows the directions come from a seeded
+        sample of the group's rows (a few left-out rows do not move them)."""
+        dropped = () if keep is None else tuple((~keep).nonzero().flatten().tolist())
+        key = ("pcr", k, dropped if len(self) <= PCR_SAMPLE_ROWS else ())
+        if key not in self._cache:
+            if len(self) > PCR_SAMPLE_ROWS:
+                sample = torch.randperm(len(self), generator=torch.Generator().manual_seed(0))[:PCR_SAMPLE_ROWS]
+                rows = sample.sort().values
+            else:
+                rows = torch.arange(len(self)) if keep is None else keep.nonzero().flatten()
+            mu, u_mu = self._centre(keep)
+            x = (self.unit[rows].double() * self.norms[rows].double().unsqueeze(1)) - mu.double()
+            # top right-singular vectors from the small Gram matrix: X Xᵀ = W Λ Wᵀ, V = Xᵀ W Λ^(-1/2)
+            values, vectors = torch.linalg.eigh(x @ x.T)
+            top = torch.argsort(values, descending=True)[:k]
+            keep_dirs = values[top] > 1e-12 * max(float(values.max()), _EPS)
+            v = (x.T @ vectors[:, top[keep_dirs]]) / values[top[keep_dirs]].sqrt()
+            u_v = torch.cat([self.unit[s:s + _BLOCK_ROWS].double() @ v for s in range(0, len(self), _BLOCK_ROWS)])
+            self._cache[key] = {"mu": mu.double(), "u_mu": u_mu.double(), "v": v, "u_v": u_v}
+        return self._cache[key]
+
+    def _pcr_scores(self, positions: torch.Tensor | None, t: torch.Tensor, k: int, keep) -> torch.Tensor:
+        """Cosine of P(t − μ) and P(m_i − μ), P projecting out the top-k principal directions, from one
+        product per row: ⟨Pa, Pb⟩ = ⟨a, b⟩ − ⟨Vᵀa, Vᵀb⟩ and ‖Pb‖² = ‖b‖² − ‖Vᵀb‖², with
+        b_i = n_i u_i − μ, so ⟨a, b_i⟩ = n_i⟨u_i, a⟩ − ⟨a, μ⟩ and Vᵀb_i = n_i Vᵀu_i − Vᵀμ."""
+        parts = self._principal(keep, k)
+        mu, v = parts["mu"], parts["v"]
+        a = t.double() - mu
+        if positions is None:
+            ua = self.matvec(a.float()).double()
+            n, u_mu, u_v = self.norms.double(), parts["u_mu"], parts["u_v"]
+        else:
+            ua = (self.unit[positions].float() @ a.float()).double()
+            n, u_mu, u_v = self.norms[positions].double(), parts["u_mu"][positions], parts["u_v"][positions]
+        va, v_mu = v.T @ a, v.T @ mu
+        vb = n.unsqueeze(1) * u_v - v_mu
+        inner = n * ua - float(a @ mu) - vb @ va
+        b_sq = n ** 2 - 2 * n * u_mu + float(mu @ mu) - (vb ** 2).sum(1)
+        a_sq = float(a @ a) - float(va @ va)
+        return inner / (b_sq.clamp_min(0).sqrt() * max(a_sq, 0.0) ** 0.5).clamp_min(_EPS)
 
     def _kept_mean(self, keep: torch.Tensor | None) -> torch.Tensor:
         """The mean of the kept rows: the stored mean, less the left-out rows (no re-averaging)."""
@@ -193,8 +247,8 @@ class VectorGroup:
         """
         if self.unit.dtype != torch.float32 and self.unit.numel() * 4 <= _FLOAT32_COPY_BYTES:
             self.unit = self.unit.float()  # small enough: one float32 copy (as `matvec` makes)
-        if self.unit.dtype == torch.float32:
-            return None
+        if self.unit.dtype == torch.float32 or removed_components(similarity):
+            return None  # float32 rows: the exact product is as fast; pcr: no bound derived, read every row
         e = _F16_PRODUCT_ERROR
         t = target.float()
         if similarity == "cosine":

@@ -32,6 +32,51 @@ EPILOG = """examples:
 """
 
 
+def _int_arg(flag: str, minimum: int, example: int):
+    """An argparse `type=`: an integer >= `minimum`, else one line naming the flag and a value to pass (a
+    `TaskEmbHubError`, which argparse lets through to `main`: not its multi-line usage message)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            from .errors import TaskEmbHubError
+
+            wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise TaskEmbHubError(f"{flag} must be {wanted} (got {text!r}). Pass e.g. {flag} {example}.")
+        return value
+
+    return parse
+
+
+def _positive_float(flag: str, example: str):
+    """An argparse `type=`: a positive finite number, else one line (see `_int_arg`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 < value < float("inf"):
+            from .errors import TaskEmbHubError
+
+            raise TaskEmbHubError(f"{flag} must be a positive number (got {text!r}). Pass e.g. {flag} {example}.")
+        return value
+
+    return parse
+
+
+def _save_steps(text: str) -> str:
+    """`--save-steps`: a comma list of positive integers (kept as text: `main` and `cmd_tune` split it)."""
+    steps = [s.strip() for s in text.split(",") if s.strip()]
+    if not all(s.isdigit() and int(s) > 0 for s in steps):
+        from .errors import TaskEmbHubError
+
+        raise TaskEmbHubError(f"--save-steps must be a comma list of positive step numbers (got {text!r}). Pass e.g. "
+                              "--save-steps 50,100,200.")
+    return ",".join(str(int(s)) for s in steps)
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", default="text", help="text column of a data file (default: text)")
     p.add_argument("--text-pair-column", default=None, help="second text column, for pair tasks")
@@ -105,12 +150,22 @@ def cmd_rank(args) -> int:
         raise TaskEmbHubError("rank needs --target (an adapter folder or a registry entry name) or --data (a data "
                               "file or task folder).")
     from .recipe import target_from_data
+    from .rankers import check_ranker
+
+    check_ranker(args.ranker)
     selector = _selector(args.registry, args.similarity, **_rank_hub_filters(args))
+    text_target = None
     if args.data:  # always tuned with the registry's own recipe, so target and sources are comparable
-        target = target_from_data(_load(args, args.data), selector, progress=not args.json, base_model=args.base_model)
+        task = _load(args, args.data)
+        target = target_from_data(task, selector, progress=not args.json, base_model=args.base_model)
+        if args.ranker != "peft" and selector.text_selector is not None:  # TextEmb: one forward pass, no tuning
+            from .baselines import text_embedding
+
+            text_target = text_embedding(task, base_model=args.base_model)
     else:
         target = args.target
-    ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or (), strict=args.strict)
+    ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or (), strict=args.strict,
+                            ranker=args.ranker, text_target=text_target)
     if args.json:  # the text table carries the warnings itself
         for warning in ranking.warnings:
             print(f"warning: {warning}", file=sys.stderr)
@@ -376,14 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default=DEFAULT_METHOD, choices=_method_choices(),
                    help=f"default: {DEFAULT_METHOD}, the method of the packaged registry")
     p.add_argument("--out", required=True, help="output folder (gets step-N/ subfolders)")
-    p.add_argument("--save-steps", default="", help="comma list of steps to keep, e.g. 50,100,200")
-    p.add_argument("--max-steps", type=int, default=None, help="default: the largest save step, else 200")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--learning-rate", type=float, default=None, help="default: the method's own")
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--max-train-examples", type=int, default=None)
-    p.add_argument("--eval-examples", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-steps", type=_save_steps, default="", help="comma list of steps to keep, e.g. 50,100,200")
+    p.add_argument("--max-steps", type=_int_arg("--max-steps", 1, 200), default=None,
+                   help="default: the largest save step, else 200")
+    p.add_argument("--batch-size", type=_int_arg("--batch-size", 1, 16), default=16)
+    p.add_argument("--learning-rate", type=_positive_float("--learning-rate", "1e-3"), default=None,
+                   help="default: the method's own")
+    p.add_argument("--max-length", type=_int_arg("--max-length", 1, 128), default=128)
+    p.add_argument("--max-train-examples", type=_int_arg("--max-train-examples", 1, 1000), default=None)
+    p.add_argument("--eval-examples", type=_int_arg("--eval-examples", 0, 500), default=500)
+    p.add_argument("--seed", type=_int_arg("--seed", 0, 0), default=0)
     p.add_argument("--base-model", default=None, help="local folder or Hub id (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--push-to-hub", default=None, metavar="OWNER/NAME",
                    help="push each kept checkpoint to this repo as it is saved (branch step-N; the last one on main)")
@@ -413,8 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", default="default",
                    help="registry folder, 'default' (packaged), 'hub' / 'hub:<tag>' (tagged Hub repos), "
                         "or 'index:<repo id or folder>' (a registry index)")
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--similarity", choices=["cosine", "centered"], default=None)
+    p.add_argument("--top-k", type=_int_arg("--top-k", 1, 5), default=None)
+    p.add_argument("--similarity", choices=["pcr-1", "pcr-2", "pcr-3", "centered", "cosine"], default=None,
+                   help="the PEFT embedding's similarity (default pcr-1: cosine after removing the registry's mean and "
+                        "top principal direction; plain cosine ranks nearly one order for every target)")
+    p.add_argument("--ranker", choices=["auto", "peft", "textemb", "fusion"], default="auto",
+                   help="auto (default): fusion when the target's texts are known (--data, or a registry entry) and the "
+                        "registry has TextEmb vectors (the packaged one does), else peft; peft: the PEFT embedding "
+                        "alone; textemb: the texts alone (Vu et al. 2020); fusion: both (README: when each helps)")
     p.add_argument("--exclude", action="append", help="entry name to leave out (repeatable)")
     p.add_argument("--strict", action="store_true",
                    help="refuse (exit 2) when the target was tuned with another recipe than the sources' "
@@ -528,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("quickstart", "rank sources for a task of the packaged registry (offline, seconds)", cmd_quickstart)
     p.add_argument("--task", default="rotten_tomatoes")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=_int_arg("--top-k", 1, 5), default=5)
 
     p = command("transfer-matrix", "measure ground-truth transfer by full fine-tuning (resumable)", cmd_transfer_matrix,
                 "examples:\n  taskemb-hub transfer-matrix --tasks classification16 --seeds 0,1,2\n"
@@ -568,7 +631,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .errors import TaskEmbHubError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except TaskEmbHubError as err:  # an argument's `type=` check: one line, as every other bad input
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if getattr(args, "command", None) == "tune" and args.max_steps is None:
         steps = [int(s) for s in args.save_steps.split(",") if s]
         args.max_steps = max(steps) if steps else 200

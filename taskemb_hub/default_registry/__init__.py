@@ -10,3 +10,8 @@ DEFAULT_METHOD = "bitfit"
 
 def default_registry_path() -> Path:
     return Path(__file__).parent / "entries"
+
+
+def default_textemb_path() -> Path:
+    """TextEmb vectors (Vu et al. 2020) of the same 16 tasks: the packaged registry's `fusion` ranker reads them."""
+    return Path(__file__).parent / "textemb"

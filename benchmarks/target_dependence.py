@@ -1,0 +1,378 @@
+"""Does the ranking depend on the target? Hubness measures and remedies, chosen leave-one-target-out (issue 19).
+
+    python benchmarks/target_dependence.py          # writes results/target_dependence.json and readme_target_dependence.md
+
+A ranker that gives (nearly) the same order whatever the target is a *hub order*: it can score well where one
+family of sources helps everywhere, and it predicts nothing elsewhere. For every ranker this measures, on the 16
+registry targets ranked leave-one-out over the other 15:
+
+- **Spearman with its own target-independent order**: per target t, the Spearman between the ranker's scores of
+  the sources and the mean score each source gets from the *other* targets (t never read), averaged over targets.
+  For the plain cosine that order is each source's mean cosine to the other registry entries.
+- **top-3 k-occurrence**: how many of the 16 top-3 lists each source appears in; the maximum is reported.
+- **own family in the top 3**: task families are named from the tasks' descriptions in `task.json` (FAMILIES,
+  written before any ranking was looked at); the share of targets with a relative whose top 3 holds one.
+- **NDCG** (relative gain, report.py's metric) overall, on the 4 sentiment targets and on the 12 others, with the
+  paired difference to the random order (mean over random permutations; tied scores are broken at random and
+  averaged, never by name).
+
+Remedies tried (all computed from the registry alone, so they run at ranking time; `taskemb_hub.similarity`):
+centring on the registry mean, projecting out the registry's top principal components, per-dimension
+standardisation, CSLS-style local scaling, per-source score standardisation (hub correction), and a fusion with
+TextEmb. The shipped similarity is chosen leave-one-target-out on both regimes; see `choose()`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from _common import RESULTS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import load_embeddings, load_matrix, load_runs  # noqa: E402
+
+from taskemb_hub.ranking_metrics import best_source_rank, gains, ndcg  # noqa: E402
+from taskemb_hub.rankers import TEXT_SIMILARITY, fuse, text_ranking  # noqa: E402
+from taskemb_hub.selector import SIMILARITIES, AutoSourceSelector  # noqa: E402
+from taskemb_hub.similarity import SIMILARITY_FUNCTIONS  # noqa: E402
+from taskemb_hub.transfer import BASE, TASK_SETS  # noqa: E402
+
+TASKS = TASK_SETS["classification16"]
+# Named from each task's `description` in ../shared/data/tasks/*/task.json, before any ranking was looked at.
+# bbc_news (news topic) and hyperbaton (adjective order) have no relative among the 16.
+FAMILIES = {
+    "sentiment": ["rotten_tomatoes", "multiemo_hotels", "multiemo_medicine", "multiemo_products"],
+    "claim verification": ["fever", "vitaminc"],
+    "dialogue (same speaker?)": ["movie_dialog", "play_dialog"],
+    "logic and entailment": ["epistemic_reasoning", "formal_fallacies", "logical_fallacy"],
+    "commonsense plausibility": ["strategyqa", "sports_understanding", "winowhy"],
+    "news topic": ["bbc_news"],
+    "grammar": ["hyperbaton"],
+}
+FAMILY_OF = {t: f for f, ts in FAMILIES.items() for t in ts}
+SENTIMENT = set(FAMILIES["sentiment"])
+EMBEDDING_SEEDS = (0, 1)
+PACKAGED_SEED = 0  # the packaged registry holds the seed-0 vectors
+FUSED_SIMILARITIES = ("centered", "pcr-1", "pcr-2")  # BitFit similarities fused with TextEmb (centred)
+FUSION_WEIGHTS = (0.5, 1.0, 2.0)
+TIE_DRAWS = 64
+RANDOM_DRAWS = 200
+PEER_LEAK_SEED = 0  # peer_rankers.py recreated every source model with ground-truth seed 0's recipe and seed
+
+
+# ---- scores ----------------------------------------------------------------------------------------------------
+def vectors(method: str, seed: int, step: str) -> dict[str, np.ndarray]:
+    return {t: e.vector.double().numpy() for t, e in load_embeddings(method, seed, step).items()}
+
+
+def selector_for(method: str, seed: int, step: str = "step-100", text: str | None = "textemb") -> AutoSourceSelector:
+    """The product's selector over the benchmark's vectors (all 16 tasks), with TextEmb vectors attached."""
+    selector = AutoSourceSelector.from_embeddings(list(load_embeddings(method, seed, step).values()))
+    if text:
+        selector.text_selector = AutoSourceSelector.from_embeddings(list(load_embeddings(text, 0, "final").values()),
+                                                                    similarity=TEXT_SIMILARITY)
+    return selector
+
+
+def product_scores(selector: AutoSourceSelector, similarity: str, *, weight: float | None = None,
+                   targets: dict | None = None, text_targets: dict | None = None) -> dict[str, dict[str, float]]:
+    """target -> {source: score} as `AutoSourceSelector.rank` gives them, every target left out of the registry.
+
+    `weight`: fuse with TextEmb at this weight (`rankers.fuse`), else the PEFT similarity alone. `targets` /
+    `text_targets`: the targets' own vectors when they differ from their registry entries (the small regime's
+    200-row targets); by default each target is its registry entry, ranked leave-one-out."""
+    out = {}
+    for task in TASKS:
+        if targets is not None and task not in targets:
+            continue
+        target = (targets or {}).get(task, task)
+        text_target = (text_targets or {}).get(task, task)
+        peft = selector.rank(target, similarity=similarity, exclude={task}, ranker="peft")
+        ranking = peft if weight is None else fuse(peft, text_ranking(selector, text_target, exclude={task}), None, weight)
+        out[task] = {r["task"]: r["score"] for r in ranking.rows}
+    return out
+
+
+def numpy_scores(vecs: dict[str, np.ndarray], similarity: str, targets: dict | None = None) -> dict[str, dict[str, float]]:
+    """The research-only similarities of `taskemb_hub.similarity` (not offered by the selector), leave-one-out."""
+    out = {}
+    for target in TASKS:
+        sources = [t for t in TASKS if t != target and t in vecs]
+        query = (targets or vecs).get(target)
+        if query is None:
+            continue
+        matrix = np.stack([vecs[s] for s in sources])
+        out[target] = dict(zip(sources, map(float, SIMILARITY_FUNCTIONS[similarity](query, matrix))))
+    return out
+
+
+def peer_scores(method: str) -> dict[str, dict[str, float]]:
+    out = defaultdict(dict)
+    for line in (RESULTS / "peer_scores.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["method"] == method:
+            out[r["target"]][r["source"]] = float(r["score"])
+    return {t: s for t, s in out.items() if len(s) == len(TASKS) - 1}
+
+
+# ---- target dependence ----------------------------------------------------------------------------------------
+def fixed_order(scores: dict[str, dict[str, float]], target: str) -> dict[str, float]:
+    """Each source's mean score over the targets other than `target` (and itself): an order that never reads `target`."""
+    return {s: float(np.mean([scores[t][s] for t in scores if t not in (target, s) and s in scores[t]]))
+            for s in scores[target]}
+
+
+def dependence(scores: dict[str, dict[str, float]], reference: dict | None = None) -> dict:
+    """Spearman with the target-independent order (own, or `reference`'s), top-3 k-occurrence, own family in top 3."""
+    rhos, top3, family_hits, family_targets = {}, Counter(), 0, 0
+    for target, row in scores.items():
+        fixed = fixed_order(reference or scores, target)
+        keys = sorted(row)
+        rhos[target] = float(spearmanr([row[k] for k in keys], [fixed[k] for k in keys]).statistic)
+        best = sorted(keys, key=lambda s: -row[s])[:3]
+        top3.update(best)
+        relatives = set(FAMILIES[FAMILY_OF[target]]) - {target}
+        if relatives:
+            family_targets += 1
+            family_hits += bool(relatives & set(best))
+    return {"spearman_fixed": float(np.mean(list(rhos.values()))), "spearman_fixed_by_target": rhos,
+            "top3_max": max(top3.values()), "top3_most": top3.most_common(1)[0][0],
+            "top3_counts": dict(top3.most_common()), "family_top3": family_hits, "family_targets": family_targets}
+
+
+# ---- NDCG with honest ties --------------------------------------------------------------------------------------
+def ndcg_tied(scores: dict[str, float], gain: dict[str, float], rng) -> float:
+    """NDCG of the order by score; tied scores are broken at random and averaged (never by name)."""
+    sources = list(gain)
+    values = np.array([scores[s] for s in sources])
+    if len(set(np.round(values, 12))) == len(values):
+        return ndcg(sorted(sources, key=lambda s: -scores[s]), gain)
+    draws = [ndcg([sources[i] for i in np.lexsort((rng.random(len(values)), -values))], gain) for _ in range(TIE_DRAWS)]
+    return float(np.mean(draws))
+
+
+def target_ndcg(scores: dict[str, dict[str, float]], complete: dict, seeds=None) -> dict[str, float]:
+    """target -> NDCG averaged over its ground-truth seeds (only `seeds` when given)."""
+    rng = np.random.default_rng(0)
+    per = defaultdict(list)
+    for (target, seed), row in complete.items():
+        if target not in scores or (seeds is not None and seed not in seeds):
+            continue
+        sources = [s for s in scores[target] if s in row]
+        value = ndcg_tied(scores[target], gains({s: row[s] for s in sources}, row[BASE]), rng)
+        if value == value:
+            per[target].append(value)
+    return {t: float(np.mean(v)) for t, v in sorted(per.items())}
+
+
+def target_rho(scores, complete, seeds=None) -> dict[str, float]:
+    per = defaultdict(list)
+    for (target, seed), row in complete.items():
+        if target not in scores or (seeds is not None and seed not in seeds):
+            continue
+        sources = [s for s in scores[target] if s in row]
+        order = sorted(sources, key=lambda s: -scores[target][s])
+        per[target].append(best_source_rank(order, {s: row[s] for s in sources}))
+    return {t: float(np.mean(v)) for t, v in sorted(per.items())}
+
+
+def random_ndcg(complete: dict, seeds=None) -> dict[str, float]:
+    rng = np.random.default_rng(1)
+    per = defaultdict(list)
+    for (target, seed), row in complete.items():
+        if seeds is not None and seed not in seeds:
+            continue
+        sources = [s for s in row if s != BASE]
+        g = gains({s: row[s] for s in sources}, row[BASE])
+        values = [ndcg([sources[i] for i in rng.permutation(len(sources))], g) for _ in range(RANDOM_DRAWS)]
+        if values[0] == values[0]:
+            per[target].append(float(np.mean(values)))
+    return {t: float(np.mean(v)) for t, v in sorted(per.items())}
+
+
+def paired(a: dict[str, float], b: dict[str, float], targets=None) -> dict:
+    keys = [t for t in (targets or a) if t in a and t in b]
+    d = np.array([a[t] - b[t] for t in keys])
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"diff": float(d.mean()), "se": se, "z": float(d.mean() / se) if se > 0 else float("nan"),
+            "won": int((d > 1e-12).sum()), "tied": int((abs(d) <= 1e-12).sum()), "lost": int((d < -1e-12).sum()),
+            "targets": len(keys)}
+
+
+def split(per_target: dict[str, float]) -> dict:
+    def mean(keys):
+        vals = [per_target[t] for t in keys if t in per_target]
+        return float(np.mean(vals)) if vals else float("nan")
+    return {"all": mean(per_target), "sentiment": mean(SENTIMENT), "other": mean(set(per_target) - SENTIMENT)}
+
+
+# ---- choosing out of sample -------------------------------------------------------------------------------------
+def loto(per_target: dict[str, dict[str, float]], eligible=None) -> tuple[dict[str, float], dict[str, str]]:
+    """For each target, the candidate with the best mean NDCG on the other targets (among `eligible(others)`)."""
+    labels = sorted(per_target)
+    targets = sorted(set.intersection(*(set(per_target[c]) for c in labels)))
+    out, chosen = {}, {}
+    for target in targets:
+        others = [t for t in targets if t != target]
+        pool = eligible(target) if eligible else labels
+        best = max(pool, key=lambda c: (np.mean([per_target[c][t] for t in others]), c))
+        out[target], chosen[target] = per_target[best][target], best
+    return out, chosen
+
+
+def joint_choice(results) -> dict:
+    """One choice for both regimes, made leave-one-target-out: for each target, the candidate with the best NDCG
+    on the other targets averaged over the two regimes; the target is then scored with it in each regime.
+    `similarities`: the BitFit similarities alone (what `AutoSourceSelector` can ship without TextEmb vectors);
+    `all`: fusions with TextEmb too."""
+    regimes = results["regimes"]
+    out = {}
+    for pool_name, keep in (("similarities", lambda c: c.startswith("bitfit")),
+                            ("all", lambda c: c.startswith(("bitfit", "fusion")))):
+        labels = [c for c in regimes["limited"]["rows"] if keep(c) and c in regimes["small"]["rows"]]
+        by = {c: {t: np.mean([regimes[r]["rows"][c]["ndcg_by_target"][t] for r in regimes]) for t in TASKS} for c in labels}
+        chosen = {}
+        for target in TASKS:
+            others = [t for t in TASKS if t != target]
+            chosen[target] = max(labels, key=lambda c: (np.mean([by[c][t] for t in others]), c))
+        entry = {"chosen": chosen, "in_sample_best": max(labels, key=lambda c: (np.mean(list(by[c].values())), c))}
+        for r in regimes:
+            nd = {t: regimes[r]["rows"][chosen[t]]["ndcg_by_target"][t] for t in TASKS}
+            entry[r] = {"ndcg": split(nd), "ndcg_by_target": nd}
+        out[pool_name] = entry
+    return out
+
+
+def main():
+    limited_runs = load_runs(RESULTS / "transfer_limited.jsonl")
+    _, complete, _, _ = load_matrix(limited_runs, TASKS)
+    _, small, _, _ = load_matrix(load_runs(RESULTS / "transfer_small.jsonl"), TASKS)
+    regimes = {"limited": complete, "small": small}
+
+    # candidates: label -> {embedding seed -> target -> {source: score}}; the selector's own options are scored
+    # through AutoSourceSelector.rank (the path users run), the research-only ones through taskemb_hub.similarity
+    selectors = {sd: selector_for("bitfit+mean", sd) for sd in EMBEDDING_SEEDS}
+    bitfit = {sd: vectors("bitfit+mean", sd, "step-100") for sd in EMBEDDING_SEEDS}
+    small_targets = {sd: load_embeddings("bitfit+mean-rows200", sd, "step-100") for sd in EMBEDDING_SEEDS}
+    small_targets = {sd: v for sd, v in small_targets.items() if v}
+    text200 = load_embeddings("textemb-rows200", 0, "final") if (RESULTS / "embeddings" / "textemb-rows200").is_dir() else {}
+    textemb_selector = selector_for("textemb", 0, "final", text=None)
+    candidates: dict[str, dict[int, dict]] = {}
+    small_candidates: dict[str, dict[int, dict]] = {}
+    for sim in SIMILARITY_FUNCTIONS:
+        if sim in SIMILARITIES:
+            candidates[f"bitfit {sim}"] = {sd: product_scores(selectors[sd], sim) for sd in EMBEDDING_SEEDS}
+            small_candidates[f"bitfit {sim}"] = {sd: product_scores(selectors[sd], sim, targets=small_targets[sd])
+                                                 for sd in small_targets}
+        else:
+            candidates[f"bitfit {sim}"] = {sd: numpy_scores(bitfit[sd], sim) for sd in EMBEDDING_SEEDS}
+            small_candidates[f"bitfit {sim}"] = {
+                sd: numpy_scores(bitfit[sd], sim, {t: e.vector.double().numpy() for t, e in small_targets[sd].items()})
+                for sd in small_targets}
+    for sim in FUSED_SIMILARITIES:
+        for w in FUSION_WEIGHTS:
+            label = f"fusion: bitfit {sim} + {w:g} x textemb centered"
+            candidates[label] = {sd: product_scores(selectors[sd], sim, weight=w) for sd in EMBEDDING_SEEDS}
+            small_candidates[label] = {sd: product_scores(selectors[sd], sim, weight=w, targets=small_targets[sd],
+                                                          text_targets=text200 or None) for sd in small_targets}
+    textemb = {sim: product_scores(textemb_selector, sim) for sim in ("cosine", "centered")}
+    single = {f"textemb {sim}": textemb[sim] for sim in textemb}
+    single |= {"ESM-LogME": peer_scores("esm-logme"), "LogME": peer_scores("logme")}
+    small_single = dict(single)
+    if text200:  # the small regime's targets read only their 200 rows
+        small_single |= {f"textemb {sim}": product_scores(textemb_selector, sim, targets=text200) for sim in textemb}
+
+    default_fixed = {sd: candidates["bitfit cosine"][sd] for sd in EMBEDDING_SEEDS}
+    results = {"families": FAMILIES, "regimes": {},
+               "small_textemb_rows": 200 if text200 else 1000}
+    for regime, gt in regimes.items():
+        cands = candidates if regime == "limited" else small_candidates
+        seeds_all = sorted({sd for _, sd in gt})
+        leak_free = [sd for sd in seeds_all if sd != PEER_LEAK_SEED]
+        rand = random_ndcg(gt)
+        rand_lf = random_ndcg(gt, leak_free)
+        rows = {}
+        for label, by_seed in cands.items():
+            if not by_seed:
+                continue
+            per_seed = {sd: target_ndcg(sc, gt) for sd, sc in by_seed.items()}
+            mean_nd = {t: float(np.mean([per_seed[sd][t] for sd in per_seed])) for t in per_seed[PACKAGED_SEED]}
+            by_seed = {sd: by_seed[sd] for sd in per_seed}
+            dep = {sd: dependence(sc) for sd, sc in by_seed.items()}
+            dep_default = {sd: dependence(sc, default_fixed[sd]) for sd, sc in by_seed.items()}
+            rows[label] = {
+                "ndcg_by_target": mean_nd, "ndcg_by_target_seed0": per_seed[PACKAGED_SEED],
+                "ndcg": split(mean_nd), "ndcg_seed0": split(per_seed[PACKAGED_SEED]),
+                "ndcg_leak_free_seeds": split({t: np.mean([target_ndcg(sc, gt, leak_free)[t] for sc in by_seed.values()])
+                                               for t in mean_nd}),
+                "rho": float(np.mean([np.mean(list(target_rho(sc, gt).values())) for sc in by_seed.values()])),
+                "vs_random": paired(mean_nd, rand), "vs_random_other": paired(mean_nd, rand, sorted(set(mean_nd) - SENTIMENT)),
+                "spearman_fixed": float(np.mean([d["spearman_fixed"] for d in dep.values()])),
+                "spearman_default_fixed": float(np.mean([d["spearman_fixed"] for d in dep_default.values()])),
+                "top3_max": float(np.mean([d["top3_max"] for d in dep.values()])),
+                "top3_max_seed0": dep[PACKAGED_SEED]["top3_max"], "top3_most_seed0": dep[PACKAGED_SEED]["top3_most"],
+                "family_top3": float(np.mean([d["family_top3"] for d in dep.values()])),
+                "family_targets": dep[PACKAGED_SEED]["family_targets"],
+                "seeds": len(by_seed), "dependence_seed0": dep[PACKAGED_SEED],
+            }
+        for label, sc in (single if regime == "limited" else small_single).items():
+            nd = target_ndcg(sc, gt)
+            dep = dependence(sc)
+            rows[label] = {"ndcg_by_target": nd, "ndcg": split(nd), "ndcg_leak_free_seeds": split(target_ndcg(sc, gt, leak_free)),
+                           "rho": float(np.mean(list(target_rho(sc, gt).values()))),
+                           "vs_random": paired(nd, rand), "vs_random_other": paired(nd, rand, sorted(set(nd) - SENTIMENT)),
+                           "spearman_fixed": dep["spearman_fixed"],
+                           "spearman_default_fixed": dependence(sc, default_fixed[PACKAGED_SEED])["spearman_fixed"],
+                           "top3_max": dep["top3_max"], "top3_most_seed0": dep["top3_most"],
+                           "family_top3": dep["family_top3"], "family_targets": dep["family_targets"], "seeds": 1,
+                           "dependence_seed0": dep}
+            if label in ("ESM-LogME", "LogME"):
+                lf = target_ndcg(sc, gt, leak_free)
+                rows[label]["leak_free"] = {"seeds": leak_free, "ndcg": split(lf), "vs_random": paired(lf, rand_lf),
+                                            "leaked_seed": split(target_ndcg(sc, gt, [PEER_LEAK_SEED]))}
+        results["regimes"][regime] = {"random": split(rand), "random_leak_free": split(rand_lf), "seeds": seeds_all,
+                                      "leak_free_seeds": leak_free, "rows": rows}
+        # choices out of sample: best NDCG on the other targets, among the bitfit candidates (fusions included)
+        embedding_labels = [c for c in rows if c.startswith(("bitfit", "fusion"))]
+        chosen_nd, chosen = loto({c: rows[c]["ndcg_by_target"] for c in embedding_labels})
+        results["regimes"][regime]["loto_all"] = {"ndcg": split(chosen_nd), "chosen": chosen,
+                                                  "vs_random_other": paired(chosen_nd, rand, sorted(set(chosen_nd) - SENTIMENT))}
+    results["joint"] = joint_choice(results)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "target_dependence.json").write_text(json.dumps(results, indent=1, default=float))
+    print_summary(results)
+
+
+def print_summary(results):
+    for regime, r in results["regimes"].items():
+        print(f"\n== {regime} (seeds {r['seeds']}; random {r['random']['all']:.3f} / sentiment {r['random']['sentiment']:.3f} "
+              f"/ other {r['random']['other']:.3f})")
+        print(f"{'ranker':<52} {'NDCG':>6} {'sent':>6} {'other':>6} {'oth-rnd':>14} {'rhoFix':>6} {'rhoDef':>6} {'top3':>5} {'fam':>6} {'rho':>5}")
+        for label, row in sorted(r["rows"].items(), key=lambda kv: -kv[1]["ndcg"]["all"]):
+            o = row["vs_random_other"]
+            print(f"{label:<52} {row['ndcg']['all']:6.3f} {row['ndcg']['sentiment']:6.3f} {row['ndcg']['other']:6.3f} "
+                  f"{o['diff']:+.3f}±{o['se']:.3f} {row['spearman_fixed']:6.2f} {row['spearman_default_fixed']:6.2f} "
+                  f"{row['top3_max']:5.1f} {row['family_top3']:4.1f}/{row['family_targets']} {row['rho']:5.2f}")
+        for peer in ("ESM-LogME", "LogME"):
+            lf = r["rows"][peer]["leak_free"]
+            print(f"{peer} leak-free seeds {lf['seeds']}: {lf['ndcg']['all']:.3f} vs random {r['random_leak_free']['all']:.3f} "
+                  f"({lf['vs_random']['diff']:+.3f}±{lf['vs_random']['se']:.3f}); on the leaked seed {lf['leaked_seed']['all']:.3f}")
+        for label in ("bitfit cosine", "bitfit pcr-1", "bitfit pcr-2", "bitfit centered"):
+            row = r["rows"][label]
+            print(f"{label}: seed0 {row['ndcg_seed0']['all']:.3f} top3 seed0 {row['top3_max_seed0']} ({row['top3_most_seed0']}); "
+                  f"leak-free seeds {row['ndcg_leak_free_seeds']['all']:.3f}")
+        lo = r["loto_all"]
+        print(f"LOTO over embeddings: {lo['ndcg']['all']:.3f} (other {lo['ndcg']['other']:.3f}); chosen {Counter(lo['chosen'].values())}")
+    for pool, entry in results["joint"].items():
+        print(f"joint LOTO ({pool}): limited {entry['limited']['ndcg']['all']:.3f} (other {entry['limited']['ndcg']['other']:.3f}), "
+              f"small {entry['small']['ndcg']['all']:.3f}; in-sample best {entry['in_sample_best']}; chosen {Counter(entry['chosen'].values())}")
+
+
+if __name__ == "__main__":
+    main()
