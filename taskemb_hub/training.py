@@ -108,6 +108,7 @@ class TuningConfig:
             raise TaskEmbHubError(f"head_pooling must be 'cls' or 'mean', not {self.head_pooling!r}.")
         if self.head_init not in ("zeros", "random"):
             raise TaskEmbHubError(f"head_init must be 'zeros' or 'random', not {self.head_init!r}.")
+        self._check_numbers()
         bad = [s for s in self.save_steps if not 0 < int(s) <= self.max_steps]
         if bad:
             raise TaskEmbHubError(f"save steps {bad} fall outside 1..max_steps={self.max_steps}. Raise --max-steps or drop them.")
@@ -116,6 +117,44 @@ class TuningConfig:
             from .publishing import check_repo_id
 
             check_repo_id(self.push_to_hub)
+
+    # field -> (smallest allowed, largest allowed or None, whether None is allowed, an example value)
+    _LIMITS = {"max_steps": (1, None, False, 200), "batch_size": (1, None, False, 16), "max_length": (1, None, False, 128),
+               "max_train_examples": (1, None, True, 1000), "eval_examples": (0, None, False, 500),
+               "seed": (0, None, False, 0), "init_seed": (0, None, False, 0),
+               "gradient_accumulation_steps": (1, None, False, 1), "stop_step": (1, None, True, 100)}
+    _POSITIVE = {"learning_rate": (True, 1e-3), "head_learning_rate": (False, 1e-3)}
+
+    def _check_numbers(self) -> None:
+        """Refuse counts, rates and ratios no run can use (a zero batch, a negative learning rate, ...) in one line."""
+        import math
+
+        def refuse(name: str, value, wanted: str, example) -> None:
+            cli = name in ("max_steps", "batch_size", "learning_rate", "max_length", "max_train_examples",
+                           "eval_examples", "seed")  # the fields `taskemb-hub tune` has a flag for
+            raise TaskEmbHubError(f"TuningConfig {name} must be {wanted} (got {value!r}). Pass e.g. {name}={example!r}"
+                                  + (f" (CLI: --{name.replace('_', '-')} {example})." if cli else "."))
+
+        for name, (low, high, nullable, example) in self._LIMITS.items():
+            value = getattr(self, name)
+            if value is None and nullable:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+                refuse(name, value, f"an integer >= {low}" + (" or None" if nullable else ""), example)
+        for name, (nullable, example) in self._POSITIVE.items():
+            value = getattr(self, name)
+            if value is None and nullable:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
+                refuse(name, value, "a positive number" + (" or None (the method's default)" if nullable else ""), example)
+        for name, ok, wanted in (("warmup_ratio", lambda v: 0 <= v < 1, "in [0, 1)"),
+                                 ("weight_decay", lambda v: 0 <= v < math.inf, "a number >= 0")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+                refuse(name, value, wanted, 0.06 if name == "warmup_ratio" else 0.0)
+        if self.stop_step is not None and self.stop_step > self.max_steps:
+            raise TaskEmbHubError(f"TuningConfig stop_step {self.stop_step} is past max_steps={self.max_steps}. Lower "
+                                  "stop_step or raise max_steps.")
 
     @property
     def last_step(self) -> int:
