@@ -132,8 +132,25 @@ def load_task(
             raise DataError(f"Data file {path} does not exist. Check the path.")
         _check_file(path)
         return _load_with_datasets(path, name or path.name.split(".")[0], columns, task_type, None, is_file=True)
+    if _is_builder_name(str(source)):
+        raise DataError(f"{str(source)!r} names a loader of the datasets library, not a dataset: given no files it "
+                        "reads whatever data files the working folder holds. Pass a data file (e.g. ./train.csv), a "
+                        "task folder, or a Hub dataset id like 'owner/name'.")
     return _load_with_datasets(str(source), name or str(source).split("/")[-1], columns, task_type,
                                dataset_config, is_file=False)
+
+
+def _is_builder_name(source: str) -> bool:
+    """`csv`, `json`, `parquet`, `text`, `pandas`...: `datasets.load_dataset` builders, not Hub datasets (the
+    Space refuses them the same way, `space._handlers._is_builder`)."""
+    if "/" in source:
+        return False
+    try:
+        from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES as builders
+    except ImportError:  # another datasets layout: the builders every version has
+        builders = ("arrow", "audiofolder", "csv", "imagefolder", "json", "pandas", "parquet", "sql", "text",
+                    "videofolder", "webdataset", "xml")
+    return source.strip().lower() in {name.lower() for name in builders}
 
 
 def _check_file(path: Path) -> None:
@@ -247,7 +264,7 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
     raw_labels = [r[columns["label"]] for r in splits_raw[train_split]]
     if any(v is None for v in raw_labels):
         raise DataError(f"{source or name}: the label column {columns['label']!r} has empty values. Fill or drop those rows.")
-    kind = task_type or _infer_label_kind(raw_labels)
+    kind = task_type or _infer_label_kind(raw_labels, columns["label"], source or name)
     labels, to_id = None, None
     class_names = _class_label_names(splits_raw[train_split], columns["label"])
     if kind == CLASSIFICATION:
@@ -255,15 +272,25 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
             labels, to_id = class_names, {i: i for i in range(len(class_names))}
         elif all(isinstance(v, bool) or (isinstance(v, (int, float)) and float(v).is_integer()) for v in raw_labels):
             names = sorted({int(v) for v in raw_labels})  # 0..n-1 keep their ids; others (-1/1, 1..5) are renumbered
+            if UNLABELLED in names and 0 in names:  # ids from 0 with -1: datasets' "no label", as GLUE's test rows
+                names.remove(UNLABELLED)
+                dropped = sum(1 for v in raw_labels if not isinstance(v, bool) and int(v) == UNLABELLED)
+                warnings.warn(f"{source or name}: {dropped} training row(s) labelled {UNLABELLED} (the datasets "
+                              "library's value for 'no label') were left out. If -1 is a class here, relabel it.",
+                              stacklevel=2)
             to_id = {v: i for i, v in enumerate(names)}
             labels = [str(v) for v in names]
         else:
             labels = sorted({str(v) for v in raw_labels})
             to_id = {v: i for i, v in enumerate(labels)}
     splits = {}
+    text_columns = [columns["text"]] + ([columns["text_pair"]] if columns["text_pair"] else [])
     for split, rows in splits_raw.items():
-        out, unknown = [], 0
+        out, unknown, empty = [], 0, 0
         for r in rows:
+            if any(r[c] is None or (isinstance(r[c], str) and not r[c].strip()) for c in text_columns):
+                empty += 1  # an empty cell would be trained on as the text "None"
+                continue
             value = r[columns["label"]]
             if kind == REGRESSION:
                 if value is None:
@@ -282,6 +309,9 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
         if unknown:
             warnings.warn(f"{source or name}: {unknown} {split} row(s) have a label the training split lacks; they "
                           "were left out (the task head has one output per training label).", stacklevel=2)
+        if empty:
+            warnings.warn(f"{source or name}: {empty} {split} row(s) have an empty text cell "
+                          f"({' or '.join(repr(c) for c in text_columns)}); they were left out.", stacklevel=2)
         if out:
             splits[split] = out
     return TaskData(name=name, task_type=kind, splits=splits, labels=labels,
@@ -334,11 +364,25 @@ def check_trainable(task: TaskData, rows: list[dict]) -> None:
                         "Check the answers column (--answers-column).")
 
 
-def _infer_label_kind(values: list) -> str:
+def _infer_label_kind(values: list, column: str = "label", where: str = "") -> str:
+    """Regression when the labels are numbers and some are not whole; classification otherwise.
+
+    Whole-number classes with a few fractional values (0/1 plus one 0.5) are refused rather than read
+    as a regression task: a typo would otherwise silently change what is tuned.
+    """
     numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if len(numeric) == len(values) and any(isinstance(v, float) and not float(v).is_integer() for v in numeric):
+    fractional = [v for v in numeric if isinstance(v, float) and not float(v).is_integer()]
+    if len(numeric) == len(values) and fractional:
         if any(math.isnan(v) for v in numeric):
             raise DataError("The label column holds NaN values. Drop those rows.")
+        whole = {v for v in numeric if float(v).is_integer()}
+        if len(fractional) <= 0.05 * len(values) and 2 <= len(whole) <= 10:
+            shown = ", ".join(f"{v:g}" for v in sorted(whole))
+            odd = ", ".join(f"{v:g}" for v in sorted(set(fractional))[:3])
+            raise DataError(f"{where + ': ' if where else ''}the label column {column!r} holds classes ({shown}) in "
+                            f"{len(values) - len(fractional)} rows but {len(fractional)} fractional value(s) ({odd}), "
+                            "so it is unclear whether this is classification or regression. Fix those rows, or pass "
+                            "--task-type regression (task_type='regression') for a numeric target.")
         return REGRESSION
     return CLASSIFICATION
 

@@ -110,3 +110,58 @@ def test_class_label_names_are_the_labels():
     assert task.labels == ["negative", "neutral", "positive"]
     assert [r["label"] for r in task.splits["train"]] == [0, 2, 0]
     assert "test" not in task.splits
+
+
+# ---- cells and labels that were silently misread (issue 21) ----------------------------------------------
+def _csv(tmp_path, rows, name="t.csv"):
+    path = tmp_path / name
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_empty_text_cells_are_left_out_with_a_warning_not_trained_on_as_none(tmp_path):
+    rows = [{"text": f"row {i}" if i % 3 else None, "label": i % 2} for i in range(60)]
+    rows[1]["text"] = "   "
+    with pytest.warns(UserWarning, match=r"21 train row\(s\) have an empty text cell \('text'\); they were left out"):
+        task = load_task(_csv(tmp_path, rows))
+    texts = [r["text"] for split in task.splits.values() for r in split]
+    assert len(texts) == 39 and "None" not in texts and all(t.strip() for t in texts)
+
+
+def test_an_empty_second_text_leaves_the_row_out(tmp_path):
+    rows = [{"a": f"x{i}", "b": None if i == 5 else f"y{i}", "label": i % 2} for i in range(30)]
+    with pytest.warns(UserWarning, match=r"1 train row\(s\) have an empty text cell \('a' or 'b'\)"):
+        task = load_task(_csv(tmp_path, rows), text_column="a", text_pair_column="b")
+    assert all(r["text_pair"] != "None" for split in task.splits.values() for r in split)
+
+
+def test_minus_one_labels_in_a_file_are_unlabelled_rows_not_a_class(tmp_path):
+    rows = [{"text": f"row {i}", "label": [0, 1, -1][i % 3]} for i in range(60)]
+    with pytest.warns(UserWarning, match=r"20 training row\(s\) labelled -1 .* were left out"):
+        task = load_task(_csv(tmp_path, rows))
+    assert task.labels == ["0", "1"] and task.num_labels == 2
+    assert {r["label"] for split in task.splits.values() for r in split} == {0, 1}
+    assert sum(len(split) for split in task.splits.values()) == 40
+
+
+def test_minus_one_and_one_stay_a_binary_task(tmp_path):
+    rows = [{"text": f"row {i}", "label": [-1, 1][i % 2]} for i in range(40)]
+    task = load_task(_csv(tmp_path, rows))
+    assert task.labels == ["-1", "1"]
+
+
+def test_class_labels_with_one_fraction_are_refused_not_made_regression(tmp_path):
+    rows = [{"text": f"row {i}", "label": float(i % 2)} for i in range(60)]
+    rows[7]["label"] = 0.5
+    with pytest.raises(DataError, match=r"classes \(0, 1\) in 59 rows but 1 fractional value\(s\) \(0.5\).*"
+                                        r"--task-type regression"):
+        load_task(_csv(tmp_path, rows))
+    assert load_task(_csv(tmp_path, rows), task_type="regression").task_type == REGRESSION  # said explicitly
+
+
+@pytest.mark.parametrize("builder", ["csv", "json", "parquet", "text", "pandas", "CSV"])
+def test_a_datasets_builder_name_is_refused_not_read_from_the_working_folder(tmp_path, monkeypatch, builder):
+    monkeypatch.chdir(tmp_path)
+    _csv(tmp_path, [{"text": f"secret {i}", "label": i % 2} for i in range(40)], name="private.csv")
+    with pytest.raises(DataError, match=r"names a loader of the datasets library.*'owner/name'"):
+        load_task(builder)
