@@ -212,6 +212,10 @@ def main() -> None:
     parts = set(args.parts.split(","))
     previous = RESULT.is_file() and json.loads(RESULT.read_text()) or {}
     figures = {**previous, "machine": machine(), "load_avg_1min_at_start": round(os.getloadavg()[0], 2)}
+    # each part's own load: a run of some parts keeps the others' figures from an earlier run
+    by_part = figures.setdefault("load_avg_1min_by_part", {})
+    for part in parts:
+        by_part[part] = figures["load_avg_1min_at_start"]
     if "sync" in parts:
         figures |= {"entries": args.entries, "dim": BITFIT_DIM, "sync": sync_figures(args.entries)}
         for key, value in figures["sync"].items():

@@ -12,7 +12,7 @@ It answers what `HfApi` and the download helpers call, the way the Hub does wher
 - tags derived from README.md metadata like the Hub (`tags`, `library_name`, `pipeline_tag`, `language`,
   `license:X`, `dataset:X`, `base_model:X` and `base_model:{adapter,merge,quantized,finetune}:X`);
 - `model_info` / `dataset_info` (optionally at a revision), `list_repo_tree` / `list_repo_files` (paginated),
-  `snapshot_download`;
+  `get_paths_info` (`POST .../paths-info/{revision}`: size and oid of the paths that exist), `snapshot_download`;
 - resolve GET/HEAD with `ETag` (git blob oid), `X-Repo-Commit`, `Content-Length`, `Range`, and 404s with
   `X-Error-Code: RepoNotFound / RevisionNotFound / EntryNotFound`;
 - `POST /api/validate-yaml` and commit-time rejection of README metadata the Hub would refuse (HTTP 400);
@@ -433,7 +433,7 @@ class Stats:
             `GET /api/agent-harnesses` (route `other`, answered 404), so assert on `routes` rather than on this.
         bytes_sent: response body bytes written (a truncated body counts what was sent).
         routes: requests per route: `list`, `info`, `tree`, `refs`, `commits`, `head` (HEAD of a file),
-            `download` (GET of a file answered with a 2xx body), `preupload`, `commit`, `create`, `delete`,
+            `download` (GET of a file answered with a 2xx body), `paths-info`, `preupload`, `commit`, `create`, `delete`,
             `branch`, `validate`, `other`. A GET of a file that fails (404, injected fault) is not a download.
         statuses: responses per HTTP status.
         faults: requests that an injected fault affected.
@@ -478,7 +478,7 @@ class Stats:
 # HTTP
 # ---------------------------------------------------------------------------------------------------------------
 
-_REPO_API = re.compile(r"/api/(models|datasets)/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit|branch|refs|commits)"
+_REPO_API = re.compile(r"/api/(models|datasets)/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit|branch|refs|commits|paths-info)"
                        r"(?:/([^/]+)(/.*)?)?)?")
 _RESOLVE = re.compile(r"/(?:(datasets)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)")
 
@@ -628,6 +628,8 @@ def _handler(hub: "LocalHub"):
                     return self._refs(repo)
                 if verb == "commits" and method == "GET":
                     return self._commits(repo, arg or "main", raw_path)
+                if verb == "paths-info" and method == "POST":
+                    return self._paths_info(repo, arg or "main")
                 if verb == "preupload" and method == "POST":
                     return self._preupload(repo, arg or "main")
                 if verb == "commit" and method == "POST":
@@ -850,6 +852,12 @@ def _handler(hub: "LocalHub"):
             if self.command == "GET":
                 stats._count(route="download", download=(repo.repo_type, repo.repo_id, revision, path))
             self._send(status, body, headers, content_type="application/octet-stream")
+
+        def _paths_info(self, repo: Repo, revision: str):
+            """The tree entries of the asked paths (form field `paths`, repeated); paths that do not exist are left out."""
+            commit = self._commit_of(repo, revision)
+            wanted = set(parse_qs(self._raw_body.decode()).get("paths", []))
+            self._json([e for e in commit.tree() if e["path"] in wanted])
 
         def _preupload(self, repo: Repo, revision: str):
             commit = self._commit_of(repo, revision)
