@@ -21,6 +21,7 @@ mean is preserved, so cosine and centred rankings among these tasks are exact).
 """
 
 import argparse
+import dataclasses
 import json
 import resource
 import tempfile
@@ -55,6 +56,9 @@ def main():
     parser.add_argument("--max-steps", type=int, default=None,
                         help="schedule length (default: the last of --steps); other than 100 it gets its own label")
     parser.add_argument("--train-examples", type=int, default=1000)
+    parser.add_argument("--shuffle-labels", action="store_true",
+                        help="the null-task control: the same recipe on the task's rows with their labels permuted "
+                             "(a fixed permutation per task); stored as <method>-null")
     args = parser.parse_args()
     require_data()
     tasks = TASK_SETS.get(args.tasks) or args.tasks.split(",")
@@ -63,12 +67,15 @@ def main():
     schedule = "" if max_steps == DEFAULT_SCHEDULE else f"@{max_steps}"
     if args.train_examples != DEFAULT_ROWS:
         schedule += f"-rows{args.train_examples}"
+    if args.shuffle_labels:
+        schedule += "-null"
     index = OUT / "index.jsonl"
     OUT.mkdir(parents=True, exist_ok=True)
     done = {(r["method"], r["task"], r["seed"]) for r in map(json.loads, index.read_text().splitlines())} \
         if index.is_file() else set()
     jobs = [(m + schedule, t, int(s)) for s in args.seeds.split(",") for m in args.methods.split(",") if m for t in tasks]
-    jobs += [(b, t, int(s)) for b in args.baselines.split(",") if b
+    rows_label = "" if args.train_examples == DEFAULT_ROWS else f"-rows{args.train_examples}"
+    jobs += [(b + (rows_label if b == "textemb" else ""), t, int(s)) for b in args.baselines.split(",") if b
              for s in (args.baseline_seeds.split(",") if b != "textemb" else ["0"]) for t in tasks]
     embedded = set()  # (method, seed) embedded by this run
     for method, name, seed in jobs:
@@ -76,16 +83,20 @@ def main():
             continue
         embedded.add((method, seed))
         task = load_task(DATA_DIR / name)
+        if args.shuffle_labels:
+            task = with_shuffled_labels(task)
         started = time.perf_counter()
         folder = OUT / method / name / f"seed{seed}"
-        if method == "textemb":
+        if method.startswith("textemb"):
+            if args.train_examples != DEFAULT_ROWS:  # the small regime: the rows a 200-row target was tuned on
+                task = dataclasses.replace(task, splits={**task.splits, "train": task.train_rows(args.train_examples, seed=0)})
             text_embedding(task).save(folder / "final")
             checkpoints = [{"step": None}]
         elif method == "taskemb":
             fisher_embedding(task, seed=seed).save(FULL / method / name / f"seed{seed}" / "final")
             checkpoints = [{"step": None}]
         else:  # "lora+mean": LoRA with a mean-pooling head; "lora+mean@500": on a 500-step schedule
-            peft_method, _, pooling = method.split("@")[0].split("-rows")[0].partition("+")
+            peft_method, _, pooling = method.split("@")[0].split("-rows")[0].split("-null")[0].partition("+")
             cfg = TuningConfig(method=peft_method, max_steps=max_steps, save_steps=steps, seed=seed,
                                max_train_examples=args.train_examples, eval_examples=300,
                                head_pooling=pooling or "cls")
@@ -108,6 +119,21 @@ def main():
     # which churns committed files without changing any ranking
     for method, seed in sorted(e for e in embedded if e[0] in LARGE):
         write_isometric_copy(method, f"seed{seed}")
+
+
+def with_shuffled_labels(task):
+    """The task with its training labels permuted (seeded by the task's name): what tuning learns from it is the
+    task-agnostic part of the update (the text, the head's start, the optimiser), not the task."""
+    import zlib
+
+    import numpy as np
+
+    train = [dict(r) for r in task.splits["train"]]
+    labels = [r["label"] for r in train]
+    order = np.random.default_rng(zlib.crc32(task.name.encode())).permutation(len(labels))
+    for r, j in zip(train, order):
+        r["label"] = labels[j]
+    return dataclasses.replace(task, splits={**task.splits, "train": train})
 
 
 def write_isometric_copy(method: str, seed_dir: str) -> None:

@@ -35,7 +35,7 @@ from scipy.stats import spearmanr
 from _common import RESULTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import load_embeddings, load_matrix, load_runs  # noqa: E402
+from report import README, load_embeddings, load_matrix, load_runs, replace_block  # noqa: E402
 
 from taskemb_hub.ranking_metrics import best_source_rank, gains, ndcg  # noqa: E402
 from taskemb_hub.rankers import TEXT_SIMILARITY, fuse, text_ranking  # noqa: E402
@@ -61,8 +61,11 @@ EMBEDDING_SEEDS = (0, 1)
 PACKAGED_SEED = 0  # the packaged registry holds the seed-0 vectors
 FUSED_SIMILARITIES = ("centered", "pcr-1", "pcr-2")  # BitFit similarities fused with TextEmb (centred)
 FUSION_WEIGHTS = (0.5, 1.0, 2.0)
+NULL_SIMILARITIES = ("cosine", "centered", "pcr-1")
 TIE_DRAWS = 64
 RANDOM_DRAWS = 200
+REGIMES: dict[str, dict] = {}  # regime -> the scored ground-truth rows
+SCORES: dict[str, dict[str, dict]] = {}  # regime -> label -> seed-0 scores (target -> {source: score})
 PEER_LEAK_SEED = 0  # peer_rankers.py recreated every source model with ground-truth seed 0's recipe and seed
 
 
@@ -128,11 +131,12 @@ def fixed_order(scores: dict[str, dict[str, float]], target: str) -> dict[str, f
             for s in scores[target]}
 
 
-def dependence(scores: dict[str, dict[str, float]], reference: dict | None = None) -> dict:
-    """Spearman with the target-independent order (own, or `reference`'s), top-3 k-occurrence, own family in top 3."""
+def dependence(scores: dict[str, dict[str, float]], reference: dict | None = None, fixed_orders: dict | None = None) -> dict:
+    """Spearman with the target-independent order (own, `reference`'s, or given per target), top-3 k-occurrence,
+    own family in top 3."""
     rhos, top3, family_hits, family_targets = {}, Counter(), 0, 0
     for target, row in scores.items():
-        fixed = fixed_order(reference or scores, target)
+        fixed = fixed_orders[target] if fixed_orders else fixed_order(reference or scores, target)
         keys = sorted(row)
         rhos[target] = float(spearmanr([row[k] for k in keys], [fixed[k] for k in keys]).statistic)
         best = sorted(keys, key=lambda s: -row[s])[:3]
@@ -235,7 +239,7 @@ def joint_choice(results) -> dict:
     out = {}
     for pool_name, keep in (("similarities", lambda c: c.startswith("bitfit")),
                             ("all", lambda c: c.startswith(("bitfit", "fusion")))):
-        labels = [c for c in regimes["limited"]["rows"] if keep(c) and c in regimes["small"]["rows"]]
+        labels = [c for c in regimes["limited"]["rows"] if keep(c) and c in regimes["small"]["rows"] and "null" not in c]
         by = {c: {t: np.mean([regimes[r]["rows"][c]["ndcg_by_target"][t] for r in regimes]) for t in TASKS} for c in labels}
         chosen = {}
         for target in TASKS:
@@ -244,7 +248,16 @@ def joint_choice(results) -> dict:
         entry = {"chosen": chosen, "in_sample_best": max(labels, key=lambda c: (np.mean(list(by[c].values())), c))}
         for r in regimes:
             nd = {t: regimes[r]["rows"][chosen[t]]["ndcg_by_target"][t] for t in TASKS}
-            entry[r] = {"ndcg": split(nd), "ndcg_by_target": nd}
+            rand = {t: regimes[r]["rows"]["random"]["ndcg_by_target"][t] for t in TASKS}
+            mixed = {t: SCORES[r][chosen[t]][t] for t in TASKS}  # seed-0 scores of the candidate chosen per target
+            fixed = {t: fixed_order(SCORES[r][chosen[t]], t) for t in TASKS}
+            dep = dependence(mixed, fixed_orders=fixed)
+            entry[r] = {"ndcg": split(nd), "ndcg_by_target": nd,
+                        "vs_random_other": paired(nd, rand, sorted(set(TASKS) - SENTIMENT)),
+                        "vs_previous_default": paired(nd, regimes[r]["rows"]["bitfit cosine"]["ndcg_by_target"]),
+                        "spearman_fixed": dep["spearman_fixed"], "top3_max": dep["top3_max"],
+                        "top3_most": dep["top3_most"], "family_top3": dep["family_top3"],
+                        "family_targets": dep["family_targets"]}
         out[pool_name] = entry
     return out
 
@@ -254,6 +267,7 @@ def main():
     _, complete, _, _ = load_matrix(limited_runs, TASKS)
     _, small, _, _ = load_matrix(load_runs(RESULTS / "transfer_small.jsonl"), TASKS)
     regimes = {"limited": complete, "small": small}
+    REGIMES.update(regimes)
 
     # candidates: label -> {embedding seed -> target -> {source: score}}; the selector's own options are scored
     # through AutoSourceSelector.rank (the path users run), the research-only ones through taskemb_hub.similarity
@@ -281,6 +295,11 @@ def main():
             candidates[label] = {sd: product_scores(selectors[sd], sim, weight=w) for sd in EMBEDDING_SEEDS}
             small_candidates[label] = {sd: product_scores(selectors[sd], sim, weight=w, targets=small_targets[sd],
                                                           text_targets=text200 or None) for sd in small_targets}
+    null = vectors("bitfit+mean-null", PACKAGED_SEED, "step-100")
+    if len(null) == len(TASKS):  # the null-task control: what is left after the shuffled-label run's update
+        residual = {t: bitfit[PACKAGED_SEED][t] - null[t] for t in TASKS}
+        for sim in NULL_SIMILARITIES:
+            candidates[f"bitfit null-subtracted {sim}"] = {PACKAGED_SEED: numpy_scores(residual, sim)}
     textemb = {sim: product_scores(textemb_selector, sim) for sim in ("cosine", "centered")}
     single = {f"textemb {sim}": textemb[sim] for sim in textemb}
     single |= {"ESM-LogME": peer_scores("esm-logme"), "LogME": peer_scores("logme")}
@@ -320,7 +339,11 @@ def main():
                 "family_top3": float(np.mean([d["family_top3"] for d in dep.values()])),
                 "family_targets": dep[PACKAGED_SEED]["family_targets"],
                 "seeds": len(by_seed), "dependence_seed0": dep[PACKAGED_SEED],
+                "vs_random_other_seed0": paired(per_seed[PACKAGED_SEED], rand, sorted(set(mean_nd) - SENTIMENT)),
+                "leak_free_by_target": {t: float(np.mean([target_ndcg(sc, gt, leak_free)[t] for sc in by_seed.values()]))
+                                        for t in mean_nd},
             }
+            SCORES.setdefault(regime, {})[label] = by_seed[PACKAGED_SEED]
         for label, sc in (single if regime == "limited" else small_single).items():
             nd = target_ndcg(sc, gt)
             dep = dependence(sc)
@@ -331,15 +354,17 @@ def main():
                            "spearman_default_fixed": dependence(sc, default_fixed[PACKAGED_SEED])["spearman_fixed"],
                            "top3_max": dep["top3_max"], "top3_most_seed0": dep["top3_most"],
                            "family_top3": dep["family_top3"], "family_targets": dep["family_targets"], "seeds": 1,
-                           "dependence_seed0": dep}
+                           "dependence_seed0": dep, "leak_free_by_target": target_ndcg(sc, gt, leak_free)}
+            SCORES.setdefault(regime, {})[label] = sc
             if label in ("ESM-LogME", "LogME"):
                 lf = target_ndcg(sc, gt, leak_free)
                 rows[label]["leak_free"] = {"seeds": leak_free, "ndcg": split(lf), "vs_random": paired(lf, rand_lf),
                                             "leaked_seed": split(target_ndcg(sc, gt, [PEER_LEAK_SEED]))}
+        rows["random"] = {"ndcg_by_target": rand, "ndcg": split(rand), "leak_free_by_target": rand_lf}
         results["regimes"][regime] = {"random": split(rand), "random_leak_free": split(rand_lf), "seeds": seeds_all,
                                       "leak_free_seeds": leak_free, "rows": rows}
         # choices out of sample: best NDCG on the other targets, among the bitfit candidates (fusions included)
-        embedding_labels = [c for c in rows if c.startswith(("bitfit", "fusion"))]
+        embedding_labels = [c for c in rows if c.startswith(("bitfit", "fusion")) and "null" not in c]
         chosen_nd, chosen = loto({c: rows[c]["ndcg_by_target"] for c in embedding_labels})
         results["regimes"][regime]["loto_all"] = {"ndcg": split(chosen_nd), "chosen": chosen,
                                                   "vs_random_other": paired(chosen_nd, rand, sorted(set(chosen_nd) - SENTIMENT))}
@@ -347,6 +372,7 @@ def main():
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "target_dependence.json").write_text(json.dumps(results, indent=1, default=float))
     print_summary(results)
+    write_readme_block(results)
 
 
 def print_summary(results):
@@ -355,6 +381,8 @@ def print_summary(results):
               f"/ other {r['random']['other']:.3f})")
         print(f"{'ranker':<52} {'NDCG':>6} {'sent':>6} {'other':>6} {'oth-rnd':>14} {'rhoFix':>6} {'rhoDef':>6} {'top3':>5} {'fam':>6} {'rho':>5}")
         for label, row in sorted(r["rows"].items(), key=lambda kv: -kv[1]["ndcg"]["all"]):
+            if label == "random":
+                continue
             o = row["vs_random_other"]
             print(f"{label:<52} {row['ndcg']['all']:6.3f} {row['ndcg']['sentiment']:6.3f} {row['ndcg']['other']:6.3f} "
                   f"{o['diff']:+.3f}±{o['se']:.3f} {row['spearman_fixed']:6.2f} {row['spearman_default_fixed']:6.2f} "
@@ -372,6 +400,135 @@ def print_summary(results):
     for pool, entry in results["joint"].items():
         print(f"joint LOTO ({pool}): limited {entry['limited']['ndcg']['all']:.3f} (other {entry['limited']['ndcg']['other']:.3f}), "
               f"small {entry['small']['ndcg']['all']:.3f}; in-sample best {entry['in_sample_best']}; chosen {Counter(entry['chosen'].values())}")
+
+
+SHIPPED = "fusion: bitfit pcr-1 + 0.5 x textemb centered"  # rankers.py: FUSION_TEXT_WEIGHT, selector: pcr-1
+SHOWN = [  # (label, display name)
+    (SHIPPED, "**fusion: BitFit pcr-1 + 0.5 × TextEmb (default for data and registry tasks)**"),
+    ("bitfit pcr-1", "**BitFit pcr-1 (default for an adapter alone)**"),
+    ("bitfit pcr-2", "BitFit pcr-2"),
+    ("bitfit pcr-3", "BitFit pcr-3"),
+    ("bitfit centered", "BitFit centred"),
+    ("bitfit standardized", "BitFit standardised per dimension"),
+    ("bitfit csls", "BitFit CSLS (3 neighbours)"),
+    ("bitfit hub-corrected", "BitFit, scores standardised per source"),
+    ("bitfit null-subtracted cosine", "BitFit − null task (shuffled labels), cosine"),
+    ("bitfit null-subtracted centered", "BitFit − null task, centred"),
+    ("bitfit null-subtracted pcr-1", "BitFit − null task, pcr-1"),
+    ("fusion: bitfit pcr-1 + 1 x textemb centered", "fusion: BitFit pcr-1 + 1 × TextEmb"),
+    ("fusion: bitfit centered + 1 x textemb centered", "fusion: BitFit centred + 1 × TextEmb"),
+    ("bitfit cosine", "BitFit cosine (the previous default)"),
+    ("textemb centered", "TextEmb centred"),
+    ("ESM-LogME", "ESM-LogME (all seeds; reads seed 0's models)"),
+    ("LogME", "LogME (all seeds; reads seed 0's models)"),
+]
+SNIPPET = RESULTS / "readme_dependence.md"
+
+
+def _row(name: str, row: dict, seed0: bool = False) -> str:
+    nd = row["ndcg_seed0"] if seed0 else row["ndcg"]
+    o = row["vs_random_other_seed0"] if seed0 else row["vs_random_other"]
+    dep = row["dependence_seed0"] if seed0 else row
+    seeds = 1 if seed0 else row.get("seeds", 1)
+    return (f"| {name} | {seeds} | {nd['all']:.3f} | {nd['sentiment']:.3f} | {nd['other']:.3f} | "
+            f"{o['diff']:+.3f} ± {o['se']:.3f} ({o['diff'] / o['se']:.1f} SE) | {dep['spearman_fixed']:+.2f} | "
+            f"{dep['top3_max']:g} | {dep['family_top3']:g} / {dep['family_targets']} |")
+
+
+def regime_table(r: dict) -> list[str]:
+    lines = ["| ranker | embedding seeds | NDCG | sentiment (4) | other (12) | other − random | "
+             "Spearman with its target-independent order | most top-3 lists one source is in (of 16) | "
+             "own family in top 3 |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = r["rows"]
+    if SHIPPED in rows and rows[SHIPPED].get("seeds", 1) > 1:
+        lines.append(_row("**as shipped: the default on the packaged seed-0 vectors**", rows[SHIPPED], seed0=True))
+    for label, name in SHOWN:
+        if label in rows:
+            lines.append(_row(name + (" (expected over embedding seeds)" if rows[label].get("seeds", 1) > 1 else ""),
+                              rows[label]))
+    rnd = r["random"]
+    lines.append(f"| random order (mean of {RANDOM_DRAWS}) | – | {rnd['all']:.3f} | {rnd['sentiment']:.3f} | "
+                 f"{rnd['other']:.3f} | – | – | – | – |")
+    return lines
+
+
+def write_readme_block(results: dict) -> None:
+    lim, small, joint = results["regimes"]["limited"], results["regimes"]["small"], results["joint"]["all"]
+    sims = results["joint"]["similarities"]
+    out = ["Every target ranked leave-one-out over the other 15 registry tasks (`python benchmarks/target_dependence.py`, "
+           "`benchmarks/results/target_dependence.json`). Families, named from the tasks' descriptions before any "
+           "ranking was read: " + "; ".join(f"{f} ({', '.join(ts)})" for f, ts in FAMILIES.items() if len(ts) > 1)
+           + "; bbc_news and hyperbaton have none. *Spearman with its target-independent order*: per target, between "
+           "the ranker's scores and each source's mean score over the other targets (0 = the order depends on the "
+           "target; for the plain cosine it is each source's mean cosine to the registry). Ties are broken at random "
+           "and averaged. All rows below are in-sample (each is one fixed candidate scored on all 16 targets); "
+           "the choice made out of sample is the next table.", "",
+           f"**Limited regime** (1,000 target rows, ground-truth seeds {lim['seeds']}):", ""]
+    out += regime_table(lim)
+    text_rows = ("the same 200 rows" if results["small_textemb_rows"] == 200
+                 else "1,000 rows (the 200-row TextEmb vectors were not computed)")
+    out += ["", f"**Small regime** (targets embedded from their 200 rows, TextEmb of {text_rows}; the sources are the "
+                f"registry's 1,000-row vectors; ground-truth seeds {small['seeds']}; one embedding seed, the packaged "
+                "one):", ""]
+    out += regime_table(small)
+    out += ["", "**Chosen out of sample** (for each target, the candidate with the best NDCG on the other 15 targets, "
+                "averaged over both regimes; the pool is BitFit's similarities, alone or fused with TextEmb at weights "
+                f"{', '.join(f'{w:g}' for w in FUSION_WEIGHTS)}: {len([c for c in lim['rows'] if c.startswith(('bitfit', 'fusion')) and 'null' not in c])} candidates. "
+                "BitFit itself, step 100 and the mean-pooling head were chosen earlier on these same targets: in sample):", "",
+            "| choice | regime | NDCG | other (12) | other − random | vs the previous default (BitFit cosine) | "
+            "Spearman with the target-independent order | most top-3 lists one source is in | own family in top 3 | chosen |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, entry in (("all candidates (what ships)", joint), ("BitFit similarities alone", sims)):
+        chosen = Counter(entry["chosen"].values()).most_common()
+        chosen_text = "; ".join(f"{c} ×{n}" for c, n in chosen)
+        for regime in ("limited", "small"):
+            e = entry[regime]
+            o, p = e["vs_random_other"], e["vs_previous_default"]
+            out.append(f"| {name} | {regime} | {e['ndcg']['all']:.3f} | {e['ndcg']['other']:.3f} | "
+                       f"{o['diff']:+.3f} ± {o['se']:.3f} ({o['diff'] / o['se']:.1f} SE) | "
+                       f"{p['diff']:+.3f} ± {p['se']:.3f} ({p['won']}/{p['tied']}/{p['lost']}) | {e['spearman_fixed']:+.2f} | "
+                       f"{e['top3_max']} | {e['family_top3']} / {e['family_targets']} | {chosen_text} |")
+    out += ["", "**When each ranker helps** (`rank --ranker`; in-sample rows of the tables above, seed-0 vectors as shipped):", "",
+            "| `--ranker` | needs | limited: sentiment / other NDCG | limited: own family in top 3 | small: sentiment / other NDCG | small: own family in top 3 |",
+            "|---|---|---|---|---|---|"]
+    for flag, label, needs in (("peft", "bitfit pcr-1", "an adapter or embedding (no texts)"),
+                               ("textemb", "textemb centered", "the target's texts; a registry with TextEmb vectors"),
+                               ("fusion (auto's choice)", SHIPPED, "both")):
+        cells = []
+        for r in (lim, small):
+            row = r["rows"][label]
+            nd = row.get("ndcg_seed0", row["ndcg"])
+            dep = row["dependence_seed0"]
+            cells += [f"{nd['sentiment']:.3f} / {nd['other']:.3f}", f"{dep['family_top3']} / {dep['family_targets']}"]
+        out.append(f"| {flag} | {needs} | " + " | ".join(cells) + " |")
+    out += ["", "**The peers without the leak.** `peer_rankers.py` recreated every source model with ground-truth seed "
+                f"{PEER_LEAK_SEED}'s recipe and seed, so ESM-LogME and LogME read (nearly) the models whose transfer that "
+                "seed measures. Scored on the other seeds only (ours and random on the same rows):", "",
+            "| regime | seeds | ours as shipped (seed-0 vectors) | ESM-LogME | LogME | TextEmb centred | random | "
+            "ESM-LogME on the leaked seed |", "|---|---|---|---|---|---|---|---|"]
+    for regime, r in (("limited", lim), ("small", small)):
+        rows = r["rows"]
+        def lf(label):
+            v = rows[label]["leak_free_by_target"]
+            return float(np.mean(list(v.values())))
+        out.append(f"| {regime} | {', '.join(map(str, r['leak_free_seeds']))} | "
+                   f"{np.mean([target_ndcg(SCORES[regime][SHIPPED], REGIMES[regime], r['leak_free_seeds'])[t] for t in TASKS]):.3f} | "
+                   f"{lf('ESM-LogME'):.3f} | {lf('LogME'):.3f} | {lf('textemb centered'):.3f} | {r['random_leak_free']['all']:.3f} | "
+                   f"{rows['ESM-LogME']['leak_free']['leaked_seed']['all']:.3f} |")
+    outside = RESULTS / "outside_targets.json"
+    if outside.is_file():
+        o = json.loads(outside.read_text())
+        out += ["", f"**Tasks outside the registry**, tuned as a new user would (`taskemb-hub rank --data`, "
+                    f"`python benchmarks/outside_targets.py`): Spearman between each target's scores and the registry's "
+                    f"target-independent order, per ranker (mean over {len(o['targets'])} targets; the previous default "
+                    "in the first column):", "",
+                "| ranker | " + " | ".join(o["targets"]) + " | mean |", "|---|" + "---|" * (len(o["targets"]) + 1)]
+        for ranker, per in o["spearman_fixed"].items():
+            out.append(f"| {ranker} | " + " | ".join(f"{per[t]:+.2f}" for t in o["targets"]) +
+                       f" | {np.mean(list(per.values())):+.2f} |")
+    SNIPPET.write_text("\n".join(out) + "\n")
+    readme = README.read_text()
+    README.write_text(replace_block(readme, "dependence", SNIPPET.read_text()))
 
 
 if __name__ == "__main__":

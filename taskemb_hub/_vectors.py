@@ -42,6 +42,18 @@ def removed_components(similarity: str) -> int:
     return int(similarity[4:]) if similarity.startswith("pcr-") else 0
 
 
+def _pcr_from_products(products: torch.Tensor, n: torch.Tensor, a: torch.Tensor, mu: torch.Tensor,
+                       v: torch.Tensor) -> torch.Tensor:
+    """pcr scores from ⟨u_i, a⟩, ⟨u_i, μ⟩ and Vᵀu_i (the columns of `products`) and the rows' norms `n`."""
+    ua, u_mu, u_v = products[:, 0], products[:, 1], products[:, 2:]
+    va, v_mu = v.T @ a, v.T @ mu
+    vb = n.unsqueeze(1) * u_v - v_mu
+    inner = n * ua - float(a @ mu) - vb @ va
+    b_sq = n ** 2 - 2 * n * u_mu + float(mu @ mu) - (vb ** 2).sum(1)
+    a_sq = float(a @ a) - float(va @ va)
+    return inner / (b_sq.clamp_min(0).sqrt() * max(a_sq, 0.0) ** 0.5).clamp_min(_EPS)
+
+
 @dataclass
 class VectorGroup:
     """The entries of one signature: `unit[i] * norms[i]` is entry `rows[i]`'s vector.
@@ -139,9 +151,9 @@ class VectorGroup:
         return out
 
     def _principal(self, keep: torch.Tensor | None, k: int) -> dict:
-        """The kept rows' mean μ, their top-k principal directions V (d×k) of the centred rows, ⟨u_i, μ⟩ and
-        Vᵀu_i; built once per (k, mask). Above `PCR_SAMPLE_ROWS` rows the directions come from a seeded
-        sample of the group's rows (a few left-out rows do not move them)."""
+        """The kept rows' mean μ and the top-k principal directions V (d×k) of the centred rows; built once per
+        (k, mask). Above `PCR_SAMPLE_ROWS` rows the directions come from a seeded sample of the group's rows (a few
+        left-out rows do not move them), so no pass over every row is needed."""
         dropped = () if keep is None else tuple((~keep).nonzero().flatten().tolist())
         key = ("pcr", k, dropped if len(self) <= PCR_SAMPLE_ROWS else ())
         if key not in self._cache:
@@ -150,36 +162,44 @@ class VectorGroup:
                 rows = sample.sort().values
             else:
                 rows = torch.arange(len(self)) if keep is None else keep.nonzero().flatten()
-            mu, u_mu = self._centre(keep)
-            x = (self.unit[rows].double() * self.norms[rows].double().unsqueeze(1)) - mu.double()
+            mu = self._kept_mean(keep).double()
+            x = (self.unit[rows].double() * self.norms[rows].double().unsqueeze(1)) - mu
             # top right-singular vectors from the small Gram matrix: X Xᵀ = W Λ Wᵀ, V = Xᵀ W Λ^(-1/2)
             values, vectors = torch.linalg.eigh(x @ x.T)
             top = torch.argsort(values, descending=True)[:k]
-            keep_dirs = values[top] > 1e-12 * max(float(values.max()), _EPS)
-            v = (x.T @ vectors[:, top[keep_dirs]]) / values[top[keep_dirs]].sqrt()
-            u_v = torch.cat([self.unit[s:s + _BLOCK_ROWS].double() @ v for s in range(0, len(self), _BLOCK_ROWS)])
-            self._cache[key] = {"mu": mu.double(), "u_mu": u_mu.double(), "v": v, "u_v": u_v}
+            top = top[values[top] > 1e-12 * max(float(values.max()), _EPS)]
+            v = (x.T @ vectors[:, top]) / values[top].sqrt()
+            self._cache[key] = {"mu": mu, "v": v}
         return self._cache[key]
 
     def _pcr_scores(self, positions: torch.Tensor | None, t: torch.Tensor, k: int, keep) -> torch.Tensor:
-        """Cosine of P(t − μ) and P(m_i − μ), P projecting out the top-k principal directions, from one
-        product per row: ⟨Pa, Pb⟩ = ⟨a, b⟩ − ⟨Vᵀa, Vᵀb⟩ and ‖Pb‖² = ‖b‖² − ‖Vᵀb‖², with
+        """Cosine of P(t − μ) and P(m_i − μ), P projecting out the top-k principal directions, from products with
+        each row (every row, or `positions`): ⟨Pa, Pb⟩ = ⟨a, b⟩ − ⟨Vᵀa, Vᵀb⟩ and ‖Pb‖² = ‖b‖² − ‖Vᵀb‖², with
         b_i = n_i u_i − μ, so ⟨a, b_i⟩ = n_i⟨u_i, a⟩ − ⟨a, μ⟩ and Vᵀb_i = n_i Vᵀu_i − Vᵀμ."""
         parts = self._principal(keep, k)
         mu, v = parts["mu"], parts["v"]
         a = t.double() - mu
+        queries = torch.cat([a.unsqueeze(1), mu.unsqueeze(1), v], 1).float()  # d × (k+2): one pass for all
         if positions is None:
-            ua = self.matvec(a.float()).double()
-            n, u_mu, u_v = self.norms.double(), parts["u_mu"], parts["u_v"]
+            products = torch.cat([self.unit[s:s + _BLOCK_ROWS].float() @ queries
+                                  for s in range(0, len(self), _BLOCK_ROWS)]).double()
+            n = self.norms.double()
         else:
-            ua = (self.unit[positions].float() @ a.float()).double()
-            n, u_mu, u_v = self.norms[positions].double(), parts["u_mu"][positions], parts["u_v"][positions]
-        va, v_mu = v.T @ a, v.T @ mu
-        vb = n.unsqueeze(1) * u_v - v_mu
-        inner = n * ua - float(a @ mu) - vb @ va
-        b_sq = n ** 2 - 2 * n * u_mu + float(mu @ mu) - (vb ** 2).sum(1)
-        a_sq = float(a @ a) - float(va @ va)
-        return inner / (b_sq.clamp_min(0).sqrt() * max(a_sq, 0.0) ** 0.5).clamp_min(_EPS)
+            products = (self.unit[positions].float() @ queries).double()
+            n = self.norms[positions].double()
+        return _pcr_from_products(products, n, a, mu, v)
+
+    def _projected_pcr_scores(self, target: torch.Tensor, k: int, keep) -> torch.Tensor:
+        """`_pcr_scores` with every product ⟨u_i, ·⟩ taken in the projected space (the first stage)."""
+        parts = self._principal(keep, k)
+        mu, v = parts["mu"], parts["v"]
+        a = target.double() - mu
+        projection = self.projection()
+        queries = projection(torch.cat([a.unsqueeze(1), mu.unsqueeze(1), v], 1).T.float()).T  # 1024 × (k+2)
+        p = self.projected_rows()
+        products = torch.cat([p[s:s + _F16_BLOCK_ROWS].float() @ queries
+                              for s in range(0, len(self), _F16_BLOCK_ROWS)]).double()
+        return _pcr_from_products(products, self.norms.double(), a, mu, v)
 
     def _kept_mean(self, keep: torch.Tensor | None) -> torch.Tensor:
         """The mean of the kept rows: the stored mean, less the left-out rows (no re-averaging)."""
@@ -326,7 +346,8 @@ class VectorGroup:
         return num / sq.clamp_min(_EPS).sqrt()
 
     def _projection_candidates(self, target, similarity, keep, count) -> torch.Tensor:
-        approx = self._projected_scores(target, similarity)
+        k = removed_components(similarity)
+        approx = self._projected_pcr_scores(target.float(), k, keep) if k else self._projected_scores(target, similarity)
         if keep is not None:
             approx = approx.masked_fill(~keep, float("-inf"))
         return torch.topk(approx, min(count, len(self))).indices

@@ -23,6 +23,7 @@ SIMILARITIES = ("cosine", "centered", "pcr-1", "pcr-2", "pcr-3")
 # (benchmarks/target_dependence.py; README "Does the answer depend on the target?"): the plain cosine ranked
 # nearly one target-blind order (the sentiment tasks first) for most targets.
 DEFAULT_SIMILARITY = "pcr-1"
+PCR_MIN_ENTRIES = 8  # below this many compatible entries, pcr-k ranks by cosine (and Ranking.why says so)
 SIMILARITY_NOTES = {
     "cosine": "plain cosine of the task embeddings",
     "centered": "cosine after subtracting the compatible entries' mean",
@@ -422,11 +423,16 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
                                 f"{target.base_model}). {len(skipped)} skipped: {reasons or 'registry empty'}. Embed "
                                 "the target with the registry's base model, method and options.")
         k = min(top_k, n_kept) if top_k else n_kept
+        why = ""
+        if similarity.startswith("pcr-") and n_kept < PCR_MIN_ENTRIES:
+            why = (f"cosine: {similarity} needs at least {PCR_MIN_ENTRIES} compatible entries (here {n_kept}); the "
+                   "principal direction of a handful of entries is their differences, not a direction all tasks share")
+            similarity = "cosine"
         from ._ann import choose_search
 
         path = choose_search(len(group), top_k, group.dim, search)
-        if similarity.startswith("pcr-"):
-            path = "exact"  # the first stages approximate cosine/centred only; pcr reads every row (one product)
+        if similarity.startswith("pcr-") and path == "ann":
+            path = "projection"  # the HNSW graphs are of cosine / centred rows; pcr's first stage is the projection
         if path == "ann" and search == "auto" and not group.ann_ready(similarity):
             path = "projection"  # the graph is building in the background; scan the projection meanwhile
         if path == "exact" and k == n_kept:  # every row: one exact product, sorted
@@ -444,7 +450,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
                          "metric": metric})
         sources, counts = self._recipe_groups(target_hash, exclude)
         warnings = _comparison_warnings(target, sources, strict, counts)
-        return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity, warnings=warnings, search=path)
+        return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity, warnings=warnings, search=path,
+                       why=why)
 
     def _positions(self, key: str) -> dict[str, list[int]]:
         """Entry positions by signature hash (`hash`), by name (`name`) or by task (`task`), built once:

@@ -42,8 +42,9 @@ def clustered(n, dim, seed=0, per_cluster=10):
     return members(torch.arange(n) // per_cluster), members(torch.randint(0, len(centres), (12,), generator=g))
 
 
-def selector_of(rows):
-    return AutoSourceSelector([RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)])
+def selector_of(rows, similarity="cosine"):
+    # the HNSW graphs are per similarity (cosine / centred): these tests name the one they build
+    return AutoSourceSelector([RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)], similarity=similarity)
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_masked_leave_one_out_equals_ranking_without_the_entry(similarity, tmp_p
     assert [r["score"] for r in masked] == pytest.approx([r["score"] for r in copy_based], abs=3e-6)
     # the same through a float16 index (memory-mapped rows, stored mean), top 10 by the bounded float16 path
     contents = read_index(write_index(entries, tmp_path / "index"))
-    from_index = AutoSourceSelector(contents.entries, groups=contents.groups).rank("e7", top_k=10, similarity=similarity)
+    from_index = AutoSourceSelector(contents.entries, groups=contents.groups, similarity="cosine").rank("e7", top_k=10, similarity=similarity)
     assert from_index.search == "exact" and from_index.names == copy_based.names[:10]
     assert [r["score"] for r in from_index] == pytest.approx([r["score"] for r in copy_based][:10], abs=2e-3)
 
@@ -155,6 +156,21 @@ def test_rank_picks_the_path_by_group_size(monkeypatch):
     assert not group.ann_ready("centered", start=False)  # built per similarity, only when asked
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_principal_component_removal_ranks_large_groups_by_projection_then_exact_scores(monkeypatch, k):
+    rows, queries = clustered(600, 2048, seed=11)
+    selector = selector_of(rows, similarity=f"pcr-{k}")
+    monkeypatch.setattr(_ann, "RERANK_MIN", 50)
+    monkeypatch.setattr(_ann, "RERANK_PER_RESULT", 5)
+    monkeypatch.setattr(_ann, "PROJECTION_MIN_ROWS", 500)
+    monkeypatch.setattr(_ann, "ANN_MIN_ROWS", 500)  # pcr has no graph: the projection stands in for it
+    for q in queries[:5]:
+        fast = selector.rank(emb("q", q), top_k=10)
+        exact = selector.rank(emb("q", q), top_k=10, search="exact")
+        assert fast.search == "projection" and fast.similarity == f"pcr-{k}"
+        assert fast.names == exact.names and [r["score"] for r in fast] == pytest.approx([r["score"] for r in exact], abs=1e-6)
+
+
 def test_an_index_stores_the_projection_and_rebuilds_identically(tmp_path):
     rows, _ = clustered(120, 1500, seed=6)
     entries = [RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)]
@@ -199,7 +215,7 @@ def test_an_index_shards_hnsw_graph_is_built_once_and_reused_from_the_cache(tmp_
     rankings = []
     for _ in range(2):  # two processes' worth of selectors over the same index
         contents = read_index(folder)
-        selector = AutoSourceSelector(contents.entries, groups=contents.groups)
+        selector = AutoSourceSelector(contents.entries, groups=contents.groups, similarity="cosine")
         rankings.append(selector.rank(emb("q", queries[0]), top_k=5, search="ann").names)
     assert len(builds) == 1 and len(list((tmp_path / "ann").glob("*.faiss"))) == 1
     assert rankings[0] == rankings[1] == selector.rank(emb("q", queries[0]), top_k=5, search="exact").names
@@ -249,11 +265,11 @@ def test_a_damaged_cached_graph_is_rebuilt_not_raised(tmp_path, monkeypatch):
     rows, queries = clustered(300, 1500, seed=9)
     folder = write_index([RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)], tmp_path / "index")
     contents = read_index(folder)
-    AutoSourceSelector(contents.entries, groups=contents.groups).rank(emb("q", queries[0]), top_k=5, search="ann")
+    AutoSourceSelector(contents.entries, groups=contents.groups, similarity="cosine").rank(emb("q", queries[0]), top_k=5, search="ann")
     (graph,) = (tmp_path / "ann").glob("*.faiss")
     graph.write_bytes(b"not a faiss index")
     contents = read_index(folder)
-    selector = AutoSourceSelector(contents.entries, groups=contents.groups)
+    selector = AutoSourceSelector(contents.entries, groups=contents.groups, similarity="cosine")
     target = emb("q", queries[0])
     assert selector.rank(target, top_k=5, search="ann").names == selector.rank(target, top_k=5, search="exact").names
     assert graph.read_bytes() != b"not a faiss index"  # rebuilt and stored again

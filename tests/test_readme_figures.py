@@ -153,3 +153,28 @@ def test_the_scale_and_gpu_rows_quote_their_json_files():
     grid = json.loads((report.RESULTS / "gpu_grid.json").read_text())["runs"]
     assert f"k=1 {grid[0]['phases'][0]['cells_per_minute']:.1f}" in block
     assert all(f"{60 * r['main']['cells'] / r['main']['seconds']:.1f}" in block for r in grid)
+
+
+def test_the_shipped_rankings_figures_are_recomputed_through_the_packaged_selector():
+    """The 'as shipped' row of the target-dependence table, recomputed from the committed ground truth by ranking every
+    packaged registry task leave-one-out with `AutoSourceSelector.from_default().rank(task)`, all defaults: the path
+    `taskemb-hub quickstart` and `rank --target <task>` run (no private scoring twin)."""
+    import numpy as np
+
+    import target_dependence as td
+    from taskemb_hub import AutoSourceSelector
+
+    selector = AutoSourceSelector.from_default()
+    rankings = {t: selector.rank(t) for t in td.TASKS}
+    assert {r.ranker for r in rankings.values()} == {"fusion"} and {r.similarity for r in rankings.values()} == {"pcr-1"}
+    scores = {t: {row["task"]: row["score"] for row in r.rows} for t, r in rankings.items()}
+    _, complete, _, _ = report.load_matrix(report.load_runs(report.RESULTS / "transfer_limited.jsonl"), td.TASKS)
+    ndcg = td.split(td.target_ndcg(scores, complete))
+    dep = td.dependence(scores)
+    block = report.read_block(README, "dependence")
+    limited = block.split("**Limited regime**", 1)[1].split("**Small regime**", 1)[0]
+    row = table(limited, "| ranker |")["**as shipped: the default on the packaged seed-0 vectors**"]
+    assert row[1:4] == [f"{ndcg['all']:.3f}", f"{ndcg['sentiment']:.3f}", f"{ndcg['other']:.3f}"]
+    assert row[5:8] == [f"{dep['spearman_fixed']:+.2f}", f"{dep['top3_max']:g}",
+                        f"{dep['family_top3']:g} / {dep['family_targets']}"]
+    assert np.isfinite(ndcg["all"])

@@ -8,7 +8,7 @@ import torch
 from taskemb_hub import RegistryError, TaskEmbedding, TuningConfig, tune
 from taskemb_hub.cards import TAG, read_card_metadata
 from taskemb_hub.registries.local import LocalRegistry
-from taskemb_hub.selector import AutoSourceSelector, _scores
+from taskemb_hub.selector import AutoSourceSelector
 
 
 def synthetic(task, vector, method="lora", base="tiny", signature=None, step=100):
@@ -71,20 +71,60 @@ def test_no_compatible_entry_says_why(registry):
         AutoSourceSelector.from_local(registry.path).rank(target)
 
 
+def _scores_by(selector, target, similarity):
+    return {r["source"]: r["score"] for r in selector.rank(target, similarity=similarity, ranker="peft").rows}
+
+
 def test_centred_similarity_removes_the_shared_direction():
-    shared = torch.tensor([10.0, 0, 0, 0])
-    sources = {"a": shared + torch.tensor([0, 1.0, 0, 0]), "b": shared + torch.tensor([0, 0, 1.0, 0]),
-               "c": shared + torch.tensor([0, 0, 0, 1.0])}
-    target = shared + torch.tensor([0, 0.1, 0, 1.0])
-    matrix = torch.stack(list(sources.values())).double()
-    raw = _scores(target.double(), matrix, (matrix ** 2).sum(1), "cosine")
-    centred = _scores(target.double(), matrix, (matrix ** 2).sum(1), "centered")
-    assert raw.min() > 0.98, "raw cosines are all near 1: the shared direction dominates"
-    assert centred.argmax() == 2 and centred.max() - centred.min() > 0.5
+    shared = [10.0, 0, 0, 0]
+    offsets = {"a": [0, 1.0, 0, 0], "b": [0, 0, 1.0, 0], "c": [0, 0, 0, 1.0]}
+    selector = AutoSourceSelector.from_embeddings(
+        [synthetic(n, [x + y for x, y in zip(shared, o)]) for n, o in offsets.items()])
+    target = synthetic("t", [10.0, 0.1, 0, 1.0])
+    raw, centred = _scores_by(selector, target, "cosine"), _scores_by(selector, target, "centered")
+    assert min(raw.values()) > 0.98, "raw cosines are all near 1: the shared direction dominates"
+    assert max(centred, key=centred.get) == "c" and max(centred.values()) - min(centred.values()) > 0.5
     # the two-mat-vec formula equals centring explicitly
+    matrix = torch.stack([selector.entries[i].embedding.vector for i in range(3)]).double()
     mu = matrix.mean(0)
-    explicit = torch.nn.functional.cosine_similarity(matrix - mu, (target.double() - mu)[None], dim=1)
-    assert torch.allclose(centred, explicit, atol=1e-9)
+    explicit = torch.nn.functional.cosine_similarity(matrix - mu, (target.vector.double() - mu)[None], dim=1)
+    assert [centred[n] for n in offsets] == pytest.approx(explicit.tolist(), abs=1e-5)  # scores: 6 decimals
+
+
+def test_principal_component_removal_ignores_the_direction_every_source_moves_along():
+    # A hub: every source varies mostly along one axis (axis 0), so centred cosine is decided by that axis
+    # whatever the target; removing the registry's top principal direction leaves what tells tasks apart.
+    gen = torch.Generator().manual_seed(0)
+    hub = torch.tensor([1.0] + [0.0] * 7)
+    vectors = {f"s{i}": 5 * (i - 3.5) * hub + 0.3 * torch.randn(8, generator=gen) for i in range(8)}
+    vectors["relative"] = vectors["s0"].clone()
+    vectors["relative"][1:] = torch.tensor([0, 0, 0, 0, 0, 0, 2.0])
+    selector = AutoSourceSelector.from_embeddings([synthetic(n, v.tolist()) for n, v in vectors.items()])
+    target = synthetic("t", (25 * hub + torch.tensor([0, 0, 0, 0, 0, 0, 0, 2.0])).tolist())
+    centred, pcr = _scores_by(selector, target, "centered"), _scores_by(selector, target, "pcr-1")
+    assert max(centred, key=centred.get) == "s7", "centred: the source furthest along the hub axis wins"
+    assert max(pcr, key=pcr.get) == "relative", "pcr-1: the source that shares the target's own direction wins"
+    # equal to projecting explicitly (the product computes it from one product per row)
+    from taskemb_hub.similarity import SIMILARITY_FUNCTIONS
+    names = list(vectors)
+    explicit = SIMILARITY_FUNCTIONS["pcr-1"](target.vector.double().numpy(),
+                                             torch.stack([vectors[n] for n in names]).double().numpy())
+    assert [pcr[n] for n in names] == pytest.approx(explicit.tolist(), abs=1e-4)  # float32 products
+
+
+def test_leave_one_out_recomputes_the_principal_direction_without_the_target():
+    gen = torch.Generator().manual_seed(1)
+    embeddings = [synthetic(f"e{i}", torch.randn(12, generator=gen).tolist()) for i in range(10)]
+    selector = AutoSourceSelector.from_embeddings(embeddings)
+    alone = AutoSourceSelector.from_embeddings(embeddings[1:])
+    left_out = selector.rank("e0", similarity="pcr-2", ranker="peft")
+    assert left_out.rows == alone.rank(embeddings[0], similarity="pcr-2", ranker="peft").rows
+    assert left_out.similarity == "pcr-2"
+
+
+def test_a_registry_too_small_for_principal_directions_ranks_by_cosine_and_says_so(registry):
+    ranking = AutoSourceSelector.from_local(registry.path).rank(synthetic("target", [1.0, 0.0, 0.0]))
+    assert ranking.similarity == "cosine" and "needs at least 8 compatible entries" in ranking.why
 
 
 def test_selector_snapshot_round_trips_with_from_pretrained(registry, tmp_path):

@@ -27,7 +27,8 @@ from typing import Any, Callable
 from ..data import CLASSIFICATION, TaskData
 from ..embedding import TaskEmbedding
 from ..errors import AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
-from ..selector import SIMILARITIES, AutoSourceSelector, Ranking
+from ..rankers import RANKERS
+from ..selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector, Ranking
 from ._uploads import UploadError, UploadLimits, check_data_file, extract_adapter_zip, read_header, safe_stem, zip_folder
 
 logger = logging.getLogger("taskemb_hub.space")
@@ -252,9 +253,11 @@ def refresh_registry(state: RegistryState) -> str:
 
 
 # ---- shared pieces of the three ways to ask -----------------------------------------------
-def _check_options(top_k, similarity: str, config: SpaceConfig) -> int:
+def _check_options(top_k, similarity: str, config: SpaceConfig, ranker: str = "auto") -> int:
     if similarity not in SIMILARITIES:
         raise TaskEmbHubError(f"Unknown similarity {similarity!r}. Use one of: {', '.join(SIMILARITIES)}.")
+    if ranker not in RANKERS:
+        raise TaskEmbHubError(f"Unknown ranker {ranker!r}. Use one of: {', '.join(RANKERS)}.")
     try:
         k = int(top_k)
     except (TypeError, ValueError):
@@ -339,7 +342,8 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
 
     names = [r["source"] for r in ranking.rows]
     scores = [r["score"] for r in ranking.rows]
-    bar = _plots.bar_chart(names, scores, target_label, ranking.similarity)
+    scale = ranking.similarity if ranking.ranker == "peft" else f"{ranking.ranker} (z-scored)"
+    bar = _plots.bar_chart(names, scores, target_label, scale)
     target_hash = ranking.target.signature_hash
     projection = derived.projections.get(target_hash)
     if projection is None:
@@ -373,7 +377,7 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
     embedding_path = zip_folder(emb_folder, folder / f"taskemb-{stem}.zip")
 
     message = (f"**{len(rows)} sources** for **{target_label}** ({ranking.target.method} on "
-               f"`{ranking.target.base_model}`, {ranking.similarity} similarity), best first.")
+               f"`{ranking.target.base_model}`, ranked by {ranking.ranker}: {ranking.why}), best first.")
     group = next((g for g in derived.signatures if g["signature"] == target_hash), None)
     if group is not None:
         message += f" Signature `{target_hash}`: {group['entries']} entries of the registry share this space."
@@ -386,7 +390,12 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
 
 
 def _rank(selector: AutoSourceSelector, target: TaskEmbedding, top_k: int, similarity: str,
-          exclude: set[str] = frozenset()) -> Ranking:
+          exclude: set[str] = frozenset(), ranker: str = "auto", text_target=None) -> Ranking:
+    from ..rankers import resolve_ranker
+
+    if resolve_ranker(ranker, selector, text_target) != "peft":
+        return selector.rank(target, top_k=top_k, similarity=similarity, exclude=exclude, ranker=ranker,
+                             text_target=text_target)
     if exclude and similarity == "cosine":
         # Leave-one-out by dropping rows afterwards: cosine of the others does not depend on the
         # excluded entries, and the selector's stacked matrix is not copied per query.
@@ -405,9 +414,9 @@ def _rank(selector: AutoSourceSelector, target: TaskEmbedding, top_k: int, simil
 # ---- 3. a registry task -------------------------------------------------------------------
 @guarded
 def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_model: str = ANY, method: str = ANY,
-                  top_k: int = 10, similarity: str = "cosine") -> Answer:
+                  top_k: int = 10, similarity: str = DEFAULT_SIMILARITY, ranker: str = "auto") -> Answer:
     """Rank the other entries for one of the registry's own (leave-one-out: that task is left out)."""
-    k = _check_options(top_k, similarity, config)
+    k = _check_options(top_k, similarity, config, ranker)
     if not entry:
         raise TaskEmbHubError("Pick a registry task.")
     selector = state.selector
@@ -427,7 +436,9 @@ def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_mo
         raise TaskEmbHubError(f"{entry!r} is a {emb.method} entry, not {method}. Set the method filter to 'any'.")
     same_space = next((g["members"] for g in derived.signatures if g["signature"] == emb.signature_hash), [])
     exclude = {match.name} | {selector.entries[i].name for i in same_space if selector.entries[i].embedding.task == emb.task}
-    ranking = _rank(selector, emb, k, similarity, exclude)
+    text = selector.text_selector
+    text_target = emb.task if text is not None and text._named(emb.task) else None  # its TextEmb vector, if packaged
+    ranking = _rank(selector, emb, k, similarity, exclude, ranker, text_target)
     return _answer(state, selector, ranking, config, target_label=match.name,
                    note=f"{len(exclude)} entr{'y' if len(exclude) == 1 else 'ies'} of the same task left out.")
 
@@ -442,10 +453,10 @@ def _expected_base_model(state: RegistryState, selector: AutoSourceSelector, bas
 
 @guarded
 def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None = None, zip_path: str | None = None,
-                 base_model: str = ANY, method: str = ANY, top_k: int = 10, similarity: str = "cosine",
-                 progress: Progress | None = None) -> Answer:
+                 base_model: str = ANY, method: str = ANY, top_k: int = 10, similarity: str = DEFAULT_SIMILARITY,
+                 progress: Progress | None = None, ranker: str = "auto") -> Answer:
     """Rank sources for a PEFT adapter: a Hub repo id, or an uploaded zip of an adapter folder."""
-    k = _check_options(top_k, similarity, config)
+    k = _check_options(top_k, similarity, config, ranker)
     repo_id = (repo_id or "").strip()
     if bool(repo_id) == bool(zip_path):
         raise TaskEmbHubError("Give either a Hub repo id of a PEFT adapter or an uploaded adapter zip (not both).")
@@ -487,7 +498,7 @@ def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None 
                               f"'{emb.method}' or 'any'.")
     if progress:
         progress(0.7, desc="ranking")
-    ranking = _rank(selector, emb, k, similarity)
+    ranking = _rank(selector, emb, k, similarity, ranker=ranker)  # an adapter has no texts: fusion is refused
     return _answer(state, selector, ranking, config, target_label=label)
 
 
@@ -637,12 +648,12 @@ def _check_rows(task: TaskData, limits: UploadLimits, source: str) -> int:
 def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None = None, dataset_id: str | None = None,
               dataset_config: str | None = None, dataset_split: str | None = None, text_column: str | None = "text",
               text_pair_column: str | None = None, label_column: str | None = "label", base_model: str = ANY,
-              method: str = ANY, top_k: int = 10, similarity: str = "cosine",
-              progress: Progress | None = None) -> Answer:
+              method: str = ANY, top_k: int = 10, similarity: str = DEFAULT_SIMILARITY,
+              progress: Progress | None = None, ranker: str = "auto") -> Answer:
     """Tune the registry's recipe on the visitor's data (a file or a Hub dataset), then rank sources."""
     from ..data import load_task
 
-    k = _check_options(top_k, similarity, config)
+    k = _check_options(top_k, similarity, config, ranker)
     dataset_id = (dataset_id or "").strip()
     if bool(file_path) == bool(dataset_id):
         raise DataError("Upload a data file or type a Hub dataset id (one of the two).")
@@ -676,9 +687,16 @@ def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None =
     view = _EntriesView(entries)
     emb = _target_from_data()(task, view, progress=True, base_model=load_from)
     emb.extra["source"] = source
+    text_target = None
+    if ranker != "peft" and selector.text_selector is not None:
+        if progress:
+            progress(0.9, desc="TextEmb of the texts (one forward pass)")
+        from ..baselines import text_embedding
+
+        text_target = text_embedding(task, base_model=load_from)
     if progress:
         progress(0.95, desc="ranking")
-    ranking = _rank(selector, emb, k, similarity)
+    ranking = _rank(selector, emb, k, similarity, ranker=ranker, text_target=text_target)
     recipe = entries[0].embedding.extra.get("recipe") or {}
     tuned = (f"Tuned {emb.method} for {recipe.get('stop_step') or recipe.get('max_steps', '?')} steps on "
              f"{emb.train_size} rows, the recipe of the registry's entries.")

@@ -91,7 +91,10 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                                      info="the embedding space to rank in")
             method = gr.Dropdown(methods, value=h.ANY, label="method", allow_custom_value=True)
             top_k = gr.Slider(1, config.max_top_k, value=config.default_top_k, step=1, label="top k")
-            similarity = gr.Radio(list(h.SIMILARITIES), value=state.selector.similarity, label="similarity")
+            similarity = gr.Radio(list(h.SIMILARITIES), value=state.selector.similarity, label="similarity",
+                                  info="of the PEFT embeddings (pcr-1: the registry's mean and top direction removed)")
+            ranker = gr.Radio(list(h.RANKERS), value="auto", label="ranker",
+                              info="auto: PEFT + TextEmb fused when your texts are known, else PEFT alone")
         with gr.Tabs():
             with gr.Tab("Your data", id="data"):
                 gr.Markdown(
@@ -155,17 +158,18 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         # ---- endpoints ---------------------------------------------------------------
         # Parameter names are the API's (gradio_client keyword arguments): keep them descriptive.
         def rank_data(data_file, dataset_id, dataset_config, dataset_split, text_column, text_pair_column,
-                      label_column, base_model, method, top_k, similarity, progress=gr.Progress(track_tqdm=True)):
+                      label_column, base_model, method, top_k, similarity, ranker,
+                      progress=gr.Progress(track_tqdm=True)):
             return outputs(h.rank_data(state, config, data_file, dataset_id, dataset_config, dataset_split,
                                        text_column, text_pair_column, label_column, base_model, method, top_k,
-                                       similarity, progress=progress))
+                                       similarity, progress=progress, ranker=ranker))
 
-        def rank_adapter(repo_id, adapter_zip, base_model, method, top_k, similarity, progress=gr.Progress()):
+        def rank_adapter(repo_id, adapter_zip, base_model, method, top_k, similarity, ranker, progress=gr.Progress()):
             return outputs(h.rank_adapter(state, config, repo_id, adapter_zip, base_model, method, top_k, similarity,
-                                          progress=progress))
+                                          progress=progress, ranker=ranker))
 
-        def rank_registry(entry, base_model, method, top_k, similarity):
-            return outputs(h.rank_registry(state, config, entry, base_model, method, top_k, similarity))
+        def rank_registry(entry, base_model, method, top_k, similarity, ranker):
+            return outputs(h.rank_registry(state, config, entry, base_model, method, top_k, similarity, ranker))
 
         def registry_status():
             text, rows = h.registry_status(state)
@@ -177,7 +181,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
             except h.TaskEmbHubError as err:
                 return f"⚠️ {err}"
 
-        filters = [base_model, method, top_k, similarity]
+        filters = [base_model, method, top_k, similarity, ranker]
         data_button.click(rank_data, [data_file, dataset_id, dataset_config, dataset_split, text_column, pair_column,
                                       label_column, *filters], answer_outputs, api_name="rank_data",
                           concurrency_limit=1, concurrency_id="tuning")
