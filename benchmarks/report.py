@@ -1356,7 +1356,7 @@ def readme_evidence(results, curve, curve_targets, corr, pools, runs) -> tuple[s
     for method, name, label, m, cost_text in entries:
         default = method == DEFAULT_METHOD and m["similarity"] == "cosine"
         similarity = m.get("similarity") or label.rsplit(", ", 1)[-1]
-        shown = f"**{name}, {similarity} (default)**" if default else f"{name}, {similarity}"
+        shown = f"**{name}, {similarity} (the previous default)**" if default else f"{name}, {similarity}"
         on_mean = m["on_mean"]["ndcg"] if m.get("on_mean") else float("nan")
         table.append(f"| {shown} | {fmt(m['ndcg'])} | {fmt(normalised(m['ndcg']), '.2f')} | {fmt(ndcg_se(m))} | "
                      f"{fmt(m['ndcg_shifted'])} | {fmt(m['spearman'], '.2f')} | {fmt(m['rho'], '.2f')} | {fmt(on_mean)} | "
@@ -1591,6 +1591,10 @@ def compare_block(results: dict, headline: dict) -> tuple[str, dict]:
     lim = headline["limited"]
     fam, fixed, pairs = lim["families"], lim["fixed"], lim["pairs"]
     costs, sizes = peer_costs(), peer_rankers.bytes_per_source()
+    summary = RESULTS / "peer_summary.json"
+    if summary.is_file():  # a size measured when the (uncommitted) fine-tuned bodies were on disk
+        recorded = json.loads(summary.read_text()).get("bytes_per_source", {})
+        sizes = {k: v if v is not None else recorded.get(k) for k, v in sizes.items()}
     size_of = {DEFAULT_METHOD: next((v for k, v in sizes.items() if k.startswith("ours")), None),
                "esm-logme": sizes.get("esm-logme (one d×d+d float32 linear map)"),
                "logme": sizes.get("logme (a fine-tuned MiniLM body, float32 safetensors)"),
