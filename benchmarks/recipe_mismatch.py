@@ -25,7 +25,7 @@ import report
 from _common import RESULTS
 
 from taskemb_hub.embedding import TaskEmbedding
-from taskemb_hub.selector import _scores
+from taskemb_hub.selector import AutoSourceSelector
 
 METHODS = ("bitfit+mean", "ia3+mean", "prefix+mean", "lora+mean")
 LONG = 500  # the longer schedule stored for some methods (`<method>@500`)
@@ -54,16 +54,12 @@ def paired(mismatched: dict, matched: dict) -> dict:
 
 def own_entry_rank(target_embs: dict[str, TaskEmbedding], registry: dict[str, TaskEmbedding]) -> dict:
     """Rank of each task's own entry among all registry entries when a fresh run of it is the target."""
-    import torch
-
-    names = sorted(registry)
-    matrix = torch.stack([registry[n].vector for n in names]).double()
+    selector = AutoSourceSelector.from_embeddings([registry[n] for n in sorted(registry)])
     ranks = {}
     for task, emb in sorted(target_embs.items()):
         if task not in registry:
             continue
-        scores = _scores(emb.vector.double(), matrix, (matrix ** 2).sum(1), SIMILARITY)
-        order = [names[i] for i in torch.argsort(scores, descending=True).tolist()]
+        order = [r["task"] for r in selector.rank(emb, similarity=SIMILARITY, ranker="peft").rows]
         ranks[task] = order.index(task) + 1
     return {"mean": statistics.mean(ranks.values()), "first": sum(r == 1 for r in ranks.values()),
             "tasks": len(ranks), "per_task": ranks}

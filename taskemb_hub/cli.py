@@ -149,6 +149,9 @@ def cmd_rank(args) -> int:
     if not args.data and not args.target:
         raise TaskEmbHubError("rank needs --target (an adapter folder or a registry entry name) or --data (a data "
                               "file or task folder).")
+    if args.data and args.target:
+        raise TaskEmbHubError("rank takes --target or --data, not both: --data tunes a new target from the data, "
+                              "--target names one that exists. Drop one of them.")
     from .recipe import target_from_data
     from .rankers import check_ranker
 
@@ -156,8 +159,12 @@ def cmd_rank(args) -> int:
     selector = _selector(args.registry, args.similarity, **_rank_hub_filters(args))
     text_target = None
     if args.data:  # always tuned with the registry's own recipe, so target and sources are comparable
+        if args.ranker in ("textemb", "fusion") and selector.text_selector is None:  # say so before any tuning
+            raise TaskEmbHubError(f"ranker {args.ranker!r} needs a registry with TextEmb vectors (the packaged "
+                                  "`default` registry has them); use --ranker peft with this registry.")
         task = _load(args, args.data)
-        target = target_from_data(task, selector, progress=not args.json, base_model=args.base_model)
+        target = None if args.ranker == "textemb" else target_from_data(  # TextEmb alone tunes nothing
+            task, selector, progress=not args.json, base_model=args.base_model)
         if args.ranker != "peft" and selector.text_selector is not None:  # TextEmb: one forward pass, no tuning
             from .baselines import text_embedding
 
@@ -411,8 +418,16 @@ def _method_choices() -> list[str]:
     return methods.list_methods() if methods is not None else list(BUILTIN_METHODS)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error style: one line naming the problem and where the fix is, exit code 2
+    (argparse's own prints the whole usage block first). Subcommand parsers inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="taskemb-hub", description="Pick source tasks for intermediate-task "
+    parser = _Parser(prog="taskemb-hub", description="Pick source tasks for intermediate-task "
                                      "transfer from the similarity of tuned PEFT weights.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -470,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", default="default",
                    help="registry folder, 'default' (packaged), 'hub' / 'hub:<tag>' (tagged Hub repos), "
                         "or 'index:<repo id or folder>' (a registry index)")
-    p.add_argument("--top-k", type=_int_arg("--top-k", 1, 5), default=None)
+    p.add_argument("--top-k", type=_int_arg("--top-k", 1, 5), default=None, help="show the best k sources (default: all)")
     p.add_argument("--similarity", choices=["pcr-1", "pcr-2", "pcr-3", "centered", "cosine"], default=None,
                    help="the PEFT embedding's similarity (default pcr-1: cosine after removing the registry's mean and "
                         "top principal direction; plain cosine ranks nearly one order for every target)")

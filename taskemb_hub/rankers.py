@@ -27,9 +27,10 @@ FUSION_TEXT_WEIGHT = 0.5
 TEXT_SIMILARITY = "centered"
 WHY = {
     "textemb": "centred cosine of TextEmb vectors (the mean base-model token state over the task's texts)",
-    "fusion": f"z-scored PEFT similarity ({{similarity}}) + {FUSION_TEXT_WEIGHT:g} x z-scored TextEmb centred cosine "
-              "(chosen leave-one-target-out on both regimes; it finds relatives the PEFT embedding alone misses)",
+    "fusion": f"z-scored PEFT similarity ({{similarity}}) + {FUSION_TEXT_WEIGHT:g} x z-scored TextEmb centred cosine"
+              "{chosen}",
 }
+CHOSEN = " (chosen leave-one-target-out on both regimes; it finds relatives the PEFT embedding alone misses)"
 
 
 def check_ranker(ranker: str) -> None:
@@ -48,9 +49,19 @@ def resolve_ranker(ranker: str, selector: "AutoSourceSelector", text_target) -> 
         if selector.text_selector is None:
             raise TaskEmbHubError(f"ranker {ranker!r} needs a registry with TextEmb vectors (the packaged "
                                   "`default` registry has them); use --ranker peft with this registry.")
-        raise TaskEmbHubError(f"ranker {ranker!r} needs the target's TextEmb vector: pass its data (`rank --data`, "
-                              "or `text_target=text_embedding(task)`), or name a registry entry.")
+        raise TaskEmbHubError(f"ranker {ranker!r} needs the target's texts: rank its data (`rank --data`; in Python "
+                              "`text_target=text_embedding(task)`), name a registry entry, or use ranker 'peft'.")
     return ranker
+
+
+def auto_reason(ranker: str, chosen: str, selector: "AutoSourceSelector", text_target) -> str:
+    """Why `auto` ran what it ran (empty for an explicit ranker)."""
+    if ranker != "auto":
+        return ""
+    if chosen == "fusion":
+        return "auto: the target's texts and the registry's TextEmb vectors are known, so both signals are fused; "
+    missing = "this registry has no TextEmb vectors" if selector.text_selector is None else "the target's texts are not known"
+    return f"auto: {missing}, so the PEFT embedding ranks alone; "
 
 
 def text_ranking(selector: "AutoSourceSelector", text_target, *, exclude) -> "Ranking":
@@ -72,12 +83,24 @@ def fuse(peft: "Ranking", text: "Ranking", top_k: int | None, weight: float = FU
                      "textemb_score": text_score[r["task"]]})
     skipped = list(peft.skipped) + [(r["source"], "no TextEmb vector in the registry for its task: not fused")
                                     for r in peft.rows if r["task"] not in text_score]
+    from .selector import DEFAULT_SIMILARITY
+
+    why = WHY["fusion"].format(similarity=peft.similarity,
+                               chosen=CHOSEN if peft.similarity == DEFAULT_SIMILARITY and weight == FUSION_TEXT_WEIGHT else "")
     return Ranking(target=peft.target, rows=rows, skipped=skipped, similarity=peft.similarity, warnings=peft.warnings,
-                   search=peft.search, ranker="fusion", why=WHY["fusion"].format(similarity=peft.similarity))
+                   search=peft.search, ranker="fusion", why=why)
 
 
-def as_text_only(text: "Ranking", peft_target: "TaskEmbedding | None", top_k: int | None) -> "Ranking":
+def as_text_only(text: "Ranking", selector: "AutoSourceSelector", peft_target: "TaskEmbedding | None",
+                 top_k: int | None) -> "Ranking":
+    """The TextEmb ranking, each row with its source's registry metadata (in-task metric, training rows, step of
+    the PEFT entry of the same task: TextEmb vectors carry none)."""
     rows = text.rows[:top_k] if top_k else text.rows
+    for row in rows:
+        for i in selector._named(row["task"])[:1]:
+            entry = selector.entries[i].embedding
+            metric = next(iter(entry.metrics.values()), None) if entry.metrics else None
+            row.update(metric=metric, train_size=entry.train_size, step=entry.step)
     text.rows, text.ranker, text.why = rows, "textemb", WHY["textemb"]
     if peft_target is not None:
         text.target = peft_target

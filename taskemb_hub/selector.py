@@ -69,7 +69,9 @@ class Ranking:
     def to_pandas(self):
         import pandas as pd
 
-        return pd.DataFrame(self.rows, columns=["rank", "source", "task", "score", "method", "step", "train_size", "metric"])
+        columns = ["rank", "source", "task", "score", "method", "step", "train_size", "metric"]
+        extra = [c for c in ("peft_score", "textemb_score") if self.rows and c in self.rows[0]]  # a fusion's parts
+        return pd.DataFrame(self.rows, columns=columns + extra)
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target.task, "method": self.target.method, "base_model": self.target.base_model,
@@ -309,14 +311,14 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             self._groups[signature_hash] = VectorGroup.from_vectors(good, [self.entries[i].embedding.vector for i in good])
         return self._groups[signature_hash]
 
-    def rank(self, target: TaskEmbedding | str | os.PathLike, top_k: int | None = None, *,
+    def rank(self, target: TaskEmbedding | str | os.PathLike | None, top_k: int | None = None, *,
              similarity: str | None = None, exclude: Iterable[str] = (), strict: bool = False,
              search: str = "auto", ranker: str = "auto", text_target: TaskEmbedding | str | None = None) -> Ranking:
         """Rank the compatible sources for `target`, most similar first.
 
         Args:
             target: a `TaskEmbedding`, an adapter/embedding folder, or the name of an entry
-                of this registry (then that entry is left out: leave-one-out).
+                of this registry (then that entry is left out: leave-one-out); None with `ranker="textemb"`.
             top_k: keep the best k (default all).
             similarity: override the selector's PEFT similarity (`pcr-1`, `centered`, ...).
             exclude: entry names to leave out.
@@ -345,19 +347,29 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
                 and not Path(target).exists() and self.text_selector._named(target):
             text_target = target
         chosen = rankers.resolve_ranker(ranker, self, text_target)
+        reason = rankers.auto_reason(ranker, chosen, self, text_target)
+        if target is None and chosen != "textemb":
+            raise TaskEmbHubError(f"ranker {chosen!r} needs a target embedding; only ranker 'textemb' ranks from "
+                                  "the texts alone.")
         exclude = set(exclude)
         if isinstance(text_target, str):  # a text-registry entry: leave it out as well
             exclude |= {self.text_selector.entries[i].name for i in self.text_selector._named(text_target)}
         if chosen == "textemb":
-            peft_target = None if isinstance(target, str) and not Path(target).exists() else target
+            peft_target = None if target is None or (isinstance(target, str) and not Path(target).exists()) else target
             if peft_target is not None and not isinstance(peft_target, TaskEmbedding):
                 peft_target = load_embedding(peft_target)
-            return rankers.as_text_only(rankers.text_ranking(self, text_target, exclude=exclude), peft_target, top_k)
-        peft = self._rank_peft(target, None if chosen == "fusion" else top_k, similarity=similarity, exclude=exclude,
-                               strict=strict, search=search)
-        if chosen == "peft":
-            return peft
-        return rankers.fuse(peft, rankers.text_ranking(self, text_target, exclude=exclude), top_k)
+            ranking = rankers.as_text_only(rankers.text_ranking(self, text_target, exclude=exclude), self, peft_target,
+                                           top_k)
+            if similarity:
+                ranking.warnings.append(f"similarity {similarity!r} applies to the PEFT embedding; ranker 'textemb' "
+                                        f"uses the {rankers.TEXT_SIMILARITY} cosine of TextEmb vectors")
+        else:
+            ranking = self._rank_peft(target, None if chosen == "fusion" else top_k, similarity=similarity,
+                                      exclude=exclude, strict=strict, search=search)
+            if chosen == "fusion":
+                ranking = rankers.fuse(ranking, rankers.text_ranking(self, text_target, exclude=exclude), top_k)
+        ranking.why = reason + ranking.why
+        return ranking
 
     def _rank_peft(self, target: TaskEmbedding | str | os.PathLike, top_k: int | None = None, *,
                    similarity: str | None = None, exclude: Iterable[str] = (), strict: bool = False,
@@ -519,20 +531,3 @@ def _comparison_warnings(target: TaskEmbedding, sources: list[TaskEmbedding], st
 def _check_similarity(similarity: str) -> None:
     if similarity not in SIMILARITIES:
         raise TaskEmbHubError(f"Unknown similarity {similarity!r}. Use one of: {', '.join(SIMILARITIES)}.")
-
-
-def _scores(t: torch.Tensor, matrix: torch.Tensor, sq_norms: torch.Tensor, similarity: str) -> torch.Tensor:
-    """Cosine of t with each row, optionally after centring on the rows' mean.
-
-    Centring is done with two matrix-vector products instead of materialising `matrix - mean`:
-    ⟨t−μ, m−μ⟩ = ⟨t−μ, m⟩ − ⟨t−μ, μ⟩ and ‖m−μ‖² = ‖m‖² − 2⟨m, μ⟩ + ‖μ‖².
-    """
-    eps = 1e-12
-    if similarity == "cosine":
-        return (matrix @ t) / (sq_norms.sqrt() * t.norm()).clamp_min(eps)
-    mu = matrix.mean(0)
-    tc = t - mu
-    m_mu = matrix @ mu
-    inner = matrix @ tc - tc @ mu
-    norms = (sq_norms - 2 * m_mu + mu @ mu).clamp_min(0).sqrt()
-    return inner / (norms * tc.norm()).clamp_min(eps)

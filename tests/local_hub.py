@@ -40,6 +40,7 @@ import contextlib
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -997,6 +998,12 @@ def local_hub_fixture(monkeypatch, tmp_path, **kwargs) -> Iterator[LocalHub]:
         monkeypatch.setattr(constants, "HF_HUB_CACHE", cache)
         monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
                             server.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+        if "datasets" in sys.modules:  # `datasets` reads HF_ENDPOINT once, at import: an earlier test imported it
+            import datasets.config
+
+            monkeypatch.setattr(datasets.config, "HF_ENDPOINT", server.endpoint)
+            monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL",
+                                server.endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
         yield server
 
 

@@ -39,8 +39,9 @@ def test_an_adapter_alone_has_no_texts_so_auto_ranks_by_the_peft_embedding(packa
     adapter = TaskEmbedding.load(default_registry_path() / "fever")
     ranking = packaged.rank(adapter, exclude={"fever"})
     assert ranking.ranker == "peft" and ranking.similarity == "pcr-1"
+    assert ranking.why.startswith("auto: the target's texts are not known, so the PEFT embedding ranks alone")
     assert ranking.rows == packaged.rank("fever", ranker="peft").rows
-    with pytest.raises(TaskEmbHubError, match="needs the target's TextEmb vector.*rank --data"):
+    with pytest.raises(TaskEmbHubError, match="needs the target's texts.*rank --data.*or use ranker 'peft'"):
         packaged.rank(adapter, ranker="fusion")
 
 
@@ -70,5 +71,21 @@ def test_rank_ranker_from_the_command_line():
     payload = json.loads(out.stdout)
     assert payload["ranker"] == "textemb" and len(payload["ranking"]) == 3 and payload["why"]
     bad = _cli("rank", "--target", str(default_registry_path() / "fever"), "--ranker", "fusion")
-    assert bad.returncode == 2 and "needs the target's TextEmb vector" in bad.stderr
+    assert bad.returncode == 2 and "needs the target's texts" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_textemb_rows_carry_the_registry_entrys_metric_and_size(packaged):
+    ranking = packaged.rank("fever", ranker="textemb", similarity="cosine")
+    peft = {r["source"]: r for r in packaged.rank("fever", ranker="peft").rows}
+    assert all(r["metric"] == peft[r["source"]]["metric"] and r["train_size"] == peft[r["source"]]["train_size"]
+               for r in ranking.rows)
+    assert any("applies to the PEFT embedding" in w for w in ranking.warnings)
+
+
+def test_bad_choices_and_conflicting_targets_are_one_line_exit_2(tmp_path):
+    for args in (("rank", "--target", "fever", "--ranker", "best"),
+                 ("rank", "--target", "fever", "--data", str(tmp_path / "x.csv"))):
+        out = _cli(*args)
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "invalid choice: 'best'" in _cli("rank", "--target", "fever", "--ranker", "best").stderr

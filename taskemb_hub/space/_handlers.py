@@ -377,7 +377,8 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
     embedding_path = zip_folder(emb_folder, folder / f"taskemb-{stem}.zip")
 
     message = (f"**{len(rows)} sources** for **{target_label}** ({ranking.target.method} on "
-               f"`{ranking.target.base_model}`, ranked by {ranking.ranker}: {ranking.why}), best first.")
+               f"`{ranking.target.base_model}`, ranked by {ranking.ranker}, {ranking.similarity} similarity: "
+               f"{ranking.why}), best first.")
     group = next((g for g in derived.signatures if g["signature"] == target_hash), None)
     if group is not None:
         message += f" Signature `{target_hash}`: {group['entries']} entries of the registry share this space."
