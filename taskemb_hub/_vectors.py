@@ -30,7 +30,8 @@ _BLOCK_ROWS = 4096  # float16 rows are converted to float32 this many at a time
 _F16_BLOCK_ROWS = 65536  # float16 products are taken this many rows at a time (bounded index sizes)
 _FLOAT32_COPY_BYTES = 512 * 2**20  # below this, a float16 matrix gets one float32 copy (faster products)
 _EPS = 1e-12
-PCR_SAMPLE_ROWS = 4096  # principal directions of larger groups come from this many rows (a seeded sample)
+PCR_SAMPLE_ROWS = 1024  # principal directions of larger groups come from a seeded sample of this many rows
+PCR_EXACT_ROWS = 64  # up to this many rows, leaving entries out recomputes the directions without them
 _ANN_BUILD = threading.Lock()  # one HNSW build at a time (it uses every core); held only while building
 # Bound on |float16-kernel product − float64 product| for a unit row and a unit query: the query's
 # rounding to float16 (2^-11), the output's rounding (2^-11) and float32 accumulation, with margin.
@@ -40,18 +41,6 @@ _F16_PRODUCT_ERROR = 2.0 ** -8
 def removed_components(similarity: str) -> int:
     """k for `pcr-<k>` (principal component removal, `taskemb_hub.similarity`), else 0."""
     return int(similarity[4:]) if similarity.startswith("pcr-") else 0
-
-
-def _pcr_from_products(products: torch.Tensor, n: torch.Tensor, a: torch.Tensor, mu: torch.Tensor,
-                       v: torch.Tensor) -> torch.Tensor:
-    """pcr scores from ⟨u_i, a⟩, ⟨u_i, μ⟩ and Vᵀu_i (the columns of `products`) and the rows' norms `n`."""
-    ua, u_mu, u_v = products[:, 0], products[:, 1], products[:, 2:]
-    va, v_mu = v.T @ a, v.T @ mu
-    vb = n.unsqueeze(1) * u_v - v_mu
-    inner = n * ua - float(a @ mu) - vb @ va
-    b_sq = n ** 2 - 2 * n * u_mu + float(mu @ mu) - (vb ** 2).sum(1)
-    a_sq = float(a @ a) - float(va @ va)
-    return inner / (b_sq.clamp_min(0).sqrt() * max(a_sq, 0.0) ** 0.5).clamp_min(_EPS)
 
 
 @dataclass
@@ -150,36 +139,41 @@ class VectorGroup:
             out = out.masked_fill(~keep[positions], float("-inf"))
         return out
 
-    def _principal(self, keep: torch.Tensor | None, k: int) -> dict:
-        """The kept rows' mean μ and the top-k principal directions V (d×k) of the centred rows; built once per
-        (k, mask). Above `PCR_SAMPLE_ROWS` rows the directions come from a seeded sample of the group's rows (a few
-        left-out rows do not move them), so no pass over every row is needed."""
-        dropped = () if keep is None else tuple((~keep).nonzero().flatten().tolist())
-        key = ("pcr", k, dropped if len(self) <= PCR_SAMPLE_ROWS else ())
+    def _directions(self, keep: torch.Tensor | None, k: int) -> torch.Tensor:
+        """The top-k principal directions V (d×k, float64, orthonormal) of the centred rows.
+
+        Up to `PCR_EXACT_ROWS` rows they are those of the kept rows (leave-one-out recomputes them: cheap at that
+        size); above, they are the whole group's, built once and kept (a few left-out rows barely move them), from
+        a seeded sample of `PCR_SAMPLE_ROWS` rows when the group is larger: no pass over every row."""
+        masked = keep is not None and not bool(keep.all())
+        if masked and len(self) <= PCR_EXACT_ROWS:
+            return self._top_directions(keep.nonzero().flatten(), self._kept_mean(keep), k)
+        key = ("pcr_directions", k)
         if key not in self._cache:
+            rows = torch.arange(len(self))
             if len(self) > PCR_SAMPLE_ROWS:
-                sample = torch.randperm(len(self), generator=torch.Generator().manual_seed(0))[:PCR_SAMPLE_ROWS]
-                rows = sample.sort().values
-            else:
-                rows = torch.arange(len(self)) if keep is None else keep.nonzero().flatten()
-            mu = self._kept_mean(keep).double()
-            x = (self.unit[rows].double() * self.norms[rows].double().unsqueeze(1)) - mu
-            # top right-singular vectors from the small Gram matrix: X Xᵀ = W Λ Wᵀ, V = Xᵀ W Λ^(-1/2)
-            values, vectors = torch.linalg.eigh(x @ x.T)
-            top = torch.argsort(values, descending=True)[:k]
-            top = top[values[top] > 1e-12 * max(float(values.max()), _EPS)]
-            v = (x.T @ vectors[:, top]) / values[top].sqrt()
-            self._cache[key] = {"mu": mu, "v": v}
+                rows = torch.randperm(len(self), generator=torch.Generator().manual_seed(0))[:PCR_SAMPLE_ROWS].sort().values
+            self._cache[key] = self._top_directions(rows, self.mean, k)
         return self._cache[key]
 
+    def _top_directions(self, rows: torch.Tensor, mean: torch.Tensor, k: int) -> torch.Tensor:
+        x = self.unit[rows].double() * self.norms[rows].double().unsqueeze(1) - mean.double()
+        # top right-singular vectors from the small Gram matrix: X Xᵀ = W Λ Wᵀ, V = Xᵀ W Λ^(-1/2)
+        values, vectors = torch.linalg.eigh(x @ x.T)
+        top = torch.argsort(values, descending=True)[:k]
+        top = top[values[top] > 1e-12 * max(float(values.max()), _EPS)]
+        return (x.T @ vectors[:, top]) / values[top].sqrt()
+
     def _pcr_scores(self, positions: torch.Tensor | None, t: torch.Tensor, k: int, keep) -> torch.Tensor:
-        """Cosine of P(t − μ) and P(m_i − μ), P projecting out the top-k principal directions, from products with
-        each row (every row, or `positions`): ⟨Pa, Pb⟩ = ⟨a, b⟩ − ⟨Vᵀa, Vᵀb⟩ and ‖Pb‖² = ‖b‖² − ‖Vᵀb‖², with
-        b_i = n_i u_i − μ, so ⟨a, b_i⟩ = n_i⟨u_i, a⟩ − ⟨a, μ⟩ and Vᵀb_i = n_i Vᵀu_i − Vᵀμ."""
-        parts = self._principal(keep, k)
-        mu, v = parts["mu"], parts["v"]
+        """Cosine of P(t − μ) and P(m_i − μ), P projecting out the top-k principal directions V, μ the kept rows'
+        mean. The target is projected explicitly (pa = a − V Vᵀa, so ⟨Pa, Pb⟩ = ⟨pa, b⟩); per row,
+        b_i = n_i u_i − μ gives ⟨pa, b_i⟩ = n_i⟨u_i, pa⟩ − ⟨pa, μ⟩ and ‖Pb_i‖² = ‖b_i‖² − ‖Vᵀb_i‖² with
+        Vᵀb_i = n_i Vᵀu_i − Vᵀμ: one product of each row (all, or `positions`) with k + 2 columns."""
+        mu = self._kept_mean(keep).double()
+        v = self._directions(keep, k)
         a = t.double() - mu
-        queries = torch.cat([a.unsqueeze(1), mu.unsqueeze(1), v], 1).float()  # d × (k+2): one pass for all
+        pa = a - v @ (v.T @ a)
+        queries = torch.cat([pa.unsqueeze(1), mu.unsqueeze(1), v], 1).float()
         if positions is None:
             products = torch.cat([self.unit[s:s + _BLOCK_ROWS].float() @ queries
                                   for s in range(0, len(self), _BLOCK_ROWS)]).double()
@@ -187,19 +181,39 @@ class VectorGroup:
         else:
             products = (self.unit[positions].float() @ queries).double()
             n = self.norms[positions].double()
-        return _pcr_from_products(products, n, a, mu, v)
+        vb = n.unsqueeze(1) * products[:, 2:] - v.T @ mu
+        inner = n * products[:, 0] - float(pa @ mu)
+        b_sq = n ** 2 - 2 * n * products[:, 1] + float(mu @ mu) - (vb ** 2).sum(1)
+        out = inner / (b_sq.clamp_min(0).sqrt() * float(pa.norm())).clamp_min(_EPS)
+        return out.clamp(-1.0, 1.0)  # rounding where a row lies almost within the removed directions
 
-    def _projected_pcr_scores(self, target: torch.Tensor, k: int, keep) -> torch.Tensor:
-        """`_pcr_scores` with every product ⟨u_i, ·⟩ taken in the projected space (the first stage)."""
-        parts = self._principal(keep, k)
-        mu, v = parts["mu"], parts["v"]
-        a = target.double() - mu
-        projection = self.projection()
-        queries = projection(torch.cat([a.unsqueeze(1), mu.unsqueeze(1), v], 1).T.float()).T  # 1024 × (k+2)
-        p = self.projected_rows()
-        products = torch.cat([p[s:s + _F16_BLOCK_ROWS].float() @ queries
-                              for s in range(0, len(self), _F16_BLOCK_ROWS)]).double()
-        return _pcr_from_products(products, self.norms.double(), a, mu, v)
+    def _projected_pcr_parts(self, k: int) -> dict:
+        """What the pcr first stage needs per group, in the projected space throughout (mixing exact and projected
+        quantities can make ‖Pb‖² negative): Q, an orthonormal basis of the projected directions; the projected
+        mean; and each row's ‖P(n_i p_i − p_μ)‖². One pass over the projected rows, once per group."""
+        key = ("pcr_projected", k)
+        if key not in self._cache:
+            parts = self._projected_parts()
+            p = self.projected_rows()
+            q, _ = torch.linalg.qr(self.projection()(self._directions(None, k).T.float()).T.double())
+            pm = parts["proj_mean"].double()
+            qp = torch.cat([p[s:s + _F16_BLOCK_ROWS].float() @ q.float() for s in range(0, len(self), _F16_BLOCK_ROWS)])
+            n = self.norms.double()
+            qb = n.unsqueeze(1) * qp.double() - q.T @ pm
+            b_sq = n ** 2 * parts["proj_sq"].double() - 2 * n * parts["proj_dot_mean"].double() + float(pm @ pm)
+            self._cache[key] = {"q": q, "pm": pm, "norm": (b_sq - (qb ** 2).sum(1)).clamp_min(0).sqrt().float()}
+        return self._cache[key]
+
+    def _projected_pcr_scores(self, target: torch.Tensor, k: int) -> torch.Tensor:
+        """Approximate pcr scores of every row from the projected rows: one float16 product per query (the group's
+        mean and directions stand for the kept ones, as in `_projected_scores`)."""
+        parts = self._projected_pcr_parts(k)
+        q, pm = parts["q"], parts["pm"]
+        pa = self.projection()((target.float() - self.mean.float())).double()
+        pa = pa - q @ (q.T @ pa)
+        pa = pa / pa.norm().clamp_min(_EPS)
+        a = self._f16_matvec(self.projected_rows(), pa.float())
+        return (self.norms * a - float(pa @ pm)) / parts["norm"].clamp_min(_EPS)
 
     def _kept_mean(self, keep: torch.Tensor | None) -> torch.Tensor:
         """The mean of the kept rows: the stored mean, less the left-out rows (no re-averaging)."""
@@ -226,7 +240,7 @@ class VectorGroup:
 
         Args:
             target: the target's vector.
-            similarity: `cosine` or `centered`.
+            similarity: `cosine`, `centered` or `pcr-<k>`.
             k: how many (at most the number of kept rows).
             keep: rows that may be returned (leave-one-out masks the target's own entry).
             search: `exact`, `projection` or `ann` (see the module docstring).
@@ -347,7 +361,7 @@ class VectorGroup:
 
     def _projection_candidates(self, target, similarity, keep, count) -> torch.Tensor:
         k = removed_components(similarity)
-        approx = self._projected_pcr_scores(target.float(), k, keep) if k else self._projected_scores(target, similarity)
+        approx = self._projected_pcr_scores(target, k) if k else self._projected_scores(target, similarity)
         if keep is not None:
             approx = approx.masked_fill(~keep, float("-inf"))
         return torch.topk(approx, min(count, len(self))).indices

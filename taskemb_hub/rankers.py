@@ -87,6 +87,8 @@ def fuse(peft: "Ranking", text: "Ranking", top_k: int | None, weight: float = FU
 
     why = WHY["fusion"].format(similarity=peft.similarity,
                                chosen=CHOSEN if peft.similarity == DEFAULT_SIMILARITY and weight == FUSION_TEXT_WEIGHT else "")
+    if peft.why.startswith("cosine:"):  # the PEFT side fell back (a registry too small for pcr): say so
+        why = f"{why}; PEFT side: {peft.why}"
     return Ranking(target=peft.target, rows=rows, skipped=skipped, similarity=peft.similarity, warnings=peft.warnings,
                    search=peft.search, ranker="fusion", why=why)
 

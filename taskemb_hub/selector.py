@@ -33,6 +33,7 @@ SIMILARITY_NOTES = {
     "pcr-3": "cosine after removing the compatible entries' mean and top 3 principal directions",
 }
 SNAPSHOT_INDEX = "index.json"  # a saved selector is a registry index (registries/index.py)
+TEXTEMB_FOLDER = "textemb"  # a snapshot's TextEmb vectors (the fusion ranker's other side), an index of their own
 
 
 @dataclass
@@ -259,6 +260,9 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         write_index(self.entries, save_directory, source={"similarity": self.similarity},
                     failures=[(Path(name).name if Path(name).is_absolute() else name, public(reason))
                               for name, reason in self.skipped], dtype=torch.float32)
+        if self.text_selector is not None:  # the TextEmb side of `ranker="fusion"` travels with the snapshot
+            write_index(self.text_selector.entries, save_directory / TEXTEMB_FOLDER,
+                        source={"similarity": self.text_selector.similarity}, dtype=torch.float32)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token, **kwargs):
@@ -281,7 +285,12 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         contents = read_index(folder)
         kwargs.setdefault("similarity", contents.meta.get("source", {}).get("similarity", DEFAULT_SIMILARITY))
         skipped = [(f["repo"], f["reason"]) for f in contents.meta.get("failures", [])]
-        return cls(contents.entries, skipped=skipped, groups=contents.groups, **kwargs)
+        selector = cls(contents.entries, skipped=skipped, groups=contents.groups, **kwargs)
+        if (folder / TEXTEMB_FOLDER / INDEX_FILE).is_file():
+            text = read_index(folder / TEXTEMB_FOLDER)
+            selector.text_selector = cls(text.entries, groups=text.groups,
+                                         similarity=text.meta.get("source", {}).get("similarity", "centered"))
+        return selector
 
     # ---- ranking -----------------------------------------------------------------------
     def _infos(self, signature_hash: str) -> list[tuple[str, object]]:
@@ -352,6 +361,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             raise TaskEmbHubError(f"ranker {chosen!r} needs a target embedding; only ranker 'textemb' ranks from "
                                   "the texts alone.")
         exclude = set(exclude)
+        if isinstance(target, str) and not Path(target).exists():  # an entry named as the target is left out everywhere
+            exclude |= {self.entries[i].name for i in self._named(target)}
         if isinstance(text_target, str):  # a text-registry entry: leave it out as well
             exclude |= {self.text_selector.entries[i].name for i in self.text_selector._named(text_target)}
         if chosen == "textemb":
@@ -442,6 +453,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             similarity = "cosine"
         from ._ann import choose_search
 
+        if similarity.startswith("pcr-") and search == "ann":
+            search = "projection"  # the HNSW graphs are of cosine / centred rows; pcr's first stage is the projection
         path = choose_search(len(group), top_k, group.dim, search)
         if similarity.startswith("pcr-") and path == "ann":
             path = "projection"  # the HNSW graphs are of cosine / centred rows; pcr's first stage is the projection

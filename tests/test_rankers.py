@@ -89,3 +89,10 @@ def test_bad_choices_and_conflicting_targets_are_one_line_exit_2(tmp_path):
         out = _cli(*args)
         assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "invalid choice: 'best'" in _cli("rank", "--target", "fever", "--ranker", "best").stderr
+
+
+def test_a_saved_selector_keeps_its_textemb_side_and_ranks_as_the_live_one(packaged, tmp_path):
+    packaged.save_pretrained(tmp_path / "snap")
+    again = AutoSourceSelector.from_pretrained(tmp_path / "snap")
+    assert again.text_selector is not None
+    assert again.rank("fever").rows == packaged.rank("fever").rows and again.rank("fever").ranker == "fusion"

@@ -171,6 +171,50 @@ def test_principal_component_removal_ranks_large_groups_by_projection_then_exact
         assert fast.names == exact.names and [r["score"] for r in fast] == pytest.approx([r["score"] for r in exact], abs=1e-6)
 
 
+def test_pcr_first_stage_keeps_the_true_top_10_when_one_direction_dominates(monkeypatch):
+    # every row is mostly a shared direction (‖m − μ‖ / ‖m‖ ≈ 0.2): the first stage must stay in one space (exact and
+    # projected quantities mixed made ‖Pb‖² negative and scores explode), so it still finds the exact top 10
+    g = torch.Generator().manual_seed(3)
+    rows, queries = clustered(3000, 2048, seed=12)
+    common = torch.randn(2048, generator=g) * 25
+    selector = selector_of((rows + common).tolist(), similarity="pcr-1")
+    monkeypatch.setattr(_ann, "PROJECTION_MIN_ROWS", 1000)
+    for q in queries[:5]:
+        fast = selector.rank(emb("q", q + common), top_k=10)
+        exact = selector.rank(emb("q", q + common), top_k=10, search="exact")
+        assert fast.search == "projection" and fast.names == exact.names
+
+
+def test_pcr_scores_are_cosines_even_for_a_target_along_the_removed_direction():
+    from taskemb_hub.similarity import SIMILARITY_FUNCTIONS
+
+    g = torch.Generator().manual_seed(4)
+    rows = torch.randn(40, 64, generator=g) + 3 * torch.outer(torch.randn(40, generator=g), torch.randn(64, generator=g))
+    selector = selector_of(rows.tolist(), similarity="pcr-1")
+    group = next(iter(selector._groups.values()), None) or selector._group(selector._hashes[0])
+    direction = group._directions(None, 1)[:, 0].float()
+    target = rows.mean(0) + 5 * direction * rows.norm(dim=1).mean() + 0.01 * torch.randn(64, generator=g)
+    scores = [r["score"] for r in selector.rank(emb("t", target)).rows]
+    assert max(abs(x) for x in scores) <= 1.0
+    explicit = SIMILARITY_FUNCTIONS["pcr-1"](target.double().numpy(), rows.double().numpy())
+    by_name = {r["source"]: r["score"] for r in selector.rank(emb("t", target)).rows}
+    assert [by_name[f"e{i}"] for i in range(40)] == pytest.approx(explicit.tolist(), abs=1e-4)
+
+
+def test_a_large_groups_pcr_scores_do_not_depend_on_earlier_queries(monkeypatch):
+    import taskemb_hub._vectors as vectors
+
+    monkeypatch.setattr(vectors, "PCR_EXACT_ROWS", 10)
+    monkeypatch.setattr(vectors, "PCR_SAMPLE_ROWS", 20)
+    rows, queries = clustered(50, 256, seed=13)
+    names = [f"e{i}" for i in range(10)]
+    fresh = selector_of(rows, similarity="pcr-1").rank(emb("q", queries[0]), exclude=names).rows
+    used = selector_of(rows, similarity="pcr-1")
+    used.rank(emb("q", queries[1]))  # another query first, with another mask
+    used.rank(emb("q", queries[2]), exclude=["e40"])
+    assert used.rank(emb("q", queries[0]), exclude=names).rows == fresh
+
+
 def test_an_index_stores_the_projection_and_rebuilds_identically(tmp_path):
     rows, _ = clustered(120, 1500, seed=6)
     entries = [RegistryEntry(f"e{i}", emb(f"e{i}", v)) for i, v in enumerate(rows)]

@@ -172,11 +172,19 @@ def test_the_shipped_rankings_figures_are_recomputed_through_the_packaged_select
     scores = {t: {row["task"]: row["score"] for row in r.rows} for t, r in rankings.items()}
     _, complete, _, _ = report.load_matrix(report.load_runs(report.RESULTS / "transfer_limited.jsonl"), td.TASKS)
     ndcg = td.split(td.target_ndcg(scores, complete))
-    dep = td.dependence(scores)
+
+    def without(also):  # every other task ranked with `also` left out of the registry too (leave-two-out orders)
+        return {t: {row["task"]: row["score"] for row in selector.rank(t, exclude={also}).rows}
+                for t in td.TASKS if t != also}
+
+    dep = td.dependence(scores, fixed_orders=td.leave_two_out_orders(without, scores))
     block = report.read_block(README, "dependence")
     limited = block.split("**Limited regime**", 1)[1].split("**Small regime**", 1)[0]
     row = table(limited, "| ranker |")["**as shipped: the default on the packaged seed-0 vectors**"]
     assert row[1:4] == [f"{ndcg['all']:.3f}", f"{ndcg['sentiment']:.3f}", f"{ndcg['other']:.3f}"]
-    assert row[5:8] == [f"{dep['spearman_fixed']:+.2f}", f"{dep['top3_max']:g}",
+    assert row[5:8] == [f"{dep['spearman_fixed']:+.2f} / {dep['spearman_fixed_abs']:.2f}", f"{dep['top3_max']:g}",
                         f"{dep['family_top3']:g} / {dep['family_targets']}"]
+    per_target = td.target_ndcg(scores, complete)
+    other = td.paired(per_target, td.random_ndcg(complete), sorted(set(per_target) - td.SENTIMENT))
+    assert row[4].startswith(f"{other['diff']:+.3f} ± {other['se']:.3f}")
     assert np.isfinite(ndcg["all"])

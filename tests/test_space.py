@@ -577,3 +577,16 @@ def test_the_readme_states_the_spaces_limits_and_recipe():
     packaged = handlers.RegistryState(None, "default", AutoSourceSelector.from_default())
     assert _recipe_text(packaged) == "bitfit, 100 steps, 1,000 rows"
     assert "BitFit, 100 steps, 1,000 rows" in readme
+
+
+def test_the_ranker_filter_fuses_on_the_packaged_registry_and_explains_itself_elsewhere(toy):
+    config = _config(toy)
+    packaged = handlers.RegistryState(None, "default", AutoSourceSelector.from_default())
+    fused = handlers.rank_registry(packaged, config, "fever", top_k=3)
+    assert fused.ranking.ranker == "fusion" and "ranked by fusion, pcr-1 similarity" in fused.message
+    alone = handlers.rank_registry(packaged, config, "fever", top_k=3, ranker="peft")
+    assert alone.ranking.ranker == "peft" and alone.ranking.names != fused.ranking.names
+    toy_state = handlers.RegistryState(None, "toy", AutoSourceSelector.from_local(toy["registry"]))
+    refused = handlers.rank_registry(toy_state, config, "toy-pair", top_k=3, ranker="textemb")
+    assert refused.message.startswith("⚠️") and "needs a registry with TextEmb vectors" in refused.message
+    assert handlers.rank_registry(toy_state, config, "toy-pair", top_k=3).rows  # and the next query is answered
