@@ -242,7 +242,7 @@ def paired(a: dict[str, float], b: dict[str, float], targets=None) -> dict:
 
 def split(per_target: dict[str, float]) -> dict:
     def mean(keys):
-        vals = [per_target[t] for t in keys if t in per_target]
+        vals = [per_target[t] for t in sorted(keys) if t in per_target]  # sorted: the same float sum every run
         return float(np.mean(vals)) if vals else float("nan")
     return {"all": mean(per_target), "sentiment": mean(SENTIMENT), "other": mean(set(per_target) - SENTIMENT)}
 
@@ -608,7 +608,8 @@ def write_readme_block(results: dict) -> None:
         out.append(f"| {flag} | {needs} | " + " | ".join(cells) + " |")
     out += ["", "**The peers without the leak.** `peer_rankers.py` recreated every source model with ground-truth seed "
                 f"{PEER_LEAK_SEED}'s recipe and seed, so ESM-LogME and LogME read (nearly) the models whose transfer that "
-                "seed measures. Scored on the other seeds only (ours and random on the same rows):", "",
+                "seed measures. Scored on the other seeds only (ours and random on the same rows; ours is the shipped ranker, "
+                "chosen on these targets with every seed: in sample, the peers have no choice to make):", "",
             "| regime | seeds | ours as shipped (seed-0 vectors) | ESM-LogME | LogME | TextEmb centred | random | "
             "ESM-LogME on the leaked seed |", "|---|---|---|---|---|---|---|---|"]
     for regime, r in (("limited", lim), ("small", small)):
