@@ -167,8 +167,9 @@ def dependence(scores: dict[str, dict[str, float]], reference: dict | None = Non
     for target, row in scores.items():
         fixed = fixed_orders[target] if fixed_orders else fixed_order(reference or scores, target)
         keys = sorted(row)
-        rhos[target] = float(spearmanr([row[k] for k in keys], [fixed[k] for k in keys]).statistic)
-        rhos[target] = rhos[target] if rhos[target] == rhos[target] else 0.0
+        rho = float(spearmanr([row[k] for k in keys], [fixed[k] for k in keys]).statistic)
+        if rho == rho:  # undefined (constant scores or order): left out of the means, counted
+            rhos[target] = rho
         best = sorted(keys, key=lambda s: -row[s])[:3]
         top3.update(best)
         relatives = set(FAMILIES[FAMILY_OF[target]]) - {target}
@@ -177,6 +178,7 @@ def dependence(scores: dict[str, dict[str, float]], reference: dict | None = Non
             family_hits += bool(relatives & set(best))
     return {"spearman_fixed": float(np.mean(list(rhos.values()))), "spearman_fixed_by_target": rhos,
             "spearman_fixed_abs": float(np.mean(np.abs(list(rhos.values())))),
+            "spearman_undefined": len(scores) - len(rhos),
             "top3_max": max(top3.values()), "top3_most": top3.most_common(1)[0][0],
             "top3_counts": dict(top3.most_common()), "family_top3": family_hits, "family_targets": family_targets}
 
@@ -513,15 +515,16 @@ def goal_lines(results: dict) -> list[str]:
     small_dep = small["rows"][SHIPPED]["dependence_seed0"]
     lines = ["", "**Issue 19's goal against what was measured** (the default as shipped, seed-0 vectors, limited regime "
                  "unless said):", "",
-             f"- mean Spearman with the target-independent order ≤ 0.3 (was {lim['rows']['bitfit cosine']['spearman_fixed']:+.2f} "
-             f"under the previous default): {dep['spearman_fixed']:+.2f}, mean |ρ| {dep['spearman_fixed_abs']:.2f}: "
-             f"{'met' if abs(dep['spearman_fixed']) <= 0.3 else 'not met'}; in the small regime "
-             f"{small_dep['spearman_fixed']:+.2f}: {'met' if abs(small_dep['spearman_fixed']) <= 0.3 else 'not met'}.",
+             f"- mean Spearman with the target-independent order ≤ 0.3, judged on the mean of |ρ| (a reversed order is "
+             f"as target-blind; was {lim['rows']['bitfit cosine']['spearman_fixed_abs']:.2f} under the previous "
+             f"default): {dep['spearman_fixed_abs']:.2f} (signed mean {dep['spearman_fixed']:+.2f}): "
+             f"{'met' if dep['spearman_fixed_abs'] <= 0.3 else 'not met'}; in the small regime "
+             f"{small_dep['spearman_fixed_abs']:.2f}: {'met' if small_dep['spearman_fixed_abs'] <= 0.3 else 'not met'}.",
              f"- no source in more than 5 of the 16 top-3 lists (was {lim['rows']['bitfit cosine']['top3_max_seed0']}): "
              f"{dep['top3_max']} ({dep['top3_most']}): {'met' if dep['top3_max'] <= 5 else 'not met'}; small regime "
              f"{small_dep['top3_max']} ({small_dep['top3_most']}).",
              f"- out-of-sample NDCG on the 12 non-sentiment targets above random by ≥ 2 SE: {o['diff']:+.3f} ± {o['se']:.3f} "
-             f"({o['diff'] / o['se']:.1f} SE): {'met' if o['diff'] > 2 * o['se'] else 'not met'}.",
+             f"({o['diff'] / o['se']:.1f} SE): {'met' if o['diff'] >= 2 * o['se'] else 'not met'}.",
              f"- overall out-of-sample NDCG not below 0.602: {joint['ndcg']['all']:.3f}: "
              f"{'met' if joint['ndcg']['all'] >= 0.602 else 'not met'}, with a caveat: this pool holds BitFit's "
              "similarities and fusions only, and BitFit was chosen earlier on these targets (0.602 chose among 48 "
@@ -537,9 +540,11 @@ def goal_lines(results: dict) -> list[str]:
         o = json.loads(outside.read_text())
         per = o["spearman_fixed"]["fusion (default)"]
         mean = float(np.mean(list(per.values())))
-        lines.append(f"- tasks outside the registry, Spearman with the fixed order ≤ 0.5: mean {mean:+.2f} over "
-                     f"{len(per)} targets (largest {max(per.values()):+.2f}): {'met' if mean <= 0.5 else 'not met'} "
-                     "on average.")
+        over = [t for t, r in per.items() if abs(r) > 0.5]
+        lines.append(f"- tasks outside the registry, Spearman with the fixed order ≤ 0.5: mean {mean:+.2f}, mean |ρ| "
+                     f"{float(np.mean(np.abs(list(per.values())))):.2f} over {len(per)} targets; {len(over)} of them "
+                     f"above 0.5 in size ({', '.join(f'{t} {per[t]:+.2f}' for t in over) or 'none'}): "
+                     f"{'met' if not over else 'met on average, not on every target'}.")
     lines.append("- the peers scored leak-free: the table above (seeds their source models did not read).")
     return lines
 

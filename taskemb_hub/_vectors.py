@@ -31,7 +31,7 @@ _F16_BLOCK_ROWS = 65536  # float16 products are taken this many rows at a time (
 _FLOAT32_COPY_BYTES = 512 * 2**20  # below this, a float16 matrix gets one float32 copy (faster products)
 _EPS = 1e-12
 PCR_SAMPLE_ROWS = 1024  # principal directions of larger groups come from a seeded sample of this many rows
-PCR_EXACT_ROWS = 64  # up to this many rows, leaving entries out recomputes the directions without them
+_PCR_CANCELLATION = 1e-3  # ‖Pb‖² below this share of n² + ‖μ‖²: re-scored from the full row in float64
 _ANN_BUILD = threading.Lock()  # one HNSW build at a time (it uses every core); held only while building
 # Bound on |float16-kernel product − float64 product| for a unit row and a unit query: the query's
 # rounding to float16 (2^-11), the output's rounding (2^-11) and float32 accumulation, with margin.
@@ -140,52 +140,80 @@ class VectorGroup:
         return out
 
     def _directions(self, keep: torch.Tensor | None, k: int) -> torch.Tensor:
-        """The top-k principal directions V (d×k, float64, orthonormal) of the centred rows.
+        """The top-k principal directions V (d×k, float64, orthonormal) of the kept rows, centred.
 
-        Up to `PCR_EXACT_ROWS` rows they are those of the kept rows (leave-one-out recomputes them: cheap at that
-        size); above, they are the whole group's, built once and kept (a few left-out rows barely move them), from
-        a seeded sample of `PCR_SAMPLE_ROWS` rows when the group is larger: no pass over every row."""
-        masked = keep is not None and not bool(keep.all())
-        if masked and len(self) <= PCR_EXACT_ROWS:
-            return self._top_directions(keep.nonzero().flatten(), self._kept_mean(keep), k)
-        key = ("pcr_directions", k)
-        if key not in self._cache:
+        The rows they are found from are the group's (at most `PCR_SAMPLE_ROWS`; a seeded sample of that many
+        above), less the rows `keep` leaves out: a target ranked leave-one-out never shapes its own directions.
+        Their Gram matrix is built once per group; a mask then costs an eigendecomposition of it and one product
+        with the kept rows, not a new pass over the group."""
+        basis = self._pcr_basis()
+        rows = basis["rows"]
+        kept = torch.ones(len(rows), dtype=torch.bool) if keep is None else keep[rows]
+        if bool(kept.all()):
+            key = ("pcr_directions", k)
+            if key not in self._cache:
+                self._cache[key] = self._top_directions(basis, kept, k)
+            return self._cache[key]
+        return self._top_directions(basis, kept, k)
+
+    def _pcr_basis(self) -> dict:
+        """The rows directions are found from, shifted by the group mean, and their Gram matrix (once per group)."""
+        if "pcr_basis" not in self._cache:
             rows = torch.arange(len(self))
             if len(self) > PCR_SAMPLE_ROWS:
                 rows = torch.randperm(len(self), generator=torch.Generator().manual_seed(0))[:PCR_SAMPLE_ROWS].sort().values
-            self._cache[key] = self._top_directions(rows, self.mean, k)
-        return self._cache[key]
+            x = self.unit[rows].double() * self.norms[rows].double().unsqueeze(1) - self.mean.double()
+            self._cache["pcr_basis"] = {"rows": rows, "x": x, "gram": x @ x.T}
+        return self._cache["pcr_basis"]
 
-    def _top_directions(self, rows: torch.Tensor, mean: torch.Tensor, k: int) -> torch.Tensor:
-        x = self.unit[rows].double() * self.norms[rows].double().unsqueeze(1) - mean.double()
-        # top right-singular vectors from the small Gram matrix: X Xᵀ = W Λ Wᵀ, V = Xᵀ W Λ^(-1/2)
-        values, vectors = torch.linalg.eigh(x @ x.T)
+    @staticmethod
+    def _top_directions(basis: dict, kept: torch.Tensor, k: int) -> torch.Tensor:
+        # centring the kept rows' Gram matrix: (I − 11ᵀ/m) G (I − 11ᵀ/m) (shift-invariant, so the stored rows'
+        # shift by the group mean does not matter); then X Xᵀ = W Λ Wᵀ and V = Xᵀ W Λ^(-1/2)
+        idx = kept.nonzero().flatten()
+        g = basis["gram"][idx][:, idx]
+        row_mean = g.mean(1, keepdim=True)
+        centred = g - row_mean - row_mean.T + g.mean()
+        values, vectors = torch.linalg.eigh(centred)
         top = torch.argsort(values, descending=True)[:k]
         top = top[values[top] > 1e-12 * max(float(values.max()), _EPS)]
-        return (x.T @ vectors[:, top]) / values[top].sqrt()
+        w = vectors[:, top]
+        w = w - w.mean(0, keepdim=True)  # Xᵀw = (rows − their mean)ᵀ w: the columns of w sum to zero
+        return (basis["x"][idx].T @ w) / values[top].sqrt()
 
     def _pcr_scores(self, positions: torch.Tensor | None, t: torch.Tensor, k: int, keep) -> torch.Tensor:
         """Cosine of P(t − μ) and P(m_i − μ), P projecting out the top-k principal directions V, μ the kept rows'
         mean. The target is projected explicitly (pa = a − V Vᵀa, so ⟨Pa, Pb⟩ = ⟨pa, b⟩); per row,
         b_i = n_i u_i − μ gives ⟨pa, b_i⟩ = n_i⟨u_i, pa⟩ − ⟨pa, μ⟩ and ‖Pb_i‖² = ‖b_i‖² − ‖Vᵀb_i‖² with
-        Vᵀb_i = n_i Vᵀu_i − Vᵀμ: one product of each row (all, or `positions`) with k + 2 columns."""
+        Vᵀb_i = n_i Vᵀu_i − Vᵀμ: one product of each row (all, or `positions`) with k + 2 columns. Where that
+        difference cancels (a row lying almost within the removed directions or at the mean), the row is re-scored
+        from its full vector in float64."""
         mu = self._kept_mean(keep).double()
         v = self._directions(keep, k)
         a = t.double() - mu
         pa = a - v @ (v.T @ a)
         queries = torch.cat([pa.unsqueeze(1), mu.unsqueeze(1), v], 1).float()
+        index = torch.arange(len(self)) if positions is None else positions
         if positions is None:
             products = torch.cat([self.unit[s:s + _BLOCK_ROWS].float() @ queries
                                   for s in range(0, len(self), _BLOCK_ROWS)]).double()
-            n = self.norms.double()
         else:
             products = (self.unit[positions].float() @ queries).double()
-            n = self.norms[positions].double()
+        n = self.norms[index].double()
         vb = n.unsqueeze(1) * products[:, 2:] - v.T @ mu
         inner = n * products[:, 0] - float(pa @ mu)
         b_sq = n ** 2 - 2 * n * products[:, 1] + float(mu @ mu) - (vb ** 2).sum(1)
-        out = inner / (b_sq.clamp_min(0).sqrt() * float(pa.norm())).clamp_min(_EPS)
-        return out.clamp(-1.0, 1.0)  # rounding where a row lies almost within the removed directions
+        pa_norm = float(pa.norm())
+        out = inner / (b_sq.clamp_min(0).sqrt() * pa_norm).clamp_min(_EPS)
+        # float32 products carry about 2^-20 of n² + ‖μ‖² of error: below ~1e-3 of it, ‖Pb‖² is not known
+        unsure = (b_sq < _PCR_CANCELLATION * (n ** 2 + float(mu @ mu))).nonzero().flatten()
+        if len(unsure):
+            b = self.unit[index[unsure]].double() * n[unsure].unsqueeze(1) - mu
+            pb = b - (b @ v) @ v.T
+            norm = pb.norm(dim=1)
+            exact = (pb @ pa) / (norm * pa_norm).clamp_min(_EPS)
+            out[unsure] = torch.where(norm > 1e-9 * n[unsure], exact, torch.zeros_like(exact))  # in the span: no angle
+        return out.clamp(-1.0, 1.0)
 
     def _projected_pcr_parts(self, k: int) -> dict:
         """What the pcr first stage needs per group, in the projected space throughout (mixing exact and projected

@@ -173,6 +173,9 @@ def cmd_rank(args) -> int:
         target = args.target
     ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or (), strict=args.strict,
                             ranker=args.ranker, text_target=text_target)
+    if args.similarity and ranking.ranker == "textemb":
+        ranking.warnings.append(f"--similarity {args.similarity} applies to the PEFT embedding; ranker 'textemb' uses "
+                                "the centred cosine of TextEmb vectors")
     if args.json:  # the text table carries the warnings itself
         for warning in ranking.warnings:
             print(f"warning: {warning}", file=sys.stderr)

@@ -263,6 +263,10 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         if self.text_selector is not None:  # the TextEmb side of `ranker="fusion"` travels with the snapshot
             write_index(self.text_selector.entries, save_directory / TEXTEMB_FOLDER,
                         source={"similarity": self.text_selector.similarity}, dtype=torch.float32)
+        elif (save_directory / TEXTEMB_FOLDER).is_dir():  # an earlier snapshot's: it would be fused with these
+            import shutil
+
+            shutil.rmtree(save_directory / TEXTEMB_FOLDER)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token, **kwargs):

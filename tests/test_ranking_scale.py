@@ -204,7 +204,6 @@ def test_pcr_scores_are_cosines_even_for_a_target_along_the_removed_direction():
 def test_a_large_groups_pcr_scores_do_not_depend_on_earlier_queries(monkeypatch):
     import taskemb_hub._vectors as vectors
 
-    monkeypatch.setattr(vectors, "PCR_EXACT_ROWS", 10)
     monkeypatch.setattr(vectors, "PCR_SAMPLE_ROWS", 20)
     rows, queries = clustered(50, 256, seed=13)
     names = [f"e{i}" for i in range(10)]
@@ -213,6 +212,32 @@ def test_a_large_groups_pcr_scores_do_not_depend_on_earlier_queries(monkeypatch)
     used.rank(emb("q", queries[1]))  # another query first, with another mask
     used.rank(emb("q", queries[2]), exclude=["e40"])
     assert used.rank(emb("q", queries[0]), exclude=names).rows == fresh
+
+
+def test_leave_one_out_never_lets_the_target_shape_its_own_directions():
+    # 100 entries, one of them an outlier: ranked leave-one-out it must score as against the other 99 alone
+    g = torch.Generator().manual_seed(5)
+    rows = torch.randn(100, 128, generator=g)
+    rows[0] += 30 * torch.randn(128, generator=g)
+    whole = selector_of(rows.tolist(), similarity="pcr-1")
+    rest = selector_of(rows[1:].tolist(), similarity="pcr-1")
+    left_out = {r["source"]: r["score"] for r in whole.rank("e0").rows}
+    alone = {r["source"]: r["score"] for r in rest.rank(emb("e0", rows[0])).rows}
+    renamed = {f"e{int(name[1:]) + 1}": score for name, score in alone.items()}  # rest's e0 is whole's e1
+    assert left_out == pytest.approx(renamed, abs=1e-5)
+
+
+def test_a_row_almost_within_the_removed_direction_is_scored_exactly():
+    from taskemb_hub.similarity import SIMILARITY_FUNCTIONS
+
+    g = torch.Generator().manual_seed(6)
+    rows = torch.randn(13, 256, generator=g) + 50
+    rows[0] += 1000 * torch.nn.functional.normalize(torch.randn(256, generator=g), dim=0)
+    selector = selector_of(rows.tolist(), similarity="pcr-1")
+    for q in torch.randn(4, 256, generator=g) + 50:
+        got = {r["source"]: r["score"] for r in selector.rank(emb("q", q)).rows}
+        want = SIMILARITY_FUNCTIONS["pcr-1"](q.double().numpy(), rows.double().numpy())
+        assert [got[f"e{i}"] for i in range(13)] == pytest.approx(want.tolist(), abs=1e-3)  # was 1.0 vs 0.03
 
 
 def test_an_index_stores_the_projection_and_rebuilds_identically(tmp_path):
