@@ -64,7 +64,7 @@ FUSION_WEIGHTS = (0.5, 1.0, 2.0)
 NULL_SIMILARITIES = ("cosine", "centered", "pcr-1")
 TIE_DRAWS = 64
 RANDOM_DRAWS = 200
-SCORERS: dict[str, dict] = {}  # regime -> label -> (seed -> scorer | scorer): re-ranks without one more task
+SCORERS: dict[str, dict] = {}  # regime -> label -> (seed -> scorer | scorer); scorer(also_exclude=task) re-ranks without it
 REGIMES: dict[str, dict] = {}  # regime -> the scored ground-truth rows
 SCORES: dict[str, dict[str, dict]] = {}  # regime -> label -> seed-0 scores (target -> {source: score})
 PEER_LEAK_SEED = 0  # peer_rankers.py recreated every source model with ground-truth seed 0's recipe and seed
@@ -103,14 +103,6 @@ def product_scores(selector: AutoSourceSelector, similarity: str, *, weight: flo
         ranking = peft if weight is None else fuse(peft, text_ranking(selector, text_target, exclude=exclude), None, weight)
         out[task] = {r["task"]: r["score"] for r in ranking.rows}
     return out
-
-
-def _product(selector, similarity, also_exclude=None, **kwargs):
-    return product_scores(selector, similarity, also_exclude=also_exclude, **kwargs)
-
-
-def _numpy(vecs, similarity, also_exclude=None, targets=None):
-    return numpy_scores(vecs, similarity, targets=targets, also_exclude=also_exclude)
 
 
 def numpy_scores(vecs: dict[str, np.ndarray], similarity: str, targets: dict | None = None,
@@ -154,7 +146,7 @@ def leave_two_out_orders(scorer, scores: dict[str, dict[str, float]]) -> dict[st
     re-ranks every target without `also_exclude`."""
     out = {}
     for t in scores:
-        others = scorer(t)
+        others = scorer(also_exclude=t)
         out[t] = {s: float(np.mean([others[u][s] for u in others if u not in (t, s) and s in others[u]]))
                   for s in scores[t]}
     return out
@@ -319,35 +311,35 @@ def main():
     small_vecs = {sd: {t: e.vector.double().numpy() for t, e in v.items()} for sd, v in small_targets.items()}
     for sim in SIMILARITY_FUNCTIONS:
         if sim in SIMILARITIES:
-            limited_scorers[f"bitfit {sim}"] = {sd: partial(_product, selectors[sd], sim) for sd in EMBEDDING_SEEDS}
-            small_scorers[f"bitfit {sim}"] = {sd: partial(_product, selectors[sd], sim, targets=small_targets[sd])
+            limited_scorers[f"bitfit {sim}"] = {sd: partial(product_scores, selectors[sd], sim) for sd in EMBEDDING_SEEDS}
+            small_scorers[f"bitfit {sim}"] = {sd: partial(product_scores, selectors[sd], sim, targets=small_targets[sd])
                                               for sd in small_targets}
         else:
-            limited_scorers[f"bitfit {sim}"] = {sd: partial(_numpy, bitfit[sd], sim) for sd in EMBEDDING_SEEDS}
-            small_scorers[f"bitfit {sim}"] = {sd: partial(_numpy, bitfit[sd], sim, targets=small_vecs[sd])
+            limited_scorers[f"bitfit {sim}"] = {sd: partial(numpy_scores, bitfit[sd], sim) for sd in EMBEDDING_SEEDS}
+            small_scorers[f"bitfit {sim}"] = {sd: partial(numpy_scores, bitfit[sd], sim, targets=small_vecs[sd])
                                               for sd in small_targets}
     for sim in FUSED_SIMILARITIES:
         for w in FUSION_WEIGHTS:
             label = f"fusion: bitfit {sim} + {w:g} x textemb centered"
-            limited_scorers[label] = {sd: partial(_product, selectors[sd], sim, weight=w) for sd in EMBEDDING_SEEDS}
-            small_scorers[label] = {sd: partial(_product, selectors[sd], sim, weight=w, targets=small_targets[sd],
+            limited_scorers[label] = {sd: partial(product_scores, selectors[sd], sim, weight=w) for sd in EMBEDDING_SEEDS}
+            small_scorers[label] = {sd: partial(product_scores, selectors[sd], sim, weight=w, targets=small_targets[sd],
                                                 text_targets=text200 or None) for sd in small_targets}
     null = vectors("bitfit+mean-null", PACKAGED_SEED, "step-100")
     if len(null) == len(TASKS):  # the null-task control: what is left after the shuffled-label run's update
         residual = {t: bitfit[PACKAGED_SEED][t] - null[t] for t in TASKS}
         for sim in NULL_SIMILARITIES:
-            limited_scorers[f"bitfit null-subtracted {sim}"] = {PACKAGED_SEED: partial(_numpy, residual, sim)}
-    single_scorers = {f"textemb {sim}": partial(_product, textemb_selector, sim) for sim in ("cosine", "centered")}
+            limited_scorers[f"bitfit null-subtracted {sim}"] = {PACKAGED_SEED: partial(numpy_scores, residual, sim)}
+    single_scorers = {f"textemb {sim}": partial(product_scores, textemb_selector, sim) for sim in ("cosine", "centered")}
     small_single_scorers = dict(single_scorers)
     if text200:  # the small regime's targets read only their 200 rows
-        small_single_scorers |= {f"textemb {sim}": partial(_product, textemb_selector, sim, targets=text200)
+        small_single_scorers |= {f"textemb {sim}": partial(product_scores, textemb_selector, sim, targets=text200)
                                  for sim in ("cosine", "centered")}
     SCORERS.update(limited=limited_scorers | single_scorers, small=small_scorers | small_single_scorers)
-    candidates = {label: {sd: f(None) for sd, f in by.items()} for label, by in limited_scorers.items()}
-    small_candidates = {label: {sd: f(None) for sd, f in by.items()} for label, by in small_scorers.items()}
-    single = {label: f(None) for label, f in single_scorers.items()}
+    candidates = {label: {sd: f() for sd, f in by.items()} for label, by in limited_scorers.items()}
+    small_candidates = {label: {sd: f() for sd, f in by.items()} for label, by in small_scorers.items()}
+    single = {label: f() for label, f in single_scorers.items()}
     single |= {"ESM-LogME": peer_scores("esm-logme"), "LogME": peer_scores("logme")}
-    small_single = {label: f(None) for label, f in small_single_scorers.items()}
+    small_single = {label: f() for label, f in small_single_scorers.items()}
     small_single |= {"ESM-LogME": single["ESM-LogME"], "LogME": single["LogME"]}
 
     default_fixed = {sd: candidates["bitfit cosine"][sd] for sd in EMBEDDING_SEEDS}

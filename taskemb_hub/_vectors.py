@@ -120,12 +120,12 @@ class VectorGroup:
                   keep: torch.Tensor | None = None) -> torch.Tensor:
         """`scores(...)[positions]` (float32 products as `scores` takes them, combined in float64), reading
         only those rows."""
-        rows = self.unit[positions].float()
-        norms = self.norms[positions].double()
         t = target.float()
-        if removed_components(similarity):
+        if removed_components(similarity):  # reads the rows itself (k + 2 products each)
             out = self._pcr_scores(positions, t, removed_components(similarity), keep)
             return out if keep is None else out.masked_fill(~keep[positions], float("-inf"))
+        rows = self.unit[positions].float()
+        norms = self.norms[positions].double()
         if similarity == "cosine":
             out = (rows @ t).double() / max(float(t.norm()), _EPS)
         else:

@@ -153,19 +153,17 @@ def cmd_rank(args) -> int:
         raise TaskEmbHubError("rank takes --target or --data, not both: --data tunes a new target from the data, "
                               "--target names one that exists. Drop one of them.")
     from .recipe import target_from_data
-    from .rankers import check_ranker
+    from .rankers import check_ranker, wants_texts
 
     check_ranker(args.ranker)
     selector = _selector(args.registry, args.similarity, **_rank_hub_filters(args))
     text_target = None
     if args.data:  # always tuned with the registry's own recipe, so target and sources are comparable
-        if args.ranker in ("textemb", "fusion") and selector.text_selector is None:  # say so before any tuning
-            raise TaskEmbHubError(f"ranker {args.ranker!r} needs a registry with TextEmb vectors (the packaged "
-                                  "`default` registry has them); use --ranker peft with this registry.")
+        texts = wants_texts(args.ranker, selector)  # a ranker this registry cannot serve is refused before tuning
         task = _load(args, args.data)
         target = None if args.ranker == "textemb" else target_from_data(  # TextEmb alone tunes nothing
             task, selector, progress=not args.json, base_model=args.base_model)
-        if args.ranker != "peft" and selector.text_selector is not None:  # TextEmb: one forward pass, no tuning
+        if texts:  # TextEmb: one forward pass, no tuning
             from .baselines import text_embedding
 
             text_target = text_embedding(task, base_model=args.base_model)

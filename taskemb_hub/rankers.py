@@ -38,17 +38,23 @@ def check_ranker(ranker: str) -> None:
         raise TaskEmbHubError(f"Unknown ranker {ranker!r}. Use one of: {', '.join(RANKERS)}.")
 
 
+def wants_texts(ranker: str, selector: "AutoSourceSelector") -> bool:
+    """Whether `ranker` would read the target's TextEmb vector on this registry (worth computing from its data);
+    an explicit `textemb`/`fusion` on a registry without TextEmb vectors is refused here, before any work."""
+    check_ranker(ranker)
+    if ranker in ("textemb", "fusion") and selector.text_selector is None:
+        raise TaskEmbHubError(f"ranker {ranker!r} needs a registry with TextEmb vectors (the packaged "
+                              "`default` registry has them); use --ranker peft with this registry.")
+    return ranker != "peft" and selector.text_selector is not None
+
+
 def resolve_ranker(ranker: str, selector: "AutoSourceSelector", text_target) -> str:
     """The ranker that will run: `auto` becomes `fusion` when both TextEmb sides exist, else `peft`;
     an explicit `textemb`/`fusion` without them is refused with what to do."""
-    check_ranker(ranker)
-    has_text = text_target is not None and selector.text_selector is not None
+    has_text = wants_texts(ranker, selector) and text_target is not None
     if ranker == "auto":
         return "fusion" if has_text else "peft"
     if ranker != "peft" and not has_text:
-        if selector.text_selector is None:
-            raise TaskEmbHubError(f"ranker {ranker!r} needs a registry with TextEmb vectors (the packaged "
-                                  "`default` registry has them); use --ranker peft with this registry.")
         raise TaskEmbHubError(f"ranker {ranker!r} needs the target's texts: rank its data (`rank --data`; in Python "
                               "`text_target=text_embedding(task)`), name a registry entry, or use ranker 'peft'.")
     return ranker
@@ -70,7 +76,7 @@ def text_ranking(selector: "AutoSourceSelector", text_target, *, exclude) -> "Ra
 
 def fuse(peft: "Ranking", text: "Ranking", top_k: int | None, weight: float = FUSION_TEXT_WEIGHT) -> "Ranking":
     """The fused ranking of the sources both rankings scored; the others are listed in `skipped`."""
-    from .selector import Ranking
+    from .selector import DEFAULT_SIMILARITY, Ranking
 
     text_score = {r["task"]: r["score"] for r in text.rows}
     both = [r for r in peft.rows if r["task"] in text_score]
@@ -83,8 +89,6 @@ def fuse(peft: "Ranking", text: "Ranking", top_k: int | None, weight: float = FU
                      "textemb_score": text_score[r["task"]]})
     skipped = list(peft.skipped) + [(r["source"], "no TextEmb vector in the registry for its task: not fused")
                                     for r in peft.rows if r["task"] not in text_score]
-    from .selector import DEFAULT_SIMILARITY
-
     why = WHY["fusion"].format(similarity=peft.similarity,
                                chosen=CHOSEN if peft.similarity == DEFAULT_SIMILARITY and weight == FUSION_TEXT_WEIGHT else "")
     if peft.why.startswith("cosine:"):  # the PEFT side fell back (a registry too small for pcr): say so

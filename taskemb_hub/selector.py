@@ -16,6 +16,7 @@ from .cards import INDEX_TAG, TAG
 from .embedding import TaskEmbedding, load_embedding
 from .errors import RegistryError, TaskEmbHubError
 from ._vectors import VectorGroup
+from .rankers import TEXT_SIMILARITY
 from .registries import LocalRegistry, RegistryEntry
 
 SIMILARITIES = ("cosine", "centered", "pcr-1", "pcr-2", "pcr-3")
@@ -168,7 +169,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
 
         selector = cls.from_local(default_registry_path(), **kwargs)
         if default_textemb_path().is_dir():  # TextEmb vectors of the same 16 tasks: `ranker="fusion"`
-            selector.text_selector = cls.from_local(default_textemb_path(), similarity="centered")
+            selector.text_selector = cls.from_local(default_textemb_path(), similarity=TEXT_SIMILARITY)
         return selector
 
     @classmethod
@@ -293,7 +294,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         if (folder / TEXTEMB_FOLDER / INDEX_FILE).is_file():
             text = read_index(folder / TEXTEMB_FOLDER)
             selector.text_selector = cls(text.entries, groups=text.groups,
-                                         similarity=text.meta.get("source", {}).get("similarity", "centered"))
+                                         similarity=text.meta.get("source", {}).get("similarity", TEXT_SIMILARITY))
         return selector
 
     # ---- ranking -----------------------------------------------------------------------
@@ -355,22 +356,21 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         """
         from . import rankers
 
-        rankers.check_ranker(ranker)
-        if text_target is None and isinstance(target, str) and self.text_selector is not None \
-                and not Path(target).exists() and self.text_selector._named(target):
-            text_target = target
+        entry_name = target if isinstance(target, str) and not Path(target).exists() else None
+        if text_target is None and entry_name and self.text_selector is not None and self.text_selector._named(entry_name):
+            text_target = entry_name
         chosen = rankers.resolve_ranker(ranker, self, text_target)
         reason = rankers.auto_reason(ranker, chosen, self, text_target)
         if target is None and chosen != "textemb":
             raise TaskEmbHubError(f"ranker {chosen!r} needs a target embedding; only ranker 'textemb' ranks from "
                                   "the texts alone.")
         exclude = set(exclude)
-        if isinstance(target, str) and not Path(target).exists():  # an entry named as the target is left out everywhere
-            exclude |= {self.entries[i].name for i in self._named(target)}
+        if entry_name:  # an entry named as the target is left out everywhere
+            exclude |= {self.entries[i].name for i in self._named(entry_name)}
         if isinstance(text_target, str):  # a text-registry entry: leave it out as well
             exclude |= {self.text_selector.entries[i].name for i in self.text_selector._named(text_target)}
         if chosen == "textemb":
-            peft_target = None if target is None or (isinstance(target, str) and not Path(target).exists()) else target
+            peft_target = None if target is None or entry_name else target
             if peft_target is not None and not isinstance(peft_target, TaskEmbedding):
                 peft_target = load_embedding(peft_target)
             ranking = rankers.as_text_only(rankers.text_ranking(self, text_target, exclude=exclude), self, peft_target,
@@ -457,11 +457,13 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             similarity = "cosine"
         from ._ann import choose_search
 
+        # the HNSW graphs are of cosine / centred rows; pcr's first stage is the projection, whether `ann` was asked
+        # for (before choose_search, which would want faiss) or chosen by `auto` for a large group (after it)
         if similarity.startswith("pcr-") and search == "ann":
-            search = "projection"  # the HNSW graphs are of cosine / centred rows; pcr's first stage is the projection
+            search = "projection"
         path = choose_search(len(group), top_k, group.dim, search)
         if similarity.startswith("pcr-") and path == "ann":
-            path = "projection"  # the HNSW graphs are of cosine / centred rows; pcr's first stage is the projection
+            path = "projection"
         if path == "ann" and search == "auto" and not group.ann_ready(similarity):
             path = "projection"  # the graph is building in the background; scan the projection meanwhile
         if path == "exact" and k == n_kept:  # every row: one exact product, sorted

@@ -173,9 +173,9 @@ def test_the_shipped_rankings_figures_are_recomputed_through_the_packaged_select
     _, complete, _, _ = report.load_matrix(report.load_runs(report.RESULTS / "transfer_limited.jsonl"), td.TASKS)
     ndcg = td.split(td.target_ndcg(scores, complete))
 
-    def without(also):  # every other task ranked with `also` left out of the registry too (leave-two-out orders)
-        return {t: {row["task"]: row["score"] for row in selector.rank(t, exclude={also}).rows}
-                for t in td.TASKS if t != also}
+    def without(also_exclude):  # every other task ranked with `also_exclude` left out of the registry too (leave-two-out orders)
+        return {t: {row["task"]: row["score"] for row in selector.rank(t, exclude={also_exclude}).rows}
+                for t in td.TASKS if t != also_exclude}
 
     dep = td.dependence(scores, fixed_orders=td.leave_two_out_orders(without, scores))
     block = report.read_block(README, "dependence")

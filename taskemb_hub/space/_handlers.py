@@ -27,7 +27,7 @@ from typing import Any, Callable
 from ..data import CLASSIFICATION, TaskData
 from ..embedding import TaskEmbedding
 from ..errors import AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
-from ..rankers import RANKERS
+from ..rankers import RANKERS, check_ranker, resolve_ranker, wants_texts  # RANKERS: the app's ranker choices
 from ..selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector, Ranking
 from ._uploads import UploadError, UploadLimits, check_data_file, extract_adapter_zip, read_header, safe_stem, zip_folder
 
@@ -256,8 +256,7 @@ def refresh_registry(state: RegistryState) -> str:
 def _check_options(top_k, similarity: str, config: SpaceConfig, ranker: str = "auto") -> int:
     if similarity not in SIMILARITIES:
         raise TaskEmbHubError(f"Unknown similarity {similarity!r}. Use one of: {', '.join(SIMILARITIES)}.")
-    if ranker not in RANKERS:
-        raise TaskEmbHubError(f"Unknown ranker {ranker!r}. Use one of: {', '.join(RANKERS)}.")
+    check_ranker(ranker)
     try:
         k = int(top_k)
     except (TypeError, ValueError):
@@ -392,15 +391,10 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
 
 def _rank(selector: AutoSourceSelector, target: TaskEmbedding, top_k: int, similarity: str,
           exclude: set[str] = frozenset(), ranker: str = "auto", text_target=None) -> Ranking:
-    from ..rankers import resolve_ranker
-
-    if resolve_ranker(ranker, selector, text_target) != "peft":
-        return selector.rank(target, top_k=top_k, similarity=similarity, exclude=exclude, ranker=ranker,
-                             text_target=text_target)
-    if exclude and similarity == "cosine":
+    if exclude and similarity == "cosine" and resolve_ranker(ranker, selector, text_target) == "peft":
         # Leave-one-out by dropping rows afterwards: cosine of the others does not depend on the
         # excluded entries, and the selector's stacked matrix is not copied per query.
-        ranking = selector.rank(target, top_k=top_k + len(exclude), similarity=similarity)
+        ranking = selector.rank(target, top_k=top_k + len(exclude), similarity=similarity, ranker=ranker)
         rows = [r for r in ranking.rows if r["source"] not in exclude][:top_k]
         for i, r in enumerate(rows, start=1):
             r["rank"] = i
@@ -409,7 +403,8 @@ def _rank(selector: AutoSourceSelector, target: TaskEmbedding, top_k: int, simil
         ranking.rows = rows
         ranking.skipped = [s for s in ranking.skipped if s[0] not in exclude]
         return ranking
-    return selector.rank(target, top_k=top_k, similarity=similarity, exclude=exclude)
+    return selector.rank(target, top_k=top_k, similarity=similarity, exclude=exclude, ranker=ranker,
+                         text_target=text_target)
 
 
 # ---- 3. a registry task -------------------------------------------------------------------
@@ -655,11 +650,12 @@ def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None =
     from ..data import load_task
 
     k = _check_options(top_k, similarity, config, ranker)
+    selector = state.selector  # one registry for the whole request, even if a refresh swaps it meanwhile
+    texts = wants_texts(ranker, selector)  # a ranker this registry cannot serve is refused before tuning
     dataset_id = (dataset_id or "").strip()
     if bool(file_path) == bool(dataset_id):
         raise DataError("Upload a data file or type a Hub dataset id (one of the two).")
     columns = {"text": text_column or None, "text_pair": text_pair_column or None, "label": label_column or None}
-    selector = state.selector
     entries = _space(state, selector, base_model, method)
     if progress:
         progress(0.0, desc="reading the data")
@@ -689,7 +685,7 @@ def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None =
     emb = _target_from_data()(task, view, progress=True, base_model=load_from)
     emb.extra["source"] = source
     text_target = None
-    if ranker != "peft" and selector.text_selector is not None:
+    if texts:
         if progress:
             progress(0.9, desc="TextEmb of the texts (one forward pass)")
         from ..baselines import text_embedding
