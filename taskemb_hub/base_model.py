@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -22,6 +25,21 @@ def packaged_model_dir() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
+# A local folder is recorded as `local:<folder name>@<fingerprint>`: the name is for people, the fingerprint
+# (of its config and weights, see `model_fingerprint`) is what tells two folders apart. Such an id names no
+# path, so it is never looked up again in whatever folder the process runs in.
+LOCAL_PREFIX = "local:"
+_LOCAL_ID = re.compile(r"^local:(?P<name>.*)@(?P<fingerprint>[0-9a-f]{12})$")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
+_WHOLE_FILE_BYTES = 64 << 20  # weight files up to this size are hashed whole; larger ones in evenly spaced samples
+_SAMPLES, _SAMPLE_BYTES = 64, 1 << 20
+
+
+def is_local_id(model_id: str | None) -> bool:
+    """Whether `model_id` is the recorded id of a local folder (`local:<name>@<fingerprint>`)."""
+    return bool(model_id) and _LOCAL_ID.match(str(model_id)) is not None
+
+
 def resolve_base_model(name_or_path: str | os.PathLike | None = None) -> tuple[str, str]:
     """Find where to load a base model from, and the id that names it in embeddings.
 
@@ -30,7 +48,11 @@ def resolve_base_model(name_or_path: str | os.PathLike | None = None) -> tuple[s
 
     Returns:
         `(load_from, model_id)`: what to pass to `from_pretrained`, and a stable id that is the
-        same on every machine (the Hub id for the packaged MiniLM, not its site-packages path).
+        same on every machine: the Hub id for the packaged MiniLM (not its site-packages path),
+        `local:<folder name>@<fingerprint>` for another local folder (see `canonical_model_id`).
+
+    Raises:
+        TaskEmbHubError: `name_or_path` is a recorded local id (`local:...@...`): it names no folder.
     """
     name = str(name_or_path) if name_or_path is not None else DEFAULT_BASE_MODEL
     packaged = packaged_model_dir()
@@ -38,33 +60,153 @@ def resolve_base_model(name_or_path: str | os.PathLike | None = None) -> tuple[s
         if packaged is None:
             return DEFAULT_BASE_MODEL, DEFAULT_BASE_MODEL
         return str(packaged), DEFAULT_BASE_MODEL
+    if is_local_id(name):
+        from .errors import TaskEmbHubError
+
+        raise TaskEmbHubError(f"Base model {name!r} is a local folder of the machine that tuned it, not a Hub id or a "
+                              "folder here. Pass that model's folder (CLI: --base-model <folder>).")
     path = Path(name).expanduser()
     if path.is_dir():
-        if packaged is not None and path.resolve() == packaged:
-            return str(packaged), DEFAULT_BASE_MODEL
         return str(path.resolve()), canonical_model_id(path)
     return name, name  # a Hub id
 
 
 def canonical_model_id(name_or_path: str | os.PathLike) -> str:
-    """The id an embedding records for a base model path or id (see `resolve_base_model`)."""
+    """The id an embedding records for a base model path or id (see `resolve_base_model`).
+
+    Args:
+        name_or_path: a Hub id, an alias of the packaged MiniLM, a recorded id, or a local folder
+            (relative names are folders of the current directory: this is for what a user passes).
+
+    Returns:
+        The Hub id for the packaged MiniLM (or a folder holding the same files), an already recorded
+        `local:...` id unchanged, `local:<folder name>@<fingerprint>` for another local folder, else
+        `name_or_path` itself (a Hub id).
+    """
     name = str(name_or_path)
-    packaged = packaged_model_dir()
-    path = Path(name).expanduser()
-    if name in _PACKAGED_ALIASES or (packaged is not None and path.is_dir() and path.resolve() == packaged):
+    if name in _PACKAGED_ALIASES:
         return DEFAULT_BASE_MODEL
+    if is_local_id(name):
+        return name
+    path = Path(name).expanduser()
     if path.is_dir():
-        # A local copy: name it by the folder, which is what a user would pass again.
-        return path.resolve().name
+        return _folder_id(path.resolve())
     return name
+
+
+def recorded_model_id(model_id: str | os.PathLike | None) -> str | None:
+    """`canonical_model_id` for an id read from a file (an adapter config, a checkpoint's info): a
+    relative name is never looked up in the current directory, where another folder of that name may
+    be; an absolute folder (peft records the path a model was loaded from) is fingerprinted.
+
+    Args:
+        model_id: the recorded base model, or None.
+
+    Returns:
+        The id to compare, or None.
+    """
+    if model_id is None:
+        return None
+    name = str(model_id)
+    if name in _PACKAGED_ALIASES or is_local_id(name):
+        return canonical_model_id(name)
+    path = Path(name)
+    if path.is_absolute() and path.is_dir():
+        return _folder_id(path.resolve())
+    return name
+
+
+def hub_id_of_folder(path: str | os.PathLike) -> str | None:
+    """The Hub id of a local base-model folder when it is known here (the packaged MiniLM's), else None."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return None
+    found = _folder_id(folder.resolve())
+    return None if is_local_id(found) else found
+
+
+# Local ids this process has computed, with the folder they came from: the only way a recorded local id
+# leads back to a folder (checked again against the fingerprint before use).
+_SEEN_FOLDERS: dict[str, Path] = {}
+
+
+def _folder_id(folder: Path) -> str:
+    packaged = packaged_model_dir()
+    if packaged is not None and folder == packaged:
+        return DEFAULT_BASE_MODEL
+    fingerprint = model_fingerprint(folder)
+    if packaged is not None and fingerprint == model_fingerprint(packaged):
+        return DEFAULT_BASE_MODEL  # a copy of the packaged files: the same model
+    model_id = f"{LOCAL_PREFIX}{folder.name}@{fingerprint[:12]}"
+    _SEEN_FOLDERS[model_id] = folder
+    return model_id
+
+
+def _seen_folder(model_id: str) -> Path | None:
+    """The folder this process fingerprinted as `model_id`, when it still holds that model."""
+    folder = _SEEN_FOLDERS.get(model_id)
+    if folder is None or not folder.is_dir() or _folder_id(folder) != model_id:
+        return None
+    return folder
+
+
+def model_fingerprint(folder: str | os.PathLike) -> str:
+    """A sha256 hex digest of what makes a local model folder that model, whatever its path.
+
+    It covers `config.json` (parsed, without `_name_or_path`-like private keys and the transformers
+    version, which vary between copies of one model), and each weight file at the folder's top level:
+    its name and size, and its bytes (whole up to 64 MiB, else 64 evenly spaced 1 MiB samples, the
+    first holding a safetensors header). Deterministic; no file is unpickled.
+
+    Args:
+        folder: a model folder.
+
+    Returns:
+        64 hex digits.
+    """
+    folder = Path(folder).expanduser().resolve()
+    stats = []
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and (file.name == "config.json" or file.name.endswith(_WEIGHT_SUFFIXES)):
+            st = file.stat()
+            stats.append((file.name, st.st_size, st.st_mtime_ns))
+    return _fingerprint(str(folder), tuple(stats))
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(folder: str, stats: tuple) -> str:
+    """Cached on the files' names, sizes and modification times: a re-saved folder is hashed again."""
+    digest = hashlib.sha256(b"taskemb-base-model-v1\0")
+    for name, size, _ in stats:
+        file = Path(folder) / name
+        if name == "config.json":
+            try:
+                config = json.loads(file.read_text())
+            except (OSError, ValueError):
+                config = None
+            if isinstance(config, dict):
+                config = {k: v for k, v in config.items() if not k.startswith("_") and k != "transformers_version"}
+            digest.update(b"config\0" + json.dumps(config, sort_keys=True).encode() + b"\0")
+            continue
+        digest.update(f"weights\0{name}\0{size}\0".encode())
+        with open(file, "rb") as f:
+            if size <= _WHOLE_FILE_BYTES:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            else:
+                for i in range(_SAMPLES):
+                    f.seek(i * (size - _SAMPLE_BYTES) // (_SAMPLES - 1))
+                    digest.update(f.read(_SAMPLE_BYTES))
+    return digest.hexdigest()
 
 
 def read_base_model_config(name_or_path: str | os.PathLike | None) -> dict | None:
     """The base model's `config.json` as a dict, from what is on this machine only (never the network).
 
     Args:
-        name_or_path: what `resolve_base_model` takes: the packaged MiniLM's ids, a local folder
-            (an id recorded as a folder name resolves from the folder it names), or a Hub id.
+        name_or_path: what `resolve_base_model` takes: the packaged MiniLM's ids, a local folder, or
+            a Hub id (a recorded `local:...` id is read only from a folder this process found to be that
+            model, never looked up by name).
 
     Returns:
         The config dict from the folder, or from the Hugging Face cache for a Hub id downloaded
@@ -72,7 +214,13 @@ def read_base_model_config(name_or_path: str | os.PathLike | None) -> dict | Non
     """
     if name_or_path is None or not str(name_or_path).strip():
         return None
-    load_from, _ = resolve_base_model(name_or_path)
+    if is_local_id(str(name_or_path)):  # names no path: only a folder this process fingerprinted as that model
+        folder = _seen_folder(str(name_or_path))
+        load_from = str(folder) if folder is not None else ""
+    else:
+        load_from, _ = resolve_base_model(name_or_path)
+    if not load_from:
+        return None
     config_file = Path(load_from) / "config.json"
     if not config_file.is_file():
         try:

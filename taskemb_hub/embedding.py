@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from .adapters import AdapterFiles, read_adapter
-from .base_model import canonical_model_id, read_base_model_config
+from .base_model import canonical_model_id, read_base_model_config, recorded_model_id
 from .errors import AdapterError, IncompatibleEmbeddingError, TaskEmbHubError
 from .methods import EmbeddingOptions, get_method
 from .methods.base import check_finite, signature_hash
@@ -136,7 +136,7 @@ class TaskEmbedding:
         if base_model_config is None:
             base_model_config = info.get("base_model_config") or read_base_model_config(base)
         vector, signature = method.embed_for_base_model(weights, adapter_config, options, init, base_model_config)
-        return cls(vector=vector, task=task or info.get("task") or "unknown", base_model=canonical_model_id(base),
+        return cls(vector=vector, task=task or info.get("task") or "unknown", base_model=recorded_model_id(base),
                    method=method.name, signature=signature, step=info.get("step"), train_size=info.get("train_size"),
                    metrics=info.get("metrics", {}), extra={k: info[k] for k in ("seed", "labels", "source", "recipe") if k in info})
 
@@ -156,9 +156,9 @@ class TaskEmbedding:
         """
         files: AdapterFiles = read_adapter(path, allow_pickle=allow_pickle)
         recorded = files.info.get("base_model") or files.config.get("base_model_name_or_path")
-        if base_model is not None and recorded and canonical_model_id(recorded) != canonical_model_id(base_model):
-            raise IncompatibleEmbeddingError(
-                f"{path} was tuned on base model {canonical_model_id(recorded)!r}, not {canonical_model_id(base_model)!r}. "
+        if base_model is not None and recorded and recorded_model_id(recorded) != canonical_model_id(base_model):
+            raise IncompatibleEmbeddingError(  # recorded: never looked up in the current folder; base_model: the user's
+                f"{path} was tuned on base model {recorded_model_id(recorded)!r}, not {canonical_model_id(base_model)!r}. "
                 "Use adapters of the same base model, or pass the base model it was tuned on.")
         emb = cls.from_state_dict(files.weights, files.config, task=task or files.info.get("task") or Path(path).name,
                                   base_model=recorded, init=files.init, info=files.info, options=options,

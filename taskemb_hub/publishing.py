@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .adapters import CHECKPOINT_INFO_NAME, CONFIG_NAME, INIT_NAME, WEIGHTS_NAME
+from .base_model import hub_id_of_folder, is_local_id
 from .cards import CARD_NAME, build_card, names_local_path, public_dataset_id
 from .embedding import TaskEmbedding, load_embedding
 from .errors import RegistryError
@@ -98,7 +99,9 @@ def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool |
 
     check_repo_id(repo_id)
     src = Path(adapter_dir)
-    embedding = public_base_model(load_embedding(src), base_model_id, local=bool(_local_base_paths(src)))
+    # a folder whose Hub id the package knows (the packaged MiniLM's) is no unnamed local model
+    local = any(hub_id_of_folder(p) is None for p in _local_base_paths(src))
+    embedding = public_base_model(load_embedding(src), base_model_id, local=local)
     endpoint = hub_endpoint(endpoint)
     api = HfApi(endpoint=endpoint, token=token)
     with tempfile.TemporaryDirectory(prefix="taskemb-publish-") as staging:
@@ -142,7 +145,7 @@ def public_base_model(embedding: TaskEmbedding, base_model_id: str | None, *, lo
             embedding = TaskEmbedding(vector=embedding.vector, task=embedding.task, base_model=base_model_id,
                                       method=embedding.method, signature=embedding.signature, step=embedding.step,
                                       train_size=embedding.train_size, metrics=embedding.metrics, extra=embedding.extra)
-    elif local or Path(embedding.base_model).expanduser().is_absolute():
+    elif local or is_local_id(embedding.base_model) or Path(embedding.base_model).expanduser().is_absolute():
         raise RegistryError(f"The base model {embedding.base_model!r} was loaded from a local folder, which is not a "
                             "Hub id and must not be uploaded. "
                             "Pass base_model_id='<the Hub id of that model>' (CLI: --base-model-id).")

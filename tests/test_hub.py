@@ -113,7 +113,7 @@ def test_a_card_the_user_wrote_is_merged_not_replaced(hub, runs):
 
 def test_no_local_path_reaches_the_hub(hub, runs, tiny_bert, tmp_path):
     run = runs["bitfit", "toy-sentiment"]
-    publish(run.path, "alice/clean", endpoint=hub.endpoint)  # the local base model is recorded by folder name only
+    publish(run.path, "alice/clean", endpoint=hub.endpoint, base_model_id=BASE)  # a local base model needs its Hub id
     files = hub.state.repo("alice/clean").files
     assert {"adapter_config.json", "adapter_model.safetensors", "taskemb.safetensors", "taskemb.json",
             "taskemb_checkpoint.json", "README.md"} <= set(files)
