@@ -49,16 +49,35 @@ def read_adapter(path: str | Path, *, allow_pickle: bool = False) -> AdapterFile
     if not config_file.is_file():
         raise AdapterError(f"{path} has no {CONFIG_NAME}, so it is not a PEFT adapter folder. Pass the folder that "
                            f"peft's save_pretrained wrote (it holds {CONFIG_NAME} and {WEIGHTS_NAME}).")
-    try:
-        config = json.loads(config_file.read_text())
-    except json.JSONDecodeError as err:
-        raise AdapterError(f"{config_file} is not valid JSON ({err}). Re-save the adapter.") from err
-    if "peft_type" not in config:
-        raise AdapterError(f"{config_file} has no 'peft_type'. Re-save the adapter with peft.")
+    config = _read_json(config_file, "Re-save the adapter with peft")
+    if not isinstance(config.get("peft_type"), str):
+        raise AdapterError(f"{config_file} has no 'peft_type' (or not a string). Re-save the adapter with peft.")
     weights = _read_weights(path, allow_pickle)
-    init = load_file(str(path / INIT_NAME)) if (path / INIT_NAME).is_file() else None
-    info = json.loads((path / CHECKPOINT_INFO_NAME).read_text()) if (path / CHECKPOINT_INFO_NAME).is_file() else {}
+    init = _read_init(path / INIT_NAME) if (path / INIT_NAME).is_file() else None
+    info = _read_json(path / CHECKPOINT_INFO_NAME, "Delete it or tune again") \
+        if (path / CHECKPOINT_INFO_NAME).is_file() else {}
     return AdapterFiles(path=path, config=config, weights=weights, init=init, info=info)
+
+
+def _read_json(file: Path, fix: str) -> dict[str, Any]:
+    """A JSON object from an adapter folder; anything else (bad UTF-8, bad JSON, a list) is an `AdapterError`."""
+    try:
+        value = json.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise AdapterError(f"{file} is not valid JSON (not UTF-8: byte {err.object[err.start:err.start + 1]!r} at "
+                           f"{err.start}). {fix}.") from None
+    except json.JSONDecodeError as err:
+        raise AdapterError(f"{file} is not valid JSON ({err}). {fix}.") from None
+    if not isinstance(value, dict):
+        raise AdapterError(f"{file} holds a JSON {type(value).__name__}, not an object. {fix}.")
+    return value
+
+
+def _read_init(file: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(file))
+    except Exception as err:  # noqa: BLE001 - safetensors raises SafetensorError / OSError for a corrupt file
+        raise AdapterError(f"{file} is not a readable safetensors file ({type(err).__name__}). Tune again.") from None
 
 
 def _read_weights(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:

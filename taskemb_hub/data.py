@@ -208,6 +208,8 @@ def _load_with_datasets(source, name, columns, task_type, config, *, is_file: bo
         if is_file:
             suffix = Path(source).suffix.lower()
             builder = _FILE_BUILDERS.get(suffix, "json")
+            if builder == "csv":
+                _check_csv_header(Path(source), "\t" if suffix == ".tsv" else ",")
             kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
             dataset = datasets.load_dataset(builder, data_files={"train": str(source)}, **kwargs)
         else:
@@ -223,6 +225,22 @@ def _load_with_datasets(source, name, columns, task_type, config, *, is_file: bo
     if is_file and not any(len(rows) for rows in splits_raw.values()):
         raise DataError(f"Data file {source} has no rows (only a header?). Add rows, one per example.")
     return _hold_out_validation(task_from_columns(name, splits_raw, columns, task_type, source=str(source)))
+
+
+def _check_csv_header(path: Path, delimiter: str) -> None:
+    """Two columns of one name would be renamed (`text`, `text.1`) and one of them silently ignored."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+            header = next(csv.reader(handle, delimiter=delimiter), [])
+    except csv.Error:  # a malformed first line: the parser's own error says what is wrong
+        return
+    seen = [name for name in header if name.strip()]
+    twice = sorted({name for name in seen if seen.count(name) > 1})
+    if twice:
+        raise DataError(f"{path.name}: the header names column(s) {twice} more than once. Give every column its "
+                        "own name.")
 
 
 def _hold_out_validation(task: TaskData, share: float = 0.1, cap: int = 1000) -> TaskData:
@@ -258,6 +276,8 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
     if is_qa:
         splits = {s: [_qa_row(r, columns) for r in rows] for s, rows in splits_raw.items()}
         return TaskData(name=name, task_type=EXTRACTIVE_QA, splits=splits, source=source)
+    _check_column_types(splits_raw, [c for c in (columns["text"], columns["text_pair"]) if c], columns["label"],
+                        source or name)
     # The label set comes from the training split (and a ClassLabel's names): other splits may be unlabelled
     # (GLUE's test splits say -1) or lack a class, and an evaluation split must not add a class to the head.
     train_split = "train" if "train" in splits_raw else next(iter(splits_raw))
@@ -282,6 +302,7 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
             labels = [str(v) for v in names]
         else:
             labels = sorted({str(v) for v in raw_labels})
+            _check_label_words(labels, columns["label"], source or name)
             to_id = {v: i for i, v in enumerate(labels)}
     splits = {}
     text_columns = [columns["text"]] + ([columns["text_pair"]] if columns["text_pair"] else [])
@@ -316,6 +337,56 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
             splits[split] = out
     return TaskData(name=name, task_type=kind, splits=splits, labels=labels,
                     pair=bool(columns["text_pair"]), source=source)
+
+
+_KINDS = {"dict": "record", "Sequence": "list", "List": "list", "LargeList": "list"}
+
+
+def _column_kind(table, column: str) -> str | None:
+    """'text', 'number', 'bool' or the name of another type a column holds (None: no value to tell)."""
+    feature = table.features.get(column) if hasattr(table, "features") else None
+    if feature is not None:
+        if type(feature).__name__ == "ClassLabel":
+            return "number"
+        dtype = getattr(feature, "dtype", None)
+        if type(feature).__name__ != "Value" or dtype is None:
+            return _KINDS.get(type(feature).__name__, type(feature).__name__.lower())  # Sequence, List, a record...
+        return "text" if "string" in dtype else "bool" if dtype == "bool" else "number" if dtype != "null" else None
+    value = next((r[column] for r in table if r.get(column) is not None), None)
+    if value is None:
+        return None
+    return ("text" if isinstance(value, str) else "bool" if isinstance(value, bool)
+            else "number" if isinstance(value, (int, float)) else _KINDS.get(type(value).__name__, type(value).__name__))
+
+
+def _check_column_types(splits_raw: dict, text_columns: list[str], label_column: str, where: str) -> None:
+    """Texts must be strings and labels scalars: a number, list or record in a text column is a wrong column."""
+    for rows in splits_raw.values():
+        for column in text_columns:
+            kind = _column_kind(rows, column)
+            if kind not in (None, "text"):
+                raise DataError(f"{where}: the text column {column!r} holds {kind} values, not text. Name the column "
+                                "that holds the texts (--text-column / --text-pair-column).")
+        kind = _column_kind(rows, label_column)
+        if kind not in (None, "text", "number", "bool"):
+            raise DataError(f"{where}: the label column {label_column!r} holds {kind} values; each row needs one "
+                            "label (a class name or number). Name the right column with --label-column.")
+
+
+def _check_label_words(labels: list[str], column: str, where: str) -> None:
+    """Class names that mix numbers and words (`pos`, `neg`, `1.5`) are a broken column, not a label set."""
+    def is_number(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    numbers = [v for v in labels if is_number(v)]
+    if numbers and len(numbers) < len(labels):
+        words = [v for v in labels if not is_number(v)]
+        raise DataError(f"{where}: the label column {column!r} mixes numbers ({', '.join(numbers[:3])}) and words "
+                        f"({', '.join(words[:3])}). Use one kind of label for every row.")
 
 
 def _class_label_names(table, column: str) -> list[str] | None:

@@ -153,3 +153,15 @@ def test_constant_regression_targets_and_unanswerable_qa_are_refused(tiny_bert):
     with pytest.raises(DataError, match=r"no training row has an answer"):
         tune(_toy(qa, "extractive-qa"), TuningConfig(base_model=tiny_bert, max_steps=2, eval_examples=0), None,
              progress=False)
+
+
+@pytest.mark.parametrize("raw, problem", [(b'{"peft_type": "\xff"}', "not valid JSON \\(not UTF-8"),
+                                          (b'["peft_type"]', "holds a JSON list, not an object"),
+                                          (b'{"peft_type": 7}', "no 'peft_type' \\(or not a string\\)")])
+def test_an_adapter_config_that_is_not_a_json_object_is_an_adapter_error(tmp_path, raw, problem):
+    from taskemb_hub.adapters import read_adapter
+    from taskemb_hub.errors import AdapterError
+
+    (tmp_path / "adapter_config.json").write_bytes(raw)
+    with pytest.raises(AdapterError, match=problem):
+        read_adapter(tmp_path)

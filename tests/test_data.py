@@ -165,3 +165,33 @@ def test_a_datasets_builder_name_is_refused_not_read_from_the_working_folder(tmp
     _csv(tmp_path, [{"text": f"secret {i}", "label": i % 2} for i in range(40)], name="private.csv")
     with pytest.raises(DataError, match=r"names a loader of the datasets library.*'owner/name'"):
         load_task(builder)
+
+
+# ---- columns of the wrong kind are refused, not stringified (issue 21, found by tests/fuzz_inputs.py) ----
+def test_a_header_naming_one_column_twice_is_refused(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("text,text,label\n" + "\n".join(f"a {i},b {i},{i % 2}" for i in range(40)))
+    with pytest.raises(DataError, match=r"dup.csv: the header names column\(s\) \['text'\] more than once"):
+        load_task(path)
+
+
+@pytest.mark.parametrize("texts, kind", [([{"a": i} for i in range(40)], "record"), (list(range(40)), "number")])
+def test_a_text_column_of_records_or_numbers_is_refused(tmp_path, texts, kind):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"text": texts, "label": [i % 2 for i in range(40)]}).to_parquet(path)
+    with pytest.raises(DataError, match=f"the text column 'text' holds {kind} values, not text"):
+        load_task(path)
+
+
+def test_a_label_column_of_lists_is_refused(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps({"text": f"t {i}", "label": [1, 0]}) for i in range(40)))
+    with pytest.raises(DataError, match="the label column 'label' holds .* values; each row needs one label"):
+        load_task(path)
+
+
+def test_labels_mixing_words_and_numbers_are_refused(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text("text,label\n" + "\n".join(f"t {i},{'pos' if i % 3 else 1.5}" for i in range(40)))
+    with pytest.raises(DataError, match=r"mixes numbers \(1.5\) and words \(pos\)"):
+        load_task(path)
