@@ -22,8 +22,11 @@ from .errors import IncompatibleEmbeddingError
 
 # What changes where tuning ends up. The method, base model, modules and embedding options are
 # part of the signature already: entries that differ there are never compared at all.
-RECIPE_KEYS = ("max_steps", "stop_step", "max_train_examples", "batch_size", "learning_rate", "head_learning_rate",
-               "head_init", "head_pooling", "max_length", "init_seed", "warmup_ratio", "weight_decay", "method_kwargs")
+# The batch counts as the examples behind one optimizer step (`global_batch_size`: per-device batch x gradient
+# accumulation x processes): 16 x 4 accumulated is another recipe than 16, 8 x 2 the same one.
+RECIPE_KEYS = ("max_steps", "stop_step", "max_train_examples", "global_batch_size", "learning_rate",
+               "head_learning_rate", "head_init", "head_pooling", "max_length", "init_seed", "warmup_ratio",
+               "weight_decay", "method_kwargs")
 # The packaged registry's recipe: what a target gets when the registry's entries record none.
 DEFAULT_RECIPE = {"max_steps": 100, "max_train_examples": 1000, "head_pooling": "mean"}
 TARGET_EVAL_EXAMPLES = 300  # held-out rows scored to tell whether a target learned its task
@@ -50,6 +53,8 @@ def _normalised(recipe: dict[str, Any], method: str) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - an unknown method name: leave it unresolved
             pass
     out["stop_step"] = out["stop_step"] or out["max_steps"]
+    if out["global_batch_size"] is None:  # recorded before the global batch was: one process, no accumulation
+        out["global_batch_size"] = recipe.get("batch_size")
     out["method_kwargs"] = out["method_kwargs"] or {}
     return out
 
@@ -207,6 +212,33 @@ def learning_warning(target) -> str | None:
 
 
 # ---- a target from raw data, tuned with the registry's recipe -----------------------------------
+def batch_settings(recipe: dict[str, Any], processes: int = 1) -> dict[str, int]:
+    """`batch_size` and `gradient_accumulation_steps` that give `processes` processes the recipe's global batch.
+
+    Args:
+        recipe: a recorded recipe (one without `global_batch_size` was tuned on one process without
+            accumulation: its `batch_size` is the global batch).
+        processes: processes the new run is spread over.
+
+    Returns:
+        The two `TuningConfig` fields: the recipe's per-device batch when it divides the global batch,
+        else the global batch split over the processes in one micro-batch.
+
+    Raises:
+        TaskEmbHubError: the global batch cannot be split over `processes`.
+    """
+    from .errors import TaskEmbHubError
+
+    batch = int(recipe.get("batch_size") or 16)
+    total = int(recipe.get("global_batch_size") or batch)
+    if total % (batch * processes) == 0:
+        return {"batch_size": batch, "gradient_accumulation_steps": total // (batch * processes)}
+    if total % processes == 0:
+        return {"batch_size": total // processes, "gradient_accumulation_steps": 1}
+    raise TaskEmbHubError(f"The sources' global batch of {total} examples cannot be split over {processes} processes. "
+                          "Run on a number of processes that divides it.")
+
+
 def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
     """Tune a target checkpoint of `task` with the recipe the registry's entries were tuned with.
 
@@ -245,6 +277,7 @@ def target_from_data(task, selector, *, progress: bool = True, base_model: str |
         config["embedding"] = {k: v for k, v in config["embedding"].items() if k in options}
     if config.get("stop_step") == config.get("max_steps"):
         config.pop("stop_step", None)
+    config.update(batch_settings(recipe))
     if base_model:
         config["base_model"] = base_model
     else:  # the sources' base model, not the packaged default: otherwise nothing would be comparable

@@ -161,11 +161,24 @@ class TuningConfig:
         """The step the run ends at: `stop_step` when set, else `max_steps`."""
         return self.stop_step or self.max_steps
 
-    def recipe(self, step: int) -> dict[str, Any]:
-        """What it takes to tune another task into the same embedding space, up to `step`."""
-        keep = ("method", "max_steps", "batch_size", "learning_rate", "head_learning_rate", "head_init", "head_pooling",
-                "max_length", "max_train_examples", "init_seed", "warmup_ratio", "weight_decay", "method_kwargs")
-        return {k: getattr(self, k) for k in keep} | {"stop_step": step, "embedding": asdict(self.embedding)}
+    def recipe(self, step: int, processes: int = 1) -> dict[str, Any]:
+        """What it takes to tune another task into the same embedding space, up to `step`.
+
+        Args:
+            step: the checkpoint's step.
+            processes: processes the run is spread over (Accelerate's `num_processes`): each takes
+                `batch_size` examples per micro-batch.
+
+        Returns:
+            The recipe, with `global_batch_size`: the examples behind one optimizer step
+            (`batch_size` x `gradient_accumulation_steps` x `processes`), what tuning depends on.
+        """
+        keep = ("method", "max_steps", "batch_size", "gradient_accumulation_steps", "learning_rate",
+                "head_learning_rate", "head_init", "head_pooling", "max_length", "max_train_examples", "init_seed",
+                "warmup_ratio", "weight_decay", "method_kwargs")
+        return {k: getattr(self, k) for k in keep} | {
+            "global_batch_size": self.batch_size * self.gradient_accumulation_steps * processes,
+            "stop_step": step, "embedding": asdict(self.embedding)}
 
 
 @dataclass
@@ -416,7 +429,7 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
         return Checkpoint(step=step, path=None, metrics=metrics, embedding=None)
     info = {"task": task.name, "base_model": model_id, "method": config.method, "step": step, "train_size": train_size,
             "metrics": metrics, "seed": config.seed, "labels": task.labels, "source": task.source,
-            "recipe": config.recipe(step)}
+            "recipe": config.recipe(step, accelerator.num_processes)}
     # what BitFit's embedding depends on, so the adapter folder embeds the same without the base model at hand
     base_config = model.get_base_model().config
     info["base_model_config"] = {k: getattr(base_config, k) for k in ("model_type", "position_embedding_type")
