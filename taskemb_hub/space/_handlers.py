@@ -29,7 +29,8 @@ from ..embedding import TaskEmbedding
 from ..errors import AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
 from ..rankers import RANKERS, check_ranker, resolve_ranker, wants_texts  # RANKERS: the app's ranker choices
 from ..selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector, Ranking
-from ._uploads import UploadError, UploadLimits, check_data_file, extract_adapter_zip, read_header, safe_stem, zip_folder
+from ._uploads import (UploadError, UploadLimits, check_data_file, extract_adapter_zip, read_header, read_rows, safe_stem,
+                       scrub_obj, scrub_paths, zip_folder)
 
 logger = logging.getLogger("taskemb_hub.space")
 
@@ -40,6 +41,7 @@ TABLE_TYPES = ["number", "markdown", "markdown", "number", "str", "number", "num
 # visitor can never make the server read its own files through `datasets.load_dataset`.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 Progress = Callable[..., Any]
+HUB_SHUFFLE_BUFFER = 1_000  # rows of a Hub split read beyond max_rows, to mix the first rows a little
 
 
 @dataclass
@@ -89,16 +91,19 @@ class Answer:
 
 
 def _failure(message: str) -> Answer:
-    return Answer(message=f"⚠️ {message}")
+    return Answer(message=f"⚠️ {scrub_paths(message)}")
 
 
 def guarded(fn):
-    """Turn any exception into an `Answer` message; log the unexpected ones with their traceback."""
+    """Turn any exception into an `Answer` message; log the unexpected ones with their traceback. What the
+    visitor sees (message, table) goes through `scrub_paths`: no server path, whatever raised it."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            answer = fn(*args, **kwargs)
+            answer.message, answer.rows = scrub_paths(answer.message), scrub_obj(answer.rows)
+            return answer
         except TaskEmbHubError as err:
             return _failure(str(err))
         except Exception as err:  # noqa: BLE001 - the server must keep serving whatever happens
@@ -190,7 +195,7 @@ class RegistryState:
             self.derived(selector)  # build the lookup tables before the swap: the first query stays fast
         except Exception as err:  # noqa: BLE001 - a failed refresh keeps the old registry
             logger.exception("registry refresh failed")
-            self.last_error = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+            self.last_error = scrub_paths(f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}")
         else:
             self.selector, self.last_sync, self.last_error = selector, time.time(), None  # one atomic rebind
         finally:
@@ -366,14 +371,11 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
                   "repo_url", "dataset", "dataset_url"]
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(scrub_obj(records))
     json_path = folder / f"ranking-{stem}.json"
     payload = {**ranking.to_dict(), "target": target_label, "ranking": records, "registry": public_source(state.source)}
-    payload["skipped"] = [{"source": s["source"], "reason": _redact(s["reason"])} for s in payload.get("skipped", [])]
-    json_path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    emb_folder = folder / "embedding"
-    ranking.target.save(emb_folder)
-    embedding_path = zip_folder(emb_folder, folder / f"taskemb-{stem}.zip")
+    json_path.write_text(json.dumps(scrub_obj(json.loads(json.dumps(payload, default=str))), indent=2), encoding="utf-8")
+    embedding_path = _embedding_zip(ranking.target, folder, stem)
 
     message = (f"**{len(rows)} sources** for **{target_label}** ({ranking.target.method} on "
                f"`{ranking.target.base_model}`, ranked by {ranking.ranker}, {ranking.similarity} similarity: "
@@ -387,6 +389,17 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
         message += f"\n\n⚠️ {warning}"
     return Answer(message=message, rows=rows, ranking=ranking, bar=bar, map=emb_map, heatmap=heatmap,
                   csv_path=str(csv_path), json_path=str(json_path), embedding_path=str(embedding_path))
+
+
+def _embedding_zip(target: TaskEmbedding, folder: Path, stem: str) -> Path:
+    """The target's embedding as a download, its metadata scrubbed of server paths (recipe, source, ...)."""
+    from ..embedding import METADATA_NAME
+
+    emb_folder = folder / "embedding"
+    target.save(emb_folder)
+    meta_file = emb_folder / METADATA_NAME
+    meta_file.write_text(json.dumps(scrub_obj(json.loads(meta_file.read_text())), indent=2), encoding="utf-8")
+    return zip_folder(emb_folder, folder / f"taskemb-{stem}.zip")
 
 
 def _rank(selector: AutoSourceSelector, target: TaskEmbedding, top_k: int, similarity: str,
@@ -418,8 +431,8 @@ def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_mo
     selector = state.selector
     derived = state.derived(selector)
     match = derived.by_name.get(entry)
-    if match is None:
-        same_task = [e for e in selector.entries if e.embedding.task == entry]
+    if match is None:  # a task name? read from the entries' metadata: an index keeps its vectors on disk
+        same_task = [e for e in selector.entries if e.info.task == entry]
         if not same_task:
             raise RegistryError(f"{entry!r} is not an entry of this registry. Pick one from the list "
                                 f"({len(selector.entries)} entries).")
@@ -431,7 +444,7 @@ def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_mo
     if method not in (None, "", ANY) and emb.method != method:
         raise TaskEmbHubError(f"{entry!r} is a {emb.method} entry, not {method}. Set the method filter to 'any'.")
     same_space = next((g["members"] for g in derived.signatures if g["signature"] == emb.signature_hash), [])
-    exclude = {match.name} | {selector.entries[i].name for i in same_space if selector.entries[i].embedding.task == emb.task}
+    exclude = {match.name} | {selector.entries[i].name for i in same_space if selector.entries[i].info.task == emb.task}
     text = selector.text_selector
     text_target = emb.task if text is not None and text._named(emb.task) else None  # its TextEmb vector, if packaged
     ranking = _rank(selector, emb, k, similarity, exclude, ranker, text_target)
@@ -440,43 +453,51 @@ def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_mo
 
 
 # ---- 2. your adapter ----------------------------------------------------------------------
-def _expected_base_model(state: RegistryState, selector: AutoSourceSelector, base_model: str | None) -> str | None:
-    if base_model not in (None, "", ANY):
-        return base_model
+def _allowed_base_models(state: RegistryState, selector: AutoSourceSelector, base_model: str | None) -> set[str]:
+    """The base models a visitor's adapter may name: the registry's, narrowed by the filter (a filter the
+    registry does not hold is refused: it is a visitor's string, compared, never resolved)."""
     bases = {g["base_model"] for g in state.derived(selector).signatures}
-    return next(iter(bases)) if len(bases) == 1 else None
+    if base_model in (None, "", ANY):
+        return bases
+    if base_model not in bases:
+        raise RegistryError(f"The registry has no entry with base model {base_model!r}. Set the base model filter "
+                            "to 'any' or to one listed under Registry status.")
+    return {base_model}
 
 
 @guarded
 def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None = None, zip_path: str | None = None,
                  base_model: str = ANY, method: str = ANY, top_k: int = 10, similarity: str = DEFAULT_SIMILARITY,
                  progress: Progress | None = None, ranker: str = "auto") -> Answer:
-    """Rank sources for a PEFT adapter: a Hub repo id, or an uploaded zip of an adapter folder."""
+    """Rank sources for a PEFT adapter: a Hub repo id, or an uploaded zip of an adapter folder.
+
+    The adapter's base model must be one the registry holds, named by its id (never a path of the server);
+    it is checked from the small config files, before a Hub repo's weights are downloaded.
+    """
+    from ._visitor_hub import check_adapter_folder, embedding_from_hub_repo
+
     k = _check_options(top_k, similarity, config, ranker)
     repo_id = (repo_id or "").strip()
     if bool(repo_id) == bool(zip_path):
         raise TaskEmbHubError("Give either a Hub repo id of a PEFT adapter or an uploaded adapter zip (not both).")
     selector = state.selector
-    expected = _expected_base_model(state, selector, base_model)
+    allowed = _allowed_base_models(state, selector, base_model)
     if progress:
         progress(0.1, desc="reading the adapter")
     if repo_id:
         if not HUB_ID.match(repo_id) or "/" not in repo_id or ".." in repo_id:
             raise AdapterError(f"{repo_id!r} is not a Hub repo id. Use the form 'owner/name' "
                                "(e.g. 'alice/rotten-tomatoes-bitfit').")
-        from ..registries import hub as hub_registry
+        from ..registries.hub import hub_endpoint
 
-        fetch = getattr(hub_registry, "embedding_from_repo", None)
-        if fetch is None:
-            raise AdapterError("This version of taskemb-hub cannot read adapters from Hub repos yet. Download the "
-                               "adapter folder, zip it and upload the zip instead.")
-        emb = fetch(repo_id, base_model=expected, endpoint=config.hub_endpoint, token=False)  # never the operator's
-        origin = repo_id
-        label = repo_id
+        emb = embedding_from_hub_repo(repo_id, endpoint=hub_endpoint(config.hub_endpoint), allowed=allowed,
+                                      limits=config.limits)
+        origin = label = repo_id
     else:
         upload = Path(zip_path)
         with tempfile.TemporaryDirectory(prefix="taskemb-adapter-") as tmp:
             folder = extract_adapter_zip(upload, tmp, config.limits)
+            check_adapter_folder(folder, allowed)
             try:
                 emb = TaskEmbedding.from_adapter(folder)
             except TaskEmbHubError as err:  # name the upload, not the server's temp folder
@@ -486,9 +507,9 @@ def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None 
         origin = f"uploaded zip {upload.name}"
         label = emb.task
     emb.extra["source"] = origin  # never the server's temp folder
-    if expected and emb.base_model != expected:
-        raise IncompatibleEmbeddingError(f"The adapter was tuned on {emb.base_model!r}; this registry's entries "
-                                         f"use {expected!r}. Use an adapter of {expected!r}.")
+    if emb.base_model not in allowed:
+        raise IncompatibleEmbeddingError(f"The adapter was tuned on {emb.base_model!r}; this registry's entries use "
+                                         f"{' or '.join(repr(b) for b in sorted(allowed))}. Use an adapter of one of them.")
     if method not in (None, "", ANY) and emb.method != method:
         raise TaskEmbHubError(f"The adapter is a {emb.method} adapter, not {method}. Set the method filter to "
                               f"'{emb.method}' or 'any'.")
@@ -557,12 +578,6 @@ def public_source(source: str) -> str:
     return Path(source).name or "local registry"
 
 
-def _redact(reason: str) -> str:
-    from ..cards import LOCAL_PATH
-
-    return LOCAL_PATH.sub(lambda m: m.group(1) + "<server path>", reason)
-
-
 def _check_dataset_id(dataset_id: str | None) -> str:
     dataset_id = (dataset_id or "").strip()
     if not HUB_ID.match(dataset_id) or ".." in dataset_id or os.path.exists(dataset_id) or _is_builder(dataset_id):
@@ -590,16 +605,19 @@ def _task_from_hub(dataset_id: str, dataset_config: str | None, split: str | Non
     split = split or "train"
     try:
         # Streamed: only the rows used are downloaded (a visitor may name a multi-GB dataset), read without the
-        # operator's token; a seeded shuffle buffer picks the sample.
+        # operator's token. A small seeded buffer (and shard order) mixes them; the buffer fills before the first
+        # row comes out, so its size is what is read beyond max_rows.
         stream = datasets.load_dataset(dataset_id, dataset_config or None, split=split, streaming=True, token=False)
-        rows = list(stream.shuffle(seed=0, buffer_size=10 * limits.max_rows).take(limits.max_rows + 1))
+        buffer = min(HUB_SHUFFLE_BUFFER, limits.max_rows)
+        rows = list(stream.shuffle(seed=0, buffer_size=buffer).take(limits.max_rows + 1))
     except Exception as err:  # noqa: BLE001
         raise DataError(f"Could not load split {split!r} of Hub dataset {dataset_id!r} ({type(err).__name__}: "
                         f"{str(err).splitlines()[0][:200] if str(err) else ''}). Check the id, config and split.") from None
     note = ""
     if len(rows) > limits.max_rows:
         rows = rows[:limits.max_rows]
-        note = f"The split has more than {limits.max_rows:,} rows; a seeded sample of {limits.max_rows:,} was read."
+        note = (f"The split has more than {limits.max_rows:,} rows; {limits.max_rows:,} of its first rows were read "
+                f"(mixed in a seeded buffer of {min(HUB_SHUFFLE_BUFFER, limits.max_rows):,}).")
     if not rows:
         raise DataError(f"Split {split!r} of Hub dataset {dataset_id!r} has no rows. Pick another split.")
     table = datasets.Dataset.from_list(rows)
@@ -608,6 +626,25 @@ def _task_from_hub(dataset_id: str, dataset_config: str | None, split: str | Non
     task = _hold_out_validation(task_from_columns(name, {"train": table}, columns, None, source=dataset_id))
     task.info["dataset"] = dataset_id
     return task, note
+
+
+def _task_from_file(file_path: str, columns: dict, limits: UploadLimits) -> TaskData:
+    """An uploaded file as a task: only the picked columns, read within the row and decoded-size limits, and
+    named by the visitor's file name (never the server's upload path) in every message and in the embedding."""
+    from ..data import _hold_out_validation, task_from_columns
+
+    path = check_data_file(file_path, limits)
+    _check_columns(read_header(path), columns, path.name)
+    wanted = [c for c in (columns["text"], columns["text_pair"], columns["label"]) if c]
+    table = read_rows(path, list(dict.fromkeys(wanted)), limits)
+    full = {**columns, "question": "question", "context": "context", "answers": "answers"}
+    try:
+        task = task_from_columns(safe_stem(path.name), {"train": table}, full, None, source=path.name)
+    except (DataError, TypeError, ValueError) as err:  # labels of mixed kinds and the like: the visitor's file
+        raise DataError(f"{path.name}: {str(err).splitlines()[0][:300]}" if not isinstance(err, DataError)
+                        else str(err)) from None
+    task.source = path.name
+    return _hold_out_validation(task)
 
 
 def _check_columns(available: list[str], columns: dict, source: str) -> None:
@@ -647,8 +684,6 @@ def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None =
               method: str = ANY, top_k: int = 10, similarity: str = DEFAULT_SIMILARITY,
               progress: Progress | None = None, ranker: str = "auto") -> Answer:
     """Tune the registry's recipe on the visitor's data (a file or a Hub dataset), then rank sources."""
-    from ..data import load_task
-
     k = _check_options(top_k, similarity, config, ranker)
     selector = state.selector  # one registry for the whole request, even if a refresh swaps it meanwhile
     texts = wants_texts(ranker, selector)  # a ranker this registry cannot serve is refused before tuning
@@ -661,18 +696,8 @@ def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None =
         progress(0.0, desc="reading the data")
     note = ""
     if file_path:
-        path = check_data_file(file_path, config.limits)
-        _check_columns(read_header(path), columns, path.name)
-        source = path.name
-        try:
-            task = load_task(path, name=safe_stem(path.name), text_column=columns["text"],
-                             text_pair_column=columns["text_pair"], label_column=columns["label"])
-        except DataError:
-            raise
-        except Exception as err:  # a malformed file: pandas/pyarrow errors of many kinds
-            raise DataError(f"{path.name} could not be parsed ({type(err).__name__}: "
-                            f"{str(err).splitlines()[0][:200] if str(err) else ''}). Check its format.") from None
-        task.source = source  # recorded in the embedding: the visitor's file name, never a server path
+        task = _task_from_file(file_path, columns, config.limits)
+        source = task.source
     else:
         task, note = _task_from_hub(dataset_id, dataset_config, dataset_split, columns, config.limits)
         source = dataset_id

@@ -9,10 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..adapters import CONFIG_NAME
 from ..errors import TaskEmbHubError
@@ -38,8 +41,13 @@ class UploadLimits:
         max_unzipped_bytes: largest total size of the files extracted from an adapter zip.
         max_zip_members: most entries an adapter zip may hold.
         max_rows: most rows read from a data file or Hub split; more are refused (files) or
-            subsampled with a fixed seed (Hub splits), before the recipe keeps its 1,000.
+            cut to the first `max_rows` (Hub splits), before the recipe keeps its 1,000.
         min_rows: fewest labelled rows worth tuning on.
+        max_decoded_bytes: most bytes the used columns of a data file may decode to (a few KB of
+            parquet can decode to gigabytes); checked before each batch of rows is materialised.
+        max_compression_ratio: an adapter zip member over 1 MB that unpacks to more than this many
+            times its compressed size is refused (weights barely compress; zip bombs do).
+        max_adapter_bytes: largest adapter weights file read from a Hub repo (checked before download).
     """
 
     max_file_bytes: int = 20 * 1024 * 1024
@@ -47,6 +55,9 @@ class UploadLimits:
     max_zip_members: int = 64
     max_rows: int = 100_000
     min_rows: int = 32
+    max_decoded_bytes: int = 256 * 1024 * 1024
+    max_compression_ratio: float = 100.0
+    max_adapter_bytes: int = 200 * 1024 * 1024
 
 
 def _mb(n: int) -> str:
@@ -125,9 +136,8 @@ def read_header(path: str | os.PathLike) -> list[str]:
 def _json_header(path: Path) -> list[str]:
     with open(path, encoding="utf-8-sig") as handle:
         first = handle.read(1 << 20).lstrip()
-    if first.startswith("["):  # a JSON array of records
-        records = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-        row = records[0] if records and isinstance(records[0], dict) else None
+    if first.startswith("["):  # a JSON array of records: its first record only, not the whole array
+        row = next(_json_array_records(Path(path).read_text(encoding="utf-8-sig")), None)
     else:
         line = first.splitlines()[0] if first else ""
         row = json.loads(line) if line else None
@@ -164,10 +174,10 @@ def extract_adapter_zip(zip_path: str | os.PathLike, into: str | os.PathLike, li
                 name = info.filename
                 parts = PurePosixPath(name.replace("\\", "/")).parts
                 if name.startswith(("/", "\\")) or (parts and parts[0].endswith(":")) or ".." in parts:
-                    raise UploadError(f"{zip_path.name}: entry {name!r} points outside the folder (absolute path or "
+                    raise UploadError(f"{zip_path.name}: entry {scrub_paths(repr(name))} points outside the folder (absolute path or "
                                       "'..'). Zip the adapter folder itself.")
                 if stat.S_ISLNK(info.external_attr >> 16):
-                    raise UploadError(f"{zip_path.name}: entry {name!r} is a symbolic link. Zip real files only.")
+                    raise UploadError(f"{zip_path.name}: entry {scrub_paths(repr(name))} is a symbolic link. Zip real files only.")
                 if info.is_dir():
                     continue
                 lower = name.lower()
@@ -181,6 +191,11 @@ def extract_adapter_zip(zip_path: str | os.PathLike, into: str | os.PathLike, li
                 if total > limits.max_unzipped_bytes:
                     raise UploadError(f"{zip_path.name} unpacks to more than {_mb(limits.max_unzipped_bytes)}. "
                                       "Upload a single adapter.")
+                if info.file_size > 1024 * 1024 and info.file_size > limits.max_compression_ratio * max(
+                        info.compress_size, 1):
+                    raise UploadError(f"{zip_path.name}: an entry unpacks to {info.file_size / max(info.compress_size, 1):,.0f} "
+                                      f"times its packed size (limit {limits.max_compression_ratio:g}), as zip bombs "
+                                      "do. Zip the adapter folder's real files.")
                 wanted.append((info, parts))
             into.mkdir(parents=True, exist_ok=True)
             for info, parts in wanted:
@@ -206,6 +221,208 @@ def extract_adapter_zip(zip_path: str | os.PathLike, into: str | os.PathLike, li
     return configs[0].parent
 
 
+# ---- nothing of the server's file system reaches a visitor -----------------------------------------------------
+# An absolute path (POSIX, `~/...`, `C:\...`, `file:///...`), not inside an http(s) URL; and the names Python's
+# tempfile gives folders. Visitors' own strings that look like paths are replaced too: the page cannot tell them apart.
+_URL_OR_PATH = re.compile(
+    r"(https?://[^\s'\"`<>()\[\]]*)"
+    r"|(?<![\w.~/\\-])((?:~|[A-Za-z]:)?[\\/][^\s'\"`<>()\[\]{},;]*[^\s'\"`<>()\[\]{},;.:!?])")
+_TEMP_NAME = re.compile(r"\b(?:tmp|taskemb-[a-z]+-)[a-z0-9_]{8}\b")
+PATH_PLACEHOLDER = "<path>"
+
+
+def scrub_paths(text: str) -> str:
+    """`text` with every absolute path and temporary folder name replaced by `<path>` (URLs are kept).
+
+    The one helper every message, table cell and downloadable file of the Space goes through.
+    """
+    if not isinstance(text, str) or not text:
+        return text
+    text = _URL_OR_PATH.sub(lambda m: m.group(1) or PATH_PLACEHOLDER, text)
+    return _TEMP_NAME.sub(PATH_PLACEHOLDER, text)
+
+
+def scrub_obj(value: Any) -> Any:
+    """`scrub_paths` applied to every string (keys too) of a JSON-like value."""
+    if isinstance(value, str):
+        return scrub_paths(value)
+    if isinstance(value, dict):
+        return {scrub_obj(k): scrub_obj(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_obj(v) for v in value]
+    return value
+
+
+# ---- reading a data file without materialising more than the limits allow -------------------------------------
+def _too_many_rows(name: str, limits: UploadLimits) -> UploadError:
+    return UploadError(f"{name} holds more than {limits.max_rows:,} rows, this Space's limit. Upload a sample "
+                       "(the recipe uses 1,000 rows).")
+
+
+def _too_big_decoded(name: str, limits: UploadLimits) -> UploadError:
+    return UploadError(f"{name} decodes to more than {_mb(limits.max_decoded_bytes)} in the chosen columns, this "
+                       "Space's limit (a compressed file can hold far more than its size). Upload a sample with "
+                       "shorter texts (the recipe uses 1,000 rows).")
+
+
+def read_rows(path: str | os.PathLike, columns: list[str], limits: UploadLimits):
+    """The `columns` of a checked data file as an in-memory `datasets.Dataset`, read within the limits.
+
+    Parquet: the footer's row count, column types and declared sizes are checked before any row group is
+    read; rows are then read in batches of dictionary-encoded strings, and each batch's decoded size is
+    computed from the dictionary before it is expanded. Text formats: at most `max_rows` rows are parsed
+    (the file's size, checked by `check_data_file`, bounds their bytes).
+
+    Raises:
+        UploadError: too many rows, too many decoded bytes, a nested column, a malformed file.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            table = _read_parquet(path, columns, limits)
+        elif suffix in (".csv", ".tsv"):
+            table = _read_csv(path, columns, limits, "\t" if suffix == ".tsv" else ",")
+        else:
+            table = _read_json(path, columns, limits)
+    except UploadError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a malformed file of any kind: say which and why, never where
+        detail = scrub_paths(str(err).splitlines()[0][:200]) if str(err) else ""
+        raise UploadError(f"{path.name} could not be parsed ({type(err).__name__}{': ' + detail if detail else ''}). "
+                          "Check its format.") from None
+    if table.nbytes > limits.max_decoded_bytes:
+        raise _too_big_decoded(path.name, limits)
+    if table.num_rows == 0:
+        raise UploadError(f"{path.name} has no rows (only a header?). Add rows, one per example.")
+    import datasets
+
+    return datasets.Dataset(table)
+
+
+def _read_parquet(path: Path, columns: list[str], limits: UploadLimits):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata  # the footer only
+    schema = pq.read_schema(path)
+    if meta.num_rows > limits.max_rows:
+        raise _too_many_rows(path.name, limits)
+    text_like = []
+    for name in columns:
+        kind = schema.field(name).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            text_like.append(name)
+        elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+            raise UploadError(f"{path.name}: column {name!r} holds {kind}, not text or numbers. Save the text and "
+                              "label columns as strings or numbers.")
+    _check_parquet_sizes(path, meta, columns, limits)
+    batches, rows, decoded = [], 0, 0
+    # Strings stay dictionary-encoded while their decoded size is summed: a repeated 1 MB string costs 1 MB.
+    reader = pq.ParquetFile(path, read_dictionary=text_like)
+    for batch in reader.iter_batches(batch_size=1024, columns=columns, use_threads=False):
+        rows += batch.num_rows
+        decoded += _decoded_bytes(batch)
+        if rows > limits.max_rows:
+            raise _too_many_rows(path.name, limits)
+        if decoded > limits.max_decoded_bytes:
+            raise _too_big_decoded(path.name, limits)
+        arrays = [a.dictionary_decode() if pa.types.is_dictionary(a.type) else a for a in batch.columns]
+        batches.append(pa.RecordBatch.from_arrays(arrays, names=batch.schema.names))
+    if not batches:
+        return pa.table({name: pa.array([], pa.string()) for name in columns})
+    return pa.Table.from_batches(batches)
+
+
+def _check_parquet_sizes(path: Path, meta, columns: list[str], limits: UploadLimits) -> None:
+    """The declared sizes of the used column chunks: plausible, and within the decoded-bytes limit."""
+    size, declared, wanted = path.stat().st_size, 0, set(columns)
+    for r in range(meta.num_row_groups):
+        group = meta.row_group(r)
+        if group.num_rows < 0:
+            raise UploadError(f"{path.name} has a damaged footer (negative row count). Re-save it.")
+        for j in range(group.num_columns):
+            chunk = group.column(j)
+            if chunk.path_in_schema not in wanted:
+                continue
+            if chunk.total_uncompressed_size < 0 or not 0 <= chunk.total_compressed_size <= size:
+                raise UploadError(f"{path.name} has a damaged footer (column sizes that do not fit the file). "
+                                  "Re-save it.")
+            declared += chunk.total_uncompressed_size
+    if declared > limits.max_decoded_bytes:
+        raise _too_big_decoded(path.name, limits)
+
+
+def _decoded_bytes(batch) -> int:
+    """What a record batch takes once its dictionary-encoded strings are expanded, computed without expanding them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for array in batch.columns:
+        if pa.types.is_dictionary(array.type):
+            lengths = pc.binary_length(array.dictionary) if (
+                pa.types.is_string(array.type.value_type) or pa.types.is_large_string(array.type.value_type)
+            ) else pa.array([8] * len(array.dictionary))
+            total += int(pc.sum(pc.take(lengths, array.indices)).as_py() or 0) + 8 * len(array)
+        else:
+            total += array.nbytes
+    return total
+
+
+def _read_csv(path: Path, columns: list[str], limits: UploadLimits, sep: str):
+    import pandas as pd
+    import pyarrow as pa
+
+    frame = pd.read_csv(path, sep=sep, nrows=limits.max_rows + 1, usecols=lambda c: str(c).strip() in columns,
+                        encoding="utf-8-sig")
+    if len(frame) > limits.max_rows:
+        raise _too_many_rows(path.name, limits)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return pa.Table.from_pandas(frame[columns], preserve_index=False)
+
+
+def _read_json(path: Path, columns: list[str], limits: UploadLimits):
+    import pyarrow as pa
+
+    text = path.read_text(encoding="utf-8-sig")  # at most max_file_bytes: check_data_file ran first
+    stripped = text.lstrip()
+    records = _json_array_records(stripped) if stripped.startswith("[") else _json_lines(stripped)
+    rows = []
+    for record in records:
+        if not isinstance(record, dict):
+            raise UploadError(f"{path.name}: record {len(rows) + 1} is not a JSON object. Use one object per line "
+                              "(JSONL) or an array of objects.")
+        rows.append({name: record.get(name) for name in columns})
+        if len(rows) > limits.max_rows:
+            raise _too_many_rows(path.name, limits)
+    if not rows:
+        return pa.table({name: pa.array([], pa.string()) for name in columns})
+    return pa.Table.from_pylist(rows)
+
+
+def _json_lines(text: str):
+    for line in text.splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def _json_array_records(text: str):
+    """The records of a JSON array, one at a time (parsing stops where the caller stops asking)."""
+    decoder, i, n = json.JSONDecoder(), text.index("[") + 1, len(text)
+    while True:
+        while i < n and text[i] in " \t\r\n,":
+            i += 1
+        if i >= n:
+            raise ValueError("the JSON array is not closed")
+        if text[i] == "]":
+            return
+        record, i = decoder.raw_decode(text, i)
+        yield record
+
+
 def zip_folder(folder: str | os.PathLike, zip_path: str | os.PathLike) -> Path:
     """Zip a folder's files (flat, no parent folders) for a download."""
     zip_path = Path(zip_path)
@@ -223,5 +440,5 @@ def safe_stem(name: str) -> str:
     return cleaned[:64] or "my-task"
 
 
-__all__ = ["UploadError", "UploadLimits", "check_data_file", "read_header", "extract_adapter_zip", "zip_folder",
-           "safe_stem"]
+__all__ = ["UploadError", "UploadLimits", "check_data_file", "read_header", "read_rows", "extract_adapter_zip",
+           "zip_folder", "safe_stem", "scrub_paths", "scrub_obj"]

@@ -43,6 +43,26 @@ def _recipe_text(state: h.RegistryState) -> str:
     return f"{method}, {steps or '?'} steps, {rows_text}"
 
 
+def registry_loader(registry: str, endpoint: str | None = None):
+    """A function that builds the selector of `registry` (what `--registry` takes) without any token.
+
+    The Space's registry is rebuilt when a visitor asks (Refresh), so it reads the Hub anonymously, at start-up
+    too: the operator's `HF_TOKEN` or login is never used for anything a visitor can trigger.
+    """
+
+    def load() -> AutoSourceSelector:
+        if registry == "default":
+            return AutoSourceSelector.from_default()
+        if registry == "hub" or registry.startswith("hub:"):
+            tag = registry.partition(":")[2]
+            return AutoSourceSelector.from_hub(**({"tag": tag} if tag else {}), endpoint=endpoint, token=False)
+        if registry.startswith("index:"):
+            return AutoSourceSelector.from_index(registry.partition(":")[2], endpoint=endpoint, token=False)
+        return AutoSourceSelector.from_local(registry)
+
+    return load
+
+
 def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "default",
               config: h.SpaceConfig | None = None, state: h.RegistryState | None = None):
     """Build the Space's `gr.Blocks` (queued; call `.launch()`).
@@ -65,9 +85,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
 
     config = config or h.SpaceConfig()
     if state is None:
-        from ..cli import _selector
-
-        load = None if selector is not None else (lambda: _selector(registry, None))
+        load = None if selector is not None else registry_loader(registry, config.hub_endpoint)
         state = h.RegistryState(load, "in-memory selector" if selector is not None else registry, selector=selector)
     if config.refresh_every_s and state._load is not None:
         state.refresh_every(config.refresh_every_s)
@@ -104,7 +122,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                     "in a queue and see their position.")
                 with gr.Row():
                     with gr.Column():
-                        data_file = gr.File(label=f"data file ({', '.join(DATA_SUFFIXES)})",
+                        data_file = gr.File(None, label=f"data file ({', '.join(DATA_SUFFIXES)})",
                                             file_types=list(DATA_SUFFIXES), type="filepath", elem_id="data-file")
                     with gr.Column():
                         dataset_id = gr.Textbox("", label="…or a Hub dataset id", placeholder="owner/name")
@@ -123,7 +141,8 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                             "(`adapter_config.json` + `adapter_model.safetensors`; pickle `.bin` files are refused).")
                 with gr.Row():
                     repo_id = gr.Textbox("", label="Hub repo id", placeholder="owner/my-adapter")
-                    adapter_zip = gr.File(label="…or an adapter folder as .zip", file_types=[".zip"], type="filepath")
+                    adapter_zip = gr.File(None, label="…or an adapter folder as .zip", file_types=[".zip"],
+                                          type="filepath")
                 adapter_button = gr.Button("Rank", variant="primary", elem_id="rank-adapter")
             with gr.Tab("Registry task", id="registry"):
                 # A large registry (an index of the Hub) lists its first entries; any other name can be typed.
@@ -157,18 +176,22 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
 
         # ---- endpoints ---------------------------------------------------------------
         # Parameter names are the API's (gradio_client keyword arguments): keep them descriptive.
-        def rank_data(data_file, dataset_id, dataset_config, dataset_split, text_column, text_pair_column,
-                      label_column, base_model, method, top_k, similarity, ranker,
+        # Defaults of None make gradio_client list a parameter as optional: a dataset-id call needs no data_file.
+        def rank_data(data_file=None, dataset_id="", dataset_config=None, dataset_split="train", text_column="text",
+                      text_pair_column=None, label_column="label", base_model=h.ANY, method=h.ANY,
+                      top_k=config.default_top_k, similarity=h.DEFAULT_SIMILARITY, ranker="auto",
                       progress=gr.Progress(track_tqdm=True)):
             return outputs(h.rank_data(state, config, data_file, dataset_id, dataset_config, dataset_split,
                                        text_column, text_pair_column, label_column, base_model, method, top_k,
                                        similarity, progress=progress, ranker=ranker))
 
-        def rank_adapter(repo_id, adapter_zip, base_model, method, top_k, similarity, ranker, progress=gr.Progress()):
+        def rank_adapter(repo_id="", adapter_zip=None, base_model=h.ANY, method=h.ANY, top_k=config.default_top_k,
+                         similarity=h.DEFAULT_SIMILARITY, ranker="auto", progress=gr.Progress()):
             return outputs(h.rank_adapter(state, config, repo_id, adapter_zip, base_model, method, top_k, similarity,
                                           progress=progress, ranker=ranker))
 
-        def rank_registry(entry, base_model, method, top_k, similarity, ranker):
+        def rank_registry(entry=None, base_model=h.ANY, method=h.ANY, top_k=config.default_top_k,
+                          similarity=h.DEFAULT_SIMILARITY, ranker="auto"):
             return outputs(h.rank_registry(state, config, entry, base_model, method, top_k, similarity, ranker))
 
         def registry_status():
