@@ -69,7 +69,7 @@ for name in names:
         cfg = TuningConfig(method=args.method, max_steps=args.steps, max_train_examples=args.train_examples,
                            eval_examples=200)
         embedding = tune(task, cfg, None, progress=False)[-1].embedding
-    embedding.extra["source"] = f"../shared/data/tasks/{name}"
+    embedding.extra["source"] = f"local:{name}"  # the data folder's name, never a path (cards.public_source)
     staged = entry.with_name(f".{name}.building")  # the old entry stays whole until the new one is written
     shutil.rmtree(staged, ignore_errors=True)
     embedding.save(staged)

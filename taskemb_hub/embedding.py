@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
-from .adapters import AdapterFiles, read_adapter
+from .adapters import PICKLE_WEIGHTS_NAME, WEIGHTS_NAME, AdapterFiles, read_adapter
 from .base_model import canonical_model_id, read_base_model_config, recorded_model_id
+from .cards import public_extra, public_source
 from .errors import AdapterError, IncompatibleEmbeddingError, TaskEmbHubError
 from .methods import EmbeddingOptions, get_method
 from .methods.base import check_finite, signature_hash
@@ -38,6 +40,10 @@ class TaskEmbedding:
         train_size: number of training examples the task was tuned on.
         metrics: in-task metric(s) of the checkpoint, e.g. `{"accuracy": 0.81}`.
         extra: anything else worth keeping (seed, source, labels).
+        adapter_sha256: sha256 of the adapter weights file the vector was computed from
+            (`adapter_model.safetensors`), recorded by `save` in both files; a saved embedding whose
+            adapter beside it has other bytes is stale (see `load`). None: not known (an embedding
+            of no saved adapter, or one written before taskemb-hub recorded it).
 
     Example:
         ```python
@@ -56,6 +62,7 @@ class TaskEmbedding:
     train_size: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    adapter_sha256: str | None = None
 
     def __post_init__(self):
         self.vector = torch.as_tensor(self.vector, dtype=torch.float32).reshape(-1)
@@ -138,7 +145,8 @@ class TaskEmbedding:
         vector, signature = method.embed_for_base_model(weights, adapter_config, options, init, base_model_config)
         return cls(vector=vector, task=task or info.get("task") or "unknown", base_model=recorded_model_id(base),
                    method=method.name, signature=signature, step=info.get("step"), train_size=info.get("train_size"),
-                   metrics=info.get("metrics", {}), extra={k: info[k] for k in ("seed", "labels", "source", "recipe") if k in info})
+                   metrics=info.get("metrics", {}),
+                   extra=public_extra({k: info[k] for k in ("seed", "labels", "source", "recipe") if k in info}))
 
     @classmethod
     def from_adapter(cls, path: str | os.PathLike, *, base_model: str | None = None,
@@ -163,7 +171,8 @@ class TaskEmbedding:
         emb = cls.from_state_dict(files.weights, files.config, task=task or files.info.get("task") or Path(path).name,
                                   base_model=recorded, init=files.init, info=files.info, options=options,
                                   base_model_config=read_base_model_config(base_model) if base_model else None)
-        emb.extra.setdefault("source", str(path))
+        emb.extra.setdefault("source", public_source(str(path)))  # where the data is, never a path of this machine
+        emb.adapter_sha256 = adapter_digest(path)
         return emb
 
     @classmethod
@@ -185,23 +194,39 @@ class TaskEmbedding:
         return meta
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write `taskemb.safetensors` and `taskemb.json` into `folder` (atomically: no half-written files)."""
+        """Write `taskemb.safetensors` and `taskemb.json` into `folder` (atomically: no half-written files).
+
+        Both files record the signature hash and the sha256 of the adapter weights the vector was computed
+        from (`adapter_sha256`; when unknown, that of the adapter already in `folder`: `tune` embeds the live
+        model it has just saved there), so `load` can tell a vector of other bytes, or a pair of two writes.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / EMBEDDING_NAME, lambda p: Path(p).write_bytes(_safetensors_bytes(
-            self.vector, {"format": FORMAT_VERSION, "signature_hash": self.signature_hash})))
+        if self.adapter_sha256 is None:
+            self.adapter_sha256 = adapter_digest(folder)
+        header = {"format": FORMAT_VERSION, "signature_hash": self.signature_hash}
+        if self.adapter_sha256:
+            header["adapter_sha256"] = self.adapter_sha256
+        _atomic_write(folder / EMBEDDING_NAME, lambda p: Path(p).write_bytes(_safetensors_bytes(self.vector, header)))
         _atomic_write(folder / METADATA_NAME, lambda p: Path(p).write_text(json.dumps(self.metadata(), indent=2)))
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "TaskEmbedding":
-        """Read an embedding saved by `save` (a registry entry or an adapter folder)."""
+        """Read an embedding saved by `save` (a registry entry or an adapter folder), checked against the
+        adapter beside it.
+
+        Raises:
+            StaleEmbeddingError: the two files come from different writes, or the adapter weights beside
+                them are not the bytes the vector was computed from (`load_embedding` re-embeds instead).
+            AdapterError: the files are missing or unreadable.
+        """
         folder = Path(folder)
         vec_file, meta_file = folder / EMBEDDING_NAME, folder / METADATA_NAME
         if not vec_file.is_file() or not meta_file.is_file():
             raise AdapterError(f"{folder} has no {EMBEDDING_NAME}/{METADATA_NAME}. Run `taskemb-hub embed {folder}` first.")
         try:
-            vector = load_file(str(vec_file))["embedding"]
+            vector, header = _read_vector(vec_file)
             meta = json.loads(meta_file.read_text())
         except Exception as err:
             raise AdapterError(f"{folder}: embedding files are unreadable ({err}). Re-run `taskemb-hub embed`.") from err
@@ -211,8 +236,61 @@ class TaskEmbedding:
             what = ", ".join(f"{k!r}" for k in wrong)
             raise AdapterError(f"{meta_file} has no {what} (or not of the right type), so the vector's space is unknown. "
                                f"Re-create it with `taskemb-hub embed <adapter folder>`.")
+        _check_tied(folder, header, meta)
         fields = {k: meta.get(k) for k in ("task", "base_model", "method", "signature", "step", "train_size")}
-        return cls(vector=vector, metrics=meta.get("metrics") or {}, extra=meta.get("extra") or {}, **fields)
+        return cls(vector=vector, metrics=meta.get("metrics") or {}, extra=meta.get("extra") or {},
+                   adapter_sha256=meta.get("adapter_sha256"), **fields)
+
+
+class StaleEmbeddingError(AdapterError):
+    """A saved embedding that does not belong to the adapter beside it (or whose two files disagree)."""
+
+
+def adapter_digest(folder: str | os.PathLike) -> str | None:
+    """sha256 (hex) of the adapter weights file in `folder` (`adapter_model.safetensors`, else the pickle
+    `adapter_model.bin`, hashed, never loaded), or None when it holds none."""
+    folder = Path(folder)
+    for name in (WEIGHTS_NAME, PICKLE_WEIGHTS_NAME):
+        if (folder / name).is_file():
+            digest = hashlib.sha256()
+            with open(folder / name, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            return digest.hexdigest()
+    return None
+
+
+def _read_vector(path: Path) -> tuple[torch.Tensor, dict[str, str]]:
+    """The `embedding` tensor of a saved vector file and its header metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return handle.get_tensor("embedding"), dict(handle.metadata() or {})
+
+
+_WARNED_UNTIED: set[str] = set()
+
+
+def _check_tied(folder: Path, header: dict[str, str], meta: dict) -> None:
+    """Refuse a vector file and a json of different writes, or a vector of other adapter bytes than the
+    adapter beside it; warn (once per process) about a file too old to record its adapter's hash."""
+    fix = f"Re-embed the adapter: `taskemb-hub embed {folder}`."
+    for key in ("signature_hash", "adapter_sha256"):
+        in_header, in_json = header.get(key), meta.get(key)
+        if key == "signature_hash" and None in (in_header, in_json):
+            continue  # a file from before the header recorded it: nothing to compare
+        if in_header != in_json:
+            raise StaleEmbeddingError(f"{folder}: {EMBEDDING_NAME} and {METADATA_NAME} come from different saves "
+                                      f"(their {key} differ: {in_header} vs {in_json}). {fix}")
+    recorded, beside = meta.get("adapter_sha256"), adapter_digest(folder)
+    if recorded and beside and recorded != beside:
+        raise StaleEmbeddingError(f"{folder / EMBEDDING_NAME} was computed from other adapter weights than the "
+                                  f"{WEIGHTS_NAME} beside it (re-saved since). {fix}")
+    if beside and not recorded and not _WARNED_UNTIED:  # once per process: a registry may hold many such files
+        _WARNED_UNTIED.add(str(folder))
+        warnings.warn(f"{folder / EMBEDDING_NAME} predates adapter hashes, so whether it still matches the adapter "
+                      f"beside it is unknown; it is used as is (further such files are not reported). {fix}",
+                      stacklevel=3)
 
 
 NORM_TOLERANCE = 1e-3  # float32 rounding of unit blocks is ~1e-7; an index stores rows in float16, norms in float32
@@ -302,8 +380,19 @@ def _atomic_write(target: Path, write) -> None:
 
 
 def load_embedding(path: str | os.PathLike, **kwargs) -> TaskEmbedding:
-    """An embedding from a folder: the saved `taskemb.safetensors` if present, else embed the adapter."""
+    """An embedding from a folder: the saved `taskemb.safetensors` if present and computed from the adapter beside
+    it, else the adapter embedded now (a stale saved vector is never served; the file is not rewritten).
+
+    Args:
+        path: an adapter folder or a registry entry.
+        **kwargs: passed to `TaskEmbedding.from_adapter` when the adapter is embedded.
+    """
     path = Path(path)
     if (path / EMBEDDING_NAME).is_file():
-        return TaskEmbedding.load(path)
+        try:
+            return TaskEmbedding.load(path)
+        except StaleEmbeddingError as err:
+            if adapter_digest(path) is None:  # nothing to compute it from
+                raise
+            warnings.warn(f"{err} Using the adapter's embedding computed now.", stacklevel=2)
     return TaskEmbedding.from_adapter(path, **kwargs)

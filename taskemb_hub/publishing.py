@@ -2,9 +2,10 @@
 
 What goes up: the adapter (config + safetensors weights), the init snapshot of prompt/prefix
 methods, the embedding (`taskemb.safetensors` + `taskemb.json`), the checkpoint info and the card.
-Local filesystem paths never leave the machine: `source` fields that are not Hub dataset ids are
-dropped before upload, and the staged files are checked for any path of this machine.
-Unchanged files are skipped by the client (the Hub answers each file's git oid), so re-publishing
+Local filesystem paths never leave the machine: a `source` that is not a Hub dataset id is written as
+`local:<folder name>` (`cards.public_source`), and the staged files (text and safetensors headers) are
+checked for any path of this machine. The card merges the folder's README.md over the repo's card (the
+folder's wins where it says something; peft's empty template is dropped). Unchanged files are skipped by the client (the Hub answers each file's git oid), so re-publishing
 identical content makes no new commit.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from .adapters import CHECKPOINT_INFO_NAME, CONFIG_NAME, INIT_NAME, WEIGHTS_NAME
 from .base_model import hub_id_of_folder, is_local_id
-from .cards import CARD_NAME, build_card, names_local_path, public_dataset_id
+from .cards import CARD_NAME, build_card, merge_cards, names_local_path, public_extra, public_source
 from .embedding import TaskEmbedding, load_embedding
 from .errors import RegistryError
 from .registries.hub import hub_endpoint
@@ -144,7 +145,8 @@ def public_base_model(embedding: TaskEmbedding, base_model_id: str | None, *, lo
         if base_model_id != embedding.base_model:
             embedding = TaskEmbedding(vector=embedding.vector, task=embedding.task, base_model=base_model_id,
                                       method=embedding.method, signature=embedding.signature, step=embedding.step,
-                                      train_size=embedding.train_size, metrics=embedding.metrics, extra=embedding.extra)
+                                      train_size=embedding.train_size, metrics=embedding.metrics, extra=embedding.extra,
+                                      adapter_sha256=embedding.adapter_sha256)
     elif local or is_local_id(embedding.base_model) or Path(embedding.base_model).expanduser().is_absolute():
         raise RegistryError(f"The base model {embedding.base_model!r} was loaded from a local folder, which is not a "
                             "Hub id and must not be uploaded. "
@@ -162,50 +164,95 @@ def _local_base_paths(src: Path) -> list[str]:
 
 
 def stage_entry(src: Path, embedding: TaskEmbedding, staging: Path) -> None:
-    """Copy what an entry needs into `staging`, with local paths scrubbed from the JSON files."""
+    """Copy what an entry needs into `staging`, every `source` in its public form (`cards.public_source`)."""
+    source = public_source(embedding.extra.get("source"))  # decided where the data was read: it wins
     for name in UPLOADED_FILES:
         if (src / name).is_file():
             if name.endswith(".json"):
-                data = scrub_local_paths(json.loads((src / name).read_text()))
+                data = public_extra(json.loads((src / name).read_text()))
                 for key in ("base_model_name_or_path", "base_model"):  # adapter config / checkpoint info
                     if key in data:
                         data[key] = embedding.base_model
+                if "source" in data or source:
+                    data.pop("source", None)
+                    if name == CHECKPOINT_INFO_NAME and source:
+                        data["source"] = source
                 (staging / name).write_text(json.dumps(data, indent=2))
             else:
                 shutil.copy2(src / name, staging / name)
     public = TaskEmbedding(vector=embedding.vector, task=embedding.task, base_model=embedding.base_model,
                            method=embedding.method, signature=embedding.signature, step=embedding.step,
                            train_size=embedding.train_size, metrics=embedding.metrics,
-                           extra=scrub_local_paths(dict(embedding.extra)))
+                           extra=public_extra(dict(embedding.extra)), adapter_sha256=embedding.adapter_sha256)
     public.save(staging)
 
 
-def scrub_local_paths(info: dict) -> dict:
-    """`info` without `source` fields that are local paths (a Hub dataset id stays)."""
-    out = {}
-    for key, value in info.items():
-        if key == "source" and isinstance(value, str):
-            if public_dataset_id(value):
-                out[key] = value
-            continue
-        out[key] = scrub_local_paths(value) if isinstance(value, dict) else value
-    return out
+def public_entries(entries) -> list:
+    """Registry entries as a pushed or saved snapshot shows them (`AutoSourceSelector.save_pretrained`): each
+    `source` in its public form (`cards.public_source`), a local folder never given as a location. Vectors
+    are not copied, and an index's lazy entries stay lazy.
+
+    Args:
+        entries: `RegistryEntry` objects.
+
+    Returns:
+        New `RegistryEntry` objects over the same vectors.
+    """
+    return [_public_entry(entry) for entry in entries]
+
+
+def _public_entry(entry):
+    import dataclasses
+    from types import SimpleNamespace
+
+    from .registries.base import RegistryEntry
+
+    def load():  # as the index writer reads an entry: a lazy one is not kept loaded
+        embedding = entry._embedding or entry._load()
+        return dataclasses.replace(embedding, extra=public_extra(dict(embedding.extra or {})))
+
+    def info():
+        shown = entry.info
+        fields = ("task", "base_model", "method", "signature", "step", "train_size", "metrics")
+        return SimpleNamespace(**{k: getattr(shown, k) for k in fields}, extra=public_extra(dict(shown.extra or {})))
+
+    load.stored_row = entry.stored_row  # the index writer copies a stored row as it is
+    repo, _, sha = entry.location.rpartition("@")
+    hub_form = bool(sha) and public_source(repo) == repo  # `repo@sha` of a Hub entry; anything else is local
+    return RegistryEntry(entry.name, location=entry.location if hub_form else "", signature_hash=entry.signature_hash,
+                         load=load, info=info)
 
 
 def check_no_local_paths(staging: Path, folders: list[Path]) -> None:
-    """Refuse an upload whose text files name a folder of this machine (the home, cwd, the adapter, any
-    existing absolute path in the card's metadata)."""
+    """Refuse an upload whose text files or safetensors headers name a folder of this machine (the home, cwd,
+    the adapter, or any existing absolute path)."""
     needles = {str(Path.home()), os.getcwd()} | {str(f.resolve()) for f in folders}
     needles = {n for n in needles if len(n) > 1}
     for path in staging.iterdir():
         if path.suffix in (".json", ".md"):
             text = path.read_text()
-            hit = next((n for n in needles if n in text), None)
-            if hit is None and path.suffix == ".md" and text.startswith("---"):
-                hit = names_local_path(text.split("---", 2)[1])  # card metadata: no value may be a path
-            if hit:
-                raise RegistryError(f"{path.name} names the local path {hit!r}; refusing to upload it. Remove the "
-                                    "path from the file (or from the task's `source`) and publish again.")
+        elif path.suffix == ".safetensors":
+            text = json.dumps(safetensors_metadata(path))
+        else:
+            continue
+        hit = next((n for n in needles if n in text), None) or names_local_path(text)
+        if hit:
+            raise RegistryError(f"{path.name} names the local path {hit!r}; refusing to upload it. Remove the "
+                                "path from the file (or from the task's `source`) and publish again.")
+
+
+def safetensors_metadata(path: Path) -> dict:
+    """The `__metadata__` of a safetensors file's header (read as JSON: no tensor is loaded), {} if unreadable."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            size = struct.unpack("<Q", handle.read(8))[0]
+            header = json.loads(handle.read(min(size, 100 << 20)))
+    except (OSError, ValueError, struct.error):
+        return {}
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def _http_reason(err) -> str:
@@ -225,7 +272,8 @@ def validate_card(content: str, endpoint: str) -> None:
         raise RegistryError(f"Cannot reach {endpoint} to validate the model card ({type(err).__name__}). Check the "
                             "endpoint and your connection, then retry.") from err
     if response.status_code == 400:
-        raise RegistryError(f"The Hub rejects the model card's metadata: {response.text.strip()[:300]}. Fix the "
+        reason = " ".join(response.text.split())[:300]  # one line: the Hub lists one problem per line
+        raise RegistryError(f"The Hub rejects the model card's metadata: {reason}. Fix the "
                             "YAML of the card (README.md) and publish again.")
     try:
         hf_raise_for_status(response)
@@ -234,19 +282,21 @@ def validate_card(content: str, endpoint: str) -> None:
 
 
 def _existing_card(api, repo_id: str, revision: str | None, src: Path) -> str | None:
-    """The card text to merge into: the repo's own (what its owner wrote), else the folder's."""
+    """The card text to merge into: the repo's (what its owner wrote on the Hub) with the folder's README.md
+    over it (what the user wrote there, edits after an earlier publish included: `cards.merge_cards`)."""
     from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
 
+    repo = None
     try:
-        return Path(api.hf_hub_download(repo_id, CARD_NAME, revision=revision)).read_text()
+        repo = Path(api.hf_hub_download(repo_id, CARD_NAME, revision=revision)).read_text()
     except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
         pass
     except HfHubHTTPError as err:
         raise RegistryError(f"Cannot read the card of {repo_id} to merge with it: {_http_reason(err)}. Check your "
                             "token's access to the repo, then retry.") from err
     local = src / CARD_NAME
-    return local.read_text() if local.is_file() else None
+    return merge_cards(repo, local.read_text() if local.is_file() else None)
 
 
 def _head(api, repo_id: str, revision: str | None) -> str | None:

@@ -258,11 +258,13 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         def public(reason: str) -> str:  # a snapshot may be pushed: no local path in its reasons
             return LOCAL_PATH.sub(lambda m: m.group(1) + "<local path>", reason)
 
-        write_index(self.entries, save_directory, source={"similarity": self.similarity},
+        from .publishing import public_entries
+
+        write_index(public_entries(self.entries), save_directory, source={"similarity": self.similarity},
                     failures=[(Path(name).name if Path(name).is_absolute() else name, public(reason))
                               for name, reason in self.skipped], dtype=torch.float32)
         if self.text_selector is not None:  # the TextEmb side of `ranker="fusion"` travels with the snapshot
-            write_index(self.text_selector.entries, save_directory / TEXTEMB_FOLDER,
+            write_index(public_entries(self.text_selector.entries), save_directory / TEXTEMB_FOLDER,
                         source={"similarity": self.text_selector.similarity}, dtype=torch.float32)
         elif (save_directory / TEXTEMB_FOLDER).is_dir():  # an earlier snapshot's: it would be fused with these
             import shutil
