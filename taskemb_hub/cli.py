@@ -77,6 +77,11 @@ def _save_steps(text: str) -> str:
     return ",".join(str(int(s)) for s in steps)
 
 
+def _rows_arg(text: str):
+    """`tune --max-train-examples`: a positive integer or `all`."""
+    return "all" if text.strip().lower() == "all" else _int_arg("--max-train-examples", 1, 1000)(text)
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", default="text", help="text column of a data file (default: text)")
     p.add_argument("--text-pair-column", default=None, help="second text column, for pair tasks")
@@ -98,14 +103,25 @@ def _print(args, payload, text: str) -> None:
 
 
 def cmd_tune(args) -> int:
-    from .training import TuningConfig, tune
+    from .training import TuningConfig, plan_runs, tune
 
-    cfg = TuningConfig(method=args.method, base_model=args.base_model, max_steps=args.max_steps,
-                       save_steps=[int(s) for s in args.save_steps.split(",") if s] if args.save_steps else [],
-                       batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
-                       max_train_examples=args.max_train_examples, eval_examples=args.eval_examples, seed=args.seed,
-                       push_to_hub=args.push_to_hub, hub_private=args.private, hub_base_model_id=args.base_model_id)
-    checkpoints = tune(_load(args, args.task), cfg, args.out, progress=not args.json)
+    rows_cap = {} if args.max_train_examples is None else {  # default: the packaged recipe's (TuningConfig's)
+        "max_train_examples": None if args.max_train_examples == "all" else args.max_train_examples}
+    plans = plan_runs([int(s) for s in args.save_steps.split(",") if s], args.max_steps)
+    configs = [TuningConfig(method=args.method, base_model=args.base_model, max_steps=steps, save_steps=keep,
+                            batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
+                            eval_examples=args.eval_examples, seed=args.seed, push_to_hub=args.push_to_hub,
+                            hub_private=args.private, hub_base_model_id=args.base_model_id, **rows_cap)
+               for steps, keep in plans]  # all checked before the first run starts
+    task = _load(args, args.task)
+    if len(configs) > 1 and not args.json:
+        print(f"note: steps up to {configs[0].max_steps} come from a {configs[0].max_steps}-step run (the packaged "
+              f"registry's recipe), later ones from a {configs[1].max_steps}-step run: a checkpoint is comparable only "
+              "with runs of its length. Pass --max-steps for a single run.", file=sys.stderr)
+    checkpoints = []
+    for i, cfg in enumerate(configs):
+        checkpoints += tune(task, cfg, args.out, progress=not args.json, resume=not args.restart,
+                            run_file="run.json" if i == 0 else f"run-{cfg.max_steps}-steps.json")
     rows = [{"step": c.step, "path": str(c.path), "metrics": c.metrics, "dim": c.embedding.dim} for c in checkpoints]
     _print(args, rows, "\n".join(f"step {r['step']:>5}  {r['path']}  {json.dumps(r['metrics'])}" for r in rows))
     return 0
@@ -448,15 +464,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"default: {DEFAULT_METHOD}, the method of the packaged registry")
     p.add_argument("--out", required=True, help="output folder (gets step-N/ subfolders)")
     p.add_argument("--save-steps", type=_save_steps, default="", help="comma list of steps to keep, e.g. 50,100,200")
-    p.add_argument("--max-steps", type=_int_arg("--max-steps", 1, 200), default=None,
-                   help="default: the largest save step, else 200")
+    p.add_argument("--max-steps", type=_int_arg("--max-steps", 1, 100), default=None,
+                   help="default: the largest save step, else 100 (the packaged registry's recipe); with save "
+                        "step 100 and later ones, steps past 100 come from a second run as long as the largest")
     p.add_argument("--batch-size", type=_int_arg("--batch-size", 1, 16), default=16)
     p.add_argument("--learning-rate", type=_positive_float("--learning-rate", "1e-3"), default=None,
                    help="default: the method's own")
     p.add_argument("--max-length", type=_int_arg("--max-length", 1, 128), default=128)
-    p.add_argument("--max-train-examples", type=_int_arg("--max-train-examples", 1, 1000), default=None)
+    p.add_argument("--max-train-examples", type=_rows_arg, default=None,
+                   help="seeded subset of the training rows, or 'all' (default: 1000, the packaged registry's recipe)")
     p.add_argument("--eval-examples", type=_int_arg("--eval-examples", 0, 500), default=500)
     p.add_argument("--seed", type=_int_arg("--seed", 0, 0), default=0)
+    p.add_argument("--restart", action="store_true",
+                   help="start over instead of resuming an interrupted run of the same options in --out")
     p.add_argument("--base-model", default=None, help="local folder or Hub id (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--push-to-hub", default=None, metavar="OWNER/NAME",
                    help="push each kept checkpoint to this repo as it is saved (branch step-N; the last one on main)")
@@ -652,14 +672,14 @@ def main(argv: list[str] | None = None) -> int:
     except TaskEmbHubError as err:  # an argument's `type=` check: one line, as every other bad input
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if getattr(args, "command", None) == "tune" and args.max_steps is None:
-        steps = [int(s) for s in args.save_steps.split(",") if s]
-        args.max_steps = max(steps) if steps else 200
     try:
         return args.func(args)
     except TaskEmbHubError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # Ctrl-C: one line (tune's says how to resume), the shell's exit code
+        print(f"interrupted: {err}" if str(err) else "interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

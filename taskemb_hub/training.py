@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import _resume
 from .adapters import CHECKPOINT_INFO_NAME, INIT_NAME
 from .base_model import resolve_base_model
 from .data import CLASSIFICATION, EXTRACTIVE_QA, REGRESSION, TaskData, check_trainable, load_task
@@ -34,6 +36,7 @@ from .errors import TaskEmbHubError
 from .features import Collator, encode_rows, qa_predictions
 from .methods import EmbeddingOptions, get_method
 from .metrics import classification_metrics, regression_metrics, squad_metrics
+from .recipe import DEFAULT_RECIPE
 
 HEAD_NAMES = ("classifier", "qa_outputs", "score")
 
@@ -47,7 +50,11 @@ class TuningConfig:
             full fine-tuning (used by the transfer-matrix runner; gives no embedding). Default:
             `bitfit`, the method of the packaged registry (how it ranks: benchmarks/RESULTS.md).
         base_model: local folder or Hub id; None = the packaged all-MiniLM-L6-v2.
-        max_steps: optimizer steps to run.
+        max_steps: optimizer steps to run; the learning rate warms up over `warmup_ratio` of them and
+            decays linearly to 0 at the last. Default 100, with `max_train_examples` 1,000 and
+            `head_pooling` mean: the packaged registry's recipe (`recipe.DEFAULT_RECIPE`), so a target
+            tuned with the defaults is comparable with it. A checkpoint at step 100 of a 200-step run is
+            not: its warm-up was twice as long and its learning rate is still half the peak there.
         save_steps: steps at which to keep a checkpoint (the last step is always kept).
         batch_size: examples per optimizer step per device (times `gradient_accumulation_steps`).
         learning_rate: None = the method's default.
@@ -58,7 +65,8 @@ class TuningConfig:
             default, see benchmarks/RESULTS.md) or `cls` (the model's pooler, as
             `AutoModelForSequenceClassification`).
         max_length: tokens per example (batches are padded to their own longest example).
-        max_train_examples: seeded subset of the train split; None = all.
+        max_train_examples: seeded subset of the train split (default 1,000, the packaged
+            registry's); None = all.
         eval_examples: validation examples scored at each checkpoint; 0 = no in-task metric.
         seed: data order and dropout.
         init_seed: initial draw of the PEFT weights, shared by every task (see module doc).
@@ -77,7 +85,7 @@ class TuningConfig:
 
     method: str = DEFAULT_METHOD
     base_model: str | None = None
-    max_steps: int = 200
+    max_steps: int = DEFAULT_RECIPE["max_steps"]
     save_steps: list[int] = field(default_factory=list)
     batch_size: int = 16
     learning_rate: float | None = None
@@ -85,7 +93,7 @@ class TuningConfig:
     head_init: str = "zeros"
     head_pooling: str = "mean"
     max_length: int = 128
-    max_train_examples: int | None = None
+    max_train_examples: int | None = DEFAULT_RECIPE["max_train_examples"]
     eval_examples: int = 500
     seed: int = 0
     init_seed: int = 0
@@ -119,7 +127,7 @@ class TuningConfig:
             check_repo_id(self.push_to_hub)
 
     # field -> (smallest allowed, largest allowed or None, whether None is allowed, an example value)
-    _LIMITS = {"max_steps": (1, None, False, 200), "batch_size": (1, None, False, 16), "max_length": (1, None, False, 128),
+    _LIMITS = {"max_steps": (1, None, False, 100), "batch_size": (1, None, False, 16), "max_length": (1, None, False, 128),
                "max_train_examples": (1, None, True, 1000), "eval_examples": (0, None, False, 500),
                "seed": (0, None, False, 0), "init_seed": (0, None, False, 0),
                "gradient_accumulation_steps": (1, None, False, 1), "stop_step": (1, None, True, 100)}
@@ -179,6 +187,32 @@ class TuningConfig:
         return {k: getattr(self, k) for k in keep} | {
             "global_batch_size": self.batch_size * self.gradient_accumulation_steps * processes,
             "stop_step": step, "embedding": asdict(self.embedding)}
+
+
+def plan_runs(save_steps: list[int], max_steps: int | None = None) -> list[tuple[int, list[int]]]:
+    """The runs `taskemb-hub tune` makes for its save steps: `[(max_steps, save_steps), ...]`.
+
+    A checkpoint is comparable only with runs of its own length (the learning rate warms up over a share
+    of `max_steps` and decays to 0 at the last: at step 100 of a 200-step run it is still half the peak).
+    Without `max_steps` a run is as long as its largest save step (100, the packaged recipe's, without
+    any), but a save step at the recipe's 100 with later ones (`--save-steps 50,100,200`, the README's)
+    makes two runs: steps up to 100 from a 100-step run, the registry's recipe, whose step 100 ranks
+    against the packaged registry; later ones from a run as long as the largest.
+
+    Args:
+        save_steps: the steps to keep.
+        max_steps: the run's length when given: one run.
+
+    Returns:
+        One or two `(max_steps, save_steps)` pairs, the registry's recipe first.
+    """
+    recipe_steps = DEFAULT_RECIPE["max_steps"]
+    if max_steps is not None or not save_steps:
+        return [(max_steps or recipe_steps, list(save_steps))]
+    if recipe_steps not in save_steps or max(save_steps) == recipe_steps:
+        return [(max(save_steps), list(save_steps))]
+    beyond = [s for s in save_steps if s > recipe_steps]
+    return [(recipe_steps, [s for s in save_steps if s <= recipe_steps]), (max(beyond), beyond)]
 
 
 @dataclass
@@ -278,8 +312,14 @@ def _peft_task_type(task: TaskData) -> str:
 
 def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Path | None = None, *,
          progress: bool = True, accelerator=None, body_state: dict | None = None,
-         eval_split: str | None = None, _keep_model: dict | None = None) -> list[Checkpoint]:
+         eval_split: str | None = None, resume: bool = True, run_file: str = "run.json",
+         _keep_model: dict | None = None) -> list[Checkpoint]:
     """Tune `config.method` on `task`, keeping a checkpoint (adapter + embedding + metric) at each save step.
+
+    With an `output_dir`, a resumable state is kept there (`_resume`): Ctrl-C stops at the end of the
+    current optimizer step, saves it and raises `TuningInterrupted` (a `KeyboardInterrupt`) saying so; the
+    same call again goes on from that step (or from the last save step after a crash) and ends where an
+    uninterrupted run would have; a run that finished returns its checkpoints without tuning again.
 
     Args:
         task: a `TaskData`, or anything `load_task` takes.
@@ -287,15 +327,17 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
         output_dir: where `step-N/` folders go; None keeps nothing on disk (embeddings only).
         progress: show a progress bar.
         accelerator: an `accelerate.Accelerator`; one is made when None.
-        body_state: start from these body weights instead of the base model's (intermediate-task transfer).
+        body_state: start from these body weights instead of the base model's (intermediate-task transfer;
+            such runs are not resumed).
         eval_split: split scored at checkpoints (default validation, else test).
+        resume: go on from a state saved in `output_dir` by the same run; False starts over.
+        run_file: name of the run's summary in `output_dir`.
 
     Returns:
         One `Checkpoint` per save step.
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
     task = task if isinstance(task, TaskData) else load_task(task)
@@ -304,6 +346,22 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
                               "(CLI: --out).")
     accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps)
     load_from, model_id = resolve_base_model(config.base_model)
+    train_rows = task.train_rows(config.max_train_examples, seed=config.seed)
+    output_dir = Path(output_dir) if output_dir is not None else None
+    resume_dir = None
+    if output_dir is not None and config.method != "full" and body_state is None:
+        resume_dir = _resume.state_dir(output_dir, _resume.run_id(config, model_id, task.name, train_rows,
+                                                                  accelerator.num_processes))
+        if not resume:
+            _resume.clear(resume_dir)
+    state = _resume.read_state(resume_dir) if resume_dir is not None else None
+    if state is not None and state["finished"]:
+        done = _saved_checkpoints(state, output_dir)
+        if done is not None:
+            _say(progress and accelerator.is_main_process, f"{output_dir}: this run finished before (same options and "
+                 "data); its checkpoints are kept. Pass --restart (resume=False) to tune again.")
+            return done
+        state = None  # its checkpoint folders are gone: tune again
     tokenizer = AutoTokenizer.from_pretrained(load_from)
 
     set_seed(config.init_seed)
@@ -324,7 +382,6 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
             init_snapshot = {"prompt_embeddings": model.prompt_encoder["default"].embedding.weight.detach().clone().cpu()}
     set_seed(config.seed)
 
-    train_rows = task.train_rows(config.max_train_examples, seed=config.seed)
     check_trainable(task, train_rows)  # too few rows or one label: refuse rather than embed noise or zeros
     eval_rows = task.eval_rows(config.eval_examples, eval_split) if config.eval_examples else []
     collator = Collator(tokenizer)
@@ -352,48 +409,168 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
 
-    output_dir = Path(output_dir) if output_dir is not None else None
-    checkpoints: list[Checkpoint] = []
-    step, examples, started = 0, 0, time.perf_counter()
-    bar = tqdm(total=config.last_step, desc=f"tune {task.name} ({config.method})",
-               disable=not progress or not accelerator.is_local_main_process)
-    wrapped.train()
-    while step < config.last_step:
-        for batch in train_loader:
-            with accelerator.accumulate(wrapped):
-                loss = wrapped(**batch).loss
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            examples += batch["input_ids"].shape[0]
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step in config.save_steps:
-                metrics = evaluate(wrapped, eval_loader, task, eval_feats, eval_rows, accelerator) if eval_loader else {}
-                checkpoints.append(_save_checkpoint(accelerator, wrapped, task, config, model_id, step, len(train_rows),
-                                                    metrics, init_snapshot, output_dir))
-                wrapped.train()
-            if step >= config.last_step:
-                break
-    bar.close()
+    run = _Run(accelerator, wrapped, optimizer, scheduler, train_loader, eval_loader, eval_feats, eval_rows, task,
+               config, model_id, len(train_rows), init_snapshot, output_dir, resume_dir)
+    checkpoints, step, examples, elapsed = _train(run, state, progress)
     if _keep_model is not None:  # the transfer runner reuses the tuned body
         _keep_model["model"] = accelerator.unwrap_model(wrapped).model
-    elapsed = time.perf_counter() - started
     if output_dir is not None and accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        run = {"task": task.name, "base_model": model_id, "config": asdict(config), "train_size": len(train_rows),
-               "seconds": round(elapsed, 2), "examples_per_second": round(examples / max(elapsed, 1e-9), 2),
-               "optimizer_steps": step, "processes": accelerator.num_processes,
-               "final_learning_rates": [float(lr) for lr in scheduler.get_last_lr()],
-               "checkpoints": [{"step": c.step, "metrics": c.metrics} for c in checkpoints]}
-        (output_dir / "run.json").write_text(json.dumps(run, indent=2))
+        summary = {"task": task.name, "base_model": model_id, "config": asdict(config), "train_size": len(train_rows),
+                   "seconds": round(elapsed, 2), "examples_per_second": round(examples / max(elapsed, 1e-9), 2),
+                   "optimizer_steps": step, "processes": accelerator.num_processes,
+                   "final_learning_rates": [float(lr) for lr in scheduler.get_last_lr()],
+                   "checkpoints": [{"step": c.step, "metrics": c.metrics} for c in checkpoints]}
+        (output_dir / run_file).write_text(json.dumps(summary, indent=2))
         if config.push_to_hub and checkpoints and checkpoints[-1].path is not None:
             _push(checkpoints[-1].path, config, task, revision=None)  # the default checkpoint goes on main
+    if resume_dir is not None:  # what a rerun returns; the tensors of the state go
+        _resume.save_state(resume_dir, accelerator=accelerator, model=None, optimizer=None, scheduler=None,
+                           progress=_progress(step, 0, examples, elapsed, checkpoints), finished=True)
     return checkpoints
+
+
+@dataclass
+class _Run:
+    """What the training loop works on (built by `tune`)."""
+
+    accelerator: Any
+    wrapped: Any
+    optimizer: Any
+    scheduler: Any
+    train_loader: Any
+    eval_loader: Any
+    eval_feats: list
+    eval_rows: list
+    task: TaskData
+    config: TuningConfig
+    model_id: str
+    train_size: int
+    init_snapshot: dict | None
+    output_dir: Path | None
+    resume_dir: Path | None
+
+
+def _train(run: _Run, state: dict | None, progress: bool) -> tuple[list[Checkpoint], int, int, float]:
+    """The optimizer steps from the saved `state` (or step 0) to `last_step`: (checkpoints, step, examples, seconds)."""
+    from tqdm.auto import tqdm
+
+    acc, config = run.accelerator, run.config
+    checkpoints: list[Checkpoint] = []
+    step, seen, examples, before = 0, 0, 0, 0.0
+    if state is not None:
+        _resume.restore_weights(state, accelerator=acc, model=acc.unwrap_model(run.wrapped).model,
+                                optimizer=run.optimizer, scheduler=run.scheduler)
+        step, seen, examples, before = state["step"], state["batches_seen"], state["examples"], state["seconds"]
+        checkpoints = _saved_checkpoints(state, run.output_dir) or []
+        _say(progress and acc.is_main_process, f"Resuming {run.task.name} from step {step} of {config.last_step} "
+             f"(state saved in {run.resume_dir}).")
+    saved, started = step, time.perf_counter()
+    bar = tqdm(total=config.last_step, initial=step, desc=f"tune {run.task.name} ({config.method})",
+               disable=not progress or not acc.is_local_main_process)
+    run.wrapped.train()
+    batches = _batches(run.train_loader, seen, on_skipped=(lambda: _resume.restore_rng(state)) if state else None)
+    try:
+        with _resume.StopRequest() as stop:
+            for batch in batches:
+                with acc.accumulate(run.wrapped):
+                    loss = run.wrapped(**batch).loss
+                    acc.backward(loss)
+                    run.optimizer.step()
+                    run.scheduler.step()
+                    run.optimizer.zero_grad()
+                seen += 1
+                examples += batch["input_ids"].shape[0]
+                if not acc.sync_gradients:
+                    continue
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                stopping = _stop_requested(stop, acc) and step < config.last_step
+                if step in config.save_steps:
+                    checkpoints.append(_checkpoint(run, step))
+                if run.resume_dir is not None and step < config.last_step and (stopping or step in config.save_steps):
+                    _resume.save_state(run.resume_dir, accelerator=acc, model=acc.unwrap_model(run.wrapped).model,
+                                       optimizer=run.optimizer, scheduler=run.scheduler,
+                                       progress=_progress(step, seen, examples, before + time.perf_counter() - started,
+                                                          checkpoints))
+                    saved = step
+                if stopping:
+                    raise _resume.TuningInterrupted(_interrupted(run, step, step if run.resume_dir else 0))
+                if step >= config.last_step:
+                    break
+    except _resume.TuningInterrupted:
+        raise
+    except KeyboardInterrupt as err:  # a second Ctrl-C, mid-step: the last saved state stays
+        raise _resume.TuningInterrupted(_interrupted(run, step, saved if run.resume_dir else 0)) from err
+    finally:
+        bar.close()
+    return checkpoints, step, examples, before + time.perf_counter() - started
+
+
+def _batches(loader, skip: int, on_skipped=None):
+    """The loader's batches epoch after epoch, from batch `skip` on: the first `skip` are drawn and dropped, so
+    the shuffle order goes on as in a run that trained on them; `on_skipped` runs once they are."""
+    seen = 0
+    if skip == 0 and on_skipped is not None:
+        on_skipped()
+    while True:
+        for batch in loader:
+            seen += 1
+            if seen <= skip:
+                if seen == skip and on_skipped is not None:
+                    on_skipped()
+                continue
+            yield batch
+
+
+def _stop_requested(stop, accelerator) -> bool:
+    """Whether Ctrl-C asked to stop; under several processes, whether any did (all stop at the same step)."""
+    if accelerator.num_processes == 1:
+        return stop.requested
+    flag = torch.tensor([int(stop.requested)], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item())
+
+
+def _checkpoint(run: _Run, step: int) -> Checkpoint:
+    acc = run.accelerator
+    metrics = (evaluate(run.wrapped, run.eval_loader, run.task, run.eval_feats, run.eval_rows, acc)
+               if run.eval_loader is not None else {})
+    checkpoint = _save_checkpoint(acc, run.wrapped, run.task, run.config, run.model_id, step, run.train_size, metrics,
+                                  run.init_snapshot, run.output_dir)
+    run.wrapped.train()
+    return checkpoint
+
+
+def _progress(step: int, seen: int, examples: int, seconds: float, checkpoints: list[Checkpoint]) -> dict:
+    return {"step": step, "batches_seen": seen, "examples": examples, "seconds": seconds,
+            "checkpoints": [{"step": c.step, "folder": c.path.name, "metrics": c.metrics}
+                            for c in checkpoints if c.path is not None]}
+
+
+def _saved_checkpoints(state: dict, output_dir: Path) -> list[Checkpoint] | None:
+    """The checkpoints a saved state records, read back from their folders; None when one is gone."""
+    out = []
+    for c in state.get("checkpoints", []):
+        path = output_dir / str(c.get("folder"))
+        if not (path / "taskemb.safetensors").is_file():
+            return None
+        out.append(Checkpoint(step=c["step"], path=path, metrics=c.get("metrics", {}), embedding=TaskEmbedding.load(path)))
+    return out
+
+
+def _interrupted(run: _Run, step: int, saved: int) -> str:
+    if not saved:
+        return (f"Interrupted at step {step} of {run.config.last_step}, before any state was saved: a rerun starts "
+                "from step 0.")
+    return (f"Interrupted at step {step} of {run.config.last_step}; the state of step {saved} is saved in "
+            f"{run.output_dir}. Run the same tune again (same options and output folder) to resume from step {saved}; "
+            "--restart (resume=False) starts over.")
+
+
+def _say(show: bool, message: str) -> None:
+    if show:
+        print(message, file=sys.stderr, flush=True)
 
 
 @torch.no_grad()

@@ -103,7 +103,7 @@ def test_a_number_no_run_can_use_is_one_line_and_exit_2(capsys, tmp_path, argv, 
     ("head_learning_rate", 0, "head_learning_rate must be a positive number"),
     ("warmup_ratio", 1.5, "warmup_ratio must be in [0, 1)"),
     ("gradient_accumulation_steps", 0, "gradient_accumulation_steps must be an integer >= 1"),
-    ("stop_step", 500, "stop_step 500 is past max_steps=200"),
+    ("stop_step", 500, "stop_step 500 is past max_steps=100"),
 ])
 def test_tuning_config_refuses_numbers_no_run_can_use(field, value, says):
     from taskemb_hub import TaskEmbHubError, TuningConfig

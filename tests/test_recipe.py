@@ -37,7 +37,7 @@ def test_a_target_tuned_with_the_sources_recipe_ranks_without_warnings(selector)
 
 
 def test_a_target_tuned_for_fewer_steps_on_all_rows_is_flagged(selector):
-    ten_steps = TuningConfig(method="bitfit", max_steps=10).recipe(10)  # all rows: max_train_examples=None
+    ten_steps = TuningConfig(method="bitfit", max_steps=10, max_train_examples=None).recipe(10)  # all rows
     ranking = selector.rank(emb("t", [1.0, 0.0, 0.0], recipe=ten_steps, train_size=8530, step=10))
     assert ranking.names == ["a", "b", "c"], "the ranking is still given"
     [warning] = ranking.warnings
@@ -140,7 +140,8 @@ def test_a_ten_step_target_on_all_rows_is_flagged_against_the_packaged_registry(
     from taskemb_hub import load_task
 
     task = load_task(DATA_DIR / "rotten_tomatoes")
-    target = tune(task, TuningConfig(max_steps=10, eval_examples=0), None, progress=False)[-1].embedding
+    target = tune(task, TuningConfig(max_steps=10, max_train_examples=None, eval_examples=0), None,
+                  progress=False)[-1].embedding
     selector = AutoSourceSelector.from_default()
     ranking = selector.rank(target)
     assert any(w.startswith("Recipe mismatch") and "max_steps 10 vs 100" in w and "max_train_examples all vs 1000" in w
