@@ -338,7 +338,7 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer
 
     task = task if isinstance(task, TaskData) else load_task(task)
     if config.push_to_hub and output_dir is None:
@@ -348,38 +348,18 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     load_from, model_id = resolve_base_model(config.base_model)
     train_rows = task.train_rows(config.max_train_examples, seed=config.seed)
     output_dir = Path(output_dir) if output_dir is not None else None
-    resume_dir = None
+    resume_dir, state = None, None
     if output_dir is not None and config.method != "full" and body_state is None:
         resume_dir = _resume.state_dir(output_dir, _resume.run_id(config, model_id, task.name, train_rows,
                                                                   accelerator.num_processes))
-        if not resume:
-            _resume.clear(resume_dir)
-    state = _resume.read_state(resume_dir) if resume_dir is not None else None
-    if state is not None and state["finished"]:
-        done = _saved_checkpoints(state, output_dir)
-        if done is not None:
-            _say(progress and accelerator.is_main_process, f"{output_dir}: this run finished before (same options and "
-                 "data); its checkpoints are kept. Pass --restart (resume=False) to tune again.")
-            return done
-        state = None  # its checkpoint folders are gone: tune again
+        state = _saved_state(resume_dir, output_dir, resume, progress and accelerator.is_main_process)
+        if isinstance(state, list):
+            return state  # the checkpoints of a run that finished before
     tokenizer = AutoTokenizer.from_pretrained(load_from)
 
     set_seed(config.init_seed)
     model = build_model(task, config.base_model, config.head_init, body_state, config.head_pooling)
-    init_snapshot = None
-    if config.method != "full":
-        from peft import get_peft_model
-
-        method = get_method(config.method)
-        peft_config = method.make_config_for_base_model(_peft_task_type(task), model.config, **config.method_kwargs)
-        peft_config.base_model_name_or_path = model_id
-        peft_config.modules_to_save = [n for n in HEAD_NAMES if hasattr(model, n)]
-        with warnings.catch_warnings():  # peft swaps in the load path; we keep the portable id
-            warnings.simplefilter("ignore")
-            model = get_peft_model(model, peft_config)
-        model.peft_config["default"].base_model_name_or_path = model_id
-        if method.needs_init_snapshot:
-            init_snapshot = {"prompt_embeddings": model.prompt_encoder["default"].embedding.weight.detach().clone().cpu()}
+    model, init_snapshot = _with_peft(model, task, config, model_id)
     set_seed(config.seed)
 
     check_trainable(task, train_rows)  # too few rows or one label: refuse rather than embed noise or zeros
@@ -390,20 +370,7 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     eval_feats = encode_rows(task, eval_rows, tokenizer, config.max_length, for_eval=True) if eval_rows else []
     eval_loader = DataLoader(eval_feats, batch_size=64, collate_fn=collator) if eval_feats else None
 
-    head_params = [p for n, p in model.named_parameters() if p.requires_grad and any(h in n for h in HEAD_NAMES)]
-    body_params = [p for n, p in model.named_parameters() if p.requires_grad and not any(h in n for h in HEAD_NAMES)]
-    body_lr = config.learning_rate or (get_method(config.method).default_learning_rate if config.method != "full" else 5e-5)
-    groups = [{"params": body_params, "lr": body_lr}]
-    if head_params:
-        groups.append({"params": head_params, "lr": config.head_learning_rate if config.method != "full" else body_lr})
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    # Accelerate's prepared scheduler steps once per process at every optimizer step (it assumes the
-    # schedule counts per-process batches), so a schedule of `max_steps` would reach zero after
-    # max_steps / N steps under N processes: count the schedule in per-process steps.
-    n_proc = accelerator.num_processes
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * config.max_steps) * n_proc,
-                                                config.max_steps * n_proc)
-
+    optimizer, scheduler = _optimizer(model, config, accelerator.num_processes)
     wrapped = TaskModel(model, config.method)
     wrapped, optimizer, train_loader, scheduler = accelerator.prepare(wrapped, optimizer, train_loader, scheduler)
     if eval_loader is not None:
@@ -428,6 +395,60 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
         _resume.save_state(resume_dir, accelerator=accelerator, model=None, optimizer=None, scheduler=None,
                            progress=_progress(step, 0, examples, elapsed, checkpoints), finished=True)
     return checkpoints
+
+
+def _saved_state(resume_dir: Path, output_dir: Path, resume: bool, say: bool) -> dict | list | None:
+    """The state to resume from, the checkpoints of a run that finished (a list), or None to start at step 0."""
+    if not resume:
+        _resume.clear(resume_dir)
+    state = _resume.read_state(resume_dir)
+    if state is None or not state["finished"]:
+        return state
+    done = _saved_checkpoints(state, output_dir)
+    if done is None:
+        return None  # its checkpoint folders are gone: tune again
+    _say(say, f"{output_dir}: this run finished before (same options and data); its checkpoints are kept. Pass "
+              "--restart (resume=False) to tune again.")
+    return done
+
+
+def _with_peft(model, task: TaskData, config: TuningConfig, model_id: str):
+    """`model` wrapped in the method's peft model (recording `model_id`), and the init snapshot it needs."""
+    if config.method == "full":
+        return model, None
+    from peft import get_peft_model
+
+    method = get_method(config.method)
+    peft_config = method.make_config_for_base_model(_peft_task_type(task), model.config, **config.method_kwargs)
+    peft_config.base_model_name_or_path = model_id
+    peft_config.modules_to_save = [n for n in HEAD_NAMES if hasattr(model, n)]
+    with warnings.catch_warnings():  # peft swaps in the load path; we keep the portable id
+        warnings.simplefilter("ignore")
+        model = get_peft_model(model, peft_config)
+    model.peft_config["default"].base_model_name_or_path = model_id
+    init_snapshot = None
+    if method.needs_init_snapshot:
+        init_snapshot = {"prompt_embeddings": model.prompt_encoder["default"].embedding.weight.detach().clone().cpu()}
+    return model, init_snapshot
+
+
+def _optimizer(model, config: TuningConfig, processes: int):
+    """AdamW over the trainable weights (the head at its own rate) and the linear warm-up/decay schedule."""
+    from transformers import get_linear_schedule_with_warmup
+
+    head_params = [p for n, p in model.named_parameters() if p.requires_grad and any(h in n for h in HEAD_NAMES)]
+    body_params = [p for n, p in model.named_parameters() if p.requires_grad and not any(h in n for h in HEAD_NAMES)]
+    body_lr = config.learning_rate or (get_method(config.method).default_learning_rate if config.method != "full" else 5e-5)
+    groups = [{"params": body_params, "lr": body_lr}]
+    if head_params:
+        groups.append({"params": head_params, "lr": config.head_learning_rate if config.method != "full" else body_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    # Accelerate's prepared scheduler steps once per process at every optimizer step (it assumes the
+    # schedule counts per-process batches), so a schedule of `max_steps` would reach zero after
+    # max_steps / N steps under N processes: count the schedule in per-process steps.
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * config.max_steps) * processes,
+                                                config.max_steps * processes)
+    return optimizer, scheduler
 
 
 @dataclass
