@@ -58,7 +58,7 @@ def test_strict_refuses_a_recipe_mismatch(selector):
 
 def test_a_small_target_under_the_row_cap_matches_the_recipe():
     """A target with 400 rows was tuned on all 400 under the sources' 1,000-row cap, as they would have been."""
-    all_rows = TuningConfig(method="bitfit", max_steps=100).recipe(100)
+    all_rows = TuningConfig(method="bitfit", max_steps=100, max_train_examples=None).recipe(100)
     assert recipe_differences(all_rows, REGISTRY_RECIPE, method="bitfit", target_rows=400) == {}
     assert recipe_differences(all_rows, REGISTRY_RECIPE, method="bitfit", target_rows=5000) == {
         "max_train_examples": (None, 1000)}
