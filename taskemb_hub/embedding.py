@@ -212,9 +212,14 @@ class TaskEmbedding:
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "TaskEmbedding":
+    def load(cls, folder: str | os.PathLike, *, check_tied: bool = True) -> "TaskEmbedding":
         """Read an embedding saved by `save` (a registry entry or an adapter folder), checked against the
         adapter beside it.
+
+        Args:
+            folder: the folder holding `taskemb.safetensors` and `taskemb.json`.
+            check_tied: False reads the two files as they are, unchecked (only for a repair tool that
+                finishes a pair cut between its two writes).
 
         Raises:
             StaleEmbeddingError: the two files come from different writes, or the adapter weights beside
@@ -236,10 +241,12 @@ class TaskEmbedding:
             what = ", ".join(f"{k!r}" for k in wrong)
             raise AdapterError(f"{meta_file} has no {what} (or not of the right type), so the vector's space is unknown. "
                                f"Re-create it with `taskemb-hub embed <adapter folder>`.")
-        _check_tied(folder, header, meta)
         fields = {k: meta.get(k) for k in ("task", "base_model", "method", "signature", "step", "train_size")}
-        return cls(vector=vector, metrics=meta.get("metrics") or {}, extra=meta.get("extra") or {},
-                   adapter_sha256=meta.get("adapter_sha256"), **fields)
+        embedding = cls(vector=vector, metrics=meta.get("metrics") or {}, extra=meta.get("extra") or {},
+                        adapter_sha256=meta.get("adapter_sha256"), **fields)  # a corrupt vector: said first
+        if check_tied:
+            _check_tied(folder, header, meta)
+        return embedding
 
 
 class StaleEmbeddingError(AdapterError):
