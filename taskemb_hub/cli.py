@@ -66,6 +66,20 @@ def _positive_float(flag: str, example: str):
     return parse
 
 
+def _hub_time_args(p: argparse.ArgumentParser) -> None:
+    """`--timeout` / `--deadline` for a command that reads the Hub (defaults: registries/_fetch.py, 10 s and 120 s;
+    not imported here, so that `--help` loads no torch)."""
+    p.add_argument("--timeout", type=_positive_float("--timeout", "10"), default=None, metavar="SECONDS",
+                   help="seconds per Hub request before it counts as failed (default: 10)")
+    p.add_argument("--deadline", type=_positive_float("--deadline", "300"), default=None, metavar="SECONDS",
+                   help="seconds for the whole Hub read; repos not read by then are reported as failed (default: 120)")
+
+
+def _time_options(args) -> dict:
+    """The Hub read's `timeout` / `deadline` the user passed (the library's defaults otherwise)."""
+    return {k: getattr(args, k, None) for k in ("timeout", "deadline") if getattr(args, k, None) is not None}
+
+
 def _save_steps(text: str) -> str:
     """`--save-steps`: a comma list of positive integers (kept as text: `main` and `cmd_tune` split it)."""
     steps = [s.strip() for s in text.split(",") if s.strip()]
@@ -143,19 +157,22 @@ def cmd_embed(args) -> int:
     return 0
 
 
-def _selector(registry: str, similarity: str | None, **hub_filters):
-    """A selector for a registry string: `default`, a folder, `hub`, `hub:<tag>` or `index:<repo or folder>`."""
+def _selector(registry: str, similarity: str | None, *, timeout: float | None = None, deadline: float | None = None,
+              **hub_filters):
+    """A selector for a registry string: `default`, a folder, `hub`, `hub:<tag>` or `index:<repo or folder>`;
+    `timeout` / `deadline` bound a Hub read (None: the library's defaults)."""
     from .selector import AutoSourceSelector
 
     kwargs = {"similarity": similarity} if similarity else {}
+    times = {k: v for k, v in (("timeout", timeout), ("deadline", deadline)) if v is not None}
     if registry == "default":
         return AutoSourceSelector.from_default(**kwargs)
     if registry == "hub" or registry.startswith("hub:"):
         tag = registry.partition(":")[2] or None
         filters = {k: v for k, v in hub_filters.items() if v not in (None, False)}
-        return AutoSourceSelector.from_hub(**({"tag": tag} if tag else {}), **filters, **kwargs)
+        return AutoSourceSelector.from_hub(**({"tag": tag} if tag else {}), **filters, **times, **kwargs)
     if registry.startswith("index:"):
-        return AutoSourceSelector.from_index(registry.partition(":")[2], **kwargs)
+        return AutoSourceSelector.from_index(registry.partition(":")[2], **times, **kwargs)
     return AutoSourceSelector.from_local(registry, **kwargs)
 
 
@@ -172,7 +189,7 @@ def cmd_rank(args) -> int:
     from .rankers import check_ranker, wants_texts
 
     check_ranker(args.ranker)
-    selector = _selector(args.registry, args.similarity, **_rank_hub_filters(args))
+    selector = _selector(args.registry, args.similarity, **_rank_hub_filters(args), **_time_options(args))
     text_target = None
     if args.data:  # always tuned with the registry's own recipe, so target and sources are comparable
         texts = wants_texts(args.ranker, selector)  # a ranker this registry cannot serve is refused before tuning
@@ -239,7 +256,7 @@ def cmd_registry_add(args) -> int:
 
 
 def cmd_registry_list(args) -> int:
-    selector = _selector(args.registry, None)
+    selector = _selector(args.registry, None, **_time_options(args))
     rows = [{"name": e.name, "task": e.embedding.task, "method": e.embedding.method, "base_model": e.embedding.base_model,
              "step": e.embedding.step, "dim": e.embedding.dim, "signature": e.embedding.signature_hash}
             for e in selector.entries]
@@ -265,12 +282,7 @@ def cmd_publish(args) -> int:
     return 0
 
 
-def _hub_filters(args) -> dict:
-    from .errors import RegistryError
-
-    if args.timeout <= 0 or (args.deadline is not None and args.deadline <= 0):
-        raise RegistryError(f"--timeout and --deadline must be positive seconds (got {args.timeout} and "
-                            f"{args.deadline}). Pass e.g. --timeout 10 --deadline 300.")
+def _hub_filters(args) -> dict:  # --timeout / --deadline are checked by their argparse type
     return {"base_model": args.base_model, "method": args.method, "author": args.author,
             "include_untagged": args.include_untagged}
 
@@ -279,7 +291,7 @@ def cmd_registry_sync(args) -> int:
     filters = _hub_filters(args)  # a bad --timeout is refused before torch is imported
     from .registries.hub import HubRegistry
 
-    registry = HubRegistry(args.tag, endpoint=args.endpoint, deadline=args.deadline, timeout=args.timeout, **filters)
+    registry = HubRegistry(args.tag, endpoint=args.endpoint, **_time_options(args), **filters)
     registry.progress = not args.json
     entries = registry.entries()
     report = registry.report
@@ -300,8 +312,7 @@ def cmd_index_build(args) -> int:
     from .registries.index import build_index
 
     report = build_index(args.repo_id, folder=args.out, tag=args.tag, endpoint=args.endpoint, push=not args.no_push,
-                         private=args.private,
-                         deadline=args.deadline, timeout=args.timeout, progress=not args.json, **filters)
+                         private=args.private, progress=not args.json, **_time_options(args), **filters)
     text = (f"index {args.repo_id or args.out}: {report.entries} entries in {report.shards} signature shard(s) "
             f"({report.fetched} new or changed, {report.reused} unchanged), {len(report.failed)} failed, "
             f"{report.seconds:.1f} s; " + (f"pushed {report.url}" if report.committed else "no new commit"))
@@ -414,6 +425,9 @@ def cmd_space(args) -> int:
     limits = UploadLimits(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_rows=args.max_rows)
     paths = {canonical_model_id(p): p for p in args.base_model_path or []}
     refresh = args.refresh_minutes * 60 if args.refresh_minutes else None
+    from .registries._fetch import set_defaults
+
+    set_defaults(**_time_options(args))  # every Hub read of this server: registry (re)loads, visitors' repo ids
     launch(args.registry, host=args.host, port=args.port,
            config=SpaceConfig(limits=limits, base_model_paths=paths, refresh_every_s=refresh))
     return 0
@@ -523,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default=None, help="with --registry hub: only entries of this PEFT method "
                                                    "(default: the target folder's)")
     p.add_argument("--author", default=None, help="with --registry hub: only this user's or organisation's repos")
+    _hub_time_args(p)  # with --registry hub / index:<repo>
     _add_data_args(p)
 
     p = command("registry", "manage a local registry", None)
@@ -537,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = reg.add_parser("list", help="list the entries")
     q.add_argument("--registry", default="default")
     q.add_argument("--json", action="store_true")
+    _hub_time_args(q)  # with --registry hub / index:<repo>
     q.set_defaults(func=cmd_registry_list)
     q = reg.add_parser("build", help="tune one embedding per task of a YAML/JSON spec into a registry folder",
                        description="Tune every task of SPEC (task folders, data files or Hub datasets) with one recipe "
@@ -583,8 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--author", default=None, help="only this user's or organisation's repos")
         q.add_argument("--include-untagged", action="store_true",
                        help="also embed plain PEFT adapters of --base-model (Hub tag base_model:adapter:<id>)")
-        q.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
-        q.add_argument("--deadline", type=float, default=None, help="seconds for the whole sync")
+        _hub_time_args(q)
         q.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT)")
         q.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -661,6 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-model-path", action="append", help="a local copy of the registry's base model (repeatable)")
     p.add_argument("--refresh-minutes", type=float, default=None,
                    help="rebuild the registry in the background this often (default: only from the status tab)")
+    _hub_time_args(p)  # every Hub read of the server: registry (re)loads, adapters named by repo id
     return parser
 
 

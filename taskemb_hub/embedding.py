@@ -23,6 +23,12 @@ from .methods.base import check_finite, signature_hash
 EMBEDDING_NAME = "taskemb.safetensors"
 METADATA_NAME = "taskemb.json"
 FORMAT_VERSION = "taskemb-hub/1"
+# The version of the code that turns adapter weights into a vector (`from_state_dict` and each method's
+# `embed_for_base_model`). Bump it whenever the same adapter bytes would embed to another vector (a method's
+# blocks, scaling, sketch or dropped modules change): cached parses of Hub adapters (the sync's local copy, an
+# index's rows) are keyed by it, so a bump makes every reader embed those adapters again instead of keeping the
+# old vector (registries/hub.py `HubRegistry.parse_key`).
+EMBEDDING_CODE_VERSION = 1
 
 
 @dataclass

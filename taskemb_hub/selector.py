@@ -18,6 +18,7 @@ from .errors import RegistryError, TaskEmbHubError
 from ._vectors import VectorGroup
 from .rankers import TEXT_SIMILARITY
 from .registries import LocalRegistry, RegistryEntry
+from .registries._own import own_entries
 
 SIMILARITIES = ("cosine", "centered", "pcr-1", "pcr-2", "pcr-3")
 # Chosen leave-one-target-out on both ground-truth regimes among the registry-only similarities
@@ -194,7 +195,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             endpoint: Hub URL (default: `HF_ENDPOINT` or huggingface.co).
             token: Hub token; never printed.
             limit: at most this many repos per listing.
-            timeout: seconds per request; deadline: seconds for the whole sync.
+            timeout: seconds per request (default 10); deadline: seconds for the whole sync (default 120,
+                `math.inf` for none): a repo not read by then is in `skipped` with the reason.
             max_workers: repos fetched in parallel.
 
         Example:
@@ -209,7 +211,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
 
         known = {}
         if index:
-            contents = IndexRegistry(index, endpoint=endpoint, token=token).read()
+            contents = IndexRegistry(index, endpoint=endpoint, token=token, timeout=timeout, deadline=deadline).read()
             known = {e.name: (contents.shas[e.name], e) for e in contents.entries if e.name in contents.shas}
         options = {k: v for k, v in (("timeout", timeout), ("deadline", deadline), ("max_workers", max_workers))
                    if v is not None}
@@ -227,10 +229,13 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
 
     @classmethod
     def from_index(cls, repo_or_folder: str | os.PathLike, *, revision: str | None = None, endpoint: str | None = None,
-                   token: str | bool | None = None, **kwargs) -> "AutoSourceSelector":
-        """A registry index (a Hub dataset repo built by `taskemb-hub index build`, or its folder).
+                   token: str | bool | None = None, timeout: float | None = None, deadline: float | None = None,
+                   **kwargs) -> "AutoSourceSelector":
+        """A registry index (a Hub dataset repo built by `taskemb-hub index build`, or its folder), or a selector
+        pushed with `push_to_hub` (a model repo; read as `from_pretrained` reads it).
 
-        One cached download (nothing when the index is unchanged); the vectors are memory-mapped.
+        One cached download (nothing when the index is unchanged); the vectors are memory-mapped. `timeout`
+        (seconds per request, default 10) and `deadline` (seconds for the download, default 120) bound it.
 
         Example:
             ```python
@@ -240,8 +245,11 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         """
         from .registries.index import IndexRegistry
 
-        registry = IndexRegistry(repo_or_folder, revision=revision, endpoint=endpoint, token=token)
+        registry = IndexRegistry(repo_or_folder, revision=revision, endpoint=endpoint, token=token, timeout=timeout,
+                                 deadline=deadline)
         contents = registry.read()
+        if registry.selector_snapshot:  # its options and TextEmb side come with it
+            return cls._from_snapshot(registry.folder(), **kwargs)
         if not contents.entries:
             raise RegistryError(f"The index {repo_or_folder} holds no entry. Rebuild it with `taskemb-hub index build`.")
         return cls(contents.entries, skipped=registry.skipped, groups=contents.groups, **kwargs)
@@ -369,6 +377,10 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         exclude = set(exclude)
         if entry_name:  # an entry named as the target is left out everywhere
             exclude |= {self.entries[i].name for i in self._named(entry_name)}
+        elif target is not None and not isinstance(target, TaskEmbedding):
+            target = load_embedding(target)
+        own, own_note = own_entries(self, target) if isinstance(target, TaskEmbedding) else (set(), "")
+        exclude |= own  # the target's own published repo (registries/_own.py)
         if isinstance(text_target, str):  # a text-registry entry: leave it out as well
             exclude |= {self.text_selector.entries[i].name for i in self.text_selector._named(text_target)}
         if chosen == "textemb":
@@ -385,7 +397,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
                                       exclude=exclude, strict=strict, search=search)
             if chosen == "fusion":
                 ranking = rankers.fuse(ranking, rankers.text_ranking(self, text_target, exclude=exclude), top_k)
-        ranking.why = reason + ranking.why
+        ranking.why = reason + ranking.why + own_note
         return ranking
 
     def _rank_peft(self, target: TaskEmbedding | str | os.PathLike, top_k: int | None = None, *,

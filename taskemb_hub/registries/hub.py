@@ -7,8 +7,10 @@ a request. For the others, the listing's sizes and blob ids (the Hub's listing h
 `paths-info` request per repo, for all the files it needs) give what `hf_hub_download` would HEAD
 each file for, so a file costs one GET, written into the HF cache exactly where `hf_hub_download`
 puts it (blob named by its etag, snapshot link per commit). An unchanged re-sync therefore
-downloads nothing. Repos are fetched in parallel; each one that fails is reported with
-its reason and never stops the others. The last listing is kept beside the cache, so with
+downloads nothing; a parsed entry is reused only under the same `parse_key` (commit, embedding code
+version, embedding inputs). Repos are fetched in parallel, every request bounded by `timeout` and the
+whole sync by `deadline` (120 s by default); each repo that fails is reported with its reason and never
+stops the others. The last listing is kept beside the cache, so with
 `HF_HUB_OFFLINE=1`, or when the Hub cannot be listed, the last sync is served from the cache.
 """
 
@@ -29,14 +31,17 @@ from ..base_model import canonical_model_id
 from ..cards import INDEX_TAG, TAG, base_model_tag, method_tag
 from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, default_mode
 from ..errors import AdapterError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
+from ._fetch import (DEFAULT_DEADLINE_S, DEFAULT_TIMEOUT_S, DeadlineExceeded, deadline_at, default_deadline,
+                     default_timeout, request_timeout)
 from .base import Registry, RegistryEntry
 
 DEFAULT_MAX_FILE_BYTES = 200 * 2**20  # adapters of small encoders are a few MB; a 7B LoRA ~ 100 MB
-DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_WORKERS = 8
-# The client already retries 429 (after Retry-After), 5xx, timeouts and truncated bodies with exponential
-# backoff (about 23 s before it gives up on a file); extra rounds on top of it are opt-in.
+# Each request is made once (registries/_fetch.py): a 429 (rate limit) is asked again after its Retry-After up to
+# _RATE_LIMIT_RETRIES times while the deadline allows; other transient failures (5xx, timeouts, truncated bodies)
+# only with `retries` (a hung repo then costs one request timeout, not the client's minutes of retries).
 DEFAULT_RETRIES = 0
+_RATE_LIMIT_RETRIES = 3
 _RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 
@@ -129,16 +134,17 @@ class HubRegistry(Registry):
         include_untagged: also embed plain PEFT adapters of `base_model` (the Hub tags them
             `base_model:adapter:<id>`) from their safetensors weights.
         max_workers: repos fetched in parallel.
-        timeout: seconds for each metadata request (paths-info, or HEAD) before it counts as failed;
-            the listing gets 6 of them (or what is left of the deadline). File downloads use the client's own
-            read timeout, `HF_HUB_DOWNLOAD_TIMEOUT` (10 s by default).
-        deadline: seconds for the whole sync; repos not done by then are reported, not waited for.
+        timeout: seconds for each request (paths-info, HEAD, each read of a download; default 10) before it
+            counts as failed; the listing gets 6 of them (or what is left of the deadline). No request is
+            retried by the client behind this (registries/_fetch.py says why).
+        deadline: seconds for the whole sync (default 120; `math.inf` for none); repos not done by then are
+            reported as failed, not waited for.
         max_file_bytes: larger files are not downloaded.
-        retries: extra rounds, on top of the client's own backoff, for a file that still fails
-            with 429, 5xx, a timeout or a truncated body (waiting `backoff`·2^k seconds or the
-            server's Retry-After, never past the deadline).
+        retries: extra rounds for a request that fails with a 5xx, a timeout or a truncated body (waiting
+            `backoff`·2^k seconds, never past the deadline; default 0: the client does not retry behind it
+            either). A 429 is asked again after its Retry-After a few times whatever `retries` says.
         known: entries already at hand, by repo id, with the commit they were read at (an index);
-            a repo still at that commit is reused without any request.
+            a repo still at that commit, parsed under the same `parse_key`, is reused without any request.
 
     Example:
         ```python
@@ -151,7 +157,7 @@ class HubRegistry(Registry):
     def __init__(self, tag: str = TAG, *, endpoint: str | None = None, token: str | bool | None = None,
                  author: str | None = None, base_model: str | None = None, method: str | None = None,
                  include_untagged: bool = False, max_workers: int = DEFAULT_WORKERS,
-                 timeout: float = DEFAULT_TIMEOUT_S, deadline: float | None = None,
+                 timeout: float | None = None, deadline: float | None = None,
                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, known: dict[str, tuple[str, RegistryEntry]] | None = None,
                  retries: int = DEFAULT_RETRIES, backoff: float = 0.5):
         if include_untagged and not base_model:
@@ -159,8 +165,10 @@ class HubRegistry(Registry):
                                 "`base_model:adapter:<id>` tag. Pass base_model='<base model id>'.")
         self.tag, self.author, self.token, self.method = tag, author, token, method
         self.base_model = canonical_model_id(base_model) if base_model else None
-        self.include_untagged, self.max_workers, self.timeout = include_untagged, max_workers, timeout
-        self.deadline, self.max_file_bytes = deadline, max_file_bytes
+        self.include_untagged, self.max_workers = include_untagged, max_workers
+        self.timeout = default_timeout() if timeout is None else float(timeout)
+        self.deadline = default_deadline() if deadline is None else float(deadline)
+        self.max_file_bytes = max_file_bytes
         self.retries, self.backoff = retries, backoff
         self._deadline_at = float("inf")
         self.endpoint = hub_endpoint(endpoint)
@@ -169,6 +177,39 @@ class HubRegistry(Registry):
         self.report = SyncReport()
         self.progress = False  # a tqdm bar over the repos being read
         self._paths_info_supported = True
+        self._adapter_inputs: dict | None = None
+
+    def parse_key(self, ref: RepoRef) -> str:
+        """The key under which a parsed entry of `ref` may be reused instead of read again.
+
+        It names the repo and commit, the embedding code's version (`embedding.EMBEDDING_CODE_VERSION`) and, for
+        an adapter embedded here from its weights, the embedding options and the base model's config as this
+        machine reads it: a change of any of them reads (and embeds) the repo again, where a key of the commit
+        alone kept a vector of older code, of another width, forever.
+        """
+        from .. import embedding as embedding_code
+
+        inputs: dict[str, Any] = {"repo": ref.repo_id, "sha": ref.sha, "code": embedding_code.EMBEDDING_CODE_VERSION}
+        if not _has_embedding_files(ref):
+            inputs["adapter"] = self._adapter_key_inputs()
+        return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def _adapter_key_inputs(self) -> dict:
+        """What embedding an adapter here depends on besides its bytes, read once per registry."""
+        if self._adapter_inputs is None:
+            from dataclasses import asdict
+
+            from ..base_model import read_base_model_config
+            from ..methods import EmbeddingOptions
+
+            try:
+                config = read_base_model_config(self.base_model) if self.base_model else None
+            except Exception:  # an id this machine cannot resolve: its config is unknown, as when embedding
+                config = None
+            digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+            self._adapter_inputs = {"base_model": self.base_model, "options": asdict(EmbeddingOptions()),
+                                    "base_config": digest if config is not None else None}
+        return self._adapter_inputs
 
     def describe(self) -> str:
         filters = [f"tag {self.tag!r}"] + [f"{k} {v!r}" for k, v in (("author", self.author), ("base model", self.base_model),
@@ -205,7 +246,7 @@ class HubRegistry(Registry):
         from huggingface_hub import constants
 
         start = time.monotonic()
-        self._deadline_at = start + self.deadline if self.deadline else float("inf")
+        self._deadline_at = deadline_at(self.deadline)
         report = SyncReport(synced_at=time.time())
         offline = constants.is_offline_mode()
         try:
@@ -226,10 +267,10 @@ class HubRegistry(Registry):
         local = self._load_local()
         reused, cached, todo = [], [], []
         for ref in refs:
-            known, parsed = self.known.get(ref.repo_id), local.get(ref.repo_id)
-            if known is not None and known[0] == ref.sha:
+            known, parsed, key = self.known.get(ref.repo_id), local.get(ref.repo_id), self.parse_key(ref)
+            if known is not None and known[0] == ref.sha and parse_key_of(known[1]) == key:
                 reused.append(known[1])
-            elif parsed is not None and parsed[0] == ref.sha:
+            elif parsed is not None and parsed[0] == ref.sha and parse_key_of(parsed[1]) == key:
                 cached.append(parsed[1])
             else:
                 todo.append(ref)
@@ -245,8 +286,9 @@ class HubRegistry(Registry):
         return sorted(reused + exact, key=lambda e: e.name)
 
     def _bounded(self, call, what: str):
-        """`call()` in a daemon thread, abandoned at the deadline (or 6 request timeouts without one)."""
-        budget = (self._deadline_at - time.monotonic()) if self.deadline else 6 * self.timeout
+        """`call()` in a daemon thread, abandoned after 6 request timeouts or at the deadline, whichever is first
+        (the client's listing pages with no timeout of its own and retries 5xx and timeouts 5 times)."""
+        budget = min(self._deadline_at - time.monotonic(), 6 * self.timeout)
         done: dict[str, Any] = {}
 
         def run():
@@ -316,7 +358,7 @@ class HubRegistry(Registry):
             EntryFailure: with the reason, when the repo is not a usable entry.
         """
         files = set(ref.files)
-        if ref.tagged and {EMBEDDING_NAME, METADATA_NAME} <= files:
+        if _has_embedding_files(ref):
             self._known_metadata(ref, [EMBEDDING_NAME, METADATA_NAME], local_only)
             folder = self._download(ref, [EMBEDDING_NAME, METADATA_NAME], local_only)
             embedding = read_embedding_files(folder)
@@ -333,8 +375,9 @@ class HubRegistry(Registry):
             raise EntryFailure(f"no {EMBEDDING_NAME} and no {CONFIG_NAME} + {WEIGHTS_NAME} in the repo")
         self._check_filters(embedding)
         embedding.check_usable()  # all zeros, or a norm its signature rules out (it would move the `centered` mean)
-        embedding.extra = {k: v for k, v in embedding.extra.items() if k != "source"} | {"hub_repo": ref.repo_id,
-                                                                                        "hub_sha": ref.sha}
+        embedding.extra = {k: v for k, v in embedding.extra.items() if k != "source"} | {
+            "hub_repo": ref.repo_id, "hub_sha": ref.sha, "hub_parse_key": self.parse_key(ref),
+            "vector_sha256": vector_fingerprint(embedding.vector)}  # a target that is this very entry is left out
         if ref.license:
             embedding.extra["license"] = ref.license
         return RegistryEntry(name=ref.repo_id, embedding=embedding, location=f"{ref.repo_id}@{ref.sha}")
@@ -394,7 +437,8 @@ class HubRegistry(Registry):
         from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
         response = get_session().post(f"{self.endpoint}/api/models/{ref.repo_id}/paths-info/{ref.sha}",
-                                      data={"paths": filenames, "expand": False}, timeout=self.timeout,
+                                      data={"paths": filenames, "expand": False},
+                                      timeout=request_timeout(self.timeout, self._deadline_at),
                                       headers=build_hf_headers(token=self.token))
         hf_raise_for_status(response)
         return [RepoFile(**e) for e in response.json() if e.get("type") == "file"]
@@ -402,81 +446,59 @@ class HubRegistry(Registry):
     def _download(self, ref: RepoRef, filenames: list[str], local_only: bool) -> Path:
         """Files of `ref` at its commit, through the HF cache; too-large files are refused unread.
 
-        A cached file costs no request; a file of known size and etag one GET; any other the
-        client's HEAD (its size, before the download) and `hf_hub_download`.
+        A cached file costs no request; a file of known size and etag one GET; any other one HEAD first (a
+        server without paths-info). Each request is bounded by `timeout` and the deadline (registries/_fetch.py).
         """
         from huggingface_hub import hf_hub_download
 
+        from ._fetch import head_file
+
         paths = []
         for name in filenames:
-            kwargs = dict(revision=ref.sha, endpoint=self.endpoint, token=self.token, etag_timeout=self.timeout,
-                          local_files_only=local_only)
-            cached = None if local_only else _cached(ref, name)
+            if local_only:
+                paths.append(Path(self._retrying(lambda: hf_hub_download(
+                    ref.repo_id, name, revision=ref.sha, endpoint=self.endpoint, token=self.token,
+                    local_files_only=True), name)))
+                continue
+            cached = _cached(ref, name)
             if cached is not None:
                 paths.append(cached)
                 continue
-            if not local_only and name in ref.meta:
-                size, etag = ref.meta[name]
-                if size > self.max_file_bytes:
-                    raise EntryFailure(f"{name} is {size:,} bytes, over the limit of {self.max_file_bytes:,} "
-                                       "(max_file_bytes)")
-                paths.append(self._retrying(lambda: self._get_into_cache(ref, name, size, etag), name))
-                continue
-            if not local_only:
-                info = self._retrying(lambda: hf_hub_download(ref.repo_id, name, dry_run=True, **kwargs), name)
-                if info.will_download and info.file_size and info.file_size > self.max_file_bytes:
-                    raise EntryFailure(f"{name} is {info.file_size:,} bytes, over the limit of "
-                                       f"{self.max_file_bytes:,} (max_file_bytes)")
-            paths.append(Path(self._retrying(lambda: hf_hub_download(ref.repo_id, name, **kwargs), name)))
+            if name not in ref.meta:
+                ref.meta[name] = self._retrying(lambda: head_file(
+                    ref.repo_id, name, repo_type="model", revision=ref.sha, endpoint=self.endpoint, token=self.token,
+                    timeout=self.timeout, until=self._deadline_at), name)
+            size, etag = ref.meta[name]
+            if size > self.max_file_bytes:
+                raise EntryFailure(f"{name} is {size:,} bytes, over the limit of {self.max_file_bytes:,} "
+                                   "(max_file_bytes)")
+            paths.append(self._retrying(lambda: self._get_into_cache(ref, name, size, etag), name))
         return paths[0].parent
 
     def _get_into_cache(self, ref: RepoRef, name: str, size: int, etag: str) -> Path:
         """One GET of a file whose size and etag are known, into the HF cache where `hf_hub_download` would
-        put it (`blobs/<etag>`, linked from `snapshots/<sha>/<name>`), so it and `try_to_load_from_cache`
-        find it. The client's `http_get` streams it (its resume on a dropped connection, its size check);
-        a partial download never lands in the cache."""
-        import shutil
-        import tempfile
+        put it, so that it and `try_to_load_from_cache` find it; a partial or wrong body never lands there."""
+        from ._fetch import get_into_cache
 
-        from huggingface_hub import constants
-        from huggingface_hub.file_download import hf_hub_url, http_get, repo_folder_name
-        from huggingface_hub.utils import build_hf_headers
-
-        storage = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=ref.repo_id, repo_type="model")
-        blob, pointer = storage / "blobs" / etag, storage / "snapshots" / ref.sha / name
-        if not blob.is_file():
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=blob.parent, prefix=f"{etag}.", suffix=".incomplete")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    http_get(hf_hub_url(ref.repo_id, name, revision=ref.sha, endpoint=self.endpoint), handle,
-                             headers=build_hf_headers(token=self.token), expected_size=size, displayed_filename=name)
-                os.chmod(tmp, default_mode())
-                os.replace(tmp, blob)  # atomic: concurrent syncs of the same blob each write their own temp file
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        if not pointer.is_file():
-            pointer.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.symlink(os.path.relpath(blob, pointer.parent), pointer)
-            except FileExistsError:
-                pass
-            except OSError:  # a file system without symlinks: a copy, as huggingface_hub falls back to
-                shutil.copyfile(blob, pointer)
-        return pointer
+        return get_into_cache(ref.repo_id, name, repo_type="model", sha=ref.sha, size=size, etag=etag,
+                              endpoint=self.endpoint, token=self.token, timeout=self.timeout, until=self._deadline_at)
 
     def _retrying(self, call, name: str):
-        """`call()`, retried on transient failures with backoff; the last failure as an `EntryFailure`."""
-        for attempt in range(self.retries + 1):
+        """`call()`, retried on transient failures with backoff, never past the deadline (a 429 a few times after its
+        Retry-After, anything else transient `retries` times); the last failure as an `EntryFailure`."""
+        attempt = throttled = 0
+        while True:
             try:
                 return call()
             except EntryFailure:
                 raise
             except Exception as err:
                 wait = _retry_wait(err, self.backoff * 2 ** attempt)
-                if wait is None or attempt == self.retries or time.monotonic() + wait > self._deadline_at:
+                limited = _status(err) == 429
+                allowed = throttled < _RATE_LIMIT_RETRIES if limited else attempt < self.retries
+                if wait is None or not allowed or time.monotonic() + wait > self._deadline_at:
                     raise EntryFailure(_describe_error(err, name)) from err
+                throttled, attempt = throttled + limited, attempt + (not limited)
                 time.sleep(wait)
 
     # ---- the last sync's parsed entries: a re-sync reads one memory-mapped index, not every file ----
@@ -564,6 +586,24 @@ class _ListingUnavailable(Exception):
     pass
 
 
+def _has_embedding_files(ref: RepoRef) -> bool:
+    """Whether `fetch` reads `ref`'s saved embedding (else it embeds the adapter's weights here)."""
+    return ref.tagged and {EMBEDDING_NAME, METADATA_NAME} <= set(ref.files)
+
+
+def parse_key_of(entry: RegistryEntry) -> str | None:
+    """The `HubRegistry.parse_key` an entry was parsed under (None for an entry of an older version)."""
+    extra = getattr(entry.info, "extra", None)
+    return extra.get("hub_parse_key") if isinstance(extra, dict) else None
+
+
+def vector_fingerprint(vector) -> str:
+    """sha256 of a vector's float32 bytes: equal for two reads of one saved embedding, whatever its source."""
+    import torch
+
+    return hashlib.sha256(vector.detach().to(torch.float32).contiguous().numpy().tobytes()).hexdigest()
+
+
 def _cached(ref: RepoRef, name: str) -> Path | None:
     """The file of `ref`'s commit in the HF cache, found without a request (None when not there)."""
     from huggingface_hub import try_to_load_from_cache
@@ -640,7 +680,16 @@ def read_embedding_files(folder: str | os.PathLike) -> TaskEmbedding:
     try:
         return TaskEmbedding.load(folder)
     except TaskEmbHubError as err:
-        raise EntryFailure(str(err).splitlines()[0]) from err
+        raise EntryFailure(_without_folder(str(err).splitlines()[0], folder)) from err
+
+
+def _without_folder(reason: str, folder: Path) -> str:
+    """A reason about a repo's files without the HF cache folder they were read from: reasons are shown to
+    users and Space visitors, and a path of this machine is never shown."""
+    for path in sorted({str(folder), str(Path(folder).resolve())}, key=len, reverse=True):
+        reason = reason.replace(f"`taskemb-hub embed {path}`", "`taskemb-hub embed <adapter folder>`")
+        reason = reason.replace(f"{path}: ", "").replace(path, "the repo")
+    return reason
 
 
 def embed_adapter_folder(folder: Path, *, task: str, base_model: str | None) -> TaskEmbedding:
@@ -650,12 +699,13 @@ def embed_adapter_folder(folder: Path, *, task: str, base_model: str | None) -> 
     except IncompatibleEmbeddingError as err:
         raise EntryFailure(f"wrong base model: {str(err).split(' was tuned on base model ')[-1].split(',')[0]}") from err
     except TaskEmbHubError as err:
-        raise EntryFailure(f"not a usable PEFT adapter: {str(err).splitlines()[0]}") from err
+        raise EntryFailure(f"not a usable PEFT adapter: {_without_folder(str(err).splitlines()[0], folder)}") from err
 
 
 def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision: str | None = None,
                         endpoint: str | None = None, token: str | bool | None = None,
-                        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, timeout: float = DEFAULT_TIMEOUT_S) -> TaskEmbedding:
+                        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, timeout: float | None = None,
+                        deadline: float | None = None) -> TaskEmbedding:
     """The task embedding of one Hub repo: its `taskemb.safetensors`, else embedded from its PEFT adapter.
 
     Args:
@@ -664,6 +714,7 @@ def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision
         revision: branch, tag or commit (default: main).
         endpoint, token: as for `HubRegistry`.
         max_file_bytes: refuse larger files unread.
+        timeout: seconds per request (default 10); deadline: seconds for the whole read (default 120).
 
     Returns:
         The `TaskEmbedding` (read through the HF cache: a second call downloads nothing).
@@ -685,9 +736,11 @@ def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision
     except HFValidationError as err:
         raise RegistryError(f"{repo_id!r} is not a Hub repo id ({str(err).splitlines()[0]}). Use 'owner/name'.") from err
     registry = HubRegistry(endpoint=endpoint, token=token, base_model=base_model, max_file_bytes=max_file_bytes,
-                           timeout=timeout)
+                           timeout=timeout, deadline=deadline)
+    registry._deadline_at = deadline_at(registry.deadline)
     try:
-        info = registry._api().model_info(repo_id, revision=revision, timeout=timeout, files_metadata=True)
+        info = registry._api().model_info(repo_id, revision=revision, files_metadata=True,
+                                          timeout=request_timeout(registry.timeout, registry._deadline_at))
     except RepositoryNotFoundError as err:
         raise RegistryError(f"Model repo {repo_id!r} was not found at {registry.endpoint} (or it is private). "
                             "Check the id, or pass a token that can read it.") from err
@@ -700,6 +753,10 @@ def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision
     try:
         return registry.fetch(ref).embedding
     except EntryFailure as err:
+        cause = err.__cause__
+        if cause is not None and (isinstance(_root_cause(cause), TimeoutError) or _retry_wait(cause, 0.0) is not None):
+            raise RegistryError(f"Cannot read {repo_id!r} from {registry.endpoint}: {err}. Retry later, or allow more "
+                                "time (timeout= / deadline=).") from err
         raise AdapterError(f"{repo_id} is not usable as a task embedding: {err}. It needs {CONFIG_NAME} + "
                            f"{WEIGHTS_NAME} of a supported PEFT method on the registry's base model.") from err
 
@@ -714,6 +771,15 @@ def _root_cause(err: BaseException) -> BaseException:
             break
         err = inner
     return err
+
+
+def _status(err: BaseException) -> int | None:
+    """The HTTP status of a failed Hub request (None when it got no answer)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    err = _root_cause(err)
+    response = getattr(err, "response", None) if isinstance(err, HfHubHTTPError) else None
+    return response.status_code if response is not None else None
 
 
 def _retry_wait(err: BaseException, default: float) -> float | None:
@@ -742,6 +808,8 @@ def _describe_error(err: BaseException, what: str = "") -> str:
 
     err = _root_cause(err)
     where = f" on {what}" if what else ""
+    if isinstance(err, DeadlineExceeded):
+        return f"not finished within the deadline{where}"
     if isinstance(err, LocalEntryNotFoundError):
         return f"not in the cache{where}, and the Hub could not be asked for it"
     if isinstance(err, TaskEmbHubError):

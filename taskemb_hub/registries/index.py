@@ -234,7 +234,8 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
             raise RegistryError(f"{folder}: shard {sig} holds {tuple(unit.shape)} vectors for {len(rows)} rows of "
                                 f"{shard['dim']} values. Rebuild the index.")
         rows, unit, norms, mean, projected_rows, bad = _usable_rows(rows, unit, norms, mean, tensors.get("projected"),
-                                                                    shard.get("signature") or {})
+                                                                    shard.get("signature") or {},
+                                                                    _mislabelled(sig, shard, rows))
         refused += bad
         if not rows:
             continue
@@ -258,10 +259,37 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
     return IndexContents(entries=entries, groups=groups, meta=meta, shas=shas, refused=refused)
 
 
+def _mislabelled(sig: str, shard: dict, rows: list[dict]) -> dict[int, str]:
+    """The rows of a shard whose own recorded fields do not give the key the shard is filed under, with why.
+
+    An index is anyone's file: its shard key (the signature hash every row of the shard is ranked under) is
+    recomputed from each row's base model and method and the shard's signature, as `TaskEmbedding.signature_hash`
+    computes it, so a row of another base model (or method) filed under this key never ranks as compatible.
+    """
+    from ..methods.base import signature_hash
+
+    signature = shard.get("signature")
+    if not isinstance(signature, dict):
+        why = f"its shard {sig} records no signature: the index is malformed; rebuild it with `taskemb-hub index build`"
+        return {i: why for i in range(len(rows))}
+    keys: dict[tuple, str | None] = {}  # one hash per distinct (base model, method), not per row
+    refused = {}
+    for i, row in enumerate(rows):
+        base, method = row.get("base_model"), row.get("method")
+        if (base, method) not in keys:
+            same_method = isinstance(base, str) and signature.get("method", method) == method
+            keys[base, method] = signature_hash({"base_model": base, **signature}) if same_method else None
+        if keys[base, method] != sig:
+            refused[i] = (f"filed under signature {sig}, but its own base model {base!r} and method {method!r} are not "
+                          "of that signature (a mislabelled index row); rebuild the index with `taskemb-hub index build`")
+    return refused
+
+
 def _usable_rows(rows: list[dict], unit: torch.Tensor, norms: torch.Tensor, mean: torch.Tensor,
-                 projected: torch.Tensor | None, signature: dict):
-    """A shard without the rows whose stored norm cannot be right (zero, or outside what the signature allows:
-    `embedding.norm_problem`), and the mean of the rows kept; the rows refused, with why.
+                 projected: torch.Tensor | None, signature: dict, refused: dict[int, str] | None = None):
+    """A shard without the rows refused already (`refused`: row -> why) and those whose stored norm cannot be
+    right (zero, or outside what the signature allows: `embedding.norm_problem`), and the mean of the rows kept;
+    the rows refused, with why.
 
     Checked on the stored norms alone (no row is read). When a row is refused, or the stored mean is longer
     than any kept vector can be, the mean is computed again from the kept rows: one forged row or mean
@@ -270,11 +298,15 @@ def _usable_rows(rows: list[dict], unit: torch.Tensor, norms: torch.Tensor, mean
     from ..embedding import NORM_TOLERANCE, norm_problem
     from ..methods.base import norm_bounds
 
+    refused = refused or {}
     values, bounds = norms.double(), norm_bounds(signature)
     ok = values > 0  # False for NaN too
     if bounds is not None:
         ok &= (values >= bounds[0] * (1 - NORM_TOLERANCE)) & (values <= bounds[1] * (1 + NORM_TOLERANCE))
-    bad = [(rows[i]["name"], norm_problem(float(values[i]), signature)) for i in (~ok).nonzero().flatten().tolist()]
+    if refused:
+        ok[list(refused)] = False
+    bad = [(rows[i]["name"], refused.get(i) or norm_problem(float(values[i]), signature))
+           for i in (~ok).nonzero().flatten().tolist()]
     limit = (float(values[ok].max()) if bool(ok.any()) else 0.0) if bounds is None else bounds[1]
     if not bad and float(mean.float().norm()) <= limit * (1 + NORM_TOLERANCE):
         return rows, unit, norms, mean, projected, bad
@@ -332,9 +364,13 @@ def _mmap_safetensors(path: Path) -> dict[str, torch.Tensor]:
 class IndexRegistry(Registry):
     """A registry index from a Hub dataset repo (through the HF cache) or a local folder.
 
+    A model repo holding a saved selector (`AutoSourceSelector.push_to_hub`: an index with the selector's
+    options) is read as well, when no dataset repo of that id exists; `selector_snapshot` then says so.
+
     Args:
         repo_or_folder: `owner/name` of the index dataset repo, or a folder holding `index.json`.
         revision, endpoint, token: as for the Hub client.
+        timeout: seconds per request (default 10); deadline: seconds for the whole download (default 120).
 
     Example:
         ```python
@@ -343,27 +379,92 @@ class IndexRegistry(Registry):
     """
 
     def __init__(self, repo_or_folder: str | os.PathLike, *, revision: str | None = None, endpoint: str | None = None,
-                 token: str | bool | None = None):
+                 token: str | bool | None = None, timeout: float | None = None, deadline: float | None = None):
         self.source, self.revision, self.endpoint, self.token = str(repo_or_folder), revision, endpoint, token
+        self.timeout, self.deadline = timeout, deadline
         self.skipped: list[tuple[str, str]] = []
+        self.selector_snapshot = False  # the source is a model repo holding a saved selector
+        self._folder: Path | None = None
 
     def describe(self) -> str:
         return f"index {self.source}"
 
-    def folder(self) -> Path:
-        """The local copy: the folder itself, or the cached snapshot of the repo (one download when changed)."""
-        if Path(self.source).is_dir():
-            return Path(self.source)
-        from huggingface_hub import snapshot_download
+    def folder(self, *, use_cache: bool = True, selectors: bool = True) -> Path:
+        """The local copy: the folder itself, or the cached snapshot of the repo (one download when changed).
 
-        from .hub import _describe_error, hub_endpoint
+        Args:
+            use_cache: when the Hub cannot be reached (offline, timeout, 5xx), serve the last copy read.
+            selectors: without a dataset repo of this id, read a model repo holding a saved selector.
+
+        Raises:
+            RegistryError: one line naming the repo, the reason and the fix.
+        """
+        if self._folder is None:
+            self._folder = Path(self.source) if Path(self.source).is_dir() else self._download(use_cache, selectors)
+        return self._folder
+
+    def _download(self, use_cache: bool, selectors: bool) -> Path:
+        from huggingface_hub import constants
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        from ._fetch import cached_snapshot, deadline_at
+        from .hub import _describe_error, _retry_wait, hub_endpoint
+
+        until = deadline_at(self.deadline)
+        try:
+            if constants.is_offline_mode():
+                raise _Offline("HF_HUB_OFFLINE is set")
+            try:
+                return self._snapshot("dataset", until)
+            except RepositoryNotFoundError:
+                folder = self._selector_snapshot(until) if selectors else None
+                if folder is None:
+                    raise
+                return folder
+        except RepositoryNotFoundError as err:
+            raise RegistryError(f"The index {self.source!r} was not found at {hub_endpoint(self.endpoint)} (no dataset "
+                                "repo of that id, or it is private). Check the id (a dataset repo built by "
+                                "`taskemb-hub index build`), or pass a token that can read it.") from err
+        except RegistryError:
+            raise
+        except Exception as err:
+            transient = isinstance(err, _Offline) or _retry_wait(err, 0.0) is not None
+            cached = cached_snapshot(self.source, repo_type="dataset", revision=self.revision) if transient and use_cache \
+                else None
+            if cached is not None and (cached / INDEX_FILE).is_file():
+                return cached  # as snapshot_download: the last copy read, when the Hub cannot be asked
+            raise RegistryError(f"Cannot read the index {self.source!r}: {_describe_error(err)}. Retry later (or "
+                                "raise --timeout/--deadline); nothing was changed.") from err
+
+    def _snapshot(self, repo_type: str, until: float, info=None) -> Path:
+        from ._fetch import snapshot
+        from .hub import hub_endpoint
+
+        def wanted(name: str) -> bool:  # the index itself (and a saved selector's TextEmb side), not its card
+            return name == INDEX_FILE or name.startswith(f"{SHARD_DIR}/") or \
+                (repo_type == "model" and (name == "config.json" or name.startswith("textemb/")))
+
+        return snapshot(self.source, repo_type=repo_type, revision=self.revision, endpoint=hub_endpoint(self.endpoint),
+                        token=self.token, timeout=self.timeout, until=until, wanted=wanted, info=info)
+
+    def _selector_snapshot(self, until: float) -> Path | None:
+        """A model repo of this id holding a saved selector (`push_to_hub`), downloaded; None when there is none."""
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        from ._fetch import repo_info
+        from .hub import hub_endpoint
 
         try:
-            return Path(snapshot_download(self.source, repo_type="dataset", revision=self.revision,
-                                          endpoint=hub_endpoint(self.endpoint), token=self.token))
-        except Exception as err:
-            raise RegistryError(f"Cannot read the index {self.source!r}: {_describe_error(err)}. Check the repo id "
-                                "(a dataset repo built by `taskemb-hub index build`) and your connection.") from err
+            info = repo_info(self.source, repo_type="model", revision=self.revision, endpoint=hub_endpoint(self.endpoint),
+                             token=self.token, timeout=self.timeout, until=until)
+        except RepositoryNotFoundError:
+            return None
+        if INDEX_FILE not in {s.rfilename for s in info.siblings or []}:
+            raise RegistryError(f"{self.source!r} is a model repo, not a registry index: it holds no {INDEX_FILE}. Pass "
+                                "the index dataset repo built by `taskemb-hub index build`, or load a model repo "
+                                "pushed by `AutoSourceSelector.push_to_hub` with `AutoSourceSelector.from_pretrained`.")
+        self.selector_snapshot = True
+        return self._snapshot("model", until, info=info)
 
     def read(self) -> IndexContents:
         contents = read_index(self.folder())
@@ -372,6 +473,10 @@ class IndexRegistry(Registry):
 
     def entries(self) -> list[RegistryEntry]:
         return self.read().entries
+
+
+class _Offline(Exception):
+    pass
 
 
 @dataclass
@@ -419,27 +524,23 @@ def build_index(repo_id: str | None = None, *, folder: str | os.PathLike | None 
         >>> build_index("me/taskemb-index", base_model="sentence-transformers/all-MiniLM-L6-v2").to_dict()
         ```
     """
+    import math
     import tempfile
     import time
 
-    from huggingface_hub import HfApi
-
     from ..publishing import check_repo_id
+    from ._fetch import deadline_at
     from .hub import HubRegistry, hub_endpoint
 
     start = time.monotonic()
+    until = deadline_at(filters.get("deadline"))  # one deadline for the start point and the sync
     endpoint = hub_endpoint(endpoint)
     known: dict[str, tuple[str, RegistryEntry]] = {}
-    api = HfApi(endpoint=endpoint, token=token)
     if repo_id:
         check_repo_id(repo_id)
-        if api.repo_exists(repo_id, repo_type="dataset"):
-            try:
-                previous = IndexRegistry(repo_id, endpoint=endpoint, token=token).read()
-                known = {e.name: (previous.shas[e.name], e) for e in previous.entries if e.name in previous.shas}
-            except RegistryError as err:  # empty, another format or corrupt: rebuild from the Hub
-                warnings.warn(f"The current content of {repo_id} is not a readable index ({err}); rebuilding it "
-                              "from every repo.", stacklevel=2)
+        known = _start_point(repo_id, endpoint=endpoint, token=token, timeout=filters.get("timeout"),
+                             deadline=filters.get("deadline"))
+    filters["deadline"] = until - time.monotonic() if math.isfinite(until) else math.inf
     progress = filters.pop("progress", False)
     hub = HubRegistry(tag, endpoint=endpoint, token=token, known=known, **filters)
     hub.progress = progress
@@ -462,6 +563,32 @@ def build_index(repo_id: str | None = None, *, folder: str | os.PathLike | None 
                                                               f"({report.fetched} new or changed)")
     report.seconds = time.monotonic() - start
     return report
+
+
+def _start_point(repo_id: str, *, endpoint: str, token, timeout: float | None,
+                 deadline: float | None) -> dict[str, tuple[str, RegistryEntry]]:
+    """The rows of the current index in `repo_id` that an update may carry over, by repo id: `{}` for a new index.
+
+    Raises:
+        RegistryError: the index repo cannot be read now (a 5xx, a timeout): nothing is built or pushed, so the
+            index stays as it is (it is never rebuilt from scratch over a transient fault).
+    """
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    registry = IndexRegistry(repo_id, endpoint=endpoint, token=token, timeout=timeout, deadline=deadline)
+    try:
+        folder = registry.folder(use_cache=False, selectors=False)
+    except RegistryError as err:
+        if isinstance(err.__cause__, RepositoryNotFoundError):
+            return {}
+        raise
+    try:
+        previous = read_index(folder)
+    except Exception as err:  # empty, another format or corrupt content: rebuilt from the Hub
+        warnings.warn(f"The current content of {repo_id} is not a readable index ({str(err).splitlines()[0][:200]}); "
+                      "rebuilding it from every repo.", stacklevel=3)
+        return {}
+    return {e.name: (previous.shas[e.name], e) for e in previous.entries if e.name in previous.shas}
 
 
 def push_index(folder: str | os.PathLike, repo_id: str, *, endpoint: str | None = None, token: str | bool | None = None,
