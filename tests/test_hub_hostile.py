@@ -240,3 +240,28 @@ def test_a_model_repo_that_is_no_selector_is_one_line_naming_the_fix(seeded, cap
     assert main(["rank", "--registry", "index:user0/task-0", "--target", "x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "user0/task-0" in err and "from_pretrained" in err
+
+
+def test_space_sets_the_servers_deadline_and_timeout_for_every_hub_read(monkeypatch):
+    import taskemb_hub.space as space
+    from taskemb_hub.registries import _fetch
+
+    monkeypatch.setattr(_fetch, "_defaults", dict(_fetch._defaults))  # restored after the test
+    launched = []
+    monkeypatch.setattr(space, "launch", lambda registry, **kwargs: launched.append(registry))
+    assert main(["space", "--registry", "hub", "--deadline", "30", "--timeout", "3"]) == 0
+    assert launched == ["hub"]
+    assert HubRegistry().deadline == 30 and HubRegistry().timeout == 3  # registry (re)loads and visitors' repo ids
+
+
+@pytest.mark.parametrize("change, reason", [({"step": "five"}, "step"), ({"metrics": [1, 2]}, "metrics"),
+                                            ({"task": "t" * 100_000}, "task"), ({"method": "not-a-method"}, "method"),
+                                            ({"pad": "x" * (2 << 20)}, "bytes")])
+def test_one_repo_with_malformed_metadata_is_skipped_and_never_breaks_an_index_build(seeded, change, reason):
+    files = _files(_embedding(5))
+    files["taskemb.json"] = json.dumps(json.loads(files["taskemb.json"]) | change).encode()
+    seeded.state.add_repo("mallory/bad", files)
+    report = build_index("alice/idx")  # one index table for every repo: a string step once broke all of it
+    assert report.entries == 4 and report.committed
+    [(repo, why)] = report.failed
+    assert repo == "mallory/bad" and reason in why and "\n" not in why

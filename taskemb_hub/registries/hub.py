@@ -670,17 +670,47 @@ def read_embedding_files(folder: str | os.PathLike) -> TaskEmbedding:
     if dtype not in _FLOAT_DTYPES or len(shape) != 1:
         raise EntryFailure(f"{EMBEDDING_NAME} holds a {dtype} tensor of shape {shape}, not a 1-D float vector")
     try:
+        if (folder / METADATA_NAME).stat().st_size > _MAX_METADATA_BYTES:
+            raise EntryFailure(f"{METADATA_NAME} is over {_MAX_METADATA_BYTES:,} bytes: not a taskemb-hub metadata file")
         meta = json.loads((folder / METADATA_NAME).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise EntryFailure(f"{METADATA_NAME} is not valid JSON ({err})") from err
     if not isinstance(meta, dict) or not isinstance(meta.get("signature"), dict) or not meta.get("method"):
         raise EntryFailure(f"{METADATA_NAME} has no signature/method: it was not written by taskemb-hub")
+    problem = _metadata_problem(meta)
+    if problem:
+        raise EntryFailure(f"{METADATA_NAME}: {problem}; re-publish it with `taskemb-hub publish`")
     if meta.get("dim") is not None and int(meta["dim"]) != shape[0]:
         raise EntryFailure(f"vector length {shape[0]} does not match its signature ({meta['dim']} values)")
     try:
         return TaskEmbedding.load(folder)
     except TaskEmbHubError as err:
         raise EntryFailure(_without_folder(str(err).splitlines()[0], folder)) from err
+
+
+_MAX_METADATA_BYTES = 1 << 20  # a real taskemb.json is a few KB (its signature lists the modules)
+_MAX_TASK_CHARS = 200
+
+
+def _metadata_problem(meta: dict) -> str | None:
+    """What in a Hub entry's `taskemb.json` is not of the type taskemb-hub writes (None when all is), checked
+    before it reaches a ranking or an index (where one repo's string `step` would break the whole index's table)."""
+    from ..methods import list_methods
+
+    method, task = meta.get("method"), meta.get("task")
+    if method not in list_methods() or meta["signature"].get("method", method) != method:
+        return f"method {str(method)[:40]!r} is not a PEFT method of its signature ({', '.join(list_methods())})"
+    if not isinstance(task, str) or not 0 < len(task) <= _MAX_TASK_CHARS:
+        return f"task must be a name of 1 to {_MAX_TASK_CHARS} characters"
+    for key in ("step", "train_size"):
+        value = meta.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            return f"{key} must be a non-negative integer, not {str(value)[:40]!r}"
+    metrics = meta.get("metrics")
+    if metrics is not None and not (isinstance(metrics, dict) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in metrics.items())):
+        return "metrics must map metric names to numbers"
+    return None
 
 
 def _without_folder(reason: str, folder: Path) -> str:
