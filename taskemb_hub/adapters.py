@@ -52,6 +52,9 @@ def read_adapter(path: str | Path, *, allow_pickle: bool = False) -> AdapterFile
     config = _read_json(config_file, "Re-save the adapter with peft")
     if not isinstance(config.get("peft_type"), str):
         raise AdapterError(f"{config_file} has no 'peft_type' (or not a string). Re-save the adapter with peft.")
+    if not isinstance(config.get("base_model_name_or_path") or "", str):
+        raise AdapterError(f"{config_file}: 'base_model_name_or_path' is not a string. Set it to the base model's Hub "
+                           "id and re-save the adapter.")
     weights = _read_weights(path, allow_pickle)
     init = _read_init(path / INIT_NAME) if (path / INIT_NAME).is_file() else None
     info = _read_json(path / CHECKPOINT_INFO_NAME, "Delete it or tune again") \

@@ -446,6 +446,9 @@ def _infer_label_kind(values: list, column: str = "label", where: str = "") -> s
     if len(numeric) == len(values) and fractional:
         if any(math.isnan(v) for v in numeric):
             raise DataError("The label column holds NaN values. Drop those rows.")
+        if any(math.isinf(v) for v in numeric):
+            raise DataError(f"{where + ': ' if where else ''}the label column {column!r} holds infinite values "
+                            "(a number too large for a float, e.g. 1e999). Fix or drop those rows.")
         whole = {v for v in numeric if float(v).is_integer()}
         if len(fractional) <= 0.05 * len(values) and 2 <= len(whole) <= 10:
             shown = ", ".join(f"{v:g}" for v in sorted(whole))

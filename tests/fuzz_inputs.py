@@ -210,16 +210,18 @@ def _bad_parquet(folder: Path, write: Callable, rng: random.Random) -> Iterator[
     yield "footer only", write("footer.parquet", good.read_bytes()[-200:])
     yield "magic only", write("magic.parquet", b"PAR1PAR1")
     # A bomb: 500 rows of a 1 MB string, dictionary-encoded: a few KB on disk, 500 MB decoded.
+    def repeated(value: str, rows: int, index_type) -> "pa.DictionaryArray":  # built without decoding it here
+        return pa.DictionaryArray.from_arrays(pa.array([0] * rows, index_type), pa.array([value]))
+
     yield "parquet bomb (500 MB decoded)", table("bomb.parquet", pa.table({
-        "text": pa.array(["x" * (1 << 20)] * 500).dictionary_encode(), "label": [i % 2 for i in range(500)]}),
-        compression="zstd")
+        "text": repeated("x" * (1 << 20), 500, pa.int32()), "label": [i % 2 for i in range(500)]}), compression="zstd")
     yield "integer texts", table("ints.parquet", pa.table({"text": list(range(60)), "label": [i % 2 for i in range(60)]}))
     yield "struct texts", table("struct.parquet", pa.table({"text": [{"a": i} for i in range(60)],
                                                             "label": [i % 2 for i in range(60)]}))
     yield "list labels", table("listlabels.parquet", pa.table({"text": ["t"] * 60, "label": [[1, 0]] * 60}))
     yield "zero rows", table("zero.parquet", pa.table({"text": pa.array([], pa.string()), "label": pa.array([], pa.int64())}))
     yield "10 million constant rows", table("many.parquet", pa.table({
-        "text": pa.array(["t"] * 10_000_000).dictionary_encode(), "label": pa.array([1] * 10_000_000, pa.int8())}),
+        "text": repeated("t", 10_000_000, pa.int8()), "label": pa.array([1] * 10_000_000, pa.int8())}),
         compression="zstd")
     yield "no columns", table("nocols.parquet", pa.table({}))
 

@@ -71,6 +71,7 @@ class RepoRef:
     tagged: bool = True
     license: str | None = None
     meta: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+    tagged_bases: list[str] = field(default_factory=list)  # the base models its card's `taskemb-base:` tags name
 
 
 def _file_meta(file) -> tuple[int, str] | None:
@@ -85,8 +86,10 @@ def _ref(model, *, tagged: bool) -> RepoRef:
     license_ = card.get("license") if hasattr(card, "get") else getattr(card, "license", None)
     siblings = model.siblings or []
     meta = {s.rfilename: m for s in siblings if (m := _file_meta(s)) is not None}
+    prefix = base_model_tag("")
+    bases = [t[len(prefix):] for t in (model.tags or []) if isinstance(t, str) and t.startswith(prefix)]
     return RepoRef(model.id, model.sha, [s.rfilename for s in siblings], tagged=tagged,
-                   license=license_ if isinstance(license_, str) else None, meta=meta)
+                   license=license_ if isinstance(license_, str) else None, meta=meta, tagged_bases=bases)
 
 
 @dataclass
@@ -374,6 +377,9 @@ class HubRegistry(Registry):
         else:
             raise EntryFailure(f"no {EMBEDDING_NAME} and no {CONFIG_NAME} + {WEIGHTS_NAME} in the repo")
         self._check_filters(embedding)
+        if ref.tagged_bases and embedding.base_model not in ref.tagged_bases:  # the server filters by the tag
+            raise EntryFailure(f"its card tags base model {ref.tagged_bases[0]!r} but its embedding records "
+                               f"{embedding.base_model!r}: republish it with `taskemb-hub publish`")
         embedding.check_usable()  # all zeros, or a norm its signature rules out (it would move the `centered` mean)
         embedding.extra = {k: v for k, v in embedding.extra.items() if k != "source"} | {
             "hub_repo": ref.repo_id, "hub_sha": ref.sha, "hub_parse_key": self.parse_key(ref),

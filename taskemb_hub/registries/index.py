@@ -212,30 +212,33 @@ def _write_card(folder: Path, meta: dict) -> None:
         "selector = AutoSourceSelector.from_index(\"<this repo id>\")\n```\n")
 
 
-def read_index(folder: str | os.PathLike) -> IndexContents:
-    """Read an index folder: entries are lazy, each signature's matrix is memory-mapped."""
-    import pyarrow.parquet as pq
+def read_index(folder: str | os.PathLike, *, name: str | None = None) -> IndexContents:
+    """Read an index folder: entries are lazy, each signature's matrix is memory-mapped.
+
+    Every file is checked before use (`_shards`): an index is anyone's file.
+
+    Args:
+        folder: the index folder (a local folder or a snapshot in the HF cache).
+        name: how messages name the index (its repo id); default: the folder.
+
+    Raises:
+        RegistryError: a file missing, malformed or inconsistent with `index.json`, named in one line.
+    """
+    from ._shards import mmap_vectors, read_meta, read_rows
 
     folder = Path(folder)
-    try:
-        meta = json.loads((folder / INDEX_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise RegistryError(f"{folder} is not a taskemb-hub index (no readable {INDEX_FILE}). Build one with "
-                            "`taskemb-hub index build`.") from err
-    if meta.get("format") != INDEX_FORMAT:
-        raise RegistryError(f"{folder}: index format {meta.get('format')!r} is not {INDEX_FORMAT!r}. Upgrade "
-                            "taskemb-hub or rebuild the index.")
+    name = name or str(folder)
+    meta = read_meta(folder, name, INDEX_FILE, INDEX_FORMAT)
     entries, groups, shas, refused = [], {}, {}, []
+    seen: set[str] = set()
     for sig, shard in sorted(meta["shards"].items()):
-        tensors = _mmap_safetensors(folder / SHARD_DIR / f"{sig}.safetensors")
-        rows = pq.read_table(folder / SHARD_DIR / f"{sig}.parquet").to_pylist()
+        rows = read_rows(folder / SHARD_DIR / f"{sig}.parquet", name, shard.get("rows"))
+        tensors = mmap_vectors(folder / SHARD_DIR / f"{sig}.safetensors", name, len(rows), shard["dim"])
         unit, norms, mean = tensors["unit"], tensors["norms"], tensors["mean"]
-        if unit.shape != (len(rows), shard["dim"]):
-            raise RegistryError(f"{folder}: shard {sig} holds {tuple(unit.shape)} vectors for {len(rows)} rows of "
-                                f"{shard['dim']} values. Rebuild the index.")
+        flagged = {**_malformed_rows(rows, shard, seen), **_mislabelled(sig, shard, rows)}
         rows, unit, norms, mean, projected_rows, bad = _usable_rows(rows, unit, norms, mean, tensors.get("projected"),
                                                                     shard.get("signature") or {},
-                                                                    _mislabelled(sig, shard, rows))
+                                                                    flagged)
         refused += bad
         if not rows:
             continue
@@ -257,6 +260,26 @@ def read_index(folder: str | os.PathLike) -> IndexContents:
                                   mean=mean.float(), projected=projected,
                                   cache_key=f"{shard_file}|{stat.st_size}|{stat.st_mtime_ns}")
     return IndexContents(entries=entries, groups=groups, meta=meta, shas=shas, refused=refused)
+
+
+def _malformed_rows(rows: list[dict], shard: dict, seen: set[str]) -> dict[int, str]:
+    """Rows of the wrong types, of a base model or method the shard itself does not record, or a name seen before."""
+    from ._shards import row_problem
+
+    flagged = {}
+    for i, row in enumerate(rows):
+        problem = row_problem(row)
+        if problem is None:
+            wrong = [k for k in ("base_model", "method") if k in shard and row[k] != shard[k]]
+            if wrong:
+                problem = f"its {' and '.join(wrong)} differ from its shard's"
+            elif row["name"] in seen:
+                problem = "its name is another row's"
+        if problem:
+            flagged[i] = f"a malformed index row ({problem}); rebuild the index with `taskemb-hub index build`"
+        else:
+            seen.add(row["name"])
+    return flagged
 
 
 def _mislabelled(sig: str, shard: dict, rows: list[dict]) -> dict[int, str]:
@@ -335,30 +358,6 @@ def _loader(row: dict, shard: dict, unit: torch.Tensor, norms: torch.Tensor, i: 
     load.info = lambda: SimpleNamespace(**fields())
     load.stored_row = (unit[i], norms[i])
     return load
-
-
-_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
-
-
-def _mmap_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file as read-only views of a memory map (no copy into RAM)."""
-    import numpy as np
-
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
-    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len)
-    out = {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = spec["data_offsets"]
-        dtype = _DTYPES[spec["dtype"]]
-        with warnings.catch_warnings():  # the map is read-only; torch warns that it is not writable
-            warnings.simplefilter("ignore", UserWarning)
-            tensor = torch.frombuffer(raw[begin:end], dtype=dtype) if end > begin else torch.empty(0, dtype=dtype)
-        out[name] = tensor.reshape(spec["shape"])
-    return out
 
 
 class IndexRegistry(Registry):
@@ -467,7 +466,7 @@ class IndexRegistry(Registry):
         return self._snapshot("model", until, info=info)
 
     def read(self) -> IndexContents:
-        contents = read_index(self.folder())
+        contents = read_index(self.folder(), name=self.source)
         self.skipped = [(f["repo"], f["reason"]) for f in contents.meta.get("failures", [])] + contents.refused
         return contents
 

@@ -128,6 +128,10 @@ def read_header(path: str | os.PathLike) -> list[str]:
         raise UploadError(f"{path.name} could not be read as {suffix[1:]} ({type(err).__name__}: {err}). "
                           "Check the file's format.") from None
     header = [h for h in (c.strip() for c in header) if h]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:  # pandas would rename one (`text.1`) and the pick would silently read the other
+        raise UploadError(f"{path.name}: the header names column(s) {twice} more than once. Give every column its "
+                          "own name and upload it again.")
     if not header:
         raise UploadError(f"{path.name} has no header row / column names. Add one (e.g. `text,label`).")
     return header
@@ -218,6 +222,9 @@ def extract_adapter_zip(zip_path: str | os.PathLike, into: str | os.PathLike, li
     if not configs:
         raise UploadError(f"{zip_path.name} holds no {CONFIG_NAME}, so it is not a PEFT adapter. Zip the folder "
                           "that peft's save_pretrained wrote.")
+    if len(configs) > 1:  # which one would be ranked is a guess the visitor never sees
+        raise UploadError(f"{zip_path.name} holds {len(configs)} adapters ({CONFIG_NAME} in several folders). Zip "
+                          "one adapter folder per upload.")
     return configs[0].parent
 
 
