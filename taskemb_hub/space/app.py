@@ -8,6 +8,10 @@ Endpoints (each usable from `gradio_client`, see the README):
 - `/rank_registry`: a registry entry -> the other entries ranked (leave-one-out).
 - `/registry_status`, `/refresh_registry`: what the registry holds; rebuild it in the background.
 
+With `mcp=True` (`taskemb-hub space --mcp`, the Hub Space), the app is also an MCP server whose tools
+(`_mcp.TOOL_NAMES`: rank for a registry task, a Hub dataset, a Hub adapter; list the registry) return
+the ranking as JSON; the page's endpoints above stay out of the tool list.
+
 Each `rank_*` endpoint returns (message, table, bar chart, map, heatmap, ranking CSV, ranking
 JSON, embedding zip).
 """
@@ -64,7 +68,7 @@ def registry_loader(registry: str, endpoint: str | None = None):
 
 
 def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "default",
-              config: h.SpaceConfig | None = None, state: h.RegistryState | None = None):
+              config: h.SpaceConfig | None = None, state: h.RegistryState | None = None, mcp: bool = False):
     """Build the Space's `gr.Blocks` (queued; call `.launch()`).
 
     Args:
@@ -73,6 +77,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
             `index:<repo>` (loaded through `cli._selector`; refreshable).
         config: limits and options (`SpaceConfig`).
         state: an existing `RegistryState` (to share one registry between apps or tests).
+        mcp: add the MCP tools (`_mcp.add_tools`); serve them with `.launch(mcp_server=True)`.
 
     Example:
         ```python
@@ -214,6 +219,11 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                               concurrency_limit=8)
         status_button.click(registry_status, None, [status, signatures], api_name="registry_status")
         refresh_button.click(refresh_registry, None, status, api_name="refresh_registry")
+        if mcp:
+            from . import _mcp
+
+            _mcp.add_tools(state, config)
+            _mcp.hide_from_mcp(rank_data, rank_adapter, rank_registry, registry_status, refresh_registry)
 
         # ---- page helpers (not part of the API) --------------------------------------
         def on_file(file):
@@ -270,11 +280,13 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
 
 
 def launch(registry: str = "default", *, host: str = "127.0.0.1", port: int | None = None,
-           config: h.SpaceConfig | None = None, selector: AutoSourceSelector | None = None, **launch_kwargs):
+           config: h.SpaceConfig | None = None, selector: AutoSourceSelector | None = None, mcp: bool = False,
+           **launch_kwargs):
     """Build and serve the Space (blocking unless `prevent_thread_lock=True`).
 
     The upload limit of the server itself is twice the Space's file limit: files in between get
     the Space's own message; larger ones are cut off by the server before they are stored.
+    With `mcp=True` the app is also an MCP server (streamable HTTP at `/gradio_api/mcp/`).
     """
     import logging
 
@@ -282,7 +294,19 @@ def launch(registry: str = "default", *, host: str = "127.0.0.1", port: int | No
     for noisy in ("httpx", "httpcore", "urllib3"):  # one line per HTTP request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = config or h.SpaceConfig()
-    app = build_app(selector, registry=registry, config=config)
+    if mcp:
+        _check_mcp()
+    app = build_app(selector, registry=registry, config=config, mcp=mcp)
     launch_kwargs.setdefault("max_file_size", 2 * config.limits.max_file_bytes)
-    app.launch(server_name=host, server_port=port, **launch_kwargs)
+    # mcp_server given either way: gradio would otherwise read GRADIO_MCP_SERVER and list the page's endpoints
+    app.launch(server_name=host, server_port=port, mcp_server=mcp, **launch_kwargs)
     return app
+
+
+def _check_mcp() -> None:
+    """Refuse `mcp=True` in one line when the `mcp` package is missing (gradio would print its error and serve no MCP)."""
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        raise h.TaskEmbHubError('The MCP server needs the mcp package: pip install "taskemb-hub[space]" '
+                                '(it brings gradio[mcp]).') from None
