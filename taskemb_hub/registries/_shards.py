@@ -1,7 +1,7 @@
 """Reading an index's files, which anyone may have written: every field checked before it is used.
 
-An index (`index.json` plus, per signature, a parquet file of rows and a safetensors file of
-vectors) can come from any Hub repo. Nothing here trusts it: the JSON's shape, the safetensors
+An index (`index.json` plus, per signature or per chunk of a large signature, a parquet file of rows
+and a safetensors file of vectors) can come from any Hub repo. Nothing here trusts it: the JSON's shape, the safetensors
 header (validated by `safetensors.safe_open` before anything is memory-mapped), the tensors'
 names, dtypes and shapes, the parquet columns and the JSON inside each row. A problem is a
 `RegistryError` naming the index and the file, never a raw `KeyError` or `struct.error`.
@@ -20,6 +20,7 @@ import torch
 from ..errors import RegistryError
 
 SHARD_KEY = re.compile(r"^[0-9a-f]{16}$")  # a signature hash: never a path
+CHUNK_ID = DIGEST = re.compile(r"^[0-9a-f]{32}$")  # a chunk's file name (a content hash) and its rows' digest
 VECTOR_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 ROW_COLUMNS = ("name", "sha", "task", "method", "base_model", "step", "train_size", "metrics", "recipe", "extra",
                "license")
@@ -29,12 +30,12 @@ _TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.floa
 _FIX = "Rebuild the index with `taskemb-hub index build`."
 
 
-def read_meta(folder: Path, name: str, index_file: str, index_format: str) -> dict[str, Any]:
+def read_meta(folder: Path, name: str, index_file: str, index_format: str | tuple[str, ...]) -> dict[str, Any]:
     """`index.json`, checked: a JSON object of the known format whose shards are keyed by signature hashes.
 
     Args:
         folder: the index folder. name: how the index is named in messages (a repo id, never a cache path).
-        index_file: the file's name. index_format: the format this version reads.
+        index_file: the file's name. index_format: the format(s) this version reads.
 
     Raises:
         RegistryError: unreadable, not this format, or a shard entry of the wrong shape.
@@ -49,9 +50,10 @@ def read_meta(folder: Path, name: str, index_file: str, index_format: str) -> di
                             "`taskemb-hub index build`.") from None
     if not isinstance(meta, dict):
         raise RegistryError(f"{name}: {index_file} holds a JSON {type(meta).__name__}, not an object. {_FIX}")
-    if meta.get("format") != index_format:
-        raise RegistryError(f"{name}: index format {str(meta.get('format'))[:80]!r} is not {index_format!r}. Upgrade "
-                            "taskemb-hub or rebuild the index.")
+    formats = (index_format,) if isinstance(index_format, str) else tuple(index_format)
+    if meta.get("format") not in formats:
+        raise RegistryError(f"{name}: index format {str(meta.get('format'))[:80]!r} is not {' or '.join(map(repr, formats))}. "
+                            "Upgrade taskemb-hub (`pip install -U taskemb-hub`) or rebuild the index.")
     shards = meta.get("shards")
     if not isinstance(shards, dict):
         raise RegistryError(f"{name}: {index_file} has no 'shards' object. {_FIX}")
@@ -80,6 +82,30 @@ def _shard_problem(key: Any, shard: Any) -> str | None:
         return f"has dtype {str(shard.get('dtype'))[:40]!r}, not one of {', '.join(VECTOR_DTYPES)}"
     if not isinstance(shard.get("signature"), dict):
         return "records no signature"
+    if shard.get("digest") is not None and not (isinstance(shard["digest"], str) and DIGEST.match(shard["digest"])):
+        return "has a 'digest' that is not 32 hex digits"
+    return _chunks_problem(shard.get("chunks"), rows) if "chunks" in shard else None
+
+
+def _chunks_problem(chunks: Any, rows: int) -> str | None:
+    """Why a shard's chunk list is unusable: not a non-empty list, an id that is no content hash (never a path),
+    an id twice, a row count that is no count, counts not summing to the shard's rows."""
+    if not isinstance(chunks, list) or not chunks:
+        return "has a 'chunks' entry that is not a non-empty list"
+    ids = set()
+    for chunk in chunks:
+        if not isinstance(chunk, dict) or not isinstance(chunk.get("id"), str) or not CHUNK_ID.match(chunk["id"]):
+            return "lists a chunk whose 'id' is not 32 hex digits"
+        if chunk["id"] in ids:
+            return f"lists chunk {chunk['id']} twice"
+        ids.add(chunk["id"])
+        count = chunk.get("rows")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            return f"lists chunk {chunk['id']} with no valid 'rows'"
+        if not isinstance(chunk.get("digest"), str) or not DIGEST.match(chunk["digest"]):
+            return f"lists chunk {chunk['id']} with no valid 'digest'"
+    if sum(c["rows"] for c in chunks) != rows:
+        return "has chunks whose rows do not sum to its 'rows'"
     return None
 
 
@@ -92,7 +118,6 @@ def mmap_vectors(path: Path, name: str, rows: int, dim: int) -> dict[str, torch.
     Raises:
         RegistryError: the file is missing, its header is invalid, or a tensor is absent or misshapen.
     """
-    import numpy as np
     from safetensors import safe_open
 
     label = f"{name}: {path.parent.name}/{path.name}"
@@ -115,12 +140,29 @@ def mmap_vectors(path: Path, name: str, rows: int, dim: int) -> dict[str, torch.
             raise RegistryError(f"{label}: {key!r} has shape {list(specs[key][1])}, the index records {shape}. {_FIX}")
     if "projected" in specs and (len(specs["projected"][1]) != 2 or specs["projected"][1][0] != rows):
         del specs["projected"]  # another layout: computed again when needed
+    for key, (dtype, _) in specs.items():
+        if dtype not in _TORCH_DTYPES:
+            raise RegistryError(f"{label}: {key!r} is {dtype}, not a float tensor. {_FIX}")
+    return map_tensors(path, header_len, header, specs)
+
+
+def map_tensors(path: Path, header_len: int | None = None, header: dict | None = None,
+                specs: dict | None = None) -> dict[str, torch.Tensor]:
+    """The float tensors of a safetensors file as read-only views of one memory map. Without `specs` (a file this
+    package wrote itself, such as an assembled index), the header is read and validated by `safe_open` here."""
+    import numpy as np
+    from safetensors import safe_open
+
+    if specs is None:
+        with safe_open(str(path), framework="pt") as handle:
+            specs = {key: (handle.get_slice(key).get_dtype(), handle.get_slice(key).get_shape()) for key in handle.keys()}
+        with open(path, "rb") as handle:
+            header_len = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(header_len))
     raw = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len) if path.stat().st_size > 8 + header_len \
         else np.zeros(0, np.uint8)
     out = {}
     for key, (dtype, shape) in specs.items():
-        if dtype not in _TORCH_DTYPES:
-            raise RegistryError(f"{label}: {key!r} is {dtype}, not a float tensor. {_FIX}")
         begin, end = header[key]["data_offsets"]
         with warnings.catch_warnings():  # the map is read-only; torch warns that it is not writable
             warnings.simplefilter("ignore", UserWarning)
@@ -129,8 +171,11 @@ def mmap_vectors(path: Path, name: str, rows: int, dim: int) -> dict[str, torch.
     return out
 
 
-def read_rows(path: Path, name: str, expected_rows: int | None) -> list[dict[str, Any]]:
-    """A shard's rows, with the columns and types an index row needs.
+def read_rows(path: Path, name: str, expected_rows: int | None, sig: str | None = None) -> list[dict[str, Any]]:
+    """A shard's rows, with the columns and types an index row needs. Other columns are not read; the SQL columns,
+    when present, are checked: `projection` a fixed-size list of `PROJECTION_DIM` float32 without nulls or NaN
+    (only SQL reads its values: the writer's word), `signature` strings, read into each row (a row naming
+    another shard than its file's is refused by the caller).
 
     Raises:
         RegistryError: missing or unreadable file, a missing column, or another number of rows than recorded.
@@ -146,7 +191,9 @@ def read_rows(path: Path, name: str, expected_rows: int | None) -> list[dict[str
         missing = [c for c in ROW_COLUMNS if c not in parquet.schema_arrow.names]
         if missing:
             raise RegistryError(f"{label} lacks column(s) {missing}. {_FIX}")
-        rows = parquet.read(columns=list(ROW_COLUMNS)).to_pylist()
+        _check_sql_columns(parquet, label, sig)
+        sql = ["signature"] if "signature" in parquet.schema_arrow.names else []  # a row of another shard is refused
+        rows = parquet.read(columns=list(ROW_COLUMNS) + sql).to_pylist()
     except RegistryError:
         raise
     except FileNotFoundError:
@@ -178,3 +225,23 @@ def row_problem(row: dict[str, Any]) -> str | None:
         if not isinstance(text, str) or not (value is None or isinstance(value, dict)):
             return f"its {key!r} is not a JSON object"
     return None
+
+
+def _check_sql_columns(parquet, label: str, sig: str | None) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .._ann import PROJECTION_DIM
+
+    names = parquet.schema_arrow.names
+    if "projection" in names:
+        kind = parquet.schema_arrow.field("projection").type
+        if not (pa.types.is_fixed_size_list(kind) and kind.list_size == PROJECTION_DIM
+                and pa.types.is_float32(kind.value_type)):
+            raise RegistryError(f"{label}: its 'projection' column is {kind}, not fixed_size_list<float32>"
+                                f"[{PROJECTION_DIM}]. {_FIX}")
+        column = parquet.read(columns=["projection"]).column(0)
+        if column.null_count or pc.sum(pc.is_null(pc.list_flatten(column), nan_is_null=True)).as_py():
+            raise RegistryError(f"{label}: its 'projection' column holds nulls or NaN. {_FIX}")
+    if "signature" in names and not pa.types.is_string(parquet.schema_arrow.field("signature").type):
+        raise RegistryError(f"{label}: its 'signature' column is not a string column. {_FIX}")

@@ -7,7 +7,10 @@ Layout (a Hub dataset repo, or any folder):
                                     when d > 1,024 `projected` (n×1,024 float16: the seeded projection
                                     of `unit` that large rankings scan first, taskemb_hub/_ann.py)
     signatures/<hash>.parquet       one row per entry: repo id, commit sha, task, method, base model,
-                                    step, train size, metrics, licence, recipe
+                                    step, train size, metrics, licence, recipe, and for SQL the shard key
+                                    (`signature`) and `projection` (1,024 float32: the projected row)
+    signatures/<hash>/<id>.*        the same pair per chunk, for a signature of more than 1,024 entries:
+                                    an update rewrites only the chunks that changed (_index_layout.py)
     README.md                       dataset card tagged `taskemb-hub-index`
 
 Vectors are stored unit-normalised with their norms, so cosine needs no norm and the centred
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,8 @@ from ..embedding import TaskEmbedding
 from ..errors import RegistryError
 from .base import Registry, RegistryEntry
 
-INDEX_FORMAT = "taskemb-hub-index/1"
+INDEX_FORMAT = "taskemb-hub-index/2"  # chunked signatures; written only when one is (format 1 readers read the rest)
+READABLE_FORMATS = ("taskemb-hub-index/1", INDEX_FORMAT)
 INDEX_FILE = "index.json"
 SHARD_DIR = "signatures"
 _COLUMNS = ("name", "sha", "task", "method", "base_model", "step", "train_size", "metrics", "license", "recipe", "extra")
@@ -51,7 +54,8 @@ class IndexContents:
 
 
 def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, source: dict[str, Any] | None = None,
-                failures: list[tuple[str, str]] | None = None, dtype: torch.dtype = torch.float16) -> Path:
+                failures: list[tuple[str, str]] | None = None, dtype: torch.dtype = torch.float16,
+                chunk_rows: int | None = None) -> Path:
     """Write `entries` as an index folder (one shard per signature). Returns the folder.
 
     Args:
@@ -60,6 +64,7 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
         source: where the entries came from (endpoint, tag, filters), recorded in `index.json`.
         failures: repos that could not be read, with the reason, recorded for the Space's status.
         dtype: storage type of the unit vectors (float16 halves the download).
+        chunk_rows: the most rows of a chunk (default `_index_layout.CHUNK_ROWS`); a larger signature is chunked.
 
     Shards are written block by block: rows carried over from an index stay in its memory map and
     lazy entries are loaded one block at a time without being kept, so rebuilding an index of any
@@ -79,26 +84,24 @@ def write_index(entries: list[RegistryEntry], folder: str | os.PathLike, *, sour
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        meta = _write_shards(entries, staging, dtype, source, failures)
-        for new in staging.iterdir():
-            os.replace(new, shard_dir / new.name)
-        for old in shard_dir.iterdir():
-            if old.stem not in meta["shards"]:
-                old.unlink()
+        meta = _write_shards(entries, staging, dtype, source, failures, chunk_rows)
+        for new in sorted(staging.rglob("*")):
+            if new.is_file():
+                (shard_dir / new.relative_to(staging)).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(new, shard_dir / new.relative_to(staging))
         partial = folder / f".{INDEX_FILE}.partial"
         partial.write_text(json.dumps(meta, indent=1, sort_keys=True))
         os.replace(partial, folder / INDEX_FILE)
+        _remove_unlisted(folder, meta)  # after index.json names the new files: a reader never misses one
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _write_card(folder, meta)
     return folder
 
 
-def _write_shards(entries, staging: Path, dtype: torch.dtype, source, failures) -> dict[str, Any]:
-    """Each signature's safetensors and parquet files into `staging`; returns `index.json`'s contents."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def _write_shards(entries, staging: Path, dtype: torch.dtype, source, failures, chunk_rows=None) -> dict[str, Any]:
+    """Each signature's files into `staging` (one pair, or chunks: `_index_layout`); returns `index.json`'s contents."""
+    from . import _index_layout as layout
     from .hub import _dim, split_by_vector_length
 
     entries, mismatched = split_by_vector_length(list(entries))
@@ -110,17 +113,29 @@ def _write_shards(entries, staging: Path, dtype: torch.dtype, source, failures) 
     for sig, group in sorted(by_signature.items()):
         dim = _dim(group[0])
         projection = _projection(dim)
-        _write_shard(staging / f"{sig}.safetensors", group, dim, dtype, projection)
-        rows = [_row(e) for e in group]
-        table = pa.table({c: [r[c] for r in rows] for c in _COLUMNS})
-        pq.write_table(table, staging / f"{sig}.parquet")
+        _, files = layout.write_signature(staging, sig, group, dim, dtype, projection, _row, _COLUMNS,
+                                          chunk_rows or layout.CHUNK_ROWS)
         first = group[0].info
         shards[sig] = {"method": first.method, "base_model": first.base_model, "dim": dim, "rows": len(group),
-                       "signature": first.signature, "dtype": str(dtype).replace("torch.", "")}
+                       "signature": first.signature, "dtype": str(dtype).replace("torch.", ""), **files}
         if projection is not None:
             shards[sig]["projection"] = projection.describe()
-    return {"format": INDEX_FORMAT, "source": source or {}, "entries": sum(s["rows"] for s in shards.values()),
-            "shards": shards, "failures": [{"repo": r, "reason": why} for r, why in sorted(failures)]}
+    chunked = any("chunks" in shard for shard in shards.values())
+    return {"format": INDEX_FORMAT if chunked else READABLE_FORMATS[0], "source": source or {},
+            "entries": sum(s["rows"] for s in shards.values()), "shards": shards,
+            "failures": [{"repo": r, "reason": why} for r, why in sorted(failures)]}
+
+
+def _remove_unlisted(folder: Path, meta: dict) -> None:
+    """Delete the files under signatures/ that `index.json` no longer names (and emptied chunk folders)."""
+    from ._index_layout import index_files
+
+    listed = index_files(meta)
+    for path in sorted((folder / SHARD_DIR).rglob("*"), reverse=True):
+        if path.is_file() and path.relative_to(folder).as_posix() not in listed:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def _projection(dim: int):
@@ -132,62 +147,6 @@ def _projection(dim: int):
 
 _WRITE_BLOCK_ROWS = 4096
 _SAFETENSORS_DTYPES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32", torch.float64: "F64"}
-_WIDER_FIRST = {"F64": 0, "F32": 1, "BF16": 2, "F16": 3}  # safetensors' own order: dtype (descending), then name
-
-
-def _write_shard(path: Path, group: list[RegistryEntry], dim: int, dtype: torch.dtype, projection) -> None:
-    """Write a signature's safetensors shard block by block: memory stays a few blocks, not the whole matrix.
-
-    The layout is the one `safetensors.torch.save_file` writes (tensors by dtype then name, compact
-    header padded to 8 bytes), so the file reads with any safetensors reader. Rows are written as
-    they are read, the mean and the projection accumulated on the way.
-    """
-    n, k = len(group), projection.dim_out if projection is not None else 0
-    specs = [("mean", "F32", [dim], dim * 4), ("norms", "F32", [n], n * 4),
-             ("unit", _SAFETENSORS_DTYPES[dtype], [n, dim], n * dim * torch.finfo(dtype).bits // 8)]
-    if projection is not None:
-        specs.append(("projected", "F16", [n, k], n * k * 2))
-    header, offset = {}, 0
-    for name, code, shape, size in sorted(specs, key=lambda spec: (_WIDER_FIRST[spec[1]], spec[0])):
-        header[name] = {"dtype": code, "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    base = 8 + len(raw)
-    norms = torch.empty(n, dtype=torch.float32)
-    total = torch.zeros(dim, dtype=torch.float64)
-    with open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(raw)) + raw)
-        handle.truncate(base + offset)
-        for start in range(0, n, _WRITE_BLOCK_ROWS):
-            unit, block_norms = _stored_rows(group[start:start + _WRITE_BLOCK_ROWS], dtype)
-            norms[start:start + len(unit)] = block_norms
-            total += torch.sum(unit.float() * block_norms.unsqueeze(1), 0, dtype=torch.float64)
-            handle.seek(base + header["unit"]["data_offsets"][0] + start * unit[0].nbytes)
-            handle.write(unit.contiguous().view(torch.uint8).numpy())
-            if projection is not None:  # from the stored rows: an unchanged index rewrites identical bytes
-                handle.seek(base + header["projected"]["data_offsets"][0] + start * k * 2)
-                handle.write(projection(unit).half().contiguous().view(torch.uint8).numpy())
-        for name, values in (("mean", (total / max(n, 1)).float()), ("norms", norms)):
-            handle.seek(base + header[name]["data_offsets"][0])
-            handle.write(values.numpy())
-
-
-def _stored_rows(block: list[RegistryEntry], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each entry's unit row and norm, without keeping a loaded vector on the entry; a row read from an
-    index is carried over as stored, so that rebuilding an unchanged index writes identical bytes."""
-    units, norms = [], []
-    for entry in block:
-        stored = entry.stored_row
-        if stored is not None and stored[0].dtype == dtype:
-            unit, norm = stored
-        else:
-            vector = (entry._embedding or entry._load()).vector.float()
-            norm = vector.norm()
-            unit = (vector / norm.clamp_min(1e-12)).to(dtype)
-        units.append(unit)
-        norms.append(norm.float().reshape(()))
-    return torch.stack(units), torch.stack(norms)
 
 
 def _row(entry: RegistryEntry) -> dict[str, Any]:
@@ -203,8 +162,11 @@ def _write_card(folder: Path, meta: dict) -> None:
     methods = sorted({s["method"] for s in meta["shards"].values()})
     bases = sorted({s["base_model"] for s in meta["shards"].values()})
     yaml_tags = "\n".join(f"- {t}" for t in (INDEX_TAG, TAG))
+    patterns = [p for p, chunked in ((f"{SHARD_DIR}/*.parquet", False), (f"{SHARD_DIR}/*/*.parquet", True))
+                if any(("chunks" in shard) == chunked for shard in meta["shards"].values())] or [f"{SHARD_DIR}/*.parquet"]
+    files = "".join(f"\n  - {p}" for p in patterns)  # only patterns that match: the viewer refuses an empty one
     (folder / "README.md").write_text(
-        f"---\ntags:\n{yaml_tags}\nconfigs:\n- config_name: default\n  data_files: {SHARD_DIR}/*.parquet\n---\n\n"
+        f"---\ntags:\n{yaml_tags}\nconfigs:\n- config_name: default\n  data_files:{files}\n---\n\n"
         f"# taskemb-hub registry index\n\n{meta['entries']} task embeddings in {len(meta['shards'])} signature(s) "
         f"(methods: {', '.join(methods) or '-'}; base models: {', '.join(bases) or '-'}), "
         f"{len(meta['failures'])} repo(s) not readable at build time.\n\n"
@@ -224,18 +186,17 @@ def read_index(folder: str | os.PathLike, *, name: str | None = None) -> IndexCo
     Raises:
         RegistryError: a file missing, malformed or inconsistent with `index.json`, named in one line.
     """
-    from ._shards import mmap_vectors, read_meta, read_rows
+    from ._shards import read_meta
 
     folder = Path(folder)
     name = name or str(folder)
-    meta = read_meta(folder, name, INDEX_FILE, INDEX_FORMAT)
+    meta = read_meta(folder, name, INDEX_FILE, READABLE_FORMATS)
     entries, groups, shas, refused = [], {}, {}, []
     seen: set[str] = set()
     for sig, shard in sorted(meta["shards"].items()):
-        rows = read_rows(folder / SHARD_DIR / f"{sig}.parquet", name, shard.get("rows"))
-        tensors = mmap_vectors(folder / SHARD_DIR / f"{sig}.safetensors", name, len(rows), shard["dim"])
+        rows, tensors, cache_key = _read_shard(folder, sig, shard, name)
         unit, norms, mean = tensors["unit"], tensors["norms"], tensors["mean"]
-        flagged = {**_malformed_rows(rows, shard, seen), **_mislabelled(sig, shard, rows)}
+        flagged = {**_malformed_rows(rows, shard, seen, sig), **_mislabelled(sig, shard, rows)}
         rows, unit, norms, mean, projected_rows, bad = _usable_rows(rows, unit, norms, mean, tensors.get("projected"),
                                                                     shard.get("signature") or {},
                                                                     flagged)
@@ -254,16 +215,33 @@ def read_index(folder: str | os.PathLike, *, name: str | None = None) -> IndexCo
         if projected is not None and (projection is None or shard.get("projection") != projection.describe()
                                       or projected.shape != (len(rows), projection.dim_out)):
             projected = None  # another projection than this version's: computed again when needed
-        shard_file = (folder / SHARD_DIR / f"{sig}.safetensors").resolve()  # in the HF cache: a content-named blob
-        stat = shard_file.stat()
         groups[sig] = VectorGroup(rows=list(range(start, len(entries))), unit=unit, norms=norms.float(),
-                                  mean=mean.float(), projected=projected,
-                                  cache_key=f"{shard_file}|{stat.st_size}|{stat.st_mtime_ns}")
+                                  mean=mean.float(), projected=projected, cache_key=cache_key)
     return IndexContents(entries=entries, groups=groups, meta=meta, shas=shas, refused=refused)
 
 
-def _malformed_rows(rows: list[dict], shard: dict, seen: set[str]) -> dict[int, str]:
-    """Rows of the wrong types, of a base model or method the shard itself does not record, or a name seen before."""
+def _read_shard(folder: Path, sig: str, shard: dict, name: str) -> tuple[list[dict], dict, str]:
+    """A shard's rows (each with the chunk it was read from, `_chunk`), its tensors (chunks assembled) and the key
+    naming its stored rows (for the ANN graph cache)."""
+    from . import _index_layout as layout
+    from ._shards import VECTOR_DTYPES, mmap_vectors, read_rows
+
+    rows, parts, keys = [], [], []
+    for chunk in layout.chunk_files(folder, sig, shard):
+        chunk_rows = read_rows(chunk["rows_file"], name, chunk["rows"], sig)
+        parts.append(mmap_vectors(chunk["vectors"], name, len(chunk_rows), shard["dim"]))
+        chunk = {**chunk, "dtype": VECTOR_DTYPES[shard.get("dtype", "float16")]}
+        rows += [{**row, "_chunk": chunk} for row in chunk_rows]
+        stored = chunk["vectors"].resolve()  # in the HF cache: a content-named blob
+        stat = stored.stat()
+        keys.append(f"{stored}|{stat.st_size}|{stat.st_mtime_ns}" if len(parts) == 1 and "chunks" not in shard
+                    else chunk["id"])
+    return rows, layout.assemble(parts, "|".join(keys)), "|".join(keys)
+
+
+def _malformed_rows(rows: list[dict], shard: dict, seen: set[str], sig: str = "") -> dict[int, str]:
+    """Rows of the wrong types, of a base model or method the shard itself does not record, whose `signature`
+    column (read by SQL) names another shard, or of a name seen before."""
     from ._shards import row_problem
 
     flagged = {}
@@ -273,6 +251,8 @@ def _malformed_rows(rows: list[dict], shard: dict, seen: set[str]) -> dict[int, 
             wrong = [k for k in ("base_model", "method") if k in shard and row[k] != shard[k]]
             if wrong:
                 problem = f"its {' and '.join(wrong)} differ from its shard's"
+            elif row.get("signature", sig) != sig:
+                problem = "its 'signature' column names another shard"
             elif row["name"] in seen:
                 problem = "its name is another row's"
         if problem:
@@ -357,6 +337,7 @@ def _loader(row: dict, shard: dict, unit: torch.Tensor, norms: torch.Tensor, i: 
 
     load.info = lambda: SimpleNamespace(**fields())
     load.stored_row = (unit[i], norms[i])
+    load.chunk = row.get("_chunk")  # the chunk it was read from: an unchanged chunk is linked, not rewritten
     return load
 
 
@@ -532,6 +513,8 @@ def build_index(repo_id: str | None = None, *, folder: str | os.PathLike | None 
     from .hub import HubRegistry, hub_endpoint
 
     start = time.monotonic()
+    # No default deadline: a build that stopped at 120 s would push an index without the repos it had not read yet.
+    filters.setdefault("deadline", math.inf)
     until = deadline_at(filters.get("deadline"))  # one deadline for the start point and the sync
     endpoint = hub_endpoint(endpoint)
     known: dict[str, tuple[str, RegistryEntry]] = {}
