@@ -203,7 +203,7 @@ def cmd_rank(args) -> int:
     else:
         target = args.target
     ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or (), strict=args.strict,
-                            ranker=args.ranker, text_target=text_target)
+                            ranker=args.ranker, text_target=text_target, exclude_flagged=args.exclude_flagged)
     if args.similarity and ranking.ranker == "textemb":
         ranking.warnings.append(f"--similarity {args.similarity} applies to the PEFT embedding; ranker 'textemb' uses "
                                 "the centred cosine of TextEmb vectors")
@@ -529,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "registry has TextEmb vectors (the packaged one does), else peft; peft: the PEFT embedding "
                         "alone; textemb: the texts alone (Vu et al. 2020); fusion: both (README: when each helps)")
     p.add_argument("--exclude", action="append", help="entry name to leave out (repeatable)")
+    p.add_argument("--exclude-flagged", action="store_true",
+                   help="leave out flagged sources (near-duplicates, fewer rows than the recipe, a test split, barely "
+                        "learned; the table lists the flags of those it shows)")
     p.add_argument("--strict", action="store_true",
                    help="refuse (exit 2) when the target was tuned with another recipe than the sources' "
                         "(steps, rows, head...); without it the ranking carries a warning")

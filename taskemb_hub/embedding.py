@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import warnings
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import torch
 
 from .adapters import PICKLE_WEIGHTS_NAME, WEIGHTS_NAME, AdapterFiles, read_adapter
-from .base_model import canonical_model_id, read_base_model_config, recorded_model_id
+from .base_model import (canonical_model_id, describe_model_id, is_local_id, looks_like_folder_name,
+                         normalise_local_id, read_base_model_config, recorded_model_id)
 from .cards import public_extra, public_source
 from .errors import AdapterError, IncompatibleEmbeddingError, TaskEmbHubError
 from .methods import EmbeddingOptions, get_method
@@ -72,6 +74,7 @@ class TaskEmbedding:
 
     def __post_init__(self):
         self.vector = torch.as_tensor(self.vector, dtype=torch.float32).reshape(-1)
+        self.base_model = normalise_local_id(self.base_model)  # a local folder's identity is its fingerprint alone
         self._check_finite()
 
     def _check_finite(self) -> None:
@@ -107,7 +110,7 @@ class TaskEmbedding:
     def incompatibility(self, other: "TaskEmbedding") -> str | None:
         """Why `other` cannot be compared with this embedding, or None when it can."""
         if other.base_model != self.base_model:
-            return f"base model {other.base_model!r} differs from {self.base_model!r}"
+            return _base_model_difference(other.base_model, self.base_model)
         if other.method != self.method:
             return f"method {other.method!r} differs from {self.method!r}"
         if other.signature != self.signature or other.dim != self.dim:
@@ -152,7 +155,8 @@ class TaskEmbedding:
         return cls(vector=vector, task=task or info.get("task") or "unknown", base_model=recorded_model_id(base),
                    method=method.name, signature=signature, step=info.get("step"), train_size=info.get("train_size"),
                    metrics=info.get("metrics", {}),
-                   extra=public_extra({k: info[k] for k in ("seed", "labels", "source", "recipe") if k in info}))
+                   extra=public_extra({k: info[k] for k in ("seed", "labels", "source", "recipe", "train_split", "chance")
+                                       if k in info}))
 
     @classmethod
     def from_adapter(cls, path: str | os.PathLike, *, base_model: str | None = None,
@@ -168,17 +172,19 @@ class TaskEmbedding:
             allow_pickle: accept a pickle `adapter_model.bin` (only for trusted files).
             task: task name, when the folder does not record one.
         """
+        before = adapter_digest(path)
         files: AdapterFiles = read_adapter(path, allow_pickle=allow_pickle)
-        recorded = files.info.get("base_model") or files.config.get("base_model_name_or_path")
-        if base_model is not None and recorded and recorded_model_id(recorded) != canonical_model_id(base_model):
-            raise IncompatibleEmbeddingError(  # recorded: never looked up in the current folder; base_model: the user's
-                f"{path} was tuned on base model {recorded_model_id(recorded)!r}, not {canonical_model_id(base_model)!r}. "
-                "Use adapters of the same base model, or pass the base model it was tuned on.")
+        digest = adapter_digest(path)
+        if digest != before:  # re-saved while being read: the hash would not be of the bytes embedded
+            raise AdapterError(f"The adapter weights in {path} changed while they were read. Retry once the adapter "
+                               "is saved.")
+        recorded = _checked_base_model(path, files.info.get("base_model") or files.config.get("base_model_name_or_path"),
+                                       base_model)
         emb = cls.from_state_dict(files.weights, files.config, task=task or files.info.get("task") or Path(path).name,
                                   base_model=recorded, init=files.init, info=files.info, options=options,
                                   base_model_config=read_base_model_config(base_model) if base_model else None)
         emb.extra.setdefault("source", public_source(str(path)))  # where the data is, never a path of this machine
-        emb.adapter_sha256 = adapter_digest(path)
+        emb.adapter_sha256 = digest  # the bytes embedded: the only hash an embedding ever records
         return emb
 
     @classmethod
@@ -203,13 +209,13 @@ class TaskEmbedding:
         """Write `taskemb.safetensors` and `taskemb.json` into `folder` (atomically: no half-written files).
 
         Both files record the signature hash and the sha256 of the adapter weights the vector was computed
-        from (`adapter_sha256`; when unknown, that of the adapter already in `folder`: `tune` embeds the live
-        model it has just saved there), so `load` can tell a vector of other bytes, or a pair of two writes.
+        from (`adapter_sha256`), so `load` can tell a vector of other bytes, or a pair of two writes. Only a
+        hash the embedding knows is recorded (`from_adapter` computes it from the bytes it embeds; `tune` sets
+        that of the adapter it saved): never that of whatever adapter sits in `folder`, which may be newer than
+        the vector (an old file without a hash stays without one).
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        if self.adapter_sha256 is None:
-            self.adapter_sha256 = adapter_digest(folder)
         header = {"format": FORMAT_VERSION, "signature_hash": self.signature_hash}
         if self.adapter_sha256:
             header["adapter_sha256"] = self.adapter_sha256
@@ -329,6 +335,39 @@ def norm_problem(norm: float, signature: dict) -> str | None:
     return None
 
 
+def _base_model_difference(theirs: str, ours: str) -> str:
+    """Why two recorded base models differ, in words; with the fix when one is a bare folder name recorded by an
+    older taskemb-hub and the other a fingerprinted local id (the same folder may be behind both)."""
+    reason = f"base model {describe_model_id(theirs)} differs from {describe_model_id(ours)}"
+    bare = [m for m in (theirs, ours) if looks_like_folder_name(m)]
+    if bare and (is_local_id(theirs) or is_local_id(ours)):
+        reason += (f" ({bare[0]!r} is a bare folder name, as older taskemb-hub versions recorded a local base model; "
+                   "if it is that model, re-embed its adapter: `taskemb-hub embed <adapter folder> --base-model "
+                   "<that model's folder>`)")
+    return reason
+
+
+def _checked_base_model(path, recorded: str | None, base_model: str | None) -> str | None:
+    """The base model to embed an adapter under: the one it records (never looked up in the current folder),
+    checked against the user's `base_model`. A bare folder name recorded by an older taskemb-hub takes the id of
+    the folder of that name the user passes (they vouch it is that model).
+
+    Raises:
+        IncompatibleEmbeddingError: the adapter records another base model.
+    """
+    if base_model is None or not recorded:
+        return recorded
+    theirs, ours = recorded_model_id(recorded), canonical_model_id(base_model)
+    if theirs == ours:
+        return recorded
+    named = Path(str(base_model)).expanduser().resolve().name
+    if looks_like_folder_name(theirs) and is_local_id(ours) and named == theirs:
+        return ours
+    raise IncompatibleEmbeddingError(
+        f"{path} was tuned on base model {describe_model_id(theirs)}, not {describe_model_id(ours)}. Use adapters of "
+        "the same base model, or pass the base model it was tuned on.")
+
+
 def _method_hint(embedding: TaskEmbedding, other: TaskEmbedding) -> str | None:
     """The method's own explanation of a signature difference (e.g. BitFit vectors embedded before key biases
     were dropped), or None for baselines and unknown methods."""
@@ -396,9 +435,16 @@ def load_embedding(path: str | os.PathLike, **kwargs) -> TaskEmbedding:
     """An embedding from a folder: the saved `taskemb.safetensors` if present and computed from the adapter beside
     it, else the adapter embedded now (a stale saved vector is never served; the file is not rewritten).
 
+    A stale vector is replaced by the adapter embedded with the options the stale one records (its signature,
+    else its recipe's), not the defaults, so it stays in the space it was saved in.
+
     Args:
         path: an adapter folder or a registry entry.
         **kwargs: passed to `TaskEmbedding.from_adapter` when the adapter is embedded.
+
+    Raises:
+        StaleEmbeddingError: the saved vector is stale and the adapter beside it cannot be embedded here (none,
+            or only a pickle `adapter_model.bin` without `allow_pickle`).
     """
     path = Path(path)
     if (path / EMBEDDING_NAME).is_file():
@@ -407,5 +453,42 @@ def load_embedding(path: str | os.PathLike, **kwargs) -> TaskEmbedding:
         except StaleEmbeddingError as err:
             if adapter_digest(path) is None:  # nothing to compute it from
                 raise
+            if not (path / WEIGHTS_NAME).is_file() and not kwargs.get("allow_pickle"):
+                raise StaleEmbeddingError(
+                    f"{err} The adapter beside it holds only {PICKLE_WEIGHTS_NAME}, a pickle that is not read "
+                    f"without allow_pickle: re-save it as {WEIGHTS_NAME} (peft save_pretrained(safe_serialization="
+                    f"True)) and run `taskemb-hub embed {path}`, or, if you trust it, `taskemb-hub embed {path} "
+                    "--allow-pickle`.") from None
             warnings.warn(f"{err} Using the adapter's embedding computed now.", stacklevel=2)
+            kwargs.setdefault("options", recorded_options(path / METADATA_NAME))
     return TaskEmbedding.from_adapter(path, **kwargs)
+
+
+def recorded_options(meta_file: Path) -> EmbeddingOptions:
+    """The embedding options a saved `taskemb.json` was computed with: from its signature (what defines the
+    vector's space), the rest from its recipe's `embedding`, the rest the defaults (an unreadable file: the defaults).
+
+    Args:
+        meta_file: a `taskemb.json`.
+
+    Returns:
+        The options to embed its adapter again in the same space.
+    """
+    try:
+        meta = json.loads(Path(meta_file).read_text())
+    except (OSError, ValueError):
+        meta = None
+    meta = meta if isinstance(meta, dict) else {}
+    signature = meta.get("signature") if isinstance(meta.get("signature"), dict) else {}
+    recipe = (meta.get("extra") or {}).get("recipe") if isinstance(meta.get("extra"), dict) else None
+    recorded = recipe.get("embedding") if isinstance(recipe, dict) else None
+    values = dict(recorded) if isinstance(recorded, dict) else {}
+    values.update({k: signature[k] for k in ("sketch_dim", "sketch_seed", "per_module_norm", "pooling")
+                   if k in signature})
+    if "pooling" in signature:  # prompt/prefix: raw tokens (SPoT) are marked, changes from init are not
+        values["relative_to_init"] = not signature.get("raw_tokens", False)
+    fields = {f.name for f in dataclasses.fields(EmbeddingOptions)}
+    try:
+        return EmbeddingOptions(**{k: v for k, v in values.items() if k in fields})
+    except (TypeError, ValueError):  # a hand-edited file: what it records cannot be used
+        return EmbeddingOptions()

@@ -73,7 +73,8 @@ class Ranking:
         import pandas as pd
 
         columns = ["rank", "source", "task", "score", "method", "step", "train_size", "metric"]
-        extra = [c for c in ("peft_score", "textemb_score") if self.rows and c in self.rows[0]]  # a fusion's parts
+        # a fusion's parts, and the curation flags (taskemb_hub/curation.py)
+        extra = [c for c in ("peft_score", "textemb_score", "flags") if self.rows and c in self.rows[0]]
         return pd.DataFrame(self.rows, columns=columns + extra)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +96,13 @@ class Ranking:
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} incompatible or unreadable entries:")
             lines += [f"  - {n}: {reason}" for n, reason in self.skipped]
+        flagged = [r for r in self.rows if r.get("flags")]  # taskemb_hub.curation
+        if flagged:
+            from .curation import flags_text
+
+            lines.append(f"Flagged {len(flagged)} of these sources (exclude_flagged=True / --exclude-flagged leaves "
+                         "them out):")
+            lines += [f"  - {r['source']}: {flags_text(r['flags'])}" for r in flagged]
         lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -335,9 +343,21 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             self._groups[signature_hash] = VectorGroup.from_vectors(good, [self.entries[i].embedding.vector for i in good])
         return self._groups[signature_hash]
 
+    def flags(self) -> dict[str, dict[str, str]]:
+        """Curation flags of this registry's flagged entries: name -> {kind: reason} (`taskemb_hub.curation`).
+
+        Example:
+            >>> AutoSourceSelector.from_default().flags()["sports_understanding"]["fewer_rows"]
+            "tuned on 750 rows, fewer than the 1,000 of the registry's recipe (all its training data)"
+        """
+        from .curation import registry_flags
+
+        return registry_flags(self)
+
     def rank(self, target: TaskEmbedding | str | os.PathLike | None, top_k: int | None = None, *,
              similarity: str | None = None, exclude: Iterable[str] = (), strict: bool = False,
-             search: str = "auto", ranker: str = "auto", text_target: TaskEmbedding | str | None = None) -> Ranking:
+             search: str = "auto", ranker: str = "auto", text_target: TaskEmbedding | str | None = None,
+             exclude_flagged: bool = False) -> Ranking:
         """Rank the compatible sources for `target`, most similar first.
 
         Args:
@@ -354,6 +374,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
                 TextEmb vectors, and uses the PEFT embedding alone otherwise.
             text_target: the target's TextEmb vector (`taskemb_hub.baselines.text_embedding(task)`); a
                 registry entry named as `target` brings its own.
+            exclude_flagged: leave out the entries `flags()` flags (near-duplicates, fewer rows than the recipe,
+                a test split, barely learned); `Ranking.why` says how many and why. Every row carries its `flags`.
 
         Returns:
             A `Ranking`; `Ranking.ranker` and `Ranking.why` say which signal ranked and why.
@@ -381,6 +403,9 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             target = load_embedding(target)
         own, own_note = own_entries(self, target) if isinstance(target, TaskEmbedding) else (set(), "")
         exclude |= own  # the target's own published repo (registries/_own.py)
+        flags = self.flags()
+        flagged = sorted(n for n, f in flags.items() if f and n not in exclude) if exclude_flagged else []
+        exclude |= set(flagged)
         if isinstance(text_target, str):  # a text-registry entry: leave it out as well
             exclude |= {self.text_selector.entries[i].name for i in self.text_selector._named(text_target)}
         if chosen == "textemb":
@@ -398,6 +423,11 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             if chosen == "fusion":
                 ranking = rankers.fuse(ranking, rankers.text_ranking(self, text_target, exclude=exclude), top_k)
         ranking.why = reason + ranking.why + own_note
+        from .curation import annotate, flagged_note
+
+        if exclude_flagged:
+            ranking.why += flagged_note(flags, flagged)
+        annotate(ranking, flags)
         return ranking
 
     def _rank_peft(self, target: TaskEmbedding | str | os.PathLike, top_k: int | None = None, *,

@@ -31,7 +31,7 @@ from .adapters import CHECKPOINT_INFO_NAME, INIT_NAME
 from .base_model import resolve_base_model
 from .data import CLASSIFICATION, EXTRACTIVE_QA, REGRESSION, TaskData, check_trainable, load_task
 from .default_registry import DEFAULT_METHOD
-from .embedding import TaskEmbedding
+from .embedding import TaskEmbedding, adapter_digest
 from .errors import TaskEmbHubError
 from .features import Collator, encode_rows, qa_predictions
 from .methods import EmbeddingOptions, get_method
@@ -402,11 +402,16 @@ def _saved_state(resume_dir: Path, output_dir: Path, resume: bool, say: bool) ->
     if not resume:
         _resume.clear(resume_dir)
     state = _resume.read_state(resume_dir)
-    if state is None or not state["finished"]:
-        return state
+    if state is None:
+        return None
     done = _saved_checkpoints(state, output_dir)
-    if done is None:
-        return None  # its checkpoint folders are gone: tune again
+    if done is None:  # its checkpoint folders are gone or another run's now: tune again from step 0
+        _say(say and bool(state.get("checkpoints")), f"{output_dir}: the checkpoints this run saved are gone or were "
+             "overwritten by another run (other options, same folder); tuning again from step 0.")
+        _resume.clear(resume_dir)
+        return None
+    if not state["finished"]:
+        return state
     _say(say, f"{output_dir}: this run finished before (same options and data); its checkpoints are kept. Pass "
               "--restart (resume=False) to tune again.")
     return done
@@ -558,23 +563,24 @@ def _checkpoint(run: _Run, step: int) -> Checkpoint:
     metrics = (evaluate(run.wrapped, run.eval_loader, run.task, run.eval_feats, run.eval_rows, acc)
                if run.eval_loader is not None else {})
     checkpoint = _save_checkpoint(acc, run.wrapped, run.task, run.config, run.model_id, step, run.train_size, metrics,
-                                  run.init_snapshot, run.output_dir)
+                                  run.init_snapshot, run.output_dir, run.eval_rows)
     run.wrapped.train()
     return checkpoint
 
 
 def _progress(step: int, seen: int, examples: int, seconds: float, checkpoints: list[Checkpoint]) -> dict:
     return {"step": step, "batches_seen": seen, "examples": examples, "seconds": seconds,
-            "checkpoints": [{"step": c.step, "folder": c.path.name, "metrics": c.metrics}
-                            for c in checkpoints if c.path is not None]}
+            "checkpoints": [{"step": c.step, "folder": c.path.name, "metrics": c.metrics,
+                             "adapter_sha256": c.embedding.adapter_sha256} for c in checkpoints if c.path is not None]}
 
 
 def _saved_checkpoints(state: dict, output_dir: Path) -> list[Checkpoint] | None:
-    """The checkpoints a saved state records, read back from their folders; None when one is gone."""
+    """The checkpoints a saved state records, read back from their folders; None when one is gone or no longer
+    holds the adapter this run saved there (another run wrote its own `step-N` over it: `_resume.checkpoint_is_ours`)."""
     out = []
     for c in state.get("checkpoints", []):
         path = output_dir / str(c.get("folder"))
-        if not (path / "taskemb.safetensors").is_file():
+        if not _resume.checkpoint_is_ours(path, c.get("adapter_sha256")):
             return None
         out.append(Checkpoint(step=c["step"], path=path, metrics=c.get("metrics", {}), embedding=TaskEmbedding.load(path)))
     return out
@@ -620,14 +626,25 @@ def evaluate(wrapped, eval_loader, task: TaskData, eval_feats, eval_rows, accele
     return classification_metrics(outs["a"], outs["labels"])
 
 
-def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_size, metrics, init_snapshot, output_dir):
+def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_size, metrics, init_snapshot, output_dir,
+                     eval_rows=()):
+    from .cards import public_source
+
     accelerator.wait_for_everyone()
     model = accelerator.unwrap_model(wrapped).model
     if config.method == "full":
         return Checkpoint(step=step, path=None, metrics=metrics, embedding=None)
     info = {"task": task.name, "base_model": model_id, "method": config.method, "step": step, "train_size": train_size,
-            "metrics": metrics, "seed": config.seed, "labels": task.labels, "source": task.source,
+            "metrics": metrics, "seed": config.seed, "labels": task.labels,
+            "source": public_source(task.source),  # decided here, where a relative path still resolves
             "recipe": config.recipe(step, accelerator.num_processes)}
+    # what curation judges an entry by (taskemb_hub/curation.py): the split it was tuned on (`train_rows` reads
+    # "train"), and what a model that learned nothing scores on the held-out rows the metric comes from
+    from .recipe import chance_level
+
+    info["train_split"] = "train"
+    if metrics and (chance := chance_level(task, list(eval_rows))):
+        info["chance"] = chance
     # what BitFit's embedding depends on, so the adapter folder embeds the same without the base model at hand
     base_config = model.get_base_model().config
     info["base_model_config"] = {k: getattr(base_config, k) for k in ("model_type", "position_embedding_type")
@@ -636,17 +653,26 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
                                               init=init_snapshot)
     path = None
     if output_dir is not None and accelerator.is_main_process:
+        import shutil
+
         from safetensors.torch import save_file
 
-        from .cards import write_model_card
+        from .cards import CARD_NAME, write_model_card
 
-        path = output_dir / f"step-{step}"
-        model.save_pretrained(str(path), safe_serialization=True, save_embedding_layers=False)
-        if init_snapshot is not None:
-            save_file(init_snapshot, str(path / INIT_NAME))
-        (path / CHECKPOINT_INFO_NAME).write_text(json.dumps(info, indent=2))
-        embedding.save(path)
-        write_model_card(path, embedding, task=task, config=config)
+        target = output_dir / f"step-{step}"
+
+        def write(folder: Path) -> None:
+            if (target / CARD_NAME).is_file():  # a card someone edited there is merged into, as before, not lost
+                shutil.copy2(target / CARD_NAME, folder / CARD_NAME)
+            model.save_pretrained(str(folder), safe_serialization=True, save_embedding_layers=False)
+            if init_snapshot is not None:
+                save_file(init_snapshot, str(folder / INIT_NAME))
+            (folder / CHECKPOINT_INFO_NAME).write_text(json.dumps(info, indent=2))
+            embedding.adapter_sha256 = adapter_digest(folder)  # the bytes just saved from the model embedded
+            embedding.save(folder)
+            write_model_card(folder, embedding, task=task, config=config)
+
+        path = _resume.replace_folder(target, write)  # another run's step-N: replaced whole, never mixed
         if config.push_to_hub:
             _push(path, config, task, revision=f"step-{step}")
     return Checkpoint(step=step, path=path, metrics=metrics, embedding=embedding)

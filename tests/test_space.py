@@ -173,11 +173,11 @@ def test_the_api_names_every_endpoint(served):
     assert set(endpoints) == {"/rank_data", "/rank_adapter", "/rank_registry", "/registry_status", "/refresh_registry"}
     names = [p["parameter_name"] for p in endpoints["/rank_data"]["parameters"]]
     assert names == ["data_file", "dataset_id", "dataset_config", "dataset_split", "text_column", "text_pair_column",
-                     "label_column", "base_model", "method", "top_k", "similarity", "ranker"]
+                     "label_column", "base_model", "method", "top_k", "similarity", "ranker", "hide_flagged"]
     assert [p["parameter_name"] for p in endpoints["/rank_adapter"]["parameters"]] == [
-        "repo_id", "adapter_zip", "base_model", "method", "top_k", "similarity", "ranker"]
+        "repo_id", "adapter_zip", "base_model", "method", "top_k", "similarity", "ranker", "hide_flagged"]
     assert [p["parameter_name"] for p in endpoints["/rank_registry"]["parameters"]] == [
-        "entry", "base_model", "method", "top_k", "similarity", "ranker"]
+        "entry", "base_model", "method", "top_k", "similarity", "ranker", "hide_flagged"]
 
 
 def test_keyword_arguments_as_in_the_readme(served, toy):

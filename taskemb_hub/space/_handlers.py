@@ -28,6 +28,7 @@ from ..data import CLASSIFICATION, TaskData
 from ..embedding import TaskEmbedding
 from ..errors import AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
 from ..rankers import RANKERS, check_ranker, resolve_ranker, wants_texts  # RANKERS: the app's ranker choices
+from ..curation import flags_text
 from ..selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector, Ranking
 from ._uploads import (UploadError, UploadLimits, check_data_file, extract_adapter_zip, read_header, read_rows, safe_stem,
                        scrub_obj, scrub_paths, zip_folder)
@@ -35,8 +36,8 @@ from ._uploads import (UploadError, UploadLimits, check_data_file, extract_adapt
 logger = logging.getLogger("taskemb_hub.space")
 
 ANY = "any"
-TABLE_COLUMNS = ["rank", "source", "dataset", "score", "in-task metric", "train size", "step", "method"]
-TABLE_TYPES = ["number", "markdown", "markdown", "number", "str", "number", "number", "str"]
+TABLE_COLUMNS = ["rank", "source", "dataset", "score", "in-task metric", "train size", "step", "method", "flags"]
+TABLE_TYPES = ["number", "markdown", "markdown", "number", "str", "number", "number", "str", "str"]
 # A Hub repo or dataset id: `name` or `owner/name`. Anything else (a path, a URL) is refused, so a
 # visitor can never make the server read its own files through `datasets.load_dataset`.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
@@ -339,7 +340,8 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
         dataset_url = _hub_url(config, f"datasets/{dataset_id}") if dataset_id else None
         rows.append([r["rank"], f"[{r['source']}]({repo_url})" if repo_url else r["source"],
                      f"[{dataset_text}]({dataset_url})" if dataset_url else dataset_text, round(r["score"], 4),
-                     _metric_text(entry.embedding.metrics), r["train_size"], r["step"], r["method"]])
+                     _metric_text(entry.embedding.metrics), r["train_size"], r["step"], r["method"],
+                     flags_text(r.get("flags"))])  # curation flags (taskemb_hub/curation.py)
         metric_name = next(iter(entry.embedding.metrics), None) if entry.embedding.metrics else None
         records.append({**r, "metric_name": metric_name, "repo_url": repo_url, "dataset": dataset_text,
                         "dataset_url": dataset_url})
@@ -403,11 +405,13 @@ def _embedding_zip(target: TaskEmbedding, folder: Path, stem: str) -> Path:
 
 
 def _rank(selector: AutoSourceSelector, target: TaskEmbedding, top_k: int, similarity: str,
-          exclude: set[str] = frozenset(), ranker: str = "auto", text_target=None) -> Ranking:
+          exclude: set[str] = frozenset(), ranker: str = "auto", text_target=None,
+          exclude_flagged: bool = False) -> Ranking:
     if exclude and similarity == "cosine" and resolve_ranker(ranker, selector, text_target) == "peft":
         # Leave-one-out by dropping rows afterwards: cosine of the others does not depend on the
         # excluded entries, and the selector's stacked matrix is not copied per query.
-        ranking = selector.rank(target, top_k=top_k + len(exclude), similarity=similarity, ranker=ranker)
+        ranking = selector.rank(target, top_k=top_k + len(exclude), similarity=similarity, ranker=ranker,
+                                exclude_flagged=exclude_flagged)
         rows = [r for r in ranking.rows if r["source"] not in exclude][:top_k]
         for i, r in enumerate(rows, start=1):
             r["rank"] = i
@@ -417,13 +421,14 @@ def _rank(selector: AutoSourceSelector, target: TaskEmbedding, top_k: int, simil
         ranking.skipped = [s for s in ranking.skipped if s[0] not in exclude]
         return ranking
     return selector.rank(target, top_k=top_k, similarity=similarity, exclude=exclude, ranker=ranker,
-                         text_target=text_target)
+                         text_target=text_target, exclude_flagged=exclude_flagged)
 
 
 # ---- 3. a registry task -------------------------------------------------------------------
 @guarded
 def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_model: str = ANY, method: str = ANY,
-                  top_k: int = 10, similarity: str = DEFAULT_SIMILARITY, ranker: str = "auto") -> Answer:
+                  top_k: int = 10, similarity: str = DEFAULT_SIMILARITY, ranker: str = "auto",
+                  hide_flagged: bool = False) -> Answer:
     """Rank the other entries for one of the registry's own (leave-one-out: that task is left out)."""
     k = _check_options(top_k, similarity, config, ranker)
     if not entry:
@@ -447,7 +452,7 @@ def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_mo
     exclude = {match.name} | {selector.entries[i].name for i in same_space if selector.entries[i].info.task == emb.task}
     text = selector.text_selector
     text_target = emb.task if text is not None and text._named(emb.task) else None  # its TextEmb vector, if packaged
-    ranking = _rank(selector, emb, k, similarity, exclude, ranker, text_target)
+    ranking = _rank(selector, emb, k, similarity, exclude, ranker, text_target, exclude_flagged=hide_flagged)
     return _answer(state, selector, ranking, config, target_label=match.name,
                    note=f"{len(exclude)} entr{'y' if len(exclude) == 1 else 'ies'} of the same task left out.")
 
@@ -468,7 +473,7 @@ def _allowed_base_models(state: RegistryState, selector: AutoSourceSelector, bas
 @guarded
 def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None = None, zip_path: str | None = None,
                  base_model: str = ANY, method: str = ANY, top_k: int = 10, similarity: str = DEFAULT_SIMILARITY,
-                 progress: Progress | None = None, ranker: str = "auto") -> Answer:
+                 progress: Progress | None = None, ranker: str = "auto", hide_flagged: bool = False) -> Answer:
     """Rank sources for a PEFT adapter: a Hub repo id, or an uploaded zip of an adapter folder.
 
     The adapter's base model must be one the registry holds, named by its id (never a path of the server);
@@ -515,7 +520,8 @@ def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None 
                               f"'{emb.method}' or 'any'.")
     if progress:
         progress(0.7, desc="ranking")
-    ranking = _rank(selector, emb, k, similarity, ranker=ranker)  # an adapter has no texts: fusion is refused
+    # an adapter has no texts: fusion is refused
+    ranking = _rank(selector, emb, k, similarity, ranker=ranker, exclude_flagged=hide_flagged)
     return _answer(state, selector, ranking, config, target_label=label)
 
 
@@ -639,7 +645,8 @@ def _task_from_file(file_path: str, columns: dict, limits: UploadLimits) -> Task
     table = read_rows(path, list(dict.fromkeys(wanted)), limits)
     full = {**columns, "question": "question", "context": "context", "answers": "answers"}
     try:
-        task = task_from_columns(safe_stem(path.name), {"train": table}, full, None, source=path.name)
+        task = task_from_columns(safe_stem(path.name), {"train": table}, full, None, source=path.name,
+                                 guessed_types=path.suffix.lower() in (".csv", ".tsv"))
     except (DataError, TypeError, ValueError) as err:  # labels of mixed kinds and the like: the visitor's file
         raise DataError(f"{path.name}: {str(err).splitlines()[0][:300]}" if not isinstance(err, DataError)
                         else str(err)) from None
@@ -682,7 +689,7 @@ def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None =
               dataset_config: str | None = None, dataset_split: str | None = None, text_column: str | None = "text",
               text_pair_column: str | None = None, label_column: str | None = "label", base_model: str = ANY,
               method: str = ANY, top_k: int = 10, similarity: str = DEFAULT_SIMILARITY,
-              progress: Progress | None = None, ranker: str = "auto") -> Answer:
+              progress: Progress | None = None, ranker: str = "auto", hide_flagged: bool = False) -> Answer:
     """Tune the registry's recipe on the visitor's data (a file or a Hub dataset), then rank sources."""
     k = _check_options(top_k, similarity, config, ranker)
     selector = state.selector  # one registry for the whole request, even if a refresh swaps it meanwhile
@@ -718,7 +725,7 @@ def rank_data(state: RegistryState, config: SpaceConfig, file_path: str | None =
         text_target = text_embedding(task, base_model=load_from)
     if progress:
         progress(0.95, desc="ranking")
-    ranking = _rank(selector, emb, k, similarity, ranker=ranker, text_target=text_target)
+    ranking = _rank(selector, emb, k, similarity, ranker=ranker, text_target=text_target, exclude_flagged=hide_flagged)
     recipe = entries[0].embedding.extra.get("recipe") or {}
     tuned = (f"Tuned {emb.method} for {recipe.get('stop_step') or recipe.get('max_steps', '?')} steps on "
              f"{emb.train_size} rows, the recipe of the registry's entries.")

@@ -118,6 +118,8 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                                   info="of the PEFT embeddings (pcr-1: the registry's mean and top direction removed)")
             ranker = gr.Radio(list(h.RANKERS), value="auto", label="ranker",
                               info="auto: PEFT + TextEmb fused when your texts are known, else PEFT alone")
+            hide_flagged = gr.Checkbox(False, label="hide flagged sources",
+                                       info="near-duplicates, fewer rows than the recipe, a test split, barely learned")
         with gr.Tabs():
             with gr.Tab("Your data", id="data"):
                 gr.Markdown(
@@ -184,20 +186,21 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         # Defaults of None make gradio_client list a parameter as optional: a dataset-id call needs no data_file.
         def rank_data(data_file=None, dataset_id="", dataset_config=None, dataset_split="train", text_column="text",
                       text_pair_column=None, label_column="label", base_model=h.ANY, method=h.ANY,
-                      top_k=config.default_top_k, similarity=h.DEFAULT_SIMILARITY, ranker="auto",
+                      top_k=config.default_top_k, similarity=h.DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False,
                       progress=gr.Progress(track_tqdm=True)):
             return outputs(h.rank_data(state, config, data_file, dataset_id, dataset_config, dataset_split,
                                        text_column, text_pair_column, label_column, base_model, method, top_k,
-                                       similarity, progress=progress, ranker=ranker))
+                                       similarity, progress=progress, ranker=ranker, hide_flagged=hide_flagged))
 
         def rank_adapter(repo_id="", adapter_zip=None, base_model=h.ANY, method=h.ANY, top_k=config.default_top_k,
-                         similarity=h.DEFAULT_SIMILARITY, ranker="auto", progress=gr.Progress()):
+                         similarity=h.DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False, progress=gr.Progress()):
             return outputs(h.rank_adapter(state, config, repo_id, adapter_zip, base_model, method, top_k, similarity,
-                                          progress=progress, ranker=ranker))
+                                          progress=progress, ranker=ranker, hide_flagged=hide_flagged))
 
         def rank_registry(entry=None, base_model=h.ANY, method=h.ANY, top_k=config.default_top_k,
-                          similarity=h.DEFAULT_SIMILARITY, ranker="auto"):
-            return outputs(h.rank_registry(state, config, entry, base_model, method, top_k, similarity, ranker))
+                          similarity=h.DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False):
+            return outputs(h.rank_registry(state, config, entry, base_model, method, top_k, similarity, ranker,
+                                           hide_flagged))
 
         def registry_status():
             text, rows = h.registry_status(state)
@@ -209,7 +212,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
             except h.TaskEmbHubError as err:
                 return f"⚠️ {err}"
 
-        filters = [base_model, method, top_k, similarity, ranker]
+        filters = [base_model, method, top_k, similarity, ranker, hide_flagged]
         data_button.click(rank_data, [data_file, dataset_id, dataset_config, dataset_split, text_column, pair_column,
                                       label_column, *filters], answer_outputs, api_name="rank_data",
                           concurrency_limit=1, concurrency_id="tuning")
