@@ -25,6 +25,7 @@ VECTOR_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32"
 ROW_COLUMNS = ("name", "sha", "task", "method", "base_model", "step", "train_size", "metrics", "recipe", "extra",
                "license")
 JSON_COLUMNS = ("metrics", "recipe", "extra")
+OPTIONAL_COLUMNS = ("flags",)  # read when present (curation flags); an index written before them has none
 MAX_INDEX_JSON_BYTES = 64 << 20
 _TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
 _FIX = "Rebuild the index with `taskemb-hub index build`."
@@ -193,7 +194,8 @@ def read_rows(path: Path, name: str, expected_rows: int | None, sig: str | None 
             raise RegistryError(f"{label} lacks column(s) {missing}. {_FIX}")
         _check_sql_columns(parquet, label, sig)
         sql = ["signature"] if "signature" in parquet.schema_arrow.names else []  # a row of another shard is refused
-        rows = parquet.read(columns=list(ROW_COLUMNS) + sql).to_pylist()
+        optional = [c for c in OPTIONAL_COLUMNS if c in parquet.schema_arrow.names]
+        rows = parquet.read(columns=list(ROW_COLUMNS) + sql + optional).to_pylist()
     except RegistryError:
         raise
     except FileNotFoundError:
