@@ -226,6 +226,9 @@ PLACEHOLDER = "[More Information Needed]"
 _PEFT_LINES = re.compile(r"^(### Framework versions|- PEFT [\w.+-]+)$")  # what peft appends to any card it saves
 
 
+_GENERATED_KEYS = ("datasets", "license", "model-index", "pipeline_tag")  # what card_data writes
+
+
 def merge_cards(base: str | None, over: str | None) -> str | None:
     """One card from the repo's (`base`) and the adapter folder's (`over`): the folder's wins where it says
     something. Its metadata values replace the repo's (tags are united); its prose replaces the repo's
@@ -243,7 +246,10 @@ def merge_cards(base: str | None, over: str | None) -> str | None:
         return over or base
     base_meta, base_body = _split_card(base)
     over_meta, over_body = _split_card(over)
-    meta = {**base_meta, **{k: v for k, v in over_meta.items() if v not in (None, [], {})}}
+    # Keys `tune` writes into every folder card fill in what the repo's card lacks but never undo an edit made
+    # on the Hub (a `datasets:` corrected there would come back at each publish); the rest of the folder's win.
+    meta = {**base_meta, **{k: v for k, v in over_meta.items() if v not in (None, [], {})
+                            and not (k in _GENERATED_KEYS and k in base_meta)}}
     tags = [t for t in (base_meta.get("tags") or []) + (over_meta.get("tags") or []) if isinstance(t, str)]
     if tags:
         meta["tags"] = list(dict.fromkeys(tags))

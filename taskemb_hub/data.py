@@ -224,7 +224,9 @@ def _load_with_datasets(source, name, columns, task_type, config, *, is_file: bo
     splits_raw = {split: dataset[split] for split in dataset}
     if is_file and not any(len(rows) for rows in splits_raw.values()):
         raise DataError(f"Data file {source} has no rows (only a header?). Add rows, one per example.")
-    return _hold_out_validation(task_from_columns(name, splits_raw, columns, task_type, source=str(source)))
+    guessed = is_file and _FILE_BUILDERS.get(Path(source).suffix.lower()) == "csv"
+    return _hold_out_validation(task_from_columns(name, splits_raw, columns, task_type, source=str(source),
+                                                  guessed_types=guessed))
 
 
 def _check_csv_header(path: Path, delimiter: str) -> None:
@@ -257,8 +259,12 @@ def _hold_out_validation(task: TaskData, share: float = 0.1, cap: int = 1000) ->
     return task
 
 
-def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str | None, source: str = "") -> TaskData:
-    """Build a `TaskData` from split -> table (a `datasets.Dataset` or list of dicts)."""
+def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str | None, source: str = "",
+                      guessed_types: bool = False) -> TaskData:
+    """Build a `TaskData` from split -> table (a `datasets.Dataset` or list of dicts).
+
+    `guessed_types`: the column types were guessed from text (a CSV file), so a text column of numbers is
+    texts that look like numbers; in typed formats (parquet, JSON, Hub datasets) it is the wrong column."""
     first = next(iter(splits_raw.values()))
     available = list(first.column_names) if hasattr(first, "column_names") else list(first[0].keys()) if len(first) else []
     is_qa = task_type == EXTRACTIVE_QA or (
@@ -277,7 +283,7 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
         splits = {s: [_qa_row(r, columns) for r in rows] for s, rows in splits_raw.items()}
         return TaskData(name=name, task_type=EXTRACTIVE_QA, splits=splits, source=source)
     _check_column_types(splits_raw, [c for c in (columns["text"], columns["text_pair"]) if c], columns["label"],
-                        source or name)
+                        source or name, texts_may_be_numbers=guessed_types)
     # The label set comes from the training split (and a ClassLabel's names): other splits may be unlabelled
     # (GLUE's test splits say -1) or lack a class, and an evaluation split must not add a class to the head.
     train_split = "train" if "train" in splits_raw else next(iter(splits_raw))
@@ -359,12 +365,15 @@ def _column_kind(table, column: str) -> str | None:
             else "number" if isinstance(value, (int, float)) else _KINDS.get(type(value).__name__, type(value).__name__))
 
 
-def _check_column_types(splits_raw: dict, text_columns: list[str], label_column: str, where: str) -> None:
-    """Texts must be strings and labels scalars: a number, list or record in a text column is a wrong column."""
+def _check_column_types(splits_raw: dict, text_columns: list[str], label_column: str, where: str,
+                        texts_may_be_numbers: bool = False) -> None:
+    """Texts must be strings and labels scalars: a list or record in a text column is a wrong column, and so is a
+    number where the file's format says what is a number."""
+    allowed = (None, "text", "number", "bool") if texts_may_be_numbers else (None, "text")
     for rows in splits_raw.values():
         for column in text_columns:
             kind = _column_kind(rows, column)
-            if kind not in (None, "text"):
+            if kind not in allowed:
                 raise DataError(f"{where}: the text column {column!r} holds {kind} values, not text. Name the column "
                                 "that holds the texts (--text-column / --text-pair-column).")
         kind = _column_kind(rows, label_column)

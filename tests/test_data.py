@@ -195,3 +195,11 @@ def test_labels_mixing_words_and_numbers_are_refused(tmp_path):
     path.write_text("text,label\n" + "\n".join(f"t {i},{'pos' if i % 3 else 1.5}" for i in range(40)))
     with pytest.raises(DataError, match=r"mixes numbers \(1.5\) and words \(pos\)"):
         load_task(path)
+
+
+def test_a_csv_text_column_of_numbers_is_read_as_texts(tmp_path):
+    """CSV has no types: pandas guesses int64 for texts such as zip codes; parquet and JSON say what a number is."""
+    path = tmp_path / "codes.csv"
+    path.write_text("text,label\n" + "\n".join(f"{10000 + i},{i % 2}" for i in range(40)))
+    task = load_task(path)
+    assert task.splits["train"][0]["text"].isdigit()

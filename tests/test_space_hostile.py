@@ -183,6 +183,25 @@ def test_a_hub_split_is_read_up_to_max_rows_plus_a_small_buffer(monkeypatch):
     assert len(served) <= limits.max_rows + 1 + 1_000 + 64, len(served)  # a 1,000-row buffer; was 10x max_rows
 
 
+def test_a_sorted_split_read_in_part_that_misses_classes_is_refused_not_tuned_on_its_first_classes(monkeypatch):
+    import datasets
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["a", "b", "c", "d"])})
+
+    def sorted_rows():  # 4 classes, 5,000 rows each, one class after another (as dbpedia_14's train split)
+        for i in range(20_000):
+            yield {"text": f"row {i}", "label": i // 5_000}
+
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda *a, **k: datasets.IterableDataset.from_generator(sorted_rows, features=features))
+    columns = {"text": "text", "text_pair": None, "label": "label"}
+    with pytest.raises(handlers.DataError, match="hold 1 of its 4 classes .* Upload a shuffled sample"):
+        handlers._task_from_hub("carol/sorted", None, "train", columns, UploadLimits(max_rows=2_000))
+    task, _ = handlers._task_from_hub("carol/sorted", None, "train", columns, UploadLimits(max_rows=30_000))
+    assert task.labels == ["a", "b", "c", "d"]  # read whole: every class, with its ClassLabel name
+
+
 # ---- 3, 5, 6. adapters by Hub id, the operator's token, probes of the server's folders -------------------------
 @pytest.fixture(scope="module")
 def hub(toy):
@@ -417,3 +436,14 @@ def test_no_message_or_download_shows_a_server_path_and_the_server_keeps_serving
         meta = archive.read("taskemb.json").decode()
     _no_server_path(meta, toy["root"], toy["tiny_bert"])
     assert json.loads(meta)["extra"]["source"] == "reviews.csv"
+
+
+@pytest.mark.parametrize("text, scrubbed", [
+    ("hf://datasets/me/x", "hf://datasets/me/x"), ("https://huggingface.co/a/b", "https://huggingface.co/a/b"),
+    ("taskemb-hub-registry", "taskemb-hub-registry"), ("50%/50%", "50%/50%"), ("carol/reviews", "carol/reviews"),
+    ("N/A", "N/A"), ("see /tmp/abc/def.csv.", "see <path>."), ("../shared/data/tasks/x", "<path>"),
+    ("file:///etc/passwd", "<path>"), ("~/data/x.csv", "<path>"), ("tmpab12cd34", "<path>")])
+def test_scrubbing_replaces_paths_and_keeps_urls_ids_and_words(text, scrubbed):
+    from taskemb_hub.space._uploads import scrub_paths
+
+    assert scrub_paths(text) == scrubbed

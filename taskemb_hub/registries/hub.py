@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import warnings
@@ -192,26 +193,43 @@ class HubRegistry(Registry):
         """
         from .. import embedding as embedding_code
 
-        inputs: dict[str, Any] = {"repo": ref.repo_id, "sha": ref.sha, "code": embedding_code.EMBEDDING_CODE_VERSION}
-        if not _has_embedding_files(ref):
+        inputs: dict[str, Any] = {"repo": ref.repo_id, "sha": ref.sha}
+        if not _has_embedding_files(ref):  # a saved vector is read as it is: only what is embedded here has a version
+            inputs["code"] = embedding_code.EMBEDDING_CODE_VERSION
             inputs["adapter"] = self._adapter_key_inputs()
         return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
+    def reusable(self, entry: RegistryEntry, ref: RepoRef) -> bool:
+        """Whether a parsed `entry` (of an index or the last sync) stands for `ref` as this code would read it."""
+        key = parse_key_of(entry)
+        if key is None:  # parsed before keys existed: a saved vector needs none; an embedded adapter is read again
+            return _has_embedding_files(ref)
+        return key == self.parse_key(ref)
+
+    def _kept_on_failure(self, todo: list[RepoRef], failed: list[tuple[str, str]]) -> list[RegistryEntry]:
+        """Entries an index carried at the very commit whose re-read (for a newer embedding code) failed or ran
+        out of time: kept as they were rather than dropped from the index. `failed` loses them."""
+        kept = []
+        for ref in todo:
+            known = self.known.get(ref.repo_id)
+            if known is not None and known[0] == ref.sha and any(r == ref.repo_id for r, _ in failed):
+                kept.append(known[1])
+                failed[:] = [(r, why) for r, why in failed if r != ref.repo_id]
+        if kept:
+            warnings.warn(f"{len(kept)} entr{'y' if len(kept) == 1 else 'ies'} could not be read again and "
+                          "kept as the index had them (same commit)", stacklevel=3)
+        return kept
+
     def _adapter_key_inputs(self) -> dict:
-        """What embedding an adapter here depends on besides its bytes, read once per registry."""
+        """What embedding an adapter here depends on besides its bytes: the base model's id (a Hub id, or a local
+        model's fingerprint) and the embedding options. Not the base config as this machine reads it: that would
+        give a reader without the model at hand another key than the index's builder, and re-embed every row."""
         if self._adapter_inputs is None:
             from dataclasses import asdict
 
-            from ..base_model import read_base_model_config
             from ..methods import EmbeddingOptions
 
-            try:
-                config = read_base_model_config(self.base_model) if self.base_model else None
-            except Exception:  # an id this machine cannot resolve: its config is unknown, as when embedding
-                config = None
-            digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-            self._adapter_inputs = {"base_model": self.base_model, "options": asdict(EmbeddingOptions()),
-                                    "base_config": digest if config is not None else None}
+            self._adapter_inputs = {"base_model": self.base_model, "options": asdict(EmbeddingOptions())}
         return self._adapter_inputs
 
     def describe(self) -> str:
@@ -270,14 +288,15 @@ class HubRegistry(Registry):
         local = self._load_local()
         reused, cached, todo = [], [], []
         for ref in refs:
-            known, parsed, key = self.known.get(ref.repo_id), local.get(ref.repo_id), self.parse_key(ref)
-            if known is not None and known[0] == ref.sha and parse_key_of(known[1]) == key:
+            known, parsed = self.known.get(ref.repo_id), local.get(ref.repo_id)
+            if known is not None and known[0] == ref.sha and self.reusable(known[1], ref):
                 reused.append(known[1])
-            elif parsed is not None and parsed[0] == ref.sha and parse_key_of(parsed[1]) == key:
+            elif parsed is not None and parsed[0] == ref.sha and self.reusable(parsed[1], ref):
                 cached.append(parsed[1])
             else:
                 todo.append(ref)
         fetched, failed = self._fetch_all(todo, local_only=offline)
+        reused += self._kept_on_failure(todo, failed)
         fetched, mismatched = split_by_vector_length(fetched, reused + cached)
         failed = sorted(failed + mismatched)
         exact = sorted(cached + fetched, key=lambda e: e.name)  # what was read from the Hub, not an index's float16
@@ -362,9 +381,11 @@ class HubRegistry(Registry):
         """
         files = set(ref.files)
         if _has_embedding_files(ref):
-            self._known_metadata(ref, [EMBEDDING_NAME, METADATA_NAME], local_only)
+            weights = [WEIGHTS_NAME] if WEIGHTS_NAME in files else []  # sized in the same request: its sha256
+            self._known_metadata(ref, [EMBEDDING_NAME, METADATA_NAME] + weights, local_only)
             folder = self._download(ref, [EMBEDDING_NAME, METADATA_NAME], local_only)
             embedding = read_embedding_files(folder)
+            _check_tied_to_weights(embedding, ref)
         elif {CONFIG_NAME, WEIGHTS_NAME} <= files:
             self._known_metadata(ref, [CONFIG_NAME, WEIGHTS_NAME], local_only)  # one request for both
             if self.method:  # the small config says the method: skip a wrong one before its weights
@@ -595,6 +616,18 @@ class _ListingUnavailable(Exception):
 def _has_embedding_files(ref: RepoRef) -> bool:
     """Whether `fetch` reads `ref`'s saved embedding (else it embeds the adapter's weights here)."""
     return ref.tagged and {EMBEDDING_NAME, METADATA_NAME} <= set(ref.files)
+
+
+def _check_tied_to_weights(embedding: TaskEmbedding, ref: RepoRef) -> None:
+    """A saved vector must come from the adapter weights the repo holds now: the listing (or paths-info) states
+    their LFS sha256, the vector's files record the sha256 of the weights it was computed from."""
+    recorded = getattr(embedding, "adapter_sha256", None)
+    size_and_etag = ref.meta.get(WEIGHTS_NAME)
+    if not recorded or size_and_etag is None or not re.fullmatch(r"[0-9a-f]{64}", str(size_and_etag[1])):
+        return  # an older embedding without a hash, or weights not stored through LFS: nothing to compare
+    if size_and_etag[1] != recorded:
+        raise EntryFailure(f"its {EMBEDDING_NAME} was computed from other adapter weights than its "
+                           f"{WEIGHTS_NAME} (re-pushed since): embed and publish it again with `taskemb-hub publish`")
 
 
 def parse_key_of(entry: RegistryEntry) -> str | None:

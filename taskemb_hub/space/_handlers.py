@@ -620,18 +620,39 @@ def _task_from_hub(dataset_id: str, dataset_config: str | None, split: str | Non
         raise DataError(f"Could not load split {split!r} of Hub dataset {dataset_id!r} ({type(err).__name__}: "
                         f"{str(err).splitlines()[0][:200] if str(err) else ''}). Check the id, config and split.") from None
     note = ""
-    if len(rows) > limits.max_rows:
+    cut = len(rows) > limits.max_rows
+    if cut:
         rows = rows[:limits.max_rows]
         note = (f"The split has more than {limits.max_rows:,} rows; {limits.max_rows:,} of its first rows were read "
                 f"(mixed in a seeded buffer of {min(HUB_SHUFFLE_BUFFER, limits.max_rows):,}).")
     if not rows:
         raise DataError(f"Split {split!r} of Hub dataset {dataset_id!r} has no rows. Pick another split.")
-    table = datasets.Dataset.from_list(rows)
+    features = getattr(stream, "features", None)
+    try:  # keeps a ClassLabel's names (and so the number of classes the split has)
+        table = datasets.Dataset.from_list(rows, features=features)
+    except Exception:  # noqa: BLE001 - features that do not fit the rows as streamed: the rows' own types
+        table = datasets.Dataset.from_list(rows)
+    if cut:
+        _check_classes_seen(table, columns.get("label"), dataset_id, split, limits)
     _check_columns(list(table.column_names), columns, dataset_id)
     name = dataset_id.split("/")[-1]
     task = _hold_out_validation(task_from_columns(name, {"train": table}, columns, None, source=dataset_id))
     task.info["dataset"] = dataset_id
     return task, note
+
+
+def _check_classes_seen(table, label_column: str | None, dataset_id: str, split: str, limits: UploadLimits) -> None:
+    """A split read only in part must show every class its ClassLabel names: a split sorted by label (one
+    class after another, as many are) would otherwise be tuned on its first few classes without a word."""
+    feature = table.features.get(label_column) if label_column else None
+    names = getattr(feature, "names", None)
+    if not names:
+        return
+    seen = set(table[label_column])
+    if len(seen) < len(names):
+        raise DataError(f"The first {limits.max_rows:,} rows of split {split!r} of {dataset_id!r} hold {len(seen)} of "
+                        f"its {len(names)} classes (the split is probably sorted by label) and this Space reads no "
+                        "more. Upload a shuffled sample of it as a file.")
 
 
 def _task_from_file(file_path: str, columns: dict, limits: UploadLimits) -> TaskData:

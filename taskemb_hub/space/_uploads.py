@@ -232,9 +232,10 @@ def extract_adapter_zip(zip_path: str | os.PathLike, into: str | os.PathLike, li
 # An absolute path (POSIX, `~/...`, `C:\...`, `file:///...`), not inside an http(s) URL; and the names Python's
 # tempfile gives folders. Visitors' own strings that look like paths are replaced too: the page cannot tell them apart.
 _URL_OR_PATH = re.compile(
-    r"(https?://[^\s'\"`<>()\[\]]*)"
-    r"|(?<![\w.~/\\-])((?:~|[A-Za-z]:)?[\\/][^\s'\"`<>()\[\]{},;]*[^\s'\"`<>()\[\]{},;.:!?])")
-_TEMP_NAME = re.compile(r"\b(?:tmp|taskemb-[a-z]+-)[a-z0-9_]{8}\b")
+    r"((?!file:)[a-z][a-z0-9+.-]*://[^\s'\"`<>()\[\]]*)"  # a URL (https://, hf://) is kept; file:// is a path
+    r"|(?<![\w.~/\\%-])((?:file://|~|[A-Za-z]:|\.\.?)?[\\/][A-Za-z0-9._~][^\s'\"`<>()\[\]{},;]*[^\s'\"`<>()\[\]{},;.:!?])")
+# The names Python's tempfile gives (`tmp` + 8 of [a-z0-9_]) and this Space's own temporary folders.
+_TEMP_NAME = re.compile(r"\b(?:tmp|taskemb-(?:adapter|visitor)-|answer-)[a-z0-9_]{8}\b")
 PATH_PLACEHOLDER = "<path>"
 
 
