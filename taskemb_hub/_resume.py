@@ -128,6 +128,64 @@ def restore_rng(state: dict) -> None:
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+def checkpoint_is_ours(folder: Path, adapter_sha256) -> bool:
+    """Whether a checkpoint folder a saved state records still holds what this run wrote there: the adapter
+    bytes whose sha256 the state recorded, and an embedding tied to them. Another run (other options, same
+    output folder) may have written its own `step-N` over it since; a state from before hashes were recorded
+    proves nothing.
+
+    Args:
+        folder: the `step-N` folder.
+        adapter_sha256: the hash the state recorded for it (None: not recorded).
+    """
+    from .embedding import TaskEmbedding, adapter_digest
+
+    if not isinstance(adapter_sha256, str) or adapter_digest(folder) != adapter_sha256:
+        return False
+    try:
+        return TaskEmbedding.load(folder).adapter_sha256 == adapter_sha256
+    except Exception:  # noqa: BLE001 - missing, unreadable or stale embedding files: not this run's checkpoint
+        return False
+
+
+def replace_folder(target: Path, write) -> Path:
+    """Write a folder with `write(staging)` beside `target`, then swap it in: a reader never sees a mix of an
+    earlier run's files (an adapter of one run beside another's embedding or init file) and this one's, and a
+    crash leaves the earlier folder whole.
+
+    Args:
+        target: the folder to (re)write.
+        write: fills the staging folder it is given.
+
+    Returns:
+        `target`.
+    """
+    import tempfile
+
+    from .embedding import default_mode
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
+    try:
+        os.chmod(staging, default_mode(directory=True))  # mkdtemp's 0700 would hide the checkpoint from the group
+        write(staging)
+        if target.exists():
+            backup = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+            os.replace(target, backup)  # an empty folder: replaced by the old one
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                os.replace(backup, target)
+                raise
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def clear(folder: Path) -> None:
     """Forget a saved state (`tune(..., resume=False)` / `--restart`)."""
     shutil.rmtree(folder, ignore_errors=True)

@@ -25,19 +25,58 @@ def packaged_model_dir() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
-# A local folder is recorded as `local:<folder name>@<fingerprint>`: the name is for people, the fingerprint
-# (of its config and weights, see `model_fingerprint`) is what tells two folders apart. Such an id names no
-# path, so it is never looked up again in whatever folder the process runs in.
+# A local folder is recorded as `local:<fingerprint>`: the fingerprint (of its config, tokenizer and weights, see
+# `model_fingerprint`) is the model's identity, so identical files in `final/` and `final-copy/` are one model with
+# one signature, and two folders named alike (runA/final, runB/final) two. The folder's name is for people only
+# (`describe_model_id`). Such an id names no path, so it is never looked up again in whatever folder the process
+# runs in. Ids recorded as `local:<folder name>@<fingerprint>` (before the name was left out) read as
+# `local:<fingerprint>` (`normalise_local_id`).
 LOCAL_PREFIX = "local:"
-_LOCAL_ID = re.compile(r"^local:(?P<name>.*)@(?P<fingerprint>[0-9a-f]{12})$")
+_LOCAL_ID = re.compile(r"^local:(?:(?P<name>.*)@)?(?P<fingerprint>[0-9a-f]{12})$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
+# What a tokenizer is made of (the same weights with another vocabulary are another model); JSON ones are parsed.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
+                    "tokenizer.model")
+_JSON_FILES = ("config.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+# Keys of those JSON files that vary between copies of one model (where it was saved from, by which version).
+_UNSTABLE_KEYS = ("transformers_version", "name_or_path", "tokenizer_file")
 _WHOLE_FILE_BYTES = 64 << 20  # weight files up to this size are hashed whole; larger ones in evenly spaced samples
 _SAMPLES, _SAMPLE_BYTES = 64, 1 << 20
+_MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on a header
 
 
 def is_local_id(model_id: str | None) -> bool:
-    """Whether `model_id` is the recorded id of a local folder (`local:<name>@<fingerprint>`)."""
+    """Whether `model_id` is the recorded id of a local folder (`local:<fingerprint>`, or the older
+    `local:<name>@<fingerprint>`)."""
     return bool(model_id) and _LOCAL_ID.match(str(model_id)) is not None
+
+
+def normalise_local_id(model_id):
+    """`local:<fingerprint>` for a recorded local id of either form; anything else unchanged (no file is read).
+
+    Args:
+        model_id: a recorded base model id (or None).
+
+    Returns:
+        The id compared and hashed: a local folder's identity is its fingerprint alone.
+    """
+    match = _LOCAL_ID.match(model_id) if isinstance(model_id, str) else None
+    return f"{LOCAL_PREFIX}{match['fingerprint']}" if match else model_id
+
+
+def describe_model_id(model_id: str | None) -> str:
+    """`model_id` for a message: a local id with the name of the folder this process found to be that model
+    (`local:0123456789ab (folder 'final')`), else the id quoted."""
+    folder = _SEEN_FOLDERS.get(normalise_local_id(model_id)) if is_local_id(model_id) else None
+    return f"{model_id!r} (folder {folder.name!r})" if folder is not None else repr(model_id)
+
+
+def looks_like_folder_name(model_id: str | None) -> bool:
+    """Whether a recorded id may be a bare local folder name, as taskemb-hub recorded local base models before
+    it fingerprinted them (`final`): no `local:` id, no `owner/name` Hub id, no absolute path."""
+    return (isinstance(model_id, str) and bool(model_id) and not is_local_id(model_id) and "/" not in model_id
+            and "\\" not in model_id and model_id not in _PACKAGED_ALIASES)
 
 
 def resolve_base_model(name_or_path: str | os.PathLike | None = None) -> tuple[str, str]:
@@ -49,7 +88,7 @@ def resolve_base_model(name_or_path: str | os.PathLike | None = None) -> tuple[s
     Returns:
         `(load_from, model_id)`: what to pass to `from_pretrained`, and a stable id that is the
         same on every machine: the Hub id for the packaged MiniLM (not its site-packages path),
-        `local:<folder name>@<fingerprint>` for another local folder (see `canonical_model_id`).
+        `local:<fingerprint>` for another local folder (see `canonical_model_id`).
 
     Raises:
         TaskEmbHubError: `name_or_path` is a recorded local id (`local:...@...`): it names no folder.
@@ -80,14 +119,14 @@ def canonical_model_id(name_or_path: str | os.PathLike) -> str:
 
     Returns:
         The Hub id for the packaged MiniLM (or a folder holding the same files), an already recorded
-        `local:...` id unchanged, `local:<folder name>@<fingerprint>` for another local folder, else
+        `local:...` id as `local:<fingerprint>`, `local:<fingerprint>` for another local folder, else
         `name_or_path` itself (a Hub id).
     """
     name = str(name_or_path)
     if name in _PACKAGED_ALIASES:
         return DEFAULT_BASE_MODEL
     if is_local_id(name):
-        return name
+        return normalise_local_id(name)
     path = Path(name).expanduser()
     if path.is_dir():
         return _folder_id(path.resolve())
@@ -137,13 +176,14 @@ def _folder_id(folder: Path) -> str:
     fingerprint = model_fingerprint(folder)
     if packaged is not None and fingerprint == model_fingerprint(packaged):
         return DEFAULT_BASE_MODEL  # a copy of the packaged files: the same model
-    model_id = f"{LOCAL_PREFIX}{folder.name}@{fingerprint[:12]}"
+    model_id = f"{LOCAL_PREFIX}{fingerprint[:12]}"
     _SEEN_FOLDERS[model_id] = folder
     return model_id
 
 
 def _seen_folder(model_id: str) -> Path | None:
     """The folder this process fingerprinted as `model_id`, when it still holds that model."""
+    model_id = normalise_local_id(model_id)
     folder = _SEEN_FOLDERS.get(model_id)
     if folder is None or not folder.is_dir() or _folder_id(folder) != model_id:
         return None
@@ -151,12 +191,15 @@ def _seen_folder(model_id: str) -> Path | None:
 
 
 def model_fingerprint(folder: str | os.PathLike) -> str:
-    """A sha256 hex digest of what makes a local model folder that model, whatever its path.
+    """A sha256 hex digest of what makes a local model folder that model, whatever its path or name.
 
-    It covers `config.json` (parsed, without `_name_or_path`-like private keys and the transformers
-    version, which vary between copies of one model), and each weight file at the folder's top level:
-    its name and size, and its bytes (whole up to 64 MiB, else 64 evenly spaced 1 MiB samples, the
-    first holding a safetensors header). Deterministic; no file is unpickled.
+    It covers, at the folder's top level: `config.json` and the tokenizer's JSON files (parsed, without
+    `_name_or_path`-like private keys, the transformers version and saved-from paths, which vary between copies
+    of one model), the tokenizer's other files (`vocab.txt`, `merges.txt`, ...: the same weights with another
+    tokenizer are another model), and each weight file: its name, size and bytes. Weight files up to 64 MiB are
+    hashed whole; larger ones only in part, for speed: a safetensors file's whole header (every tensor's name,
+    dtype, shape and offsets) plus 64 evenly spaced 1 MiB samples of the file, so two large files that differ
+    only outside those samples get one fingerprint. Deterministic; no file is unpickled.
 
     Args:
         folder: a model folder.
@@ -167,7 +210,8 @@ def model_fingerprint(folder: str | os.PathLike) -> str:
     folder = Path(folder).expanduser().resolve()
     stats = []
     for file in sorted(folder.iterdir()):
-        if file.is_file() and (file.name == "config.json" or file.name.endswith(_WEIGHT_SUFFIXES)):
+        if file.is_file() and (file.name == "config.json" or file.name in _TOKENIZER_FILES
+                               or file.name.endswith(_WEIGHT_SUFFIXES)):
             st = file.stat()
             stats.append((file.name, st.st_size, st.st_mtime_ns))
     return _fingerprint(str(folder), tuple(stats))
@@ -176,27 +220,31 @@ def model_fingerprint(folder: str | os.PathLike) -> str:
 @functools.lru_cache(maxsize=64)
 def _fingerprint(folder: str, stats: tuple) -> str:
     """Cached on the files' names, sizes and modification times: a re-saved folder is hashed again."""
-    digest = hashlib.sha256(b"taskemb-base-model-v1\0")
+    digest = hashlib.sha256(b"taskemb-base-model-v2\0")
     for name, size, _ in stats:
         file = Path(folder) / name
-        if name == "config.json":
+        if name in _JSON_FILES:
             try:
-                config = json.loads(file.read_text())
+                data = json.loads(file.read_text())
             except (OSError, ValueError):
-                config = None
-            if isinstance(config, dict):
-                config = {k: v for k, v in config.items() if not k.startswith("_") and k != "transformers_version"}
-            digest.update(b"config\0" + json.dumps(config, sort_keys=True).encode() + b"\0")
+                data = None
+            if isinstance(data, dict):
+                data = {k: v for k, v in data.items() if not k.startswith("_") and k not in _UNSTABLE_KEYS}
+            digest.update(f"json\0{name}\0".encode() + json.dumps(data, sort_keys=True).encode() + b"\0")
             continue
-        digest.update(f"weights\0{name}\0{size}\0".encode())
+        digest.update(f"file\0{name}\0{size}\0".encode())
         with open(file, "rb") as f:
             if size <= _WHOLE_FILE_BYTES:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
-            else:
-                for i in range(_SAMPLES):
-                    f.seek(i * (size - _SAMPLE_BYTES) // (_SAMPLES - 1))
-                    digest.update(f.read(_SAMPLE_BYTES))
+                continue
+            if name.endswith(".safetensors"):  # the whole header: every tensor's name, dtype, shape, offsets
+                head = f.read(8)
+                length = int.from_bytes(head, "little") if len(head) == 8 else 0
+                digest.update(head + f.read(min(length, _MAX_HEADER_BYTES)))
+            for i in range(_SAMPLES):
+                f.seek(i * (size - _SAMPLE_BYTES) // (_SAMPLES - 1))
+                digest.update(f.read(_SAMPLE_BYTES))
     return digest.hexdigest()
 
 
