@@ -183,3 +183,10 @@ def test_the_space_shows_flags_and_hides_flagged_sources():
     hidden = h.rank_registry(state, h.SpaceConfig(), "org00/task-0", top_k=50, similarity="cosine", ranker="peft",
                              hide_flagged=True)
     assert hidden.ok and not set(EXPECTED) & {row[1] for row in hidden.rows} and "8 flagged sources" in hidden.message
+
+
+def test_most_packaged_entries_are_flagged_as_barely_learned_as_the_readme_says():
+    """README, Curation: 'Most of the packaged entries are flagged as barely learned after their 100 steps'."""
+    flags = AutoSourceSelector.from_default().flags()
+    barely = [name for name, kinds in flags.items() if "barely_learned" in kinds]
+    assert len(barely) > 16 / 2, barely
