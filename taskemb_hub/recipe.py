@@ -239,6 +239,24 @@ def batch_settings(recipe: dict[str, Any], processes: int = 1) -> dict[str, int]
                           "Run on a number of processes that divides it.")
 
 
+def process_count() -> int:
+    """The processes a run started now is spread over: Accelerate's, once its state is set up, else the
+    launcher's `WORLD_SIZE` (`accelerate launch` and `torchrun` set it in every process), else 1."""
+    import os
+
+    try:
+        from accelerate import PartialState
+
+        if PartialState._shared_state:  # set up already (an Accelerator exists): its count is the run's
+            return int(PartialState().num_processes)
+    except Exception:  # noqa: BLE001 - no accelerate state to read: the launcher's count
+        pass
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE") or 1))
+    except ValueError:
+        return 1
+
+
 def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
     """Tune a target checkpoint of `task` with the recipe the registry's entries were tuned with.
 
@@ -277,7 +295,7 @@ def target_from_data(task, selector, *, progress: bool = True, base_model: str |
         config["embedding"] = {k: v for k, v in config["embedding"].items() if k in options}
     if config.get("stop_step") == config.get("max_steps"):
         config.pop("stop_step", None)
-    config.update(batch_settings(recipe))
+    config.update(batch_settings(recipe, process_count()))  # under `accelerate launch`, N processes share it
     if base_model:
         config["base_model"] = base_model
     else:  # the sources' base model, not the packaged default: otherwise nothing would be comparable
