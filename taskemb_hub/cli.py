@@ -330,6 +330,23 @@ def cmd_index_push(args) -> int:
     return 0
 
 
+def cmd_index_serve_webhooks(args) -> int:
+    import os
+
+    from .errors import RegistryError
+    from .registries._webhooks import IndexUpdater, serve
+
+    secret = os.environ.get(args.secret_env, "")
+    if not secret:
+        raise RegistryError(f"${args.secret_env} is empty: set it to the secret of the Hub webhook (settings -> "
+                            "webhooks), or name another variable with --secret-env.")
+    updater = IndexUpdater(args.index, endpoint=args.endpoint, debounce_s=args.debounce, **_time_options(args))
+    entries = updater.prime()
+    print(f"following the Hub for {args.index} ({entries} entries): POST http://{args.host}:{args.port}/webhooks/index")
+    serve(updater, secret, host=args.host, port=args.port)
+    return 0
+
+
 def cmd_quickstart(args) -> int:
     from .quickstart import run_quickstart
 
@@ -642,6 +659,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--endpoint", default=None)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_index_push)
+    q = idx.add_parser("serve-webhooks", help="keep an index current: apply Hub webhook events, one commit per burst",
+                       description="Serve POST /webhooks/index (huggingface_hub's WebhooksServer): a repo update of a "
+                                   "tagged adapter re-reads that repo and updates the index in one commit; a deletion "
+                                   "removes its entry. The secret is checked (X-Webhook-Secret).",
+                       epilog="example:\n  WEBHOOK_SECRET=... taskemb-hub index serve-webhooks --index me/taskemb-index "
+                              "--secret-env WEBHOOK_SECRET --host 0.0.0.0 --port 7860",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("--index", required=True, help="the index dataset repo to keep current")
+    q.add_argument("--secret-env", default="WEBHOOK_SECRET", help="environment variable holding the webhook secret")
+    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--port", type=_int_arg("--port", 1, 7860), default=7860)
+    q.add_argument("--debounce", type=float, default=2.0, help="seconds of quiet before a burst is applied")
+    q.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT)")
+    _hub_time_args(q)
+    q.set_defaults(func=cmd_index_serve_webhooks)
 
     p = command("quickstart", "rank sources for a task of the packaged registry (offline, seconds)", cmd_quickstart)
     p.add_argument("--task", default="rotten_tomatoes")

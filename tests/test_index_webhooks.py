@@ -83,3 +83,165 @@ def test_a_format_1_index_still_reads_and_a_forged_chunk_id_is_refused_in_one_li
     with pytest.raises(RegistryError, match="not 32 hex digits") as err:
         read_index(folder)
     assert "\n" not in str(err.value)
+
+
+# ---- the webhook receiver, end to end against the local test Hub -----------------------------------------------
+import socket  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from local_hub import local_hub_fixture  # noqa: E402
+
+from taskemb_hub.cards import build_card  # noqa: E402
+
+BASE = "org/base"
+SECRET = "s3cret-for-tests"
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    yield from local_hub_fixture(monkeypatch, tmp_path)
+
+
+def _repo_files(i: int, seed: int = 0) -> dict[str, bytes]:
+    vector = torch.randn(64, generator=torch.Generator().manual_seed(1000 * seed + i)) + 1
+    embedding = TaskEmbedding(vector=vector, task=f"task-{i}", base_model=BASE, method="bitfit",
+                              signature={"method": "bitfit", "synthetic_dim": 64}, step=100, train_size=1000)
+    with tempfile.TemporaryDirectory() as folder:
+        embedding.save(folder)
+        files = {name: (Path(folder) / name).read_bytes() for name in ("taskemb.safetensors", "taskemb.json")}
+    files["README.md"] = str(build_card(embedding)).encode()
+    return files
+
+
+def _payload(hub, repo, action="update", scope="repo.content"):
+    sha = hub.state.repo(repo).sha if action != "delete" else None
+    return {"event": {"action": action, "scope": scope},
+            "repo": {"type": "model", "name": repo, "id": "6366c000a2abcdf2fd69a080", "private": False,
+                     "headSha": sha, "owner": {"id": "6366c000a2abcdf2fd69a081"}, "tags": hub.state.tags(repo),
+                     "url": {"web": f"{hub.endpoint}/{repo}", "api": f"{hub.endpoint}/api/models/{repo}"}},
+            "webhook": {"id": "6390e2f8a2abcdf2fd69a082", "version": 3},
+            "updatedRefs": [{"ref": "refs/heads/main", "oldSha": None, "newSha": sha}]}
+
+
+def _republish(hub, repo, i, seed):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    files = _repo_files(i, seed)
+    HfApi(endpoint=hub.endpoint).create_commit(repo, operations=[CommitOperationAdd(n, b) for n, b in files.items()
+                                                                 if n != "README.md"], commit_message="retune")
+
+
+@pytest.fixture
+def receiver(hub):
+    """Three tagged entries, their index pushed, the receiver served on a free port."""
+    import httpx
+
+    from taskemb_hub.registries._webhooks import IndexUpdater, serve
+    from taskemb_hub.registries.index import build_index
+
+    for i in range(3):
+        hub.state.add_repo(f"user{i}/task-{i}", _repo_files(i))
+    assert build_index("alice/idx", endpoint=hub.endpoint).committed
+    updater = IndexUpdater("alice/idx", endpoint=hub.endpoint, debounce_s=0.5)
+    updater.prime()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve(updater, SECRET, port=port, block=False)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+    def post(body, secret=SECRET):
+        return client.post("/webhooks/index", json=body, headers={"X-Webhook-Secret": secret} if secret else {})
+
+    hub.stats.reset()
+    yield hub, updater, post
+    client.close()
+    server.fastapi_app  # noqa: B018 - served until the process ends (gradio's thread is a daemon)
+    import gradio as gr
+
+    gr.close_all()
+
+
+def _index_commits(hub) -> int:
+    return len(hub.state.repo("alice/idx", "dataset").commits)
+
+
+def _index(hub):
+    from taskemb_hub.registries.index import IndexRegistry
+
+    return IndexRegistry("alice/idx", endpoint=hub.endpoint).read()
+
+
+def test_one_update_is_one_repo_read_and_one_index_commit_and_a_replay_is_refused(receiver):
+    hub, updater, post = receiver
+    before = hub.state.repo("alice/idx", "dataset").sha
+    _republish(hub, "user0/task-0", 0, seed=1)
+    new_sha = hub.state.repo("user0/task-0").sha
+    hub.stats.reset()
+    answer = post(_payload(hub, "user0/task-0"))
+    assert answer.status_code == 202, answer.text
+    updater.wait()
+    assert hub.stats["commit"] == 1 and hub.state.repo("alice/idx", "dataset").sha != before
+    model_reads = {d[1] for d in hub.stats.downloads if d[0] == "model"}
+    assert model_reads == {"user0/task-0"}  # one repo read, at its new commit
+    assert all(d[2] == new_sha for d in hub.stats.downloads if d[0] == "model")
+    assert _index(hub).shas["user0/task-0"] == new_sha
+    hub.stats.reset()
+    replay = post(_payload(hub, "user0/task-0"))
+    assert replay.status_code == 409 and "replay" in replay.json()["error"]
+    updater.wait()
+    assert hub.stats["commit"] == 0
+
+
+def test_a_deletion_removes_the_entry_and_a_burst_is_one_commit(receiver):
+    hub, updater, post = receiver
+    commits = _index_commits(hub)
+    assert post(_payload(hub, "user1/task-1", action="delete")).status_code == 202
+    updater.wait()
+    assert "user1/task-1" not in _index(hub).shas and _index_commits(hub) == commits + 1
+    assert post(_payload(hub, "user1/task-1", action="delete")).status_code == 409  # a replayed deletion
+    for i, repo in ((0, "user0/task-0"), (2, "user2/task-2")):
+        _republish(hub, repo, i, seed=2)
+        assert post(_payload(hub, repo)).status_code == 202
+    hub.state.add_repo("user3/task-3", _repo_files(3))  # a new tagged adapter
+    assert post(_payload(hub, "user3/task-3", scope="repo")).status_code == 202
+    updater.wait()
+    assert _index_commits(hub) == commits + 2  # the burst of three events: one commit
+    shas = _index(hub).shas
+    assert {r: shas[r] for r in ("user0/task-0", "user2/task-2", "user3/task-3")} == \
+        {r: hub.state.repo(r).sha for r in ("user0/task-0", "user2/task-2", "user3/task-3")}
+
+
+def test_a_wrong_secret_a_bad_payload_and_a_failing_read_change_nothing(receiver):
+    hub, updater, post = receiver
+    _republish(hub, "user2/task-2", 2, seed=3)
+    commits = _index_commits(hub)
+    assert post(_payload(hub, "user2/task-2"), secret=None).status_code == 401
+    assert post(_payload(hub, "user2/task-2"), secret="wrong").status_code == 403
+    bad = _payload(hub, "user2/task-2")
+    del bad["event"]
+    answer = post(bad)
+    assert answer.status_code == 422 and "event" in answer.json()["error"]
+    no_sha = _payload(hub, "user2/task-2")
+    no_sha["repo"]["headSha"], no_sha["updatedRefs"] = "main", None
+    assert post(no_sha).status_code == 422
+    untagged = _payload(hub, "user2/task-2")
+    untagged["repo"]["name"], untagged["repo"]["tags"] = "someone/unrelated", ["text-classification"]
+    assert post(untagged).status_code == 200
+    before = hub.state.repo("alice/idx", "dataset").sha
+    hub.faults.add(r"/api/models/user2/task-2", status=500)
+    assert post(_payload(hub, "user2/task-2")).status_code == 202
+    updater.wait()
+    assert _index_commits(hub) == commits and hub.state.repo("alice/idx", "dataset").sha == before
+    assert updater.reports[-1].failed and updater.reports[-1].failed[0][0] == "user2/task-2"
+    assert "\n" not in updater.reports[-1].failed[0][1]
+
+
+def test_serve_webhooks_without_a_secret_is_one_line_exit_2(monkeypatch, capsys):
+    from taskemb_hub.cli import main
+
+    monkeypatch.delenv("TASKEMB_TEST_NO_SECRET", raising=False)
+    assert main(["index", "serve-webhooks", "--index", "me/idx", "--secret-env", "TASKEMB_TEST_NO_SECRET"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "TASKEMB_TEST_NO_SECRET is empty" in err and "\n" not in err
