@@ -39,7 +39,8 @@ INDEX_FORMAT = "taskemb-hub-index/2"  # chunked signatures; written only when on
 READABLE_FORMATS = ("taskemb-hub-index/1", INDEX_FORMAT)
 INDEX_FILE = "index.json"
 SHARD_DIR = "signatures"
-_COLUMNS = ("name", "sha", "task", "method", "base_model", "step", "train_size", "metrics", "license", "recipe", "extra")
+_COLUMNS = ("name", "sha", "task", "method", "base_model", "step", "train_size", "metrics", "license", "recipe",
+            "extra", "flags")  # flags: taskemb_hub/curation.py, over the whole registry; older indexes lack the column
 
 
 @dataclass
@@ -106,6 +107,9 @@ def _write_shards(entries, staging: Path, dtype: torch.dtype, source, failures, 
 
     entries, mismatched = split_by_vector_length(list(entries))
     failures = list(failures or []) + mismatched  # a corrupt length would break its shard's matrix
+    from ..curation import index_flags
+
+    flags = index_flags(entries)
     by_signature: dict[str, list[RegistryEntry]] = {}
     for entry in sorted(entries, key=lambda e: e.name):
         by_signature.setdefault(entry.signature_hash, []).append(entry)
@@ -113,7 +117,8 @@ def _write_shards(entries, staging: Path, dtype: torch.dtype, source, failures, 
     for sig, group in sorted(by_signature.items()):
         dim = _dim(group[0])
         projection = _projection(dim)
-        _, files = layout.write_signature(staging, sig, group, dim, dtype, projection, _row, _COLUMNS,
+        _, files = layout.write_signature(staging, sig, group, dim, dtype, projection, lambda e: _row(e, flags),
+                                          _COLUMNS,
                                           chunk_rows or layout.CHUNK_ROWS)
         first = group[0].info
         shards[sig] = {"method": first.method, "base_model": first.base_model, "dim": dim, "rows": len(group),
@@ -149,13 +154,14 @@ _WRITE_BLOCK_ROWS = 4096
 _SAFETENSORS_DTYPES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32", torch.float64: "F64"}
 
 
-def _row(entry: RegistryEntry) -> dict[str, Any]:
+def _row(entry: RegistryEntry, flags: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     e = entry.info  # an index's entries answer without loading (and keeping) their vector
     sha = entry.location.rsplit("@", 1)[1] if "@" in entry.location else ""
     return {"name": entry.name, "sha": sha, "task": e.task, "method": e.method, "base_model": e.base_model,
             "step": e.step, "train_size": e.train_size, "metrics": json.dumps(e.metrics or {}, sort_keys=True),
             "license": e.extra.get("license"), "recipe": json.dumps(e.extra.get("recipe"), sort_keys=True),
-            "extra": json.dumps(e.extra, sort_keys=True, default=str)}
+            "extra": json.dumps(e.extra, sort_keys=True, default=str),
+            "flags": json.dumps((flags or {}).get(entry.name) or {}, sort_keys=True)}
 
 
 def _write_card(folder: Path, meta: dict) -> None:
@@ -335,10 +341,15 @@ def _loader(row: dict, shard: dict, unit: torch.Tensor, norms: torch.Tensor, i: 
     def load() -> TaskEmbedding:
         return TaskEmbedding(vector=unit[i].float() * norms[i].float(), **fields())
 
-    load.info = lambda: SimpleNamespace(**fields())
+    from ..curation import parse_flags
+
+    load.info = lambda: SimpleNamespace(**fields(), flags=parse_flags(row.get("flags")))  # None: an older index
     load.stored_row = (unit[i], norms[i])
     load.chunk = row.get("_chunk")  # the chunk it was read from: an unchanged chunk is linked, not rewritten
     return load
+
+
+INDEX_DOWNLOAD_DEADLINE_S = 3600.0
 
 
 class IndexRegistry(Registry):
@@ -350,7 +361,7 @@ class IndexRegistry(Registry):
     Args:
         repo_or_folder: `owner/name` of the index dataset repo, or a folder holding `index.json`.
         revision, endpoint, token: as for the Hub client.
-        timeout: seconds per request (default 10); deadline: seconds for the whole download (default 120).
+        timeout: seconds per request (default 10); deadline: seconds for the whole download (default 3,600).
 
     Example:
         ```python
@@ -390,7 +401,9 @@ class IndexRegistry(Registry):
         from ._fetch import cached_snapshot, deadline_at
         from .hub import _describe_error, _retry_wait, hub_endpoint
 
-        until = deadline_at(self.deadline)
+        # An index is one large download: its shards can take longer than the 120 s that bounds a sync of many
+        # small repos (a 100k-entry index is GBs), so it gets an hour; each request still times out on its own.
+        until = deadline_at(INDEX_DOWNLOAD_DEADLINE_S if self.deadline is None else self.deadline)
         try:
             if constants.is_offline_mode():
                 raise _Offline("HF_HUB_OFFLINE is set")
