@@ -188,3 +188,12 @@ def test_the_shipped_rankings_figures_are_recomputed_through_the_packaged_select
     other = td.paired(per_target, td.random_ndcg(complete), sorted(set(per_target) - td.SENTIMENT))
     assert row[4].startswith(f"{other['diff']:+.3f} ± {other['se']:.3f}")
     assert np.isfinite(ndcg["all"])
+
+
+def test_the_index_update_paragraph_quotes_its_json_file():
+    update = json.loads((report.RESULTS / "index_update.json").read_text())
+    paragraph = section(README, "**An index that follows the Hub.**", "**Query an index with SQL.**")
+    assert f"{update['entries']:,} entries of {update['dim']} values" in paragraph
+    assert f"re-download {update['redownloaded_bytes'] / 1e6:.2f} MB of a {update['index_bytes'] / 1e6:.0f} MB index" \
+           f" ({100 * update['ratio']:.2f} %" in paragraph
+    assert f"load {update['load_1min']:.1f}" in paragraph
