@@ -336,6 +336,10 @@ def cmd_index_serve_webhooks(args) -> int:
     from .errors import RegistryError
     from .registries._webhooks import IndexUpdater, serve
 
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:  # huggingface_hub's WebhooksServer runs on gradio's server
+        raise RegistryError('index serve-webhooks needs gradio: pip install "taskemb-hub[space]".')
     secret = os.environ.get(args.secret_env, "")
     if not secret:
         raise RegistryError(f"${args.secret_env} is empty: set it to the secret of the Hub webhook (settings -> "

@@ -245,3 +245,14 @@ def test_serve_webhooks_without_a_secret_is_one_line_exit_2(monkeypatch, capsys)
     assert main(["index", "serve-webhooks", "--index", "me/idx", "--secret-env", "TASKEMB_TEST_NO_SECRET"]) == 2
     err = capsys.readouterr().err.strip()
     assert "TASKEMB_TEST_NO_SECRET is empty" in err and "\n" not in err
+
+
+def test_serve_webhooks_without_gradio_is_one_line_naming_the_extra(monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else find_spec(name, *a))
+    monkeypatch.setenv("TASKEMB_TEST_SECRET", "s3cret")
+    assert main(["index", "serve-webhooks", "--index", "me/idx", "--secret-env", "TASKEMB_TEST_SECRET"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and 'pip install "taskemb-hub[space]"' in err
