@@ -250,6 +250,8 @@ def test_serve_webhooks_without_a_secret_is_one_line_exit_2(monkeypatch, capsys)
 def test_serve_webhooks_without_gradio_is_one_line_naming_the_extra(monkeypatch, capsys):
     import importlib.util
 
+    from taskemb_hub.cli import main
+
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else find_spec(name, *a))
     monkeypatch.setenv("TASKEMB_TEST_SECRET", "s3cret")
