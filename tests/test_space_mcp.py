@@ -171,6 +171,16 @@ def test_unknown_task_is_a_tool_error_with_the_pages_message_and_the_server_keep
     assert len(ok["ranking"]) == 1 and ok["ranking"][0]["source"] != "toy-city"
 
 
+def test_the_pages_endpoints_cannot_be_called_as_tools(served):
+    """Left out of the tool list is not enough: gradio resolves any named endpoint by name, and the page's
+    `rank_data` takes a file URL gradio would download."""
+    for name, arguments in (("rank_registry", {"entry": "toy-pair"}), ("refresh_registry", {}),
+                            ("rank_data", {"data_file": "https://example.com/huge.csv"})):
+        result = _call(served["url"], name, arguments)
+        assert result.isError, name
+    assert not _call(served["url"], "rank_registry_task", {"task": "toy-pair", "top_k": 1}).isError
+
+
 # ---- launching ----------------------------------------------------------------------------------------
 def test_cli_space_mcp_without_the_mcp_package_exits_2_with_the_fix(monkeypatch, capsys, toy):  # noqa: F811
     from taskemb_hub.cli import main

@@ -233,7 +233,7 @@ def assemble(parts: list[dict[str, torch.Tensor]], key: str) -> dict[str, torch.
     """One signature's tensors from its chunks': unit, norms and projected rows concatenated, the mean weighted.
 
     A single chunk is returned as memory-mapped. Several are concatenated into a file of the local cache named
-    by `key` (the chunk ids: content-addressed, so shared by every index holding those chunks) and
+    by `key` (each chunk file's path, inode, size and modification time: a file of other bytes is another key) and
     memory-mapped from there, so a large index is never copied into memory; without a writable cache, in memory.
     """
     if len(parts) == 1:

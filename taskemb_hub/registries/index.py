@@ -238,10 +238,11 @@ def _read_shard(folder: Path, sig: str, shard: dict, name: str) -> tuple[list[di
         parts.append(mmap_vectors(chunk["vectors"], name, len(chunk_rows), shard["dim"]))
         chunk = {**chunk, "dtype": VECTOR_DTYPES[shard.get("dtype", "float16")]}
         rows += [{**row, "_chunk": chunk} for row in chunk_rows]
+        # The files themselves name the cached assembly and ANN graph, never the ids `index.json` states: another
+        # index listing the same chunk ids over other bytes must not be served this one's (nor this one its).
         stored = chunk["vectors"].resolve()  # in the HF cache: a content-named blob
         stat = stored.stat()
-        keys.append(f"{stored}|{stat.st_size}|{stat.st_mtime_ns}" if len(parts) == 1 and "chunks" not in shard
-                    else chunk["id"])
+        keys.append(f"{chunk['id']}|{stored}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}")
     return rows, layout.assemble(parts, "|".join(keys)), "|".join(keys)
 
 

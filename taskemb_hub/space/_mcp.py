@@ -166,7 +166,29 @@ def add_tools(state: h.RegistryState, config: h.SpaceConfig) -> list[str]:
     gr.api(_doc(rank_hub_dataset, config), api_name="rank_hub_dataset", concurrency_limit=1, concurrency_id="tuning")
     gr.api(_doc(rank_hub_adapter, config), api_name="rank_hub_adapter", concurrency_limit=4)
     gr.api(list_registry, api_name="list_registry", concurrency_limit=8)
+    _serve_only_the_tools(gr.context.Context.root_block)
     return list(TOOL_NAMES)
+
+
+def _serve_only_the_tools(blocks) -> None:
+    """After launch, the MCP server resolves only `TOOL_NAMES`: gradio keeps every named endpoint callable by name
+    over MCP (`tool_to_endpoint`) even when left out of the tool list, and the page's `rank_data` takes a file URL
+    gradio would fetch. The page's endpoints stay API endpoints for `gradio_client`."""
+    if blocks is None or getattr(blocks, "_taskemb_tools_only", False):
+        return
+    launch = blocks.launch
+
+    def launch_serving_only_the_tools(*args, **kwargs):
+        result = launch(*args, **kwargs)
+        server = getattr(blocks, "mcp_server_obj", None)
+        if server is not None:
+            prefix = getattr(server, "tool_prefix", "")
+            server.tool_to_endpoint = {name: endpoint for name, endpoint in server.tool_to_endpoint.items()
+                                       if name.removeprefix(prefix) in TOOL_NAMES}
+        return result
+
+    blocks.launch = launch_serving_only_the_tools
+    blocks._taskemb_tools_only = True
 
 
 def _listing(state: h.RegistryState, config: h.SpaceConfig, name_contains: str, base_model: str, method: str,
