@@ -85,6 +85,52 @@ def test_a_format_1_index_still_reads_and_a_forged_chunk_id_is_refused_in_one_li
     assert "\n" not in str(err.value)
 
 
+def test_a_half_linked_chunk_never_writes_through_the_link_into_the_index_it_was_read_from(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    source = write_index(_entries(600), tmp_path / "src", chunk_rows=256)
+    before = _files(source)
+    stamps = {p: p.stat().st_mtime_ns for p in (source / "signatures").rglob("*") if p.is_file()}
+    contents = read_index(source)
+    real_link, real_copy = os.link, shutil.copyfile
+
+    def link(src, dst, *a, **k):  # the vectors link; the rows file can be neither linked nor copied
+        if str(dst).endswith(".parquet"):
+            raise OSError("no space left")
+        return real_link(src, dst, *a, **k)
+
+    def copy(src, dst, *a, **k):
+        if str(dst).endswith(".parquet"):
+            raise OSError("no space left")
+        return real_copy(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(shutil, "copyfile", copy)
+    out = write_index(contents.entries, tmp_path / "out", chunk_rows=256)  # every chunk written afresh instead
+    monkeypatch.undo()
+    # the index read (in practice HF-cache blobs, memory-mapped by its readers) was never opened for writing
+    assert _files(source) == before
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps and all(p.stat().st_nlink == 1 for p in stamps)
+    assert sorted(e.name for e in read_index(out).entries) == [e.name for e in _entries(600)]
+
+
+def test_the_assembled_cache_is_pruned_by_bytes_too(tmp_path):
+    import os
+
+    from taskemb_hub.registries._index_layout import _prune
+
+    folder = tmp_path / "assembled"
+    folder.mkdir()
+    for i, size in enumerate([100, 100, 100, 100, 50]):  # oldest first; the newest is the one just written
+        path = folder / f"{i}.safetensors"
+        path.write_bytes(b"x" * size)
+        os.utime(path, (1000 + i, 1000 + i))
+    _prune(folder, keep=folder / "4.safetensors")
+    # the newest plus at most 2x its size of older assemblies: 50 + 100 (the next one would make 200 > 100)
+    assert sorted(p.name for p in folder.iterdir()) == ["3.safetensors", "4.safetensors"]
+
+
 # ---- the webhook receiver, end to end against the local test Hub -----------------------------------------------
 import socket  # noqa: E402
 import tempfile  # noqa: E402

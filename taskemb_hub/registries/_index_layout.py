@@ -122,14 +122,18 @@ def _reuse(entries: list, digest: str, dtype: torch.dtype, stem: Path, single: b
     if first is None or sources != {id(first)} or first["rows"] != len(entries) or first.get("digest") != digest \
             or first["dtype"] != dtype:
         return None
+    targets = [stem.with_suffix(suffix) for suffix in (".safetensors", ".parquet")]
     try:
-        for suffix, path in ((".safetensors", first["vectors"]), (".parquet", first["rows_file"])):
-            target, path = stem.with_suffix(suffix), Path(path).resolve()  # an HF cache path is a symlink to its blob
+        for target, path in zip(targets, (first["vectors"], first["rows_file"])):
+            path = Path(path).resolve()  # an HF cache path is a symlink to its blob
+            target.unlink(missing_ok=True)
             try:
                 os.link(path, target)
             except OSError:  # another file system (or none with links): a copy
                 shutil.copyfile(path, target)
     except OSError:
+        for target in targets:  # a half-linked pair: the files written instead must not go through a link
+            target.unlink(missing_ok=True)
         return None
     if single:
         return "single"
@@ -152,6 +156,7 @@ def _write_rows(path: Path, rows: list[dict], columns, sig: str, vectors: Path, 
     table = table.append_column("signature", pa.array([sig] * len(rows), pa.string()))
     flat = pa.array(values.reshape(-1).numpy(), pa.float32())
     table = table.append_column("projection", pa.FixedSizeListArray.from_arrays(flat, PROJECTION_DIM))
+    path.unlink(missing_ok=True)  # never write through a hard link into an index read (an HF-cache blob)
     pq.write_table(table, path)
 
 
@@ -176,6 +181,7 @@ def _write_vectors(path: Path, group: list, dim: int, dtype: torch.dtype, projec
     base = 8 + len(raw)
     norms = torch.empty(n, dtype=torch.float32)
     total = torch.zeros(dim, dtype=torch.float64)
+    path.unlink(missing_ok=True)  # a hard link to a chunk read (an HF-cache blob) would be truncated by "wb"
     with open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
         handle.truncate(base + offset)
@@ -295,9 +301,22 @@ def _write_concat(path: Path, parts, names: list[str]) -> None:
                 handle.write(p[n].contiguous().view(torch.uint8).numpy().tobytes())
 
 
-def _prune(folder: Path, keep: Path, count: int = 8) -> None:
-    """Keep the `count` newest assembled files (an index's older versions are not read again)."""
-    files = sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[count:]:
-        if old != keep:
-            old.unlink(missing_ok=True)
+def _prune(folder: Path, keep: Path, count: int = 8, ratio: float = 2.0) -> None:
+    """Keep `keep` and the newest other assembled files while there are fewer than `count` of them and they total at
+    most `ratio` times `keep`'s size (an index's older versions are not read again: a reader of a large index that
+    keeps changing holds about three assemblies, not `count` of them)."""
+    def stat(path: Path):
+        try:
+            return path.stat()
+        except OSError:  # removed meanwhile by another reader
+            return None
+
+    files = [(p, st) for p in folder.glob("*.safetensors") if p != keep and (st := stat(p)) is not None]
+    kept_stat = stat(keep)
+    budget = ratio * (kept_stat.st_size if kept_stat is not None else 0)
+    held, kept = 0, 1
+    for old, st in sorted(files, key=lambda f: f[1].st_mtime, reverse=True):
+        if kept < count and held + st.st_size <= budget:
+            held, kept = held + st.st_size, kept + 1
+            continue
+        old.unlink(missing_ok=True)
