@@ -29,8 +29,10 @@ def packaged_model_dir() -> Path | None:
 # `model_fingerprint`) is the model's identity, so identical files in `final/` and `final-copy/` are one model with
 # one signature, and two folders named alike (runA/final, runB/final) two. The folder's name is for people only
 # (`describe_model_id`). Such an id names no path, so it is never looked up again in whatever folder the process
-# runs in. Ids recorded as `local:<folder name>@<fingerprint>` (before the name was left out) read as
-# `local:<fingerprint>` (`normalise_local_id`).
+# runs in. Ids recorded as `local:<folder name>@<fingerprint>` were written by one earlier version whose fingerprint
+# (v1, `model_fingerprint_v1`) covered the config and weights only: that fingerprint differs from today's for the same
+# folder, so such an id is kept as recorded (it is not today's `local:<fingerprint>`) and is recognised only against a
+# folder at hand (`legacy_id_names_folder`).
 LOCAL_PREFIX = "local:"
 _LOCAL_ID = re.compile(r"^local:(?:(?P<name>.*)@)?(?P<fingerprint>[0-9a-f]{12})$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
@@ -44,6 +46,7 @@ _UNSTABLE_KEYS = ("transformers_version", "name_or_path", "tokenizer_file")
 _WHOLE_FILE_BYTES = 64 << 20  # weight files up to this size are hashed whole; larger ones in evenly spaced samples
 _SAMPLES, _SAMPLE_BYTES = 64, 1 << 20
 _MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on a header
+_V1_WHOLE_FILE_BYTES, _V1_SAMPLES, _V1_SAMPLE_BYTES = 64 << 20, 64, 1 << 20  # v1's, fixed: its ids must still match
 
 
 def is_local_id(model_id: str | None) -> bool:
@@ -53,16 +56,45 @@ def is_local_id(model_id: str | None) -> bool:
 
 
 def normalise_local_id(model_id):
-    """`local:<fingerprint>` for a recorded local id of either form; anything else unchanged (no file is read).
+    """The id compared and hashed for a recorded base model id (no file is read).
+
+    A `local:<fingerprint>` id stays as it is. A `local:<name>@<fingerprint>` id stays as it is too: its fingerprint
+    is the v1 one (config and weights, `model_fingerprint_v1`), which differs from today's for the same folder, so
+    reading it as `local:<fingerprint>` would name no model at all (and its signature hash would no longer be the one
+    its registry, index or snapshot filed it under). Surrounding whitespace is dropped from a local id.
 
     Args:
         model_id: a recorded base model id (or None).
 
     Returns:
-        The id compared and hashed: a local folder's identity is its fingerprint alone.
+        `model_id`, stripped when it is a local id.
     """
-    match = _LOCAL_ID.match(model_id) if isinstance(model_id, str) else None
-    return f"{LOCAL_PREFIX}{match['fingerprint']}" if match else model_id
+    if isinstance(model_id, str) and _LOCAL_ID.match(model_id.strip()):
+        return model_id.strip()
+    return model_id
+
+
+def is_legacy_local_id(model_id) -> bool:
+    """Whether `model_id` is a local id of the form one earlier version recorded (`local:<name>@<v1 fingerprint>`)."""
+    match = _LOCAL_ID.match(model_id.strip()) if isinstance(model_id, str) else None
+    return bool(match and match["name"] is not None)
+
+
+def legacy_id_names_folder(model_id, folder) -> bool:
+    """Whether a recorded id that earlier versions wrote names the model in `folder`: a `local:<name>@X` or
+    `local:X` id whose X is the folder's v1 fingerprint (`model_fingerprint_v1`, config and weights only).
+
+    Args:
+        model_id: a recorded base model id.
+        folder: a local model folder at hand (None: nothing to compare with).
+
+    Returns:
+        True when the folder's files are the model that id was recorded for.
+    """
+    match = _LOCAL_ID.match(model_id.strip()) if isinstance(model_id, str) else None
+    if match is None or folder is None or not Path(folder).is_dir():
+        return False
+    return model_fingerprint_v1(folder)[:12] == match["fingerprint"]
 
 
 def describe_model_id(model_id: str | None) -> str:
@@ -181,6 +213,27 @@ def _folder_id(folder: Path) -> str:
     return model_id
 
 
+def legacy_id_of_seen_model(legacy_id, model_id) -> bool:
+    """Whether `legacy_id` (`local:<name>@X` or `local:X`, as earlier versions recorded it) is the model this process
+    fingerprinted as `model_id` (today's id of a folder at hand), by that folder's v1 fingerprint.
+
+    Args:
+        legacy_id: a recorded base model id.
+        model_id: today's recorded id of a local folder.
+
+    Returns:
+        False when no folder of `model_id` is at hand, or it is another model.
+    """
+    folder = _seen_folder(model_id) if is_local_id(model_id) and not is_legacy_local_id(model_id) else None
+    return folder is not None and legacy_id_names_folder(legacy_id, folder)
+
+
+def seen_folder_name(model_id) -> str | None:
+    """The name of the folder this process fingerprinted as `model_id`, if any (for messages)."""
+    folder = _SEEN_FOLDERS.get(normalise_local_id(model_id)) if is_local_id(model_id) else None
+    return folder.name if folder is not None else None
+
+
 def _seen_folder(model_id: str) -> Path | None:
     """The folder this process fingerprinted as `model_id`, when it still holds that model."""
     model_id = normalise_local_id(model_id)
@@ -245,6 +298,54 @@ def _fingerprint(folder: str, stats: tuple) -> str:
             for i in range(_SAMPLES):
                 f.seek(i * (size - _SAMPLE_BYTES) // (_SAMPLES - 1))
                 digest.update(f.read(_SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def model_fingerprint_v1(folder: str | os.PathLike) -> str:
+    """The fingerprint one earlier version recorded in `local:<name>@<fingerprint>` ids (v1), kept to recognise them.
+
+    It covers `config.json` (parsed, without private keys and the transformers version) and each top-level weight
+    file's name, size and bytes (whole up to 64 MiB, else 64 evenly spaced 1 MiB samples); not the tokenizer.
+
+    Args:
+        folder: a model folder.
+
+    Returns:
+        64 hex digits, as that version computed them.
+    """
+    folder = Path(folder).expanduser().resolve()
+    stats = []
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and (file.name == "config.json" or file.name.endswith(_WEIGHT_SUFFIXES)):
+            st = file.stat()
+            stats.append((file.name, st.st_size, st.st_mtime_ns))
+    return _fingerprint_v1(str(folder), tuple(stats))
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint_v1(folder: str, stats: tuple) -> str:
+    """As that version computed it, byte for byte (a change here would stop its ids from being recognised)."""
+    digest = hashlib.sha256(b"taskemb-base-model-v1\0")
+    for name, size, _ in stats:
+        file = Path(folder) / name
+        if name == "config.json":
+            try:
+                config = json.loads(file.read_text())
+            except (OSError, ValueError):
+                config = None
+            if isinstance(config, dict):
+                config = {k: v for k, v in config.items() if not k.startswith("_") and k != "transformers_version"}
+            digest.update(b"config\0" + json.dumps(config, sort_keys=True).encode() + b"\0")
+            continue
+        digest.update(f"weights\0{name}\0{size}\0".encode())
+        with open(file, "rb") as f:
+            if size <= _V1_WHOLE_FILE_BYTES:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            else:
+                for i in range(_V1_SAMPLES):
+                    f.seek(i * (size - _V1_SAMPLE_BYTES) // (_V1_SAMPLES - 1))
+                    digest.update(f.read(_V1_SAMPLE_BYTES))
     return digest.hexdigest()
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from .adapters import PICKLE_WEIGHTS_NAME, WEIGHTS_NAME, AdapterFiles, read_adapter
-from .base_model import (canonical_model_id, describe_model_id, is_local_id, looks_like_folder_name,
-                         normalise_local_id, read_base_model_config, recorded_model_id)
+from .base_model import (canonical_model_id, describe_model_id, is_legacy_local_id, is_local_id,
+                         legacy_id_names_folder, legacy_id_of_seen_model, looks_like_folder_name, normalise_local_id,
+                         read_base_model_config, recorded_model_id, seen_folder_name)
 from .cards import public_extra, public_source
 from .errors import AdapterError, IncompatibleEmbeddingError, TaskEmbHubError
 from .methods import EmbeddingOptions, get_method
@@ -74,7 +75,7 @@ class TaskEmbedding:
 
     def __post_init__(self):
         self.vector = torch.as_tensor(self.vector, dtype=torch.float32).reshape(-1)
-        self.base_model = normalise_local_id(self.base_model)  # a local folder's identity is its fingerprint alone
+        self.base_model = normalise_local_id(self.base_model)  # the form compared and hashed (index rows too)
         self._check_finite()
 
     def _check_finite(self) -> None:
@@ -336,21 +337,33 @@ def norm_problem(norm: float, signature: dict) -> str | None:
 
 
 def _base_model_difference(theirs: str, ours: str) -> str:
-    """Why two recorded base models differ, in words; with the fix when one is a bare folder name recorded by an
-    older taskemb-hub and the other a fingerprinted local id (the same folder may be behind both)."""
+    """Why two recorded base models differ, in words; with the fix when one may be a local base model as an older
+    taskemb-hub recorded it (a bare folder name, or `local:<name>@<fingerprint>` / `local:<fingerprint>` with the
+    first fingerprint, of config and weights only): the same folder may be behind both."""
     reason = f"base model {describe_model_id(theirs)} differs from {describe_model_id(ours)}"
-    bare = [m for m in (theirs, ours) if looks_like_folder_name(m)]
-    if bare and (is_local_id(theirs) or is_local_id(ours)):
-        reason += (f" ({bare[0]!r} is a bare folder name, as older taskemb-hub versions recorded a local base model; "
-                   "if it is that model, re-embed its adapter: `taskemb-hub embed <adapter folder> --base-model "
-                   "<that model's folder>`)")
+    fix = ("re-embed each such entry's adapter with `taskemb-hub embed <adapter folder> --base-model <{folder}>` "
+           "(it records today's id), or rebuild the registry (`taskemb-hub registry build`)")
+    for old, new in ((theirs, ours), (ours, theirs)):
+        if is_local_id(old) and legacy_id_of_seen_model(old, new):
+            folder = seen_folder_name(new)
+            return (f"{reason}: {old!r} is folder {folder!r}, recorded by an older taskemb-hub (its fingerprint "
+                    f"covered the config and weights only); " + fix.format(folder=f"the folder {folder!r}"))
+    legacy = [m for m in (theirs, ours) if looks_like_folder_name(m) or is_legacy_local_id(m)]
+    if legacy and (is_local_id(theirs) or is_local_id(ours)):
+        kind = "a bare folder name" if looks_like_folder_name(legacy[0]) else "a local id with the folder's name"
+        return (f"{reason} ({legacy[0]!r} is {kind}, as older taskemb-hub versions recorded a local base model; if it "
+                "is the same model, " + fix.format(folder="that model's folder") + ")")
+    if is_local_id(theirs) and is_local_id(ours):
+        return (f"{reason} (two local base models; if both came from one folder, one id may be an older taskemb-hub's "
+                "fingerprint: " + fix.format(folder="that folder") + ")")
     return reason
 
 
 def _checked_base_model(path, recorded: str | None, base_model: str | None) -> str | None:
     """The base model to embed an adapter under: the one it records (never looked up in the current folder),
-    checked against the user's `base_model`. A bare folder name recorded by an older taskemb-hub takes the id of
-    the folder of that name the user passes (they vouch it is that model).
+    checked against the user's `base_model`. An id an older taskemb-hub recorded takes the id of the folder the
+    user passes when it names that folder: a bare folder name of that folder's name (they vouch it is that model),
+    or a `local:<name>@X` / `local:X` id whose X is that folder's first (v1) fingerprint (the files are that model).
 
     Raises:
         IncompatibleEmbeddingError: the adapter records another base model.
@@ -360,8 +373,10 @@ def _checked_base_model(path, recorded: str | None, base_model: str | None) -> s
     theirs, ours = recorded_model_id(recorded), canonical_model_id(base_model)
     if theirs == ours:
         return recorded
-    named = Path(str(base_model)).expanduser().resolve().name
-    if looks_like_folder_name(theirs) and is_local_id(ours) and named == theirs:
+    folder = Path(str(base_model)).expanduser().resolve()
+    if looks_like_folder_name(theirs) and is_local_id(ours) and folder.name == theirs:
+        return ours
+    if is_local_id(theirs) and is_local_id(ours) and legacy_id_names_folder(theirs, folder):
         return ours
     raise IncompatibleEmbeddingError(
         f"{path} was tuned on base model {describe_model_id(theirs)}, not {describe_model_id(ours)}. Use adapters of "

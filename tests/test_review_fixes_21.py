@@ -13,11 +13,13 @@ from safetensors.torch import load_file, save_file
 
 from taskemb_hub import TaskEmbedding, TuningConfig, tune
 from taskemb_hub import embedding as embedding_module
-from taskemb_hub.base_model import canonical_model_id, is_local_id, model_fingerprint
+from taskemb_hub.base_model import (canonical_model_id, is_local_id, legacy_id_names_folder, model_fingerprint,
+                                    model_fingerprint_v1)
 from taskemb_hub.cli import main
 from taskemb_hub.embedding import StaleEmbeddingError, load_embedding
-from taskemb_hub.errors import AdapterError, TaskEmbHubError
+from taskemb_hub.errors import AdapterError, IncompatibleEmbeddingError, TaskEmbHubError
 from taskemb_hub.methods import EmbeddingOptions
+from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.registries.local import LocalRegistry
 
 
@@ -92,12 +94,118 @@ def test_identical_files_in_two_differently_named_folders_are_one_model(tiny_ber
     assert one.similarity(two) == pytest.approx(1.0)
 
 
-def test_an_id_recorded_with_the_folder_name_reads_as_the_fingerprint(tiny_bert):
-    new = canonical_model_id(tiny_bert)
-    old = f"local:final@{new.split(':')[1]}"  # what this issue's first fix recorded
+def _v1_id(folder, named: bool = True) -> str:
+    """The id commit 2cdbd5c recorded for a local folder (`local:<name>@<v1 fingerprint>`), or the `local:<v1>` its
+    successor read it as."""
+    fingerprint = model_fingerprint_v1(folder)[:12]
+    return f"local:{Path(folder).name}@{fingerprint}" if named else f"local:{fingerprint}"
+
+
+def test_the_v1_fingerprint_is_the_one_the_first_fix_recorded(tmp_path):
+    """Pinned to what `git show 2cdbd5c:taskemb_hub/base_model.py` computes for this folder: its ids are recognised
+    only while this stays byte for byte the same."""
+    from safetensors.torch import save_file as save
+
+    folder = tmp_path / "final"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 4, "_name_or_path": "/x/y",
+                                                    "transformers_version": "4.0.0"}))
+    save({"w": torch.arange(12, dtype=torch.float32).reshape(3, 4)}, str(folder / "model.safetensors"))
+    (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    assert model_fingerprint_v1(folder) == "1c7f6f0a2f1a01f9ded0700bc4fa19ed98577edc6fe3aeb171453de932d61cbd"
+    assert _v1_id(folder) == "local:final@1c7f6f0a2f1a" and model_fingerprint(folder)[:12] != "1c7f6f0a2f1a"
+
+
+def test_an_id_recorded_with_the_folder_name_is_not_read_as_todays_fingerprint(tiny_bert, tmp_path):
+    """A real v1 id (not one built from today's fingerprint): read as `local:<v1>` it would name no model and leave
+    the signature hash its registry, index or snapshot filed it under."""
+    from taskemb_hub.methods.base import signature_hash
+
+    old, new = _v1_id(tiny_bert), canonical_model_id(tiny_bert)
+    assert old.split("@")[1] != new.split(":")[1]  # the fingerprints differ for the same folder
     emb = TaskEmbedding(vector=[1.0, 0.0], task="t", base_model=old, method="bitfit", signature={"method": "bitfit"})
-    same = TaskEmbedding(vector=[1.0, 0.0], task="u", base_model=new, method="bitfit", signature={"method": "bitfit"})
-    assert emb.base_model == new and emb.signature_hash == same.signature_hash
+    assert emb.base_model == old and emb.signature_hash == signature_hash({"base_model": old, "method": "bitfit"})
+    other = shutil.copytree(tiny_bert, tmp_path / "other")
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "initializer_range": 0.5}))
+    assert legacy_id_names_folder(old, tiny_bert) and legacy_id_names_folder(_v1_id(tiny_bert, False), tiny_bert)
+    assert not legacy_id_names_folder(old, other) and not legacy_id_names_folder(new, tiny_bert)
+
+
+def _record_base_model(run_path: Path, model_id: str) -> None:
+    for name in ("adapter_config.json", "taskemb_checkpoint.json", "taskemb.json"):  # as that version wrote them
+        data = json.loads((run_path / name).read_text())
+        data["base_model_name_or_path" if name == "adapter_config.json" else "base_model"] = model_id
+        (run_path / name).write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["local:name@v1", "local:v1"])
+def test_embed_re_embeds_an_adapter_recorded_with_a_v1_id(tiny_bert, sentiment_task, tmp_path, capsys, named):
+    final = shutil.copytree(tiny_bert, tmp_path / "final")
+    run = tune(sentiment_task, TuningConfig(base_model=str(final), max_steps=2, eval_examples=0), tmp_path / "run",
+               progress=False)[-1]
+    _record_base_model(run.path, _v1_id(final, named))
+    other = shutil.copytree(tiny_bert, tmp_path / "other")
+    (other / "config.json").write_text(json.dumps({**json.loads((other / "config.json").read_text()),
+                                                   "initializer_range": 0.5}))
+    with pytest.raises(IncompatibleEmbeddingError):  # another model's folder is still refused
+        TaskEmbedding.from_adapter(run.path, base_model=str(other))
+    assert main(["embed", str(run.path), "--base-model", str(final)]) == 0
+    again = TaskEmbedding.load(run.path)
+    assert again.base_model == canonical_model_id(final) and again.incompatibility(run.embedding) is None
+    assert torch.equal(again.vector, run.embedding.vector)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["local:name@v1", "local:v1"])
+def test_a_v1_entry_against_a_new_target_names_the_fix(tiny_bert, tmp_path, monkeypatch, named):
+    from taskemb_hub import base_model
+    from taskemb_hub.errors import RegistryError
+    from taskemb_hub.selector import AutoSourceSelector
+
+    final = shutil.copytree(tiny_bert, tmp_path / "final")
+    sig = {"method": "bitfit"}
+    target = TaskEmbedding(vector=[1.0, 0.0], task="t", base_model=canonical_model_id(final), method="bitfit",
+                           signature=sig)
+    entry = TaskEmbedding(vector=[1.0, 0.1], task="old", base_model=_v1_id(final, named), method="bitfit",
+                          signature=sig)
+    at_hand = target.incompatibility(entry)  # the folder was fingerprinted here: named, with the exact command
+    assert "folder 'final'" in at_hand and "older taskemb-hub" in at_hand
+    assert "taskemb-hub embed <adapter folder> --base-model <the folder 'final'>" in at_hand
+    monkeypatch.setattr(base_model, "_SEEN_FOLDERS", {})  # no folder at hand to translate the id
+    for reason in (target.incompatibility(entry), entry.incompatibility(target)):
+        assert "taskemb-hub embed <adapter folder> --base-model" in reason and "taskemb-hub registry build" in reason
+    with pytest.raises(RegistryError, match="taskemb-hub embed <adapter folder> --base-model"):
+        AutoSourceSelector([RegistryEntry("old", entry, "old")]).rank(target)
+
+
+def test_an_index_written_with_v1_ids_ranks_the_identical_saved_embedding(tiny_bert, tmp_path):
+    """As the first fix wrote it: rows `local:<name>@<v1>`, filed under the hash of that id."""
+    from taskemb_hub.methods.base import signature_hash
+    from taskemb_hub.registries import RegistryEntry as Entry
+    from taskemb_hub.registries.index import write_index
+    from taskemb_hub.selector import AutoSourceSelector
+
+    old, sig = _v1_id(tiny_bert), {"method": "bitfit", "synthetic": True}
+    torch.manual_seed(0)
+    entries = [Entry(f"org/t{i}", TaskEmbedding(vector=torch.randn(16), task=f"t{i}", base_model=old, method="bitfit",
+                                                signature=sig), f"org/t{i}@{i:040x}") for i in range(4)]
+    write_index(entries, tmp_path / "index")
+    key = signature_hash({"base_model": old, **sig})
+    assert list(json.loads((tmp_path / "index" / "index.json").read_text())["shards"]) == [key]
+    entries[2].embedding.save(tmp_path / "target")
+    target = TaskEmbedding.load(tmp_path / "target", check_tied=False)
+    ranking = AutoSourceSelector.from_index(tmp_path / "index").rank(target, similarity="cosine")
+    assert ranking.names[0] == "org/t2" and len(ranking.names) == 4
+
+
+@pytest.mark.parametrize("base", ["local:final@0123456789ab", " local:0123456789ab ", "final", "org/base"])
+def test_an_index_row_is_keyed_as_a_loaded_embedding_hashes_it(base):
+    from taskemb_hub.registries.index import _mislabelled
+
+    sig = {"method": "bitfit", "synthetic": True}
+    loaded = TaskEmbedding(vector=[1.0, 0.0], task="t", base_model=base, method="bitfit", signature=sig)
+    assert _mislabelled(loaded.signature_hash, {"signature": sig}, [{"base_model": base, "method": "bitfit"}]) == {}
 
 
 @pytest.mark.parametrize("file, change", [

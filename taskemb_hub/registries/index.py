@@ -276,6 +276,7 @@ def _mislabelled(sig: str, shard: dict, rows: list[dict]) -> dict[int, str]:
     recomputed from each row's base model and method and the shard's signature, as `TaskEmbedding.signature_hash`
     computes it, so a row of another base model (or method) filed under this key never ranks as compatible.
     """
+    from ..base_model import normalise_local_id
     from ..methods.base import signature_hash
 
     signature = shard.get("signature")
@@ -288,7 +289,9 @@ def _mislabelled(sig: str, shard: dict, rows: list[dict]) -> dict[int, str]:
         base, method = row.get("base_model"), row.get("method")
         if (base, method) not in keys:
             same_method = isinstance(base, str) and signature.get("method", method) == method
-            keys[base, method] = signature_hash({"base_model": base, **signature}) if same_method else None
+            # hashed as a loaded embedding hashes it (`TaskEmbedding.__post_init__`), so the key matches a target's
+            keys[base, method] = (signature_hash({"base_model": normalise_local_id(base), **signature})
+                                  if same_method else None)
         if keys[base, method] != sig:
             refused[i] = (f"filed under signature {sig}, but its own base model {base!r} and method {method!r} are not "
                           "of that signature (a mislabelled index row); rebuild the index with `taskemb-hub index build`")
