@@ -3,9 +3,11 @@
 Four flags, each computed from an entry's recorded metadata or its stored vector (nothing is re-tuned):
 
 - `duplicate`: one adapter published again under another name. Entries of one signature whose vectors
-  have cosine >= `DUPLICATE_COSINE` form a cluster (connected pairs); every member but one is flagged,
-  naming the kept one (`canonical`: the lexicographically first name, a rule anyone can re-check without
-  publication dates, which no registry records).
+  have cosine >= `DUPLICATE_COSINE` form a cluster (connected pairs); every member but one is flagged with
+  a symmetric reason listing the cluster (which member is the original cannot be told: no registry records
+  publication dates; see `duplicate_flags` for the one kept). This search is the costly flag (~a minute at
+  100k entries): a ranking runs it only with `exclude_flagged`, else shows (`shown_flags`) the per-entry flags
+  and the duplicate flags an index stored.
 - `fewer_rows`: tuned on fewer training rows than the registry's recipe takes (`max_train_examples`
   of the recipe most entries of its method record, else the packaged recipe's 1,000). Such an entry is
   not broken (a small dataset fully used), but it sits elsewhere than entries tuned on the full count.
@@ -44,7 +46,11 @@ SKETCH_DIM = 32
 # probability ~1e-13 for a spread difference; at most 2 when the difference sits in two colliding coordinates.
 SKETCH_SLACK = 4.0
 _BLOCK = 2048
+# A tile's matrix product may round a pair's cosine differently by its position in the tile: the first stage passes
+# pairs this much below the threshold and the per-pair exact check decides, so a pair's verdict is position-free.
+_FIRST_STAGE_SLACK = 1e-4
 _COLUMNS = 8192
+_LISTED = 5  # a duplicate's reason names at most this many members of its cluster
 _TEST_SPLIT = re.compile(r"(?<![a-z])test(?![a-z])")
 _DATA_SUFFIX = re.compile(r"\.(csv|tsv|jsonl?|parquet|txt|arrow)(\.(gz|bz2|zip))?$")
 
@@ -52,6 +58,10 @@ _DATA_SUFFIX = re.compile(r"\.(csv|tsv|jsonl?|parquet|txt|arrow)(\.(gz|bz2|zip))
 # ---- per-entry flags ---------------------------------------------------------------------------
 def recipe_caps(infos: Iterable) -> dict[str, int | None]:
     """The registry's `max_train_examples` per method: the value most entries of that method record.
+
+    A tie goes to the larger cap (None, all rows, counting as the largest): a rule of the counts and values
+    alone, so the answer (and every `fewer_rows` flag) does not depend on the order the entries come in.
+    The larger cap is the recipe that asks for more rows, the one whose entries the others sit apart from.
 
     Args:
         infos: entry metadata (`RegistryEntry.info` objects: `method`, `extra`).
@@ -68,7 +78,8 @@ def recipe_caps(infos: Iterable) -> dict[str, int | None]:
         recipe = (info.extra or {}).get("recipe")
         if isinstance(recipe, dict) and "max_train_examples" in recipe:
             counts.setdefault(info.method, Counter())[_cap(recipe.get("max_train_examples"))] += 1
-    return {method: c.most_common(1)[0][0] for method, c in counts.items()}
+    return {method: max(c.items(), key=lambda kv: (kv[1], math.inf if kv[0] is None else kv[0]))[0]
+            for method, c in counts.items()}
 
 
 def _cap(value) -> int | None:
@@ -169,7 +180,8 @@ def near_duplicate_pairs(unit: torch.Tensor, *, threshold: float = DUPLICATE_COS
         projected: the rows' stored projection (an index's `projected`), sketched instead of `unit`.
 
     Returns:
-        `(i, j, cosine)` with i < j, the cosine exact (float32 products of the stored rows).
+        `(i, j, cosine)` with i < j, the cosine exact: float32 products of the rows rounded to float16 (`_stored`),
+        as an index stores them, so a row carried from an index and the same row freshly read give one cosine.
 
     Example:
         >>> near_duplicate_pairs(torch.nn.functional.normalize(torch.randn(5, 8), dim=1)[[0, 1, 0]])
@@ -179,19 +191,25 @@ def near_duplicate_pairs(unit: torch.Tensor, *, threshold: float = DUPLICATE_COS
     if n < 2:
         return []
     if n * n * d <= EXACT_PAIR_BUDGET:
-        return _blocked_pairs((unit, unit), lambda a, b: a.float() @ b.float().T, lambda g: g >= threshold, unit,
-                              threshold)
+        return _blocked_pairs((unit, unit), lambda a, b: _stored(a) @ _stored(b).T,
+                              lambda g: g >= threshold - _FIRST_STAGE_SLACK, unit, threshold)
     from ._ann import Projection
 
     source = projected if projected is not None and projected.shape[0] == n else unit
     sketch_of = Projection(source.shape[1], SKETCH_DIM, seed=1)
-    sketch = torch.cat([sketch_of(source[s:s + _BLOCK]) for s in range(0, n, _BLOCK)])
+    sketch = torch.cat([sketch_of(_stored(source[s:s + _BLOCK])) for s in range(0, n, _BLOCK)])
     sq = sketch.pow(2).sum(1, keepdim=True)
     # [s_i, |s_i|², 1] · [-2 s_j, 1, |s_j|²] = |s_i - s_j|²: one product per tile gives the squared distances
     left = torch.cat([sketch, sq, torch.ones_like(sq)], 1)
     right = torch.cat([-2 * sketch, torch.ones_like(sq), sq], 1)
     limit = SKETCH_SLACK * 2 * (1 - threshold) + 1e-6
     return _blocked_pairs((left, right), lambda a, b: a @ b.T, lambda g: g <= limit, unit, threshold)
+
+
+def _stored(rows: torch.Tensor) -> torch.Tensor:
+    """`rows` at the precision an index stores them (float16), as float32: the cosines that decide a duplicate are
+    then the same whether a row comes from an index's float16 file or from a freshly read float32 vector."""
+    return rows.to(torch.float16).float()
 
 
 def _blocked_pairs(rows: tuple[torch.Tensor, torch.Tensor], product, keep, unit: torch.Tensor, threshold: float):
@@ -214,16 +232,32 @@ def _blocked_pairs(rows: tuple[torch.Tensor, torch.Tensor], product, keep, unit:
     out = []
     for s in range(0, len(pairs), 65536):  # exact cosines of the candidates
         p = pairs[s:s + 65536]
-        cos = (unit[p[:, 0]].float() * unit[p[:, 1]].float()).sum(1)
+        cos = (_stored(unit[p[:, 0]]) * _stored(unit[p[:, 1]])).sum(1)  # one formula per pair, wherever it sits
         out += [(int(a), int(b), float(c)) for (a, b), c in zip(p.tolist(), cos.tolist()) if c >= threshold]
     return out
 
 
-def duplicate_flags(names: list[str], pairs: list[tuple[int, int, float]], unit: torch.Tensor) -> dict[str, str]:
-    """Every member of a duplicate cluster but its canonical one (the first name): name -> reason.
+def duplicate_flags(names: list[str], pairs: list[tuple[int, int, float]], unit: torch.Tensor,
+                    flagged: frozenset | set = frozenset()) -> dict[str, str]:
+    """Every member of a near-duplicate cluster but the one kept: name -> reason.
+
+    Which member is the original cannot be told: no registry records when an entry was first published (the
+    Hub registry records a repo's current commit, `hub_sha`, not its creation), and a name says nothing (anyone
+    can re-publish a popular adapter as `aaa/...`). So the reason is symmetric: it lists the cluster and says
+    that the one kept is merely the first by name. The kept member is the first by name among those no other
+    flag marks (`flagged`), so that `exclude_flagged` never hides a whole cluster for being duplicates; the
+    rule depends on the names and flags alone, not on the order the entries come in.
 
     Args:
         names: the rows' entry names. pairs: `near_duplicate_pairs` of the rows. unit: the rows.
+        flagged: names that other flags already mark (fewer rows, test split, barely learned).
+
+    Returns:
+        name -> `one of 3 near-duplicates (a/x, b/y, c/z; cosine 1.0000 to a/x, the one kept: ...)`.
+
+    Example:
+        >>> duplicate_flags(["b/y", "a/x"], [(0, 1, 1.0)], unit)
+        {'b/y': 'one of 2 near-duplicates (a/x, b/y; cosine 1.0000 to a/x, the one kept: the first by name ...)'}
     """
     parent = list(range(len(names)))
 
@@ -236,17 +270,22 @@ def duplicate_flags(names: list[str], pairs: list[tuple[int, int, float]], unit:
     for i, j, _ in pairs:
         a, b = root(i), root(j)
         if a != b:
-            parent[max(a, b, key=lambda r: names[r])] = min(a, b, key=lambda r: names[r])  # the first name roots
+            parent[max(a, b)] = min(a, b)
     members: dict[int, list[int]] = {}
     for i in {k for p in pairs for k in p[:2]}:
         members.setdefault(root(i), []).append(i)
     out = {}
-    for canon, group in members.items():
+    for group in members.values():
+        group.sort(key=lambda r: names[r])
+        kept = next((r for r in group if names[r] not in flagged), group[0])
+        listed = ", ".join(names[r] for r in group[:_LISTED]) + (f" and {len(group) - _LISTED} more"
+                                                                  if len(group) > _LISTED else "")
         for i in group:
-            if i != canon:
-                cos = float((unit[i].float() * unit[canon].float()).sum())
-                out[names[i]] = (f"a near-duplicate of {names[canon]} (cosine {cos:.4f}; {len(group)} entries "
-                                 f"in its cluster, {names[canon]} kept)")
+            if i != kept:
+                cos = float((_stored(unit[i]) * _stored(unit[kept])).sum())
+                out[names[i]] = (f"one of {len(group)} near-duplicates ({listed}; cosine {cos:.4f} to {names[kept]}, "
+                                 "the one kept: the first by name no other flag marks, as no registry records which "
+                                 "was published first)")
     return out
 
 
@@ -271,13 +310,15 @@ def registry_flags(selector) -> dict[str, dict[str, str]]:
         infos = [e.info for e in selector.entries]
         caps = recipe_caps(infos)
         flags = {e.name: f for e, info in zip(selector.entries, infos) if (f := entry_flags(info, caps))}
+        selector._lookup["recipe_caps"] = caps
+        others = set(flags)
         for h in selector._positions("hash"):
             group = selector._group(h)
             if group is None or len(group) < 2:
                 continue
             names = [selector.entries[i].name for i in group.rows]
             pairs = near_duplicate_pairs(group.unit, projected=group.projected)
-            for name, why in duplicate_flags(names, pairs, group.unit).items():
+            for name, why in duplicate_flags(names, pairs, group.unit, others).items():
                 flags.setdefault(name, {})["duplicate"] = why
     selector._lookup["flags"] = flags
     return flags
@@ -294,19 +335,24 @@ def index_flags(entries: list) -> dict[str, dict[str, str]]:
     """Flags of every entry an index is written from (`index build`'s `flags` column): name -> {kind: reason}.
 
     Vectors are read one block at a time (an index's rows from its memory map), never a whole signature at once.
+    The entries are sorted by name first and every cosine is taken at the stored float16 precision, so an index
+    updated incrementally (rows carried from the old index, a few fetched) and one built afresh from the same
+    entries write identical flags.
 
     Example:
         >>> index_flags(AutoSourceSelector.from_default().entries)["play_dialog"]
         {'barely_learned': "macro-F1 0.378 is a constant predictor's at accuracy 0.607: it predicts one class"}
     """
+    entries = sorted(entries, key=lambda e: e.name)  # rows in one order whatever the caller's: one set of flags
     caps = recipe_caps(e.info for e in entries)
     flags = {e.name: f for e in entries if (f := entry_flags(e.info, caps))}
+    others = set(flags)
     by_signature: dict[str, list] = {}
     for entry in entries:
         by_signature.setdefault(entry.signature_hash, []).append(entry)
     for group in by_signature.values():
         rows = _EntryRows(group)
-        for name, why in duplicate_flags([e.name for e in group], near_duplicate_pairs(rows), rows).items():
+        for name, why in duplicate_flags([e.name for e in group], near_duplicate_pairs(rows), rows, others).items():
             flags.setdefault(name, {})["duplicate"] = why
     return flags
 
@@ -331,6 +377,55 @@ class _EntryRows:
             return self._row(self.entries[index])
         picked = self.entries[index] if isinstance(index, slice) else [self.entries[i] for i in index.tolist()]
         return torch.stack([self._row(e) for e in picked]) if picked else torch.zeros(0, self.shape[1])
+
+
+def shown_flags(selector, names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The flags to show on the rows `names` of a ranking without `exclude_flagged`, without the duplicate search.
+
+    The registry's flags when they were computed already (`registry_flags`, cached per selector); else, per
+    row, the flags its index stored (near-duplicates included) or, when none were stored (`from_hub`, an older
+    index), its per-entry flags (fewer rows, test split, barely learned). The near-duplicate search (~a
+    minute at 100k entries) runs only when asked for: `selector.flags()` or `exclude_flagged`.
+
+    Args:
+        selector: an `AutoSourceSelector`. names: the ranking's sources.
+
+    Returns:
+        name -> {kind: reason}, flagged rows only.
+
+    Example:
+        >>> shown_flags(selector, ranking.names)
+        {'few/rows': {'fewer_rows': "tuned on 200 rows, fewer than the 1,000 of the registry's recipe (...)"}}
+    """
+    if "flags" in selector._lookup:
+        full = selector._lookup["flags"]
+        return {n: full[n] for n in names if n in full}
+    positions, out = selector._positions("name"), {}
+    for name in names:
+        for i in positions.get(name, [])[:1]:
+            entry = selector.entries[i]
+            found = _stored_flags(entry)
+            if found is None:
+                if "recipe_caps" not in selector._lookup:  # over the whole registry, once per selector
+                    selector._lookup["recipe_caps"] = recipe_caps(e.info for e in selector.entries)
+                found = entry_flags(entry.info, selector._lookup["recipe_caps"])
+            if found:
+                out[name] = found
+    return out
+
+
+def drop_flagged(ranking, flagged: set[str], top_k: int | None) -> None:
+    """Leave the `flagged` sources out of `ranking`'s rows and skipped list, renumbered, best `top_k` kept.
+
+    Only the output is filtered: the scores were computed over the same registry statistics (pcr mean and
+    principal directions, fusion normalisation) as a ranking without `exclude_flagged`, so the sources left
+    keep their scores. The ranking was asked for `top_k + len(flagged)` rows, so `top_k` unflagged remain.
+    """
+    rows = [r for r in ranking.rows if r["source"] not in flagged]
+    ranking.rows = rows[:top_k] if top_k else rows
+    for rank, row in enumerate(ranking.rows, start=1):
+        row["rank"] = rank
+    ranking.skipped = [(n, r) for n, r in ranking.skipped if n not in flagged]
 
 
 def annotate(ranking, flags: dict[str, dict[str, str]]) -> None:

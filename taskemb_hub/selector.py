@@ -374,8 +374,10 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
                 TextEmb vectors, and uses the PEFT embedding alone otherwise.
             text_target: the target's TextEmb vector (`taskemb_hub.baselines.text_embedding(task)`); a
                 registry entry named as `target` brings its own.
-            exclude_flagged: leave out the entries `flags()` flags (near-duplicates, fewer rows than the recipe,
-                a test split, barely learned); `Ranking.why` says how many and why. Every row carries its `flags`.
+            exclude_flagged: leave out of the rows the entries `flags()` flags (near-duplicates, fewer rows than
+                the recipe, a test split, barely learned); the others keep the scores they have without it.
+                `Ranking.why` says how many and why. Every row carries its `flags` (without this option: the
+                per-entry ones and those an index stored; the near-duplicate search runs only with it).
 
         Returns:
             A `Ranking`; `Ranking.ranker` and `Ranking.why` say which signal ranked and why.
@@ -403,9 +405,10 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             target = load_embedding(target)
         own, own_note = own_entries(self, target) if isinstance(target, TaskEmbedding) else (set(), "")
         exclude |= own  # the target's own published repo (registries/_own.py)
-        flags = self.flags()
-        flagged = sorted(n for n, f in flags.items() if f and n not in exclude) if exclude_flagged else []
-        exclude |= set(flagged)
+        flags = self.flags() if exclude_flagged else {}  # the near-duplicate search runs only when asked for
+        flagged = sorted(n for n, f in flags.items() if f and n not in exclude)
+        # flagged rows leave the output only (curation.drop_flagged), not the pcr/fusion statistics: ask for more
+        wide = top_k + len(flagged) if top_k and flagged else top_k
         if isinstance(text_target, str):  # a text-registry entry: leave it out as well
             exclude |= {self.text_selector.entries[i].name for i in self.text_selector._named(text_target)}
         if chosen == "textemb":
@@ -413,21 +416,22 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             if peft_target is not None and not isinstance(peft_target, TaskEmbedding):
                 peft_target = load_embedding(peft_target)
             ranking = rankers.as_text_only(rankers.text_ranking(self, text_target, exclude=exclude), self, peft_target,
-                                           top_k)
+                                           wide)
             if similarity:
                 ranking.warnings.append(f"similarity {similarity!r} applies to the PEFT embedding; ranker 'textemb' "
                                         f"uses the {rankers.TEXT_SIMILARITY} cosine of TextEmb vectors")
         else:
-            ranking = self._rank_peft(target, None if chosen == "fusion" else top_k, similarity=similarity,
+            ranking = self._rank_peft(target, None if chosen == "fusion" else wide, similarity=similarity,
                                       exclude=exclude, strict=strict, search=search)
             if chosen == "fusion":
-                ranking = rankers.fuse(ranking, rankers.text_ranking(self, text_target, exclude=exclude), top_k)
+                ranking = rankers.fuse(ranking, rankers.text_ranking(self, text_target, exclude=exclude), wide)
         ranking.why = reason + ranking.why + own_note
-        from .curation import annotate, flagged_note
+        from .curation import annotate, drop_flagged, flagged_note, shown_flags
 
         if exclude_flagged:
+            drop_flagged(ranking, set(flagged), top_k)
             ranking.why += flagged_note(flags, flagged)
-        annotate(ranking, flags)
+        annotate(ranking, flags if exclude_flagged else shown_flags(self, ranking.names))
         return ranking
 
     def _rank_peft(self, target: TaskEmbedding | str | os.PathLike, top_k: int | None = None, *,

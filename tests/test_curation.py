@@ -2,6 +2,7 @@
 learned; in `Ranking` rows, `rank(exclude_flagged=True)`, the CLI, the index's `flags` column and the Space."""
 
 import json
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,12 +58,14 @@ EXPECTED = {"zed/copy-of-3": "duplicate", "org03/task-3": "duplicate", "few/rows
             "chance/uniform": "barely_learned", "chance/constant": "barely_learned"}
 
 
-def test_every_kind_is_flagged_and_the_canonical_duplicate_is_not():
+def test_every_kind_is_flagged_and_one_duplicate_is_kept():
     flags = AutoSourceSelector(_with_problems()).flags()
     assert {name: list(f) for name, f in flags.items()} == {n: [k] for n, k in EXPECTED.items()}
-    # the cluster {amy/renamed-3, org03/task-3, zed/copy-of-3}: the lexicographically first is kept and named
+    # the cluster {amy/renamed-3, org03/task-3, zed/copy-of-3}: the first by name is kept, the reason symmetric
     assert "amy/renamed-3" not in flags
-    assert flags["org03/task-3"]["duplicate"].startswith("a near-duplicate of amy/renamed-3 (cosine 1.0000; 3 entries")
+    assert flags["org03/task-3"]["duplicate"].startswith(
+        "one of 3 near-duplicates (amy/renamed-3, org03/task-3, zed/copy-of-3; cosine 0.9999 to amy/renamed-3, the one kept")
+    assert "no registry records which was published first" in flags["zed/copy-of-3"]["duplicate"]
     assert "fewer than the 1,000 of the registry's recipe (all its training data)" in flags["few/rows"]["fewer_rows"]
     assert "predicts one class" in flags["chance/constant"]["barely_learned"]
     assert "300 held-out rows" in flags["chance/recorded"]["barely_learned"]
@@ -106,6 +109,9 @@ def test_near_duplicate_pairs_are_exactly_the_pairs_at_or_above_the_threshold(n,
 def test_rows_carry_flags_and_exclude_flagged_drops_them_and_says_why():
     selector = AutoSourceSelector(_with_problems())
     target = _emb("target", selector.entries[3].embedding.vector + 0.5 * torch.randn(32))
+    cheap = {r["source"]: r["flags"] for r in selector.rank(target).rows}  # no duplicate search without being asked
+    assert {n: list(f) for n, f in cheap.items() if f} == {n: [k] for n, k in EXPECTED.items() if k != "duplicate"}
+    selector.flags()  # computed once: later rankings show them all
     ranking = selector.rank(target)
     by_name = {r["source"]: r["flags"] for r in ranking.rows}
     assert set(EXPECTED) <= set(by_name) and all(EXPECTED[n] in by_name[n] for n in EXPECTED)
@@ -171,18 +177,20 @@ def test_tune_records_the_training_split_and_the_chance_baseline(tiny_bert, sent
     assert emb.extra["chance"]["metric"] == "accuracy" and emb.extra["chance"]["rows"] == 16
 
 
-def test_the_space_shows_flags_and_hides_flagged_sources():
+def test_the_space_shows_flags_and_hides_flagged_sources(tmp_path):
     from taskemb_hub.space import _handlers as h
 
-    selector = AutoSourceSelector(_with_problems())
+    write_index(_with_problems(), tmp_path / "index")  # a Space serves an index: its stored flags are shown
+    selector = AutoSourceSelector.from_index(tmp_path / "index")
     state = h.RegistryState(None, "test", selector=selector)
     shown = h.rank_registry(state, h.SpaceConfig(), "org00/task-0", top_k=50, similarity="cosine", ranker="peft")
     assert shown.ok and h.TABLE_COLUMNS[-1] == "flags"
-    cells = {row[1]: row[-1] for row in shown.rows}
+    name = lambda cell: re.sub(r"^\[([^\]]+)\]\(.*\)$", r"\1", cell)  # an index's Hub entries are linked
+    cells = {name(row[1]): row[-1] for row in shown.rows}
     assert cells["zed/copy-of-3"] == "near-duplicate" and cells["few/rows"] == "fewer rows than the recipe"
     hidden = h.rank_registry(state, h.SpaceConfig(), "org00/task-0", top_k=50, similarity="cosine", ranker="peft",
                              hide_flagged=True)
-    assert hidden.ok and not set(EXPECTED) & {row[1] for row in hidden.rows} and "8 flagged sources" in hidden.message
+    assert hidden.ok and not set(EXPECTED) & {name(row[1]) for row in hidden.rows} and "8 flagged sources" in hidden.message
 
 
 def test_most_packaged_entries_are_flagged_as_barely_learned_as_the_readme_says():
@@ -190,3 +198,96 @@ def test_most_packaged_entries_are_flagged_as_barely_learned_as_the_readme_says(
     flags = AutoSourceSelector.from_default().flags()
     barely = [name for name, kinds in flags.items() if "barely_learned" in kinds]
     assert len(barely) > 16 / 2, barely
+
+
+# ---- review fixes: order, precision, the kept duplicate, exclude_flagged's scores, lazy duplicate search ----------
+def _capped(caps):
+    entries = []
+    for i, cap in enumerate(caps):
+        e = _emb(f"t{i}", torch.randn(32, generator=torch.Generator().manual_seed(i)) + 2, train_size=600)
+        e.extra["recipe"]["max_train_examples"] = cap
+        entries.append(RegistryEntry(f"org/t{i}", e, f"org/t{i}@{i:040x}"))
+    return entries
+
+
+def test_flags_do_not_depend_on_the_order_of_the_entries():
+    entries = _capped([1000, 1000, 500, 500])  # a tie: the larger cap is the recipe, whatever the order
+    forward, backward = curation.index_flags(entries), curation.index_flags(entries[::-1])
+    assert forward == backward and len(forward) == 4 and all("fewer_rows" in f for f in forward.values())
+    assert AutoSourceSelector(entries).flags() == AutoSourceSelector(entries[::-1]).flags() == forward
+    problems = _with_problems()
+    assert curation.index_flags(problems) == curation.index_flags(problems[::-1])
+
+
+def _near_pair():
+    """Two rows at float32 cosine 0.99918 whose float16 storage rounds it to 0.99902: a reason printed from the
+    float32 rows says 0.9992, from the stored rows 0.9990."""
+    entries = _registry(6)
+    first, second = torch.zeros(32), torch.zeros(32)
+    first[0], second[0], second[1] = 1.0, 0.99918, (1 - 0.99918 ** 2) ** 0.5
+    entries += [RegistryEntry("dup/a", _emb("a", first)), RegistryEntry("dup/b", _emb("b", second))]
+    return entries
+
+
+def test_an_index_updated_incrementally_writes_the_flags_a_fresh_build_writes(tmp_path):
+    write_index(_near_pair(), tmp_path / "old")
+    fresh = _near_pair()
+    carried = [e for e in read_index(tmp_path / "old").entries if e.name != "org00/task-0"]  # float16 rows
+    updated = carried + [e for e in fresh if e.name == "org00/task-0"]  # one entry re-read, the rest carried
+    assert curation.index_flags(updated) == curation.index_flags(fresh)
+    assert "cosine 0.9990 to dup/a" in curation.index_flags(fresh)["dup/b"]["duplicate"]
+    write_index(updated, tmp_path / "updated")
+    write_index(fresh, tmp_path / "fresh")
+    assert (AutoSourceSelector.from_index(tmp_path / "updated").flags()
+            == AutoSourceSelector.from_index(tmp_path / "fresh").flags())
+
+
+def test_a_republished_adapter_cannot_hide_the_whole_cluster():
+    entries = _registry(6)
+    original = entries[2]
+    original.embedding.metrics = {"accuracy": 0.51, "macro_f1": 0.5}  # barely learned: hidden for that anyway
+    copy = RegistryEntry("aaa/popular", _emb("copy", original.embedding.vector.clone()))
+    again = RegistryEntry("zzz/popular", _emb("again", original.embedding.vector.clone()))
+    flags = AutoSourceSelector(entries + [copy, again]).flags()
+    # aaa/popular is kept: the first by name that no other flag hides (the original is barely learned)
+    assert "aaa/popular" not in flags and set(flags["zzz/popular"]) == {"duplicate"}
+    assert "one of 3 near-duplicates (aaa/popular, org02/task-2, zzz/popular;" in flags["org02/task-2"]["duplicate"]
+    assert "a near-duplicate of" not in json.dumps(flags)
+    copy.embedding.metrics = {"accuracy": 0.5}  # now the first two by name are barely learned: zzz/popular is kept
+    selector = AutoSourceSelector(entries + [copy, again])
+    kept = selector.rank(_emb("target", torch.randn(32)), exclude_flagged=True).names
+    assert "zzz/popular" in kept and "zzz/popular" not in selector.flags()
+
+
+@pytest.mark.parametrize("ranker", ["peft", "auto"])
+def test_exclude_flagged_filters_the_output_and_keeps_the_scores(ranker):
+    selector = AutoSourceSelector.from_default()
+    flagged = {n for n, f in selector.flags().items() if f}
+    assert len(flagged) > 8  # the packaged registry: most are flagged, fewer than 8 would remain for pcr-1
+    full = selector.rank("fever", ranker=ranker)
+    kept = selector.rank("fever", ranker=ranker, exclude_flagged=True)
+    expected = [(r["source"], r["score"]) for r in full.rows if r["source"] not in flagged]
+    assert [(r["source"], r["score"]) for r in kept.rows] == expected and expected
+    assert [r["rank"] for r in kept.rows] == list(range(1, len(expected) + 1))
+    assert kept.similarity == full.similarity == "pcr-1" and "cosine: pcr-1 needs" not in kept.why
+    top = selector.rank("fever", top_k=2, ranker=ranker, exclude_flagged=True)
+    assert [(r["source"], r["score"]) for r in top.rows] == expected[:2]
+
+
+def test_a_ranking_without_exclude_flagged_runs_no_duplicate_search(tmp_path, monkeypatch):
+    calls = []
+    real = curation.near_duplicate_pairs
+    monkeypatch.setattr(curation, "near_duplicate_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    selector = AutoSourceSelector(_with_problems())  # no stored flags, as from_hub or an older index
+    target = _emb("target", torch.randn(32))
+    rows = {r["source"]: r["flags"] for r in selector.rank(target).rows}
+    assert not calls and "fewer_rows" in rows["few/rows"] and rows["zed/copy-of-3"] == {}
+    kept = selector.rank(target, exclude_flagged=True)
+    assert calls == [1] and "zed/copy-of-3" not in kept.names  # the search ran for exclude_flagged
+    assert "duplicate" in {r["source"]: r["flags"] for r in selector.rank(target).rows}["zed/copy-of-3"]
+    selector.flags()
+    assert calls == [1]  # cached per selector
+    write_index(_with_problems(), tmp_path / "index")  # an index's stored duplicate flags are shown for free
+    calls.clear()
+    stored = AutoSourceSelector.from_index(tmp_path / "index").rank(target)
+    assert "duplicate" in {r["source"]: r["flags"] for r in stored.rows}["zed/copy-of-3"] and not calls
