@@ -189,7 +189,7 @@ def receiver(hub):
     for i in range(3):
         hub.state.add_repo(f"user{i}/task-{i}", _repo_files(i))
     assert build_index("alice/idx", endpoint=hub.endpoint).committed
-    updater = IndexUpdater("alice/idx", endpoint=hub.endpoint, debounce_s=0.5)
+    updater = IndexUpdater("alice/idx", endpoint=hub.endpoint, debounce_s=0.5, retry_s=0.1)
     updater.prime()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -242,11 +242,16 @@ def test_one_update_is_one_repo_read_and_one_index_commit_and_a_replay_is_refuse
 
 def test_a_deletion_removes_the_entry_and_a_burst_is_one_commit(receiver):
     hub, updater, post = receiver
+    from huggingface_hub import HfApi
+
     commits = _index_commits(hub)
-    assert post(_payload(hub, "user1/task-1", action="delete")).status_code == 202
+    deletion = _payload(hub, "user1/task-1", action="delete")
+    HfApi(endpoint=hub.endpoint).delete_repo("user1/task-1")
+    assert post(deletion).status_code == 202
     updater.wait()
     assert "user1/task-1" not in _index(hub).shas and _index_commits(hub) == commits + 1
-    assert post(_payload(hub, "user1/task-1", action="delete")).status_code == 409  # a replayed deletion
+    answer = post(deletion)  # a repeated deletion: nothing to do, not an error
+    assert answer.status_code == 200 and "not an entry" in answer.json()["message"]
     for i, repo in ((0, "user0/task-0"), (2, "user2/task-2")):
         _republish(hub, repo, i, seed=2)
         assert post(_payload(hub, repo)).status_code == 202
@@ -257,6 +262,24 @@ def test_a_deletion_removes_the_entry_and_a_burst_is_one_commit(receiver):
     shas = _index(hub).shas
     assert {r: shas[r] for r in ("user0/task-0", "user2/task-2", "user3/task-3")} == \
         {r: hub.state.repo(r).sha for r in ("user0/task-0", "user2/task-2", "user3/task-3")}
+    # the deleted repo is re-created, indexed again, and deleted again: its deletion is applied, not refused forever
+    hub.state.add_repo("user1/task-1", _repo_files(1, seed=4))
+    assert post(_payload(hub, "user1/task-1")).status_code == 202
+    updater.wait()
+    assert _index(hub).shas["user1/task-1"] == hub.state.repo("user1/task-1").sha
+    HfApi(endpoint=hub.endpoint).delete_repo("user1/task-1")
+    assert post(deletion).status_code == 202
+    updater.wait()
+    assert "user1/task-1" not in _index(hub).shas
+
+
+def test_a_deletion_delivered_after_the_repo_was_re_created_keeps_it(receiver):
+    hub, updater, post = receiver
+    late_delete = _payload(hub, "user1/task-1", action="delete")
+    _republish(hub, "user1/task-1", 1, seed=5)  # (deleted and) re-created: the repo exists at a new head
+    assert post(late_delete).status_code == 202
+    updater.wait()
+    assert _index(hub).shas["user1/task-1"] == hub.state.repo("user1/task-1").sha
 
 
 def test_a_wrong_secret_a_bad_payload_and_a_failing_read_change_nothing(receiver):
@@ -276,12 +299,127 @@ def test_a_wrong_secret_a_bad_payload_and_a_failing_read_change_nothing(receiver
     untagged["repo"]["name"], untagged["repo"]["tags"] = "someone/unrelated", ["text-classification"]
     assert post(untagged).status_code == 200
     before = hub.state.repo("alice/idx", "dataset").sha
-    hub.faults.add(r"/api/models/user2/task-2", status=500)
+    fault = hub.faults.add(r"/api/models/user2/task-2", status=500, times=None)  # the repo never reads
     assert post(_payload(hub, "user2/task-2")).status_code == 202
     updater.wait()
     assert _index_commits(hub) == commits and hub.state.repo("alice/idx", "dataset").sha == before
+    assert fault.hits == updater.attempts  # tried again a bounded number of times, then given up
+    assert [r.retrying for r in updater.reports[-updater.attempts:]] == [["user2/task-2"]] * (updater.attempts - 1) + [[]]
     assert updater.reports[-1].failed and updater.reports[-1].failed[0][0] == "user2/task-2"
     assert "\n" not in updater.reports[-1].failed[0][1]
+    hub.faults.clear()
+    hub.faults.add(r"/api/models/user2/task-2", status=503)  # once: the retry reads it
+    _republish(hub, "user2/task-2", 2, seed=6)
+    assert post(_payload(hub, "user2/task-2")).status_code == 202
+    updater.wait()
+    assert _index(hub).shas["user2/task-2"] == hub.state.repo("user2/task-2").sha
+
+
+def test_a_late_delivery_never_rolls_an_entry_back_and_a_restart_keeps_replays_refused(receiver):
+    from taskemb_hub.registries._webhooks import IndexUpdater
+
+    hub, updater, post = receiver
+    _republish(hub, "user0/task-0", 0, seed=1)
+    push_a = _payload(hub, "user0/task-0")
+    _republish(hub, "user0/task-0", 0, seed=2)
+    push_b = _payload(hub, "user0/task-0")
+    head = hub.state.repo("user0/task-0").sha
+    assert post(push_b).status_code == 202
+    updater.wait()
+    commits = _index_commits(hub)
+    hub.stats.reset()
+    assert post(push_a).status_code == 202  # a retried delivery of the older push, after the newer one
+    updater.wait()
+    assert _index(hub).shas["user0/task-0"] == head and _index_commits(hub) == commits
+    assert updater.reports[-1].unchanged == ["user0/task-0"] and not updater.reports[-1].committed
+    assert not [d for d in hub.stats.downloads if d[0] == "model"]  # the head is the commit indexed: nothing read
+    # both pushes in one burst, the older delivered last: the index holds the head
+    _republish(hub, "user2/task-2", 2, seed=1)
+    old = _payload(hub, "user2/task-2")
+    _republish(hub, "user2/task-2", 2, seed=2)
+    assert post(_payload(hub, "user2/task-2")).status_code == 202 and post(old).status_code == 202
+    updater.wait()
+    assert _index(hub).shas["user2/task-2"] == hub.state.repo("user2/task-2").sha
+    # a restarted receiver refuses a replay from what the index records, not from its lost memory
+    restarted = IndexUpdater("alice/idx", endpoint=hub.endpoint, debounce_s=0.1)
+    restarted.prime()
+    status, message = restarted.submit(push_b)
+    assert status == 409 and "replay" in message and not restarted.pending
+    restarted.recent_limit = 2  # the in-memory set of recent events stays bounded
+    restarted._requeue({f"r/{i}": _queued(f"{i:040x}") for i in range(5)},
+                       set(), type(updater.reports[0])())
+    assert len(restarted.recent) == 2
+
+
+def _queued(sha):
+    from taskemb_hub.registries._webhooks import _Queued
+
+    return _Queued(sha, 0.0)
+
+
+def test_an_index_built_for_one_author_ignores_other_authors(hub):
+    from taskemb_hub.registries._webhooks import IndexUpdater
+    from taskemb_hub.registries.index import build_index
+
+    for i in range(3):
+        hub.state.add_repo(f"user{i}/task-{i}", _repo_files(i))
+    assert build_index("alice/idx", endpoint=hub.endpoint, author="user0").committed
+    updater = IndexUpdater("alice/idx", endpoint=hub.endpoint, debounce_s=0.1)
+    assert updater.prime() == 1
+    status, _ = updater.submit(_payload(hub, "user1/task-1"))
+    assert status == 200
+    updater.wait()
+    hub.state.add_repo("user0/task-9", _repo_files(9))
+    assert updater.submit(_payload(hub, "user0/task-9"))[0] == 202
+    updater.wait()
+    assert sorted(_index(hub).shas) == ["user0/task-0", "user0/task-9"]
+    assert updater._hub().author == "user0"
+
+
+def test_a_failed_commit_is_queued_again_and_applied(receiver):
+    hub, updater, post = receiver
+    _republish(hub, "user0/task-0", 0, seed=7)
+    hub.faults.add(r"alice/idx", status=500, route="commit")
+    assert post(_payload(hub, "user0/task-0")).status_code == 202
+    updater.wait()
+    assert updater.reports[0].error and updater.reports[0].retrying == ["user0/task-0"]
+    assert updater.reports[-1].committed
+    assert _index(hub).shas["user0/task-0"] == hub.state.repo("user0/task-0").sha
+
+
+def test_a_steady_stream_of_events_is_applied_within_the_maximum_wait(receiver):
+    import time
+
+    hub, updater, post = receiver
+    updater.debounce_s, updater.max_wait_s = 1.0, 1.5
+    _republish(hub, "user0/task-0", 0, seed=8)
+    payload = _payload(hub, "user0/task-0")
+    start = time.monotonic()
+    for i in range(12):  # an event every 0.25 s for 3 s: never a quiet second
+        payload["repo"]["headSha"] = payload["updatedRefs"][0]["newSha"] = f"{i + 1:040x}"
+        assert updater.submit(payload)[0] == 202
+        time.sleep(0.25)
+        if updater.reports:
+            break
+    assert updater.reports and time.monotonic() - start < 2.5
+    updater.wait()
+    assert _index(hub).shas["user0/task-0"] == hub.state.repo("user0/task-0").sha
+
+
+def test_an_unchanged_index_makes_no_commit(hub, tmp_path):
+    from taskemb_hub.registries._webhooks import _commit_changes
+    from taskemb_hub.registries.index import IndexRegistry, build_index
+
+    for i in range(3):
+        hub.state.add_repo(f"user{i}/task-{i}", _repo_files(i))
+    assert build_index("alice/idx", endpoint=hub.endpoint).committed
+    folder = IndexRegistry("alice/idx", endpoint=hub.endpoint).folder(use_cache=False, selectors=False)
+    contents = read_index(folder)
+    failures = [(f["repo"], f["reason"]) for f in contents.meta["failures"]]
+    out = write_index(contents.entries, tmp_path / "same", source=contents.meta["source"], failures=failures)
+    hub.stats.reset()
+    assert _commit_changes(out, folder, "alice/idx", folder.name, endpoint=hub.endpoint, token=None, message="x") == ""
+    assert hub.stats["commit"] == 0
 
 
 def test_serve_webhooks_without_a_secret_is_one_line_exit_2(monkeypatch, capsys):

@@ -2,17 +2,24 @@
 
 `taskemb-hub index serve-webhooks --index <repo> --secret-env VAR` serves huggingface_hub's `WebhooksServer`
 with one endpoint, `POST /webhooks/index`. The Hub sends it a payload per repo change (settings: the index
-owner's webhooks page, events "Repo update"). An update of a tagged adapter (or of a repo the index already
-holds, or an untagged adapter of the index's base model when it was built with them) is queued; after a short
-quiet window (`debounce_s`) the batch is applied: each queued repo is read once at its new commit (the single-repo
-parsing of `HubRegistry.fetch`), the index is rewritten incrementally (only the chunks that changed,
-`_index_layout`) and pushed as one commit whose parent is the index commit it was built from. A deletion removes
-the entry. A repo that cannot be read keeps its previous row; a batch with nothing to change makes no commit;
-any failure pushes nothing, so the previous index stays as it was.
+owner's webhooks page, events "Repo update"). An event that may concern the index (a repo it holds, or one that
+carries its tag, of its author when it was built with `--author`, or an untagged adapter of its base model when
+it was built with them) is queued; after a short quiet window (`debounce_s`, but never more than `max_wait_s`
+after the first queued event) the batch is applied. An event only says *that* a repo changed: each queued repo is
+looked up at its current head (one info request), and the index's own record decides what to do, so that late,
+repeated or out-of-order deliveries never roll an entry back: a repo that is gone (deleted, untagged, out of the
+index's filters) loses its entry; a repo whose head is the commit the index records is left alone; any other is
+read once at its head (the single-repo parsing of `HubRegistry.fetch`). The index is rewritten incrementally (only
+the chunks that changed, `_index_layout`) and pushed as one commit whose parent is the index commit it was built
+from; files whose bytes did not change are not sent, and nothing changed is no commit. A batch whose commit fails
+(the index moved meanwhile, 5xx, timeout) and a repo that could not be read are queued again, after a backoff, a
+few times (`attempts`); a repo given up on keeps its previous row. Nothing is pushed by a failed batch.
 
 Answers: 401/403 without or with a wrong `X-Webhook-Secret` (checked by huggingface_hub), 422 for a payload
-that is not the Hub's schema or names no commit, 409 for an event already applied or queued (same repo and
-commit), 200 for an event that concerns no entry (ignored), 202 when queued.
+that is not the Hub's schema or names no commit, 409 for a replay (the index already records that commit of the
+repo, or it was applied or is queued: decided from the index itself, so a restart keeps it, plus a bounded set
+of recent events), 200 for an event that concerns no entry (ignored, or a deletion of a repo the index does not
+hold), 202 when queued.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,18 +37,34 @@ from ..errors import RegistryError
 
 WEBHOOK_PATH = "index"  # served at /webhooks/index
 DEFAULT_DEBOUNCE_S = 2.0
+DEFAULT_MAX_WAIT_S = 30.0  # a steady stream of events is still applied this long after its first one
+DEFAULT_RETRY_S = 5.0  # first backoff of a failed batch or repo, doubled each attempt
+DEFAULT_ATTEMPTS = 4
+_MAX_BACKOFF_S = 300.0
+RECENT_EVENTS = 4096  # (repo, commit) pairs remembered beyond what the index records
 
 
 @dataclass
 class FlushReport:
-    """What one batch did: repos updated, removed, failed (with why), whether a commit was made."""
+    """What one batch did: repos updated, removed, left as they were (the index already holds their head), failed
+    (with why), queued again for another attempt, whether a commit was made."""
 
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    retrying: list[str] = field(default_factory=list)
     committed: bool = False
     commit: str = ""
     error: str = ""
+
+
+@dataclass
+class _Queued:
+    sha: str | None  # the commit the event named (None: a deletion); a key against replays, never what is read
+    queued: float  # when it was first queued (monotonic): the max wait counts from it
+    attempts: int = 0  # failed attempts so far
+    due: float = 0.0  # a retry's earliest time
 
 
 class IndexUpdater:
@@ -50,6 +74,8 @@ class IndexUpdater:
         index_repo: the index dataset repo (`owner/taskemb-index`), built by `taskemb-hub index build`.
         endpoint, token: as for the Hub client (the token needs write access to the index; never printed).
         debounce_s: seconds without a new event before a batch is applied (a burst is one commit).
+        max_wait_s: the most seconds an event waits for a quiet window (a steady stream is still applied).
+        retry_s: the first backoff of a failed batch or repo (doubled each time); attempts: tries in all.
         timeout, deadline: seconds per Hub request and per batch read.
 
     Example:
@@ -60,21 +86,27 @@ class IndexUpdater:
     """
 
     def __init__(self, index_repo: str, *, endpoint: str | None = None, token: str | bool | None = None,
-                 debounce_s: float = DEFAULT_DEBOUNCE_S, timeout: float | None = None, deadline: float | None = None):
+                 debounce_s: float = DEFAULT_DEBOUNCE_S, timeout: float | None = None, deadline: float | None = None,
+                 max_wait_s: float = DEFAULT_MAX_WAIT_S, retry_s: float = DEFAULT_RETRY_S,
+                 attempts: int = DEFAULT_ATTEMPTS):
         from .hub import hub_endpoint
 
         self.index_repo, self.endpoint, self.token = index_repo, hub_endpoint(endpoint), token
         self.debounce_s, self.timeout, self.deadline = debounce_s, timeout, deadline
-        self.pending: dict[str, str | None] = {}  # repo id -> its new commit (None: deleted)
-        self.applied: set[tuple[str, str | None]] = set()  # (repo, commit) applied: a replay is refused
+        self.max_wait_s, self.retry_s, self.attempts = max_wait_s, retry_s, max(1, int(attempts))
+        self.pending: dict[str, _Queued] = {}  # repo id -> its queued event
+        self.recent: OrderedDict[tuple[str, str], None] = OrderedDict()  # applied (repo, commit), newest last
+        self.recent_limit = RECENT_EVENTS
         self.reports: list[FlushReport] = []
         self._lock, self._flush_lock = threading.Lock(), threading.Lock()
         self._timer: threading.Timer | None = None
-        self._source: dict[str, Any] | None = None  # the index's build filters (tag, base model, untagged)
-        self._names: set[str] = set()  # the entries of the last index read
+        self._last_event = 0.0
+        self._source: dict[str, Any] | None = None  # the index's build filters (tag, author, base model, ...)
+        self._shas: dict[str, str] = {}  # entry -> the commit the last index read records for it
 
     def prime(self) -> int:
-        """Read the index once (its entries and build filters decide which events concern it). Returns its size.
+        """Read the index once (its entries, their commits and its build filters decide which events concern it and
+        which are replays). Returns its size.
 
         Raises:
             RegistryError: the index cannot be read (one line: the repo, why, the fix).
@@ -83,8 +115,13 @@ class IndexUpdater:
 
         contents = IndexRegistry(self.index_repo, endpoint=self.endpoint, token=self.token, timeout=self.timeout,
                                  deadline=self.deadline).read()
-        self._source, self._names = contents.meta.get("source") or {}, {e.name for e in contents.entries}
-        return len(self._names)
+        self._remember_index(contents)
+        return len(self._shas)
+
+    def _remember_index(self, contents) -> None:
+        with self._lock:
+            self._source = contents.meta.get("source") or {}
+            self._shas = {e.name: contents.shas.get(e.name, "") for e in contents.entries}
 
     # ---- events ------------------------------------------------------------------------------------------------
     def submit(self, body: dict[str, Any]) -> tuple[int, str]:
@@ -93,26 +130,49 @@ class IndexUpdater:
         if isinstance(event, str):
             return 422, event
         action, repo, sha, tags = event
-        if action != "delete" and not self._concerns(repo, tags):
-            return 200, f"ignored: {repo} is not a tagged adapter nor an entry of {self.index_repo}"
-        key = (repo, None if action == "delete" else sha)
+        wanted = None if action == "delete" else sha
         with self._lock:
-            if key in self.applied or (repo in self.pending and self.pending[repo] == key[1]):
-                return 409, f"refused: {repo} at {sha or 'deletion'} was already applied or is queued (a replay)"
-            self.pending[repo] = key[1]
-            if self._timer is not None:
-                self._timer.cancel()  # a burst: wait for quiet, then one commit
-            self._timer = threading.Timer(self.debounce_s, self._flush_in_background)
-            self._timer.daemon = True
-            self._timer.start()
-        return 202, f"queued: {repo} ({'deletion' if action == 'delete' else sha}); applied after {self.debounce_s:g} s"
+            if wanted is not None and not self._concerns(repo, tags):
+                return 200, f"ignored: {repo} is not an adapter {self.index_repo} indexes"
+            queued = self.pending.get(repo)
+            if wanted is None and repo not in self._shas and queued is None:
+                return 200, f"nothing to do: {repo} is not an entry of {self.index_repo}"
+            if queued is not None and queued.sha == wanted:
+                return 409, f"refused: {repo} at {sha or 'deletion'} is already queued (a replay)"
+            if wanted is not None and (self._shas.get(repo) == wanted or (repo, wanted) in self.recent):
+                return 409, f"refused: {repo} at {sha} was already applied (a replay)"
+            now = time.monotonic()  # a newer event of a queued repo keeps its place: the max wait counts from the first
+            self.pending[repo] = _Queued(wanted, queued.queued if queued is not None and not queued.attempts else now)
+            self._last_event = now
+            self._schedule()
+        return 202, f"queued: {repo} ({'deletion' if wanted is None else sha}); applied after {self.debounce_s:g} s"
 
     def _concerns(self, repo: str, tags: list[str]) -> bool:
         source = self._source or {}
-        if TAG in tags or source.get("tag") in tags or repo in self._names:
+        if repo in self._shas:
+            return True
+        author = source.get("author")
+        if author and repo.split("/")[0].lower() != str(author).lower():
+            return False  # the index was built with --author: another author's repo is never an entry
+        if (source.get("tag") or TAG) in tags:
             return True
         base = source.get("base_model")
         return bool(source.get("include_untagged") and base and f"base_model:adapter:{base}" in tags)
+
+    def _schedule(self) -> None:
+        """(Re)arm the timer for the next batch: the quiet window of the fresh events (capped by `max_wait_s` from
+        the first of them) or the earliest retry. Called with `_lock` held."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        fresh = [q.queued for q in self.pending.values() if not q.attempts]
+        dues = [q.due for q in self.pending.values() if q.attempts]
+        if fresh:
+            dues.append(min(self._last_event + self.debounce_s, min(fresh) + self.max_wait_s))
+        if dues:
+            self._timer = threading.Timer(max(0.0, min(dues) - time.monotonic()), self._flush_in_background)
+            self._timer.daemon = True
+            self._timer.start()
 
     def _flush_in_background(self) -> None:
         try:
@@ -134,21 +194,49 @@ class IndexUpdater:
 
     # ---- one batch ---------------------------------------------------------------------------------------------
     def flush(self) -> FlushReport:
-        """Apply the queued events in one commit (none when nothing changes); the previous index stays on failure."""
+        """Apply the queued events that are due in one commit (none when nothing changes). On failure nothing is
+        pushed (the previous index stays) and the events are queued again, a bounded number of times."""
         with self._flush_lock:
-            with self._lock:
-                batch, self.pending, self._timer = dict(self.pending), {}, None
+            now = time.monotonic()
+            with self._lock:  # every fresh event, and the retries whose backoff is over
+                batch = {r: q for r, q in self.pending.items() if not q.attempts or q.due <= now + 0.01}
+                for repo in batch:
+                    del self.pending[repo]
             report = FlushReport()
             if batch:
                 try:
-                    self._apply(batch, report)
+                    retry = self._apply(batch, report)
                 except Exception as err:  # noqa: BLE001 - nothing was pushed: the index is as it was
-                    report.error = str(err).splitlines()[0][:300]
-                    report.committed = False
+                    report.error, report.committed = str(err).splitlines()[0][:300], False
+                    retry = set(batch)
+                self._requeue(batch, retry, report)
             self.reports.append(report)
+            with self._lock:
+                self._schedule()
             return report
 
-    def _apply(self, batch: dict[str, str | None], report: FlushReport) -> None:
+    def _requeue(self, batch: dict[str, _Queued], retry: set[str], report: FlushReport) -> None:
+        """Queue the failed events again with backoff (unless a newer event of the repo is queued or they ran out of
+        attempts); remember the applied ones, so that a re-delivery is refused."""
+        now = time.monotonic()
+        with self._lock:
+            for repo in sorted(retry):
+                q = batch[repo]
+                if repo in self.pending or q.attempts + 1 >= self.attempts:
+                    continue
+                backoff = min(self.retry_s * 2 ** q.attempts, _MAX_BACKOFF_S)
+                self.pending[repo] = _Queued(q.sha, q.queued, q.attempts + 1, now + backoff)
+                report.retrying.append(repo)
+            for repo, q in batch.items():
+                if repo not in retry and q.sha is not None:
+                    self.recent[(repo, q.sha)] = None
+                    self.recent.move_to_end((repo, q.sha))
+            while len(self.recent) > self.recent_limit:
+                self.recent.popitem(last=False)
+
+    def _apply(self, batch: dict[str, _Queued], report: FlushReport) -> set[str]:
+        """Read the index and the batch's repos, push one commit when something changed. Returns the repos whose
+        read failed in a way worth another try."""
         from .index import IndexRegistry, read_index, write_index
 
         registry = IndexRegistry(self.index_repo, endpoint=self.endpoint, token=self.token, timeout=self.timeout,
@@ -156,54 +244,60 @@ class IndexUpdater:
         folder = registry.folder(use_cache=False, selectors=False)
         parent = folder.name  # the snapshot folder is named by the index commit it holds
         contents = read_index(folder, name=self.index_repo)
-        self._source, self._names = contents.meta.get("source") or {}, {e.name for e in contents.entries}
-        fresh, gone = self._read_repos(batch, report)
-        keep = [e for e in contents.entries if e.name not in gone and e.name not in fresh]
-        entries = keep + list(fresh.values())
+        self._remember_index(contents)
+        fresh, gone, retry = self._read_repos(batch, report)
+        report.removed = sorted(n for n in gone if n in self._shas)
+        if not fresh and not report.removed:
+            return retry
+        entries = [e for e in contents.entries if e.name not in gone and e.name not in fresh] + list(fresh.values())
         failures = [f for f in ((f["repo"], f["reason"]) for f in contents.meta.get("failures", []))
                     if f[0] not in fresh and f[0] not in gone]
-        report.removed = sorted(n for n in gone if n in self._names)
-        if not fresh and not report.removed:
-            self._mark(batch, report)
-            return
         with tempfile.TemporaryDirectory(prefix="taskemb-webhook-") as staging:
             out = write_index(entries, Path(staging) / "index", source=contents.meta.get("source"), failures=failures)
             report.commit = _commit_changes(out, folder, self.index_repo, parent, endpoint=self.endpoint, token=self.token,
                                             message=f"taskemb-hub webhook: {len(fresh)} updated, {len(report.removed)} "
                                                     "removed")
         report.committed, report.updated = bool(report.commit), sorted(fresh)
-        self._names = {e.name for e in entries}
-        self._mark(batch, report)
+        with self._lock:
+            for name in gone:
+                self._shas.pop(name, None)
+            self._shas.update({name: e.location.rsplit("@", 1)[-1] for name, e in fresh.items()})  # repo@sha
+        return retry
 
-    def _read_repos(self, batch: dict[str, str | None], report: FlushReport):
-        """Each updated repo read once at its new commit; a repo no longer an entry (untagged, deleted) is `gone`."""
-        from .hub import EntryFailure, HubRegistry, _describe_error
+    def _hub(self):
+        """A `HubRegistry` with the index's recorded build filters (tag, author, base model, method, untagged)."""
+        from .hub import HubRegistry
 
         source = self._source or {}
-        hub = HubRegistry(source.get("tag") or TAG, endpoint=self.endpoint, token=self.token, timeout=self.timeout,
-                          deadline=self.deadline, base_model=source.get("base_model"), method=source.get("method"),
-                          include_untagged=bool(source.get("include_untagged")))
-        fresh, gone = {}, set()
-        for repo, sha in sorted(batch.items()):
-            if sha is None:
-                gone.add(repo)
-                continue
+        return HubRegistry(source.get("tag") or TAG, endpoint=self.endpoint, token=self.token, timeout=self.timeout,
+                           deadline=self.deadline, author=source.get("author"), base_model=source.get("base_model"),
+                           method=source.get("method"), include_untagged=bool(source.get("include_untagged")))
+
+    def _read_repos(self, batch: dict[str, _Queued], report: FlushReport):
+        """Each queued repo looked up at its current head, and read there once unless the index already records that
+        commit; one that is no longer an entry (deleted, untagged, outside the filters) is `gone`. Returns (fresh,
+        gone, repos to retry)."""
+        from .hub import EntryFailure, _describe_error, _retry_wait
+
+        hub = self._hub()
+        fresh, gone, retry = {}, set(), set()
+        for repo in sorted(batch):
             try:
-                ref = _repo_ref(hub, repo, sha)
+                ref = _current_ref(hub, repo)
                 if ref is None:
-                    gone.add(repo)  # no longer tagged: not an entry any more
-                    continue
-                fresh[repo] = hub.fetch(ref)
-            except EntryFailure as err:
+                    gone.add(repo)
+                elif self._shas.get(repo) == ref.sha:
+                    report.unchanged.append(repo)  # a late, repeated or already-applied event: nothing to read
+                else:
+                    fresh[repo] = hub.fetch(ref)
+            except EntryFailure as err:  # the repo's own content, unless the request behind it was transient
                 report.failed.append((repo, str(err)))
+                if err.__cause__ is not None and _retry_wait(err.__cause__, 0.0) is not None:
+                    retry.add(repo)
             except Exception as err:  # noqa: BLE001 - a repo that cannot be read keeps its previous row
                 report.failed.append((repo, _describe_error(err)))
-        return fresh, gone
-
-    def _mark(self, batch: dict[str, str | None], report: FlushReport) -> None:
-        failed = {repo for repo, _ in report.failed}
-        with self._lock:
-            self.applied |= {(repo, sha) for repo, sha in batch.items() if repo not in failed}
+                retry.add(repo)
+        return fresh, gone, retry
 
 
 def _parse(body: Any) -> tuple[str, str, str | None, list[str]] | str:
@@ -228,17 +322,27 @@ def _parse(body: Any) -> tuple[str, str, str | None, list[str]] | str:
     return payload.event.action, payload.repo.name, sha, list(payload.repo.tags or [])
 
 
-def _repo_ref(hub, repo: str, sha: str):
-    """The repo as listed at `sha` (one info request), or None when it no longer carries the index's tag."""
-    from ..cards import INDEX_TAG
+def _current_ref(hub, repo: str):
+    """The repo at its current head (one info request), or None when it is gone or no longer an entry of the index
+    (deleted, not tagged, another author, outside the base-model / method filters: what the build's listing keeps)."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from ..cards import INDEX_TAG, base_model_tag, method_tag
     from ._fetch import deadline_at, repo_info
     from .hub import _ref
 
-    info = repo_info(repo, repo_type="model", revision=sha, endpoint=hub.endpoint, token=hub.token,
-                     timeout=hub.timeout, until=deadline_at(hub.deadline))
+    if hub.author and repo.split("/")[0].lower() != hub.author.lower():
+        return None
+    try:
+        info = repo_info(repo, repo_type="model", revision=None, endpoint=hub.endpoint, token=hub.token,
+                         timeout=hub.timeout, until=deadline_at(hub.deadline))
+    except RepositoryNotFoundError:
+        return None
     tags = info.tags or []
-    tagged = hub.tag in tags
-    untagged_ok = hub.include_untagged and f"base_model:adapter:{hub.base_model}" in tags
+    required = [hub.tag] + ([method_tag(hub.method)] if hub.method else []) \
+        + ([base_model_tag(hub.base_model)] if hub.base_model else [])
+    tagged = all(t in tags for t in required)
+    untagged_ok = hub.include_untagged and f"base_model:adapter:{hub.base_model}" in tags and hub.tag not in tags
     if INDEX_TAG in tags or not (tagged or untagged_ok):
         return None
     return _ref(info, tagged=tagged)
@@ -247,26 +351,36 @@ def _repo_ref(hub, repo: str, sha: str):
 def _commit_changes(new: Path, old: Path, repo_id: str, parent: str, *, endpoint: str, token, message: str) -> str:
     """Push the files of index folder `new` that `old` (the index snapshot it was built from) lacks, and delete
     those it no longer lists, in one commit on top of `parent` (the Hub refuses it if the index moved meanwhile).
-    Returns the commit id, or "" when nothing changed."""
+    Returns the commit id, or "" when nothing changed.
+
+    Only files whose bytes changed are sent. The card (README.md) is not in the snapshot (a reader never downloads
+    it): it is sent when the card this code writes for the new `index.json` differs from the one it writes for the
+    old, so an event that changes nothing makes no commit."""
     import json
 
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     from ._index_layout import index_files
-    from .index import INDEX_FILE, read_index
+    from .index import INDEX_FILE, _write_card, read_index
 
     read_index(new)  # never push something that does not read back
-    new_files = index_files(json.loads((new / INDEX_FILE).read_text()))
-    old_files = index_files(json.loads((old / INDEX_FILE).read_text()))
+    new_meta, old_meta = json.loads((new / INDEX_FILE).read_text()), json.loads((old / INDEX_FILE).read_text())
+    new_files, old_files = index_files(new_meta), index_files(old_meta)
+
     def changed(path: str) -> bool:  # a chunk is named by its content; a one-file shard (<= 1,024 rows) is compared
         return path not in old_files or (path.count("/") == 1 and (old / path).read_bytes() != (new / path).read_bytes())
 
-    adds = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(new / p)) for p in sorted(new_files) if changed(p)]
-    adds += [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(new / p)) for p in (INDEX_FILE, "README.md")
-             if not (old / p).is_file() or (old / p).read_bytes() != (new / p).read_bytes()]
+    adds = [p for p in sorted(new_files) if changed(p)]
     deletes = [CommitOperationDelete(path_in_repo=p) for p in sorted(old_files - new_files)]
+    if (old / INDEX_FILE).read_bytes() != (new / INDEX_FILE).read_bytes():
+        adds.append(INDEX_FILE)
+        with tempfile.TemporaryDirectory(prefix="taskemb-card-") as was:
+            _write_card(Path(was), old_meta)
+            if (Path(was) / "README.md").read_bytes() != (new / "README.md").read_bytes():
+                adds.append("README.md")
     if not adds and not deletes:
         return ""
+    adds = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(new / p)) for p in adds]
     info = HfApi(endpoint=endpoint, token=token).create_commit(repo_id, repo_type="dataset", operations=adds + deletes,
                                                                commit_message=message, parent_commit=parent)
     return str(getattr(info, "oid", "") or "")
