@@ -91,6 +91,16 @@ def _save_steps(text: str) -> str:
     return ",".join(str(int(s)) for s in steps)
 
 
+def _seeds_arg(text: str) -> list[int]:
+    """`transfer-matrix --seeds`: a comma list of integers >= 0."""
+    seeds = [s.strip() for s in text.split(",") if s.strip()]
+    if not seeds or not all(s.isdigit() for s in seeds):
+        from .errors import TaskEmbHubError
+
+        raise TaskEmbHubError(f"--seeds must be a comma list of integers >= 0 (got {text!r}). Pass e.g. --seeds 0,1,2.")
+    return [int(s) for s in seeds]
+
+
 def _rows_arg(text: str):
     """`tune --max-train-examples`: a positive integer or `all`."""
     return "all" if text.strip().lower() == "all" else _int_arg("--max-train-examples", 1, 1000)(text)
@@ -116,7 +126,31 @@ def _print(args, payload, text: str) -> None:
     print(json.dumps(payload, indent=2, default=str) if args.json else text)
 
 
+def _check_base_model(name: str | None) -> None:
+    """`--base-model`: an existing folder holding config.json, or something that can be a Hub id (a missing path
+    would otherwise end in a transformers traceback about repo ids)."""
+    from .base_model import _PACKAGED_ALIASES
+
+    if name is None or name in _PACKAGED_ALIASES or name.startswith("local:"):  # resolve_base_model answers these
+        return
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        valid_id = not path.exists() and not name.startswith((".", "/", "~")) and validate_repo_id(name) is None
+    except HFValidationError:
+        valid_id = False
+    if not valid_id:
+        from .errors import TaskEmbHubError
+
+        raise TaskEmbHubError(f"{name} is neither a local model folder nor a Hub model id; pass a folder holding "
+                              "config.json or a Hub id.")
+
+
 def cmd_tune(args) -> int:
+    _check_base_model(args.base_model)  # before the data loads and the model tunes
     from .training import TuningConfig, plan_runs, tune
 
     rows_cap = {} if args.max_train_examples is None else {  # default: the packaged recipe's (TuningConfig's)
@@ -172,8 +206,33 @@ def _selector(registry: str, similarity: str | None, *, timeout: float | None = 
         filters = {k: v for k, v in hub_filters.items() if v not in (None, False)}
         return AutoSourceSelector.from_hub(**({"tag": tag} if tag else {}), **filters, **times, **kwargs)
     if registry.startswith("index:"):
+        _check_index_source(registry.partition(":")[2])
         return AutoSourceSelector.from_index(registry.partition(":")[2], **times, **kwargs)
+    if Path(registry).expanduser().is_file():
+        from .errors import RegistryError
+
+        raise RegistryError(f"{registry} is a file, not a registry folder. Pass the folder that `taskemb-hub registry "
+                            "add` wrote, 'default', 'hub' or 'index:<repo id or folder>'.")
     return AutoSourceSelector.from_local(registry, **kwargs)
+
+
+def _check_index_source(source: str) -> None:
+    """`index:<source>`: a missing local folder or a malformed repo id is the user's typo, not a Hub outage (whose
+    message says to retry later): name it at once."""
+    from .errors import RegistryError
+
+    if Path(source).expanduser().exists():
+        return
+    if source.startswith((".", "/", "~")) or ".." in source or "\\" in source:
+        raise RegistryError(f"Index folder {source} does not exist. Check the path, or pass a Hub dataset repo id "
+                            "(owner/name).")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        raise RegistryError(f"{source!r} is neither an index folder nor a valid Hub repo id. Pass an existing folder "
+                            "or a dataset repo id like owner/taskemb-index.") from None
 
 
 def cmd_rank(args) -> int:
@@ -185,6 +244,9 @@ def cmd_rank(args) -> int:
     if args.data and args.target:
         raise TaskEmbHubError("rank takes --target or --data, not both: --data tunes a new target from the data, "
                               "--target names one that exists. Drop one of them.")
+    if args.target and Path(args.target).expanduser().is_file():
+        raise TaskEmbHubError(f"{args.target} is not a folder (for a data file, use --data). Pass the adapter folder "
+                              "that peft's save_pretrained wrote, or a registry entry name.")
     from .recipe import target_from_data
     from .rankers import check_ranker, wants_texts
 
@@ -202,8 +264,14 @@ def cmd_rank(args) -> int:
             text_target = text_embedding(task, base_model=args.base_model)
     else:
         target = args.target
-    ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or (), strict=args.strict,
-                            ranker=args.ranker, text_target=text_target, exclude_flagged=args.exclude_flagged)
+    from .recipe import RecipeMismatchError
+
+    try:
+        ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or (), strict=args.strict,
+                                ranker=args.ranker, text_target=text_target, exclude_flagged=args.exclude_flagged)
+    except RecipeMismatchError as err:  # --strict is set already: its advice to pass --strict is dropped
+        raise RecipeMismatchError(str(err).replace(", or pass --strict / strict=True to refuse such rankings", "")
+                                  ) from None
     if args.similarity and ranking.ranker == "textemb":
         ranking.warnings.append(f"--similarity {args.similarity} applies to the PEFT embedding; ranker 'textemb' uses "
                                 "the centred cosine of TextEmb vectors")
@@ -248,6 +316,11 @@ def target_from_data(task, selector, *, progress: bool = True, base_model: str |
 
 
 def cmd_registry_add(args) -> int:
+    if args.registry == "default":  # `list`/`rank` read the packaged registry under this name: never a folder
+        from .errors import RegistryError
+
+        raise RegistryError("'default' is the packaged registry, which is read-only; name a folder, e.g. "
+                            "--registry my-registry.")
     from .registries.local import LocalRegistry
 
     path = LocalRegistry(args.registry, create=True).add(args.path, name=args.name, overwrite=args.overwrite)
@@ -272,7 +345,7 @@ def cmd_publish(args) -> int:
                      dry_run=args.dry_run, base_model_id=args.base_model_id)
     if args.dry_run:
         text = f"dry run: would upload to {args.repo_id} ({result.revision}):\n" + "\n".join(
-            f"  {f}" for f in result.files) + f"\n\n{result.card}"
+            f"  {f}" for f in result.files) + f"\n\n{result.card}" + (f"\n\nnote: {result.note}" if result.note else "")
     elif result.committed:
         text = f"published {args.path} to {args.repo_id}: {result.url}"
     else:
@@ -363,7 +436,7 @@ def cmd_transfer_matrix(args) -> int:
     from .transfer import TASK_SETS, TransferConfig, run_local_workers, run_transfer_matrix
 
     tasks = TASK_SETS.get(args.tasks) or args.tasks.split(",")
-    cfg = TransferConfig(tasks=tasks, data_dir=args.data_dir, seeds=[int(s) for s in args.seeds.split(",")],
+    cfg = TransferConfig(tasks=tasks, data_dir=args.data_dir, seeds=args.seeds,
                          targets=args.targets.split(",") if args.targets else None, base_model=args.base_model,
                          target_train_examples=args.target_train_examples)
     if args.results is None:  # one file per regime: the report reads each file as one ground truth
@@ -440,6 +513,12 @@ def cmd_registry_build(args) -> int:
 
 
 def cmd_space(args) -> int:
+    import importlib.util
+
+    from .errors import TaskEmbHubError
+
+    if importlib.util.find_spec("gradio") is None:  # before loading the registry: one line, not a traceback
+        raise TaskEmbHubError('space needs gradio, an optional extra: pip install "taskemb-hub[space]".')
     from .base_model import canonical_model_id
     from .space import SpaceConfig, UploadLimits, launch
 
@@ -564,18 +643,34 @@ def build_parser() -> argparse.ArgumentParser:
     _hub_time_args(p)  # with --registry hub / index:<repo>
     _add_data_args(p)
 
-    p = command("registry", "manage a local registry", None)
+    p = command("registry", "manage a local registry", None,
+                "examples:\n  taskemb-hub registry add runs/rt-bitfit/step-100 --registry my-registry\n"
+                "  taskemb-hub registry list --registry my-registry\n"
+                "  taskemb-hub registry list                        # the packaged registry\n"
+                "  taskemb-hub registry build tasks.yaml --registry my-registry\n"
+                "  taskemb-hub registry sync --hub --base-model sentence-transformers/all-MiniLM-L6-v2")
     reg = p.add_subparsers(dest="verb", required=True)
-    q = reg.add_parser("add", help="add an adapter folder as an entry")
-    q.add_argument("path")
-    q.add_argument("--registry", required=True)
-    q.add_argument("--name", default=None)
-    q.add_argument("--overwrite", action="store_true")
-    q.add_argument("--json", action="store_true")
+    q = reg.add_parser("add", help="add an adapter folder as an entry", description="Add an adapter folder (with "
+                       "its embedding, computed if missing) as an entry of a local registry folder.",
+                       epilog="examples:\n  taskemb-hub registry add runs/rt-bitfit/step-100 --registry my-registry\n"
+                              "  taskemb-hub registry add runs/rt-bitfit/step-50 --registry my-registry --name rt50\n"
+                              "  taskemb-hub registry add runs/rt-bitfit/step-100 --registry my-registry --overwrite",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("path", help="the adapter folder (what peft's save_pretrained or `taskemb-hub tune` wrote)")
+    q.add_argument("--registry", required=True, help="the registry folder (created if missing); 'default', the "
+                   "packaged registry, is read-only")
+    q.add_argument("--name", default=None, help="the entry's name (default: <task>-<method>-step<N>)")
+    q.add_argument("--overwrite", action="store_true", help="replace an entry of that name (default: refuse)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_registry_add)
-    q = reg.add_parser("list", help="list the entries")
-    q.add_argument("--registry", default="default")
-    q.add_argument("--json", action="store_true")
+    q = reg.add_parser("list", help="list the entries", description="List a registry's entries.",
+                       epilog="examples:\n  taskemb-hub registry list                        # the packaged registry\n"
+                              "  taskemb-hub registry list --registry my-registry --json\n"
+                              "  taskemb-hub registry list --registry index:me/taskemb-index",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("--registry", default="default", help="registry folder, 'default' (the packaged registry; the "
+                   "default), 'hub' / 'hub:<tag>', or 'index:<repo id or folder>'")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
     _hub_time_args(q)  # with --registry hub / index:<repo>
     q.set_defaults(func=cmd_registry_list)
     q = reg.add_parser("build", help="tune one embedding per task of a YAML/JSON spec into a registry folder",
@@ -638,7 +733,11 @@ def build_parser() -> argparse.ArgumentParser:
     hub_args(q)
     q.set_defaults(func=cmd_registry_sync)
 
-    p = command("index", "build or push a registry index (one Hub dataset repo holding every entry)", None)
+    p = command("index", "build or push a registry index (one Hub dataset repo holding every entry)", None,
+                "examples:\n  taskemb-hub index build --repo-id me/taskemb-index\n"
+                "  taskemb-hub index build --out my-index --no-push\n"
+                "  taskemb-hub index push my-index --repo-id me/taskemb-index\n"
+                "  taskemb-hub rank --target runs/rt-bitfit/step-100 --registry index:me/taskemb-index")
     idx = p.add_subparsers(dest="verb", required=True)
     q = idx.add_parser("build", help="collect every tagged entry into an index, incrementally, and push it in one commit",
                        description="Build the registry index: only repos whose commit changed since the current "
@@ -690,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "  taskemb-hub transfer-matrix --tasks classification16 --executor ray --address ray://head:10001")
     p.add_argument("--tasks", default="core10", help="comma list, or core10 / classification16")
     p.add_argument("--targets", default=None)
-    p.add_argument("--seeds", default="0")
+    p.add_argument("--seeds", type=_seeds_arg, default=[0], help="comma list of seeds, e.g. 0,1,2 (default: 0)")
     p.add_argument("--data-dir", default="../shared/data/tasks")
     p.add_argument("--results", default=None, help="JSON-lines results file (default: benchmarks/results/"
                    "transfer_limited.jsonl, or transfer_small.jsonl with --target-train-examples)")

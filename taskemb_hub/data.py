@@ -132,12 +132,22 @@ def load_task(
             raise DataError(f"Data file {path} does not exist. Check the path.")
         _check_file(path)
         return _load_with_datasets(path, name or path.name.split(".")[0], columns, task_type, None, is_file=True)
+    if path.is_file():  # an existing file of another kind: not a Hub dataset id, whatever datasets would say
+        raise DataError(f"Data file {path} has suffix {path.suffix or '(none)'!r}, which is not supported. Pass a "
+                        f"{', '.join(sorted(_FILE_BUILDERS))}, .jsonl.gz or .json.gz file, or a task folder.")
+    if _looks_like_path(str(source)):  # ./x, /x, ~/x, a/../b: a Hub id never looks like this
+        raise DataError(f"{path} does not exist. Check the path.")
     if _is_builder_name(str(source)):
         raise DataError(f"{str(source)!r} names a loader of the datasets library, not a dataset: given no files it "
                         "reads whatever data files the working folder holds. Pass a data file (e.g. ./train.csv), a "
                         "task folder, or a Hub dataset id like 'owner/name'.")
     return _load_with_datasets(str(source), name or str(source).split("/")[-1], columns, task_type,
                                dataset_config, is_file=False)
+
+
+def _looks_like_path(source: str) -> bool:
+    """True for what only a local path can be (`./x`, `/x`, `~/x`, anything with `..`): Hub ids are `owner/name`."""
+    return source.startswith((".", "/", "~")) or ".." in source or "\\" in source
 
 
 def _is_builder_name(source: str) -> bool:

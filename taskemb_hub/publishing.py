@@ -39,6 +39,7 @@ class PublishResult:
         card: the model card text as uploaded.
         committed: False when nothing changed (no new commit) or on a dry run.
         revision: the branch written to.
+        note: what a dry run left unchecked (it contacts no Hub); empty otherwise.
     """
 
     repo_id: str
@@ -47,10 +48,11 @@ class PublishResult:
     card: str = ""
     committed: bool = False
     revision: str = "main"
+    note: str = ""
 
     def to_dict(self) -> dict:
         return {"repo_id": self.repo_id, "url": self.url, "files": self.files, "committed": self.committed,
-                "revision": self.revision, "card": self.card}
+                "revision": self.revision, "card": self.card, "note": self.note}
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -81,7 +83,8 @@ def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool |
         endpoint: Hub URL (default `HF_ENDPOINT` or huggingface.co).
         commit_message: default names the task, method and step.
         revision: a branch to push to (created from main if missing), e.g. `step-50`.
-        dry_run: build and validate nothing remote-changing: return the card and the file list.
+        dry_run: contact no Hub: return the card (built from the folder's own card only; not validated by
+            the Hub, nor merged with a card the repo may hold) and the file list, so it works offline.
         task: the `TaskData` the adapter was tuned on (fills the card's dataset and licence).
         base_model_id: the Hub id of the base model when it was loaded from a local folder (a
             local path is never uploaded: publishing such an adapter without this is refused).
@@ -108,12 +111,16 @@ def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool |
     with tempfile.TemporaryDirectory(prefix="taskemb-publish-") as staging:
         staging = Path(staging)
         stage_entry(src, embedding, staging)
-        card = build_card(embedding, task, existing=_existing_card(api, repo_id, revision, src))
-        validate_card(card, endpoint)
+        # a dry run reads nothing from the Hub: offline, it still shows what would be uploaded
+        card = build_card(embedding, task, existing=_existing_card(None if dry_run else api, repo_id, revision, src))
+        if not dry_run:
+            validate_card(card, endpoint)
         (staging / CARD_NAME).write_text(card)
         check_no_local_paths(staging, [src] + [Path(p) for p in _local_base_paths(src)])
         files = sorted(p.name for p in staging.iterdir())
-        result = PublishResult(repo_id=repo_id, files=files, card=card, revision=revision or "main")
+        result = PublishResult(repo_id=repo_id, files=files, card=card, revision=revision or "main",
+                               note=(f"dry run: the Hub was not contacted, so this card was not validated by the Hub "
+                                     f"nor merged with a card {repo_id} may already hold") if dry_run else "")
         if dry_run:
             return result
         try:
@@ -282,14 +289,15 @@ def validate_card(content: str, endpoint: str) -> None:
 
 
 def _existing_card(api, repo_id: str, revision: str | None, src: Path) -> str | None:
-    """The card text to merge into: the repo's (what its owner wrote on the Hub) with the folder's README.md
+    """The card text to merge into: the repo's (what its owner wrote on the Hub; none when `api` is None, a dry run)
+    with the folder's README.md
     over it (what the user wrote there, edits after an earlier publish included: `cards.merge_cards`)."""
     from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
 
     repo = None
     try:
-        repo = Path(api.hf_hub_download(repo_id, CARD_NAME, revision=revision)).read_text()
+        repo = Path(api.hf_hub_download(repo_id, CARD_NAME, revision=revision)).read_text() if api else None
     except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
         pass
     except HfHubHTTPError as err:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -344,6 +345,8 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     if config.push_to_hub and output_dir is None:
         raise TaskEmbHubError("push_to_hub needs an output folder: the checkpoints are pushed from disk. Pass output_dir "
                               "(CLI: --out).")
+    if output_dir is not None:
+        check_output_folder(Path(output_dir))  # before the model loads and trains: not after the last step
     accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps)
     load_from, model_id = resolve_base_model(config.base_model)
     train_rows = task.train_rows(config.max_train_examples, seed=config.seed)
@@ -352,6 +355,8 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     if output_dir is not None and config.method != "full" and body_state is None:
         resume_dir = _resume.state_dir(output_dir, _resume.run_id(config, model_id, task.name, train_rows,
                                                                   accelerator.num_processes))
+        if resume:  # --restart replaces them; otherwise another run's step-N is never overwritten unasked
+            _refuse_foreign_checkpoints(output_dir, config, _resume.read_state(resume_dir))
         state = _saved_state(resume_dir, output_dir, resume, progress and accelerator.is_main_process)
         if isinstance(state, list):
             return state  # the checkpoints of a run that finished before
@@ -395,6 +400,40 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
         _resume.save_state(resume_dir, accelerator=accelerator, model=None, optimizer=None, scheduler=None,
                            progress=_progress(step, 0, examples, elapsed, checkpoints), finished=True)
     return checkpoints
+
+
+def check_output_folder(output_dir: Path) -> None:
+    """Refuse, in one line, an output folder that cannot be written: a file, under a file, or read-only.
+
+    Args:
+        output_dir: the folder `tune` writes `step-N/` into (created later if missing).
+
+    Raises:
+        TaskEmbHubError: naming the problem and the fix.
+    """
+    existing = output_dir
+    while not existing.exists() and existing != existing.parent:  # the nearest folder that exists decides
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == output_dir else f"is under {existing}, a file"
+        raise TaskEmbHubError(f"Output folder {output_dir} {where}, not a folder. Pass another --out (output_dir).")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise TaskEmbHubError(f"Output folder {output_dir} cannot be written ({existing} is not writable). Pass a "
+                              "folder you can write to as --out (output_dir), or fix its permissions.")
+
+
+def _refuse_foreign_checkpoints(output_dir: Path, config: TuningConfig, state: dict | None) -> None:
+    """Refuse to tune over `step-N` folders this run would write that hold another run's checkpoints (other options,
+    same folder): replacing them silently would lose them. Folders this run saved itself (its resumable state records
+    their adapter hashes) are its own to rewrite."""
+    recorded = {c.get("folder"): c.get("adapter_sha256") for c in (state or {}).get("checkpoints", [])
+                if isinstance(c, dict)}
+    steps = sorted(set(config.save_steps) | {config.last_step})
+    foreign = [f"step-{s}" for s in steps if (output_dir / f"step-{s}").exists()
+               and not _resume.checkpoint_is_ours(output_dir / f"step-{s}", recorded.get(f"step-{s}"))]
+    if foreign:
+        raise TaskEmbHubError(f"{output_dir} holds checkpoints of another run ({' '.join(foreign)}); pass --restart "
+                              "(resume=False) to replace them, or another --out (output_dir).")
 
 
 def _saved_state(resume_dir: Path, output_dir: Path, resume: bool, say: bool) -> dict | list | None:
