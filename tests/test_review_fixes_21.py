@@ -39,9 +39,13 @@ def test_a_finished_run_never_returns_another_configurations_checkpoints(tiny_be
     """tune A into out/, then B (another learning rate) into out/, then A again: A's vectors, A's recipe."""
     a, b = _config(tiny_bert, 1e-3), _config(tiny_bert, 5e-2)
     first = tune(sentiment_task, a, tmp_path / "out", progress=False)
-    other = tune(sentiment_task, b, tmp_path / "out", progress=False)
+    with pytest.raises(TaskEmbHubError, match="holds checkpoints of another run"):  # never replaced unasked
+        tune(sentiment_task, b, tmp_path / "out", progress=False)
+    other = tune(sentiment_task, b, tmp_path / "out", progress=False, resume=False)  # --restart
     assert not torch.equal(first[-1].embedding.vector, other[-1].embedding.vector)
-    again = tune(sentiment_task, a, tmp_path / "out", progress=False)
+    with pytest.raises(TaskEmbHubError, match="holds checkpoints of another run"):  # A's state: not B's folders
+        tune(sentiment_task, a, tmp_path / "out", progress=False)
+    again = tune(sentiment_task, a, tmp_path / "out", progress=False, resume=False)
     assert [c.step for c in again] == [2, 4]
     for mine, theirs in zip(first, again):
         assert torch.equal(theirs.embedding.vector, mine.embedding.vector)
@@ -64,8 +68,10 @@ def test_a_resumed_run_starts_over_when_another_run_overwrote_its_checkpoints(ti
         _interrupt_at(patch, 3)
         with pytest.raises(TuningInterrupted):
             tune(sentiment_task, a, tmp_path / "out", progress=False)
-    tune(sentiment_task, b, tmp_path / "out", progress=False)
-    resumed = tune(sentiment_task, a, tmp_path / "out", progress=False)
+    tune(sentiment_task, b, tmp_path / "out", progress=False, resume=False)  # --restart: B replaces A's step-2
+    with pytest.raises(TaskEmbHubError, match="holds checkpoints of another run"):  # not resumed from B's step-2
+        tune(sentiment_task, a, tmp_path / "out", progress=False)
+    resumed = tune(sentiment_task, a, tmp_path / "out", progress=False, resume=False)
     assert [c.step for c in resumed] == [2, 4]
     for mine, expected in zip(resumed, whole):
         assert torch.equal(mine.embedding.vector, expected.embedding.vector)
@@ -76,7 +82,9 @@ def test_a_state_whose_checkpoint_adapter_was_resaved_is_not_trusted(tiny_bert, 
     a = _config(tiny_bert, 1e-3)
     first = tune(sentiment_task, a, tmp_path / "out", progress=False)
     _resave_adapter_with_other_weights(first[0].path)  # step-2's adapter is no longer the one this run saved
-    again = tune(sentiment_task, a, tmp_path / "out", progress=False)
+    with pytest.raises(TaskEmbHubError, match="holds checkpoints of another run"):  # the resaved one is not lost
+        tune(sentiment_task, a, tmp_path / "out", progress=False)
+    again = tune(sentiment_task, a, tmp_path / "out", progress=False, resume=False)
     assert torch.equal(again[0].embedding.vector, first[0].embedding.vector)
     assert TaskEmbedding.load(again[0].path).adapter_sha256 == embedding_module.adapter_digest(again[0].path)
 
