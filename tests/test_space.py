@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("gradio", reason="the Space needs the [space] extra")
-pytest.importorskip("matplotlib", reason="the Space needs the [space] extra")
 
 from gradio_client import Client, handle_file  # noqa: E402
 
@@ -200,8 +199,13 @@ def test_uploaded_csv_is_tuned_with_the_registry_recipe_and_ranks_its_own_task_f
     scores = [row[3] for row in table["data"]]
     assert scores == sorted(scores, reverse=True)
     assert table["data"][0][4].startswith("accuracy ") and table["data"][0][5] == 64  # metric, train size
-    for figure in (bar, emb_map, heatmap):
-        assert figure["type"] == "matplotlib" and figure["plot"].startswith("data:image/")
+    # figures are data drawn in the browser (native plots), not images rendered on the server
+    assert bar["mark"] == "bar" and [r[bar["columns"].index("name")] for r in bar["data"]] == _sources(result)
+    assert emb_map["mark"] == "point" and {"x", "y", "kind", "name"} <= set(emb_map["columns"])
+    kinds = [r[emb_map["columns"].index("kind")] for r in emb_map["data"]]
+    assert kinds.count("target") == 1 and kinds.count("top source") == 3, kinds
+    assert heatmap["headers"][1:] == ["▶ reviews", *_sources(result)] and len(heatmap["data"]) == 4
+    assert all(cell.startswith("background-color: #") for row in heatmap["metadata"]["styling"] for cell in row[1:])
     with open(csv_path, newline="", encoding="utf-8") as handle:
         downloaded = list(csv.DictReader(handle))
     assert [r["source"] for r in downloaded] == _sources(result)

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("gradio", reason="the Space needs the [space] extra")
-pytest.importorskip("matplotlib", reason="the Space needs the [space] extra")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from test_space import FILTERS, LIMITS, _adapter_files, _free_port, _sources, _zip, toy  # noqa: E402,F401

@@ -31,7 +31,7 @@ from ..rankers import RANKERS, check_ranker, resolve_ranker, wants_texts  # RANK
 from ..curation import flags_text
 from ..selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector, Ranking
 from ._uploads import (UploadError, UploadLimits, check_data_file, extract_adapter_zip, read_header, read_rows, safe_stem,
-                       scrub_obj, scrub_paths, zip_folder)
+                       scrub_obj, scrub_paths)
 
 logger = logging.getLogger("taskemb_hub.space")
 
@@ -43,6 +43,8 @@ TABLE_TYPES = ["number", "markdown", "markdown", "number", "str", "number", "num
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 Progress = Callable[..., Any]
 HUB_SHUFFLE_BUFFER = 1_000  # rows of a Hub split read beyond max_rows, to mix the first rows a little
+HEATMAP_MAX = 20  # sources in the similarity heatmap at most (the table lists all top-k)
+CLEANUP_EVERY_S = 60.0  # old answers' files are looked for at most this often
 
 
 @dataclass
@@ -74,7 +76,12 @@ class SpaceConfig:
 
 @dataclass
 class Answer:
-    """What a ranking endpoint returns: a message, the table, the figures and the download files."""
+    """What a ranking endpoint returns: a message, the table, the figures and the download files.
+
+    The figures are data the page draws (`_plots`): `bar` and `map` the values of `gr.BarPlot` and
+    `gr.ScatterPlot` (columns, data, datatypes, mark), `heatmap` a coloured table for `gr.Dataframe` (headers,
+    data, metadata).
+    """
 
     message: str
     rows: list[list[Any]] = field(default_factory=list)
@@ -123,7 +130,8 @@ class _Derived:
 
     by_name: dict[str, Any]
     signatures: list[dict[str, Any]]
-    projections: dict[str, Any] = field(default_factory=dict)
+    projections: dict[str, Any] = field(default_factory=dict)  # signature hash -> _plots.Projection (or None)
+    group_rows: dict[str, Any] = field(default_factory=dict)  # signature hash -> (unit matrix, names, row of) or None
 
 
 class RegistryState:
@@ -149,6 +157,7 @@ class RegistryState:
         self.last_error: str | None = None
         self.refreshing_since: float | None = None
         self._lock = threading.Lock()
+        self._fit_lock = threading.Lock()
         self._derived: "weakref.WeakKeyDictionary[AutoSourceSelector, _Derived]" = weakref.WeakKeyDictionary()
         self._thread: threading.Thread | None = None
 
@@ -160,6 +169,47 @@ class RegistryState:
             with self._lock:
                 self._derived[selector] = found
         return found
+
+    def projection(self, selector: AutoSourceSelector, signature_hash: str):
+        """The 2-D map (`_plots.Projection`) of a signature group, fitted once per selector (a refresh brings a new
+        selector, so a new map) under a lock: concurrent first queries fit it once. None: no such group."""
+        derived = self.derived(selector)
+        if signature_hash not in derived.projections:
+            with self._fit_lock:
+                if signature_hash not in derived.projections:
+                    derived.projections[signature_hash] = _fit_projection(self, selector, signature_hash)
+        return derived.projections[signature_hash]
+
+    def group_rows(self, selector: AutoSourceSelector, signature_hash: str):
+        """(unit-row matrix, row names, entry name -> first row) of a signature group, from the selector's own
+        matrix (built once by the selector, shared with its rankings), or None."""
+        derived = self.derived(selector)
+        if signature_hash not in derived.group_rows:
+            group = selector._group(signature_hash) if hasattr(selector, "_group") else None
+            names = [] if group is None else [selector.entries[i].name for i in group.rows]
+            row_of: dict[str, int] = {}
+            for j, name in enumerate(names):
+                row_of.setdefault(name, j)
+            derived.group_rows[signature_hash] = None if group is None else (group.unit, names, row_of)
+        return derived.group_rows[signature_hash]
+
+    def warm(self, selector: AutoSourceSelector | None = None) -> None:
+        """Build what the first query of the largest signature group would: its matrix and caches (one ranking)
+        and its map, so that query answers at once. Failures are logged; the query then builds them."""
+        selector = selector if selector is not None else self.selector
+        try:
+            groups = self.derived(selector).signatures
+            if groups and groups[0]["entries"] > 1:
+                first = selector.entries[groups[0]["members"][0]]
+                # cosine: builds the group's matrix and the selector's lookups (a pcr-* query's directions
+                # depend on what it leaves out, so there is nothing of them to warm)
+                _rank(selector, first.embedding, 1, "cosine", {first.name}, ranker="peft")
+            if groups:
+                self.projection(selector, groups[0]["signature"])
+        except TaskEmbHubError as err:  # a registry a query would refuse the same way, with its message
+            logger.info("warming the registry's caches stopped: %s", scrub_paths(str(err)))
+        except Exception:  # noqa: BLE001 - warming is an optimisation; the query path reports real errors
+            logger.exception("warming the registry's caches failed")
 
     def refresh(self) -> bool:
         """Start rebuilding the registry in the background; False when a refresh is already running."""
@@ -194,6 +244,7 @@ class RegistryState:
         try:
             selector = self._load()
             self.derived(selector)  # build the lookup tables before the swap: the first query stays fast
+            self.warm(selector)  # and the matrix, caches and map of its largest group
         except Exception as err:  # noqa: BLE001 - a failed refresh keeps the old registry
             logger.exception("registry refresh failed")
             self.last_error = scrub_paths(f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}")
@@ -215,6 +266,21 @@ def _derive(selector: AutoSourceSelector) -> _Derived:
                        "dim": first.dim, "members": idx})
     return _Derived(by_name={e.name: e for e in selector.entries},
                     signatures=sorted(groups, key=lambda g: -g["entries"]))
+
+
+def _fit_projection(state: RegistryState, selector: AutoSourceSelector, signature_hash: str):
+    """Fit the PCA map of a signature group on the selector's unit-row matrix (no entry's vector materialised)."""
+    from . import _plots
+
+    rows = state.group_rows(selector, signature_hash)
+    if rows is not None:
+        unit, names, _ = rows
+        return _plots.Projection.fit(names, unit)
+    group = next((g for g in state.derived(selector).signatures if g["signature"] == signature_hash), None)
+    if group is None:
+        return None
+    entries = [selector.entries[i] for i in group["members"]]
+    return _plots.Projection.fit([e.name for e in entries], [e.embedding.vector for e in entries])
 
 
 def _hashes(selector: AutoSourceSelector) -> list[str]:
@@ -283,17 +349,26 @@ def _space(state: RegistryState, selector: AutoSourceSelector, base_model: str |
     return [selector.entries[i] for i in groups[0]["members"]]  # groups are sorted largest first
 
 
+_last_cleanup: dict[str, float] = {}
+
+
 def _work_dir(config: SpaceConfig) -> Path:
     root = Path(config.work_dir or Path(tempfile.gettempdir()) / "taskemb-space")
     root.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - config.keep_files_s
+    now = time.time()
+    if now - _last_cleanup.get(str(root), 0.0) >= min(CLEANUP_EVERY_S, config.keep_files_s):
+        _last_cleanup[str(root)] = now
+        _remove_old_answers(root, now - config.keep_files_s)
+    return Path(tempfile.mkdtemp(dir=root, prefix="answer-"))
+
+
+def _remove_old_answers(root: Path, cutoff: float) -> None:
     for old in root.iterdir():  # answers' files are copied by the server when served; old ones can go
         try:
             if old.is_dir() and old.stat().st_mtime < cutoff:
                 shutil.rmtree(old, ignore_errors=True)
         except OSError:
             pass
-    return Path(tempfile.mkdtemp(dir=root, prefix="answer-"))
 
 
 def _hub_url(config: SpaceConfig, path: str) -> str:
@@ -327,10 +402,28 @@ def _metric_text(metrics: dict) -> str:
 
 def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking, config: SpaceConfig, *,
             target_label: str, note: str = "") -> Answer:
-    """The table, figures and download files of a ranking."""
-    from . import _plots
-
+    """The table, figures (data the browser draws) and download files of a ranking."""
     derived = state.derived(selector)
+    rows, records = _table(derived, ranking, config)
+    bar, emb_map, heatmap = _figures(state, selector, ranking, target_label)
+    csv_path, json_path, embedding_path = _downloads(state, ranking, records, target_label, config)
+    message = (f"**{len(rows)} sources** for **{target_label}** ({ranking.target.method} on "
+               f"`{ranking.target.base_model}`, ranked by {ranking.ranker}, {ranking.similarity} similarity: "
+               f"{ranking.why}), best first.")
+    target_hash = ranking.target.signature_hash
+    group = next((g for g in derived.signatures if g["signature"] == target_hash), None)
+    if group is not None:
+        message += f" Signature `{target_hash}`: {group['entries']} entries of the registry share this space."
+    if note:
+        message += " " + note
+    for warning in getattr(ranking, "warnings", None) or []:  # recipe mismatch, a target that learned nothing
+        message += f"\n\n⚠️ {warning}"
+    return Answer(message=message, rows=rows, ranking=ranking, bar=bar, map=emb_map, heatmap=heatmap,
+                  csv_path=csv_path, json_path=json_path, embedding_path=embedding_path)
+
+
+def _table(derived: _Derived, ranking: Ranking, config: SpaceConfig) -> tuple[list[list[Any]], list[dict]]:
+    """The page's table rows (Markdown links to Hub repos and datasets) and the download's records."""
     rows, records = [], []
     for r in ranking.rows:
         entry = derived.by_name[r["source"]]
@@ -345,26 +438,46 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
         metric_name = next(iter(entry.embedding.metrics), None) if entry.embedding.metrics else None
         records.append({**r, "metric_name": metric_name, "repo_url": repo_url, "dataset": dataset_text,
                         "dataset_url": dataset_url})
+    return rows, records
+
+
+def _figures(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking, target_label: str):
+    """(bar, map, heatmap): small tables the browser draws (`_plots`). The registry's map is fitted once per
+    registry version (`RegistryState.projection`); a query projects only its target. The heatmap covers the
+    first `HEATMAP_MAX` sources."""
+    from . import _plots
 
     names = [r["source"] for r in ranking.rows]
-    scores = [r["score"] for r in ranking.rows]
-    scale = ranking.similarity if ranking.ranker == "peft" else f"{ranking.ranker} (z-scored)"
-    bar = _plots.bar_chart(names, scores, target_label, scale)
-    target_hash = ranking.target.signature_hash
-    projection = derived.projections.get(target_hash)
-    if projection is None:
-        group = next((g for g in derived.signatures if g["signature"] == target_hash), {"members": []})
-        group = [selector.entries[i] for i in group["members"]]
-        group = [e for e in group if e.embedding.dim == ranking.target.dim]  # a corrupt entry cannot be mapped
-        projection = _plots.Projection.fit([e.name for e in group], [e.embedding.vector for e in group])
-        derived.projections[target_hash] = projection
-    emb_map = _plots.embedding_map(projection, projection.project(ranking.target.vector), target_label, names)
-    import torch
+    bar = _plots.bar_data(names, [r["score"] for r in ranking.rows])
+    projection = state.projection(selector, ranking.target.signature_hash)
+    emb_map = None
+    if projection is not None and projection.mean.shape[0] == ranking.target.dim:
+        emb_map = _plots.map_data(projection, projection.project(ranking.target.vector), target_label, names)
+    shown = names[:HEATMAP_MAX]
+    heatmap = _plots.similarity_table([f"▶ {target_label}"] + shown,
+                                      _plots.cosine_matrix(_unit_rows(state, selector, ranking.target, shown)))
+    return bar, emb_map, heatmap
 
-    stacked = torch.stack([ranking.target.vector] + [derived.by_name[n].embedding.vector for n in names])
-    heatmap = _plots.similarity_heatmap([f"▶ {target_label}"] + names, _plots.cosine_matrix(stacked),
-                                        "Cosine: the target and its top sources")
 
+def _unit_rows(state: RegistryState, selector: AutoSourceSelector, target: TaskEmbedding, names: list[str]):
+    """The target's vector and the named sources' unit rows as one numpy matrix (read from the group's matrix when
+    the selector has one: no entry's vector is materialised). numpy, not torch: an op this small waits for a busy
+    core when torch splits it between threads."""
+    import numpy as np
+
+    first = target.vector.detach().cpu().float().numpy().reshape(1, -1)
+    rows = state.group_rows(selector, target.signature_hash)
+    if rows is not None and rows[0].shape[1] == target.dim and all(n in rows[2] for n in names):
+        unit, _, row_of = rows
+        picked = unit.numpy()[[row_of[n] for n in names]] if names else np.zeros((0, target.dim), np.float32)
+        return np.concatenate([first, picked.astype(np.float32)])
+    by_name = state.derived(selector).by_name
+    return np.concatenate([first] + [by_name[n].embedding.vector.float().numpy().reshape(1, -1) for n in names])
+
+
+def _downloads(state: RegistryState, ranking: Ranking, records: list[dict], target_label: str,
+               config: SpaceConfig) -> tuple[str, str, str]:
+    """The ranking as CSV and JSON and the target's embedding as a zip: small files, written from memory."""
     folder = _work_dir(config)
     stem = safe_stem(target_label)
     csv_path = folder / f"ranking-{stem}.csv"
@@ -377,31 +490,38 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
     json_path = folder / f"ranking-{stem}.json"
     payload = {**ranking.to_dict(), "target": target_label, "ranking": records, "registry": public_source(state.source)}
     json_path.write_text(json.dumps(scrub_obj(json.loads(json.dumps(payload, default=str))), indent=2), encoding="utf-8")
-    embedding_path = _embedding_zip(ranking.target, folder, stem)
-
-    message = (f"**{len(rows)} sources** for **{target_label}** ({ranking.target.method} on "
-               f"`{ranking.target.base_model}`, ranked by {ranking.ranker}, {ranking.similarity} similarity: "
-               f"{ranking.why}), best first.")
-    group = next((g for g in derived.signatures if g["signature"] == target_hash), None)
-    if group is not None:
-        message += f" Signature `{target_hash}`: {group['entries']} entries of the registry share this space."
-    if note:
-        message += " " + note
-    for warning in getattr(ranking, "warnings", None) or []:  # recipe mismatch, a target that learned nothing
-        message += f"\n\n⚠️ {warning}"
-    return Answer(message=message, rows=rows, ranking=ranking, bar=bar, map=emb_map, heatmap=heatmap,
-                  csv_path=str(csv_path), json_path=str(json_path), embedding_path=str(embedding_path))
+    return str(csv_path), str(json_path), str(_embedding_zip(ranking.target, folder, stem))
 
 
 def _embedding_zip(target: TaskEmbedding, folder: Path, stem: str) -> Path:
-    """The target's embedding as a download, its metadata scrubbed of server paths (recipe, source, ...)."""
-    from ..embedding import METADATA_NAME
+    """The target's embedding as a download (`taskemb.safetensors` + `taskemb.json`, the bytes `TaskEmbedding.save`
+    writes), its metadata scrubbed of server paths (recipe, source, ...); built in memory, one file written."""
+    import zipfile
 
-    emb_folder = folder / "embedding"
-    target.save(emb_folder)
-    meta_file = emb_folder / METADATA_NAME
-    meta_file.write_text(json.dumps(scrub_obj(json.loads(meta_file.read_text())), indent=2), encoding="utf-8")
-    return zip_folder(emb_folder, folder / f"taskemb-{stem}.zip")
+    from ..embedding import EMBEDDING_NAME, FORMAT_VERSION, METADATA_NAME, _safetensors_bytes
+
+    header = {"format": FORMAT_VERSION, "signature_hash": target.signature_hash}
+    if target.adapter_sha256:
+        header["adapter_sha256"] = target.adapter_sha256
+    meta = scrub_obj(json.loads(json.dumps(_metadata(target))))
+    zip_path = folder / f"taskemb-{stem}.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr(METADATA_NAME, json.dumps(meta, indent=2))
+        archive.writestr(EMBEDDING_NAME, _safetensors_bytes(target.vector, header), zipfile.ZIP_STORED)  # floats
+    return zip_path
+
+
+def _metadata(target: TaskEmbedding) -> dict[str, Any]:
+    """`target.metadata()` without its deep copy of the vector (`dataclasses.asdict` copies every field)."""
+    import dataclasses
+
+    from ..embedding import FORMAT_VERSION
+
+    meta = {f.name: getattr(target, f.name) for f in dataclasses.fields(target) if f.name != "vector"}
+    if any(dataclasses.is_dataclass(v) for v in meta.values()):
+        return target.metadata()
+    meta.update(format=FORMAT_VERSION, dim=target.dim, signature_hash=target.signature_hash)
+    return meta
 
 
 def _rank(selector: AutoSourceSelector, target: TaskEmbedding, top_k: int, similarity: str,
@@ -448,13 +568,24 @@ def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_mo
                               "Set the filter to 'any' or pick another entry.")
     if method not in (None, "", ANY) and emb.method != method:
         raise TaskEmbHubError(f"{entry!r} is a {emb.method} entry, not {method}. Set the method filter to 'any'.")
-    same_space = next((g["members"] for g in derived.signatures if g["signature"] == emb.signature_hash), [])
-    exclude = {match.name} | {selector.entries[i].name for i in same_space if selector.entries[i].info.task == emb.task}
+    exclude = {match.name} | _same_task(state, selector, emb)
     text = selector.text_selector
     text_target = emb.task if text is not None and text._named(emb.task) else None  # its TextEmb vector, if packaged
     ranking = _rank(selector, emb, k, similarity, exclude, ranker, text_target, exclude_flagged=hide_flagged)
     return _answer(state, selector, ranking, config, target_label=match.name,
                    note=f"{len(exclude)} entr{'y' if len(exclude) == 1 else 'ies'} of the same task left out.")
+
+
+def _same_task(state: RegistryState, selector: AutoSourceSelector, emb: TaskEmbedding) -> set[str]:
+    """Names of the entries of `emb`'s signature tuned on its task (from the selector's task index, built once;
+    reading every entry's metadata per query would cost a pass over the registry)."""
+    positions, hashes = getattr(selector, "_positions", None), getattr(selector, "_hashes", None)
+    if positions is not None and hashes is not None:
+        return {selector.entries[i].name for i in positions("task").get(emb.task, [])
+                if hashes[i] == emb.signature_hash}
+    same_space = next((g["members"] for g in state.derived(selector).signatures
+                       if g["signature"] == emb.signature_hash), [])
+    return {selector.entries[i].name for i in same_space if selector.entries[i].info.task == emb.task}
 
 
 # ---- 2. your adapter ----------------------------------------------------------------------

@@ -13,7 +13,10 @@ With `mcp=True` (`taskemb-hub space --mcp`, the Hub Space), the app is also an M
 the ranking as JSON; the page's endpoints above stay out of the tool list.
 
 Each `rank_*` endpoint returns (message, table, bar chart, map, heatmap, ranking CSV, ranking
-JSON, embedding zip).
+JSON, embedding zip). The figures are data drawn in the browser by Gradio's native plots: the bar
+chart and the map as `gr.BarPlot` / `gr.ScatterPlot` values (`{"columns", "data", "datatypes",
+"mark"}` through `gradio_client`), the heatmap as a coloured `gr.Dataframe` (`{"headers", "data",
+"metadata"}`); no image is rendered on the server.
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from ..selector import AutoSourceSelector  # noqa: E402
 from . import _handlers as h  # noqa: E402
+from . import _plots  # noqa: E402
 from ._uploads import DATA_SUFFIXES, _mb  # noqa: E402
 
 TITLE = "taskemb-hub: which source task should I train on first?"
+HEATMAP_LABEL = f"Cosine: the target and its top sources (the first {h.HEATMAP_MAX} at most)"
+MAP_TITLE = (f"Task embeddings of the registry: PCA of unit vectors ({_plots.MAP_POINTS:,} entries at most, a fixed "
+             "sample; the top sources and the target always); hover a point for its name")
 MAX_LISTED = 2000  # registry entries offered in the page's dropdown
 
 
@@ -94,6 +101,10 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         state = h.RegistryState(load, "in-memory selector" if selector is not None else registry, selector=selector)
     if config.refresh_every_s and state._load is not None:
         state.refresh_every(config.refresh_every_s)
+    import threading
+
+    # the largest group's matrix, caches and map, built while the page loads: the first query answers at once
+    threading.Thread(target=state.warm, name="registry-warm", daemon=True).start()
     bases, methods, names = h.filter_choices(state)
     limits = config.limits
     recipe = _recipe_text(state)
@@ -169,11 +180,15 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         message = gr.Markdown(elem_id="message")
         table = gr.Dataframe(headers=h.TABLE_COLUMNS, datatype=h.TABLE_TYPES, label="sources, best first",
                              interactive=False, elem_id="ranking", wrap=True)
+        # Drawn in the browser from each answer's data (Gradio's native plots; bars in rank order).
         with gr.Row():
-            # Each figure carries its own title; the component's label badge would cover it.
-            bar = gr.Plot(label="top sources", show_label=False)
-            heatmap = gr.Plot(label="similarities among the top sources", show_label=False)
-        emb_map = gr.Plot(label="map of the registry (target marked)", show_label=False)
+            bar = gr.BarPlot(x="source", y="score", title="Best sources (score: the ranking's similarity)",
+                             tooltip=["name", "score"], x_label_angle=-40, label="top sources", show_label=False,
+                             elem_id="bar", height=360)
+            heatmap = gr.Dataframe(label=HEATMAP_LABEL, interactive=False, elem_id="heatmap", max_height=420)
+        emb_map = gr.ScatterPlot(x="x", y="y", color="kind", color_map=_plots.KINDS, tooltip=["name", "kind"],
+                                 title=MAP_TITLE, x_title="PC 1", y_title="PC 2", label="map of the registry",
+                                 show_label=False, elem_id="map", height=420)
         with gr.Row():
             csv_file = gr.File(label="ranking (CSV)")
             json_file = gr.File(label="ranking (JSON)")
