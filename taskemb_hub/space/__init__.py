@@ -1,7 +1,7 @@
 """The taskemb-hub Space: bring your data or your adapter, get ranked source tasks with plots.
 
 `build_app()` returns the `gr.Blocks`; `launch()` serves it (`taskemb-hub space` on the command
-line, `spaces/app.py` on a Hub Space). Gradio and matplotlib are imported only when the app is
+line, `spaces/app.py` on a Hub Space). Gradio is imported only when the app is
 built, so importing this package (and `taskemb-hub --help`) stays fast.
 """
 
