@@ -1285,15 +1285,20 @@ def space_latency_row(figures: dict) -> list[str]:
                                                     "p95_ms": r["registry_lookup"]["p95_ms"],
                                                     "baseline_p50_ms": r["baseline_selector_rank"]["p50_ms"],
                                                     "server_peak_rss_mb": r["server_peak_rss_mb"]} for r in d["lookups"]}
+    def during(r) -> str:  # the 1-minute load while the lookups ran, when recorded
+        load = r.get("load_1min_during_registry_lookups")
+        return f", load {load['min']:.1f}-{load['max']:.1f}" if isinstance(load, dict) and "min" in load else ""
+
     parts = [f"{r['entries'] // 1000}k entries: p50 {r['registry_lookup']['p50_ms']:,.0f} ms / p95 "
-             f"{r['registry_lookup']['p95_ms']:,.0f} ms (in-process `rank` {r['baseline_selector_rank']['p50_ms']:.0f} ms), "
-             f"server peak {r['server_peak_rss_mb']:,} MB" for r in d["lookups"]]
+             f"{r['registry_lookup']['p95_ms']:,.0f} ms (in-process `rank` {r['baseline_selector_rank']['p50_ms']:.0f} ms"
+             f"{during(r)}), server peak {r['server_peak_rss_mb']:,} MB" for r in d["lookups"]]
     up = d.get("upload")
     if up:
         figures["space_latency"]["upload"] = {"rows": up["rows"], "seconds": up["upload_to_ranking_s"],
                                               "baseline_s": up["baseline_in_process_s"]}
         parts.append(f"a {up['rows']:,}-row CSV upload to a ranking {up['upload_to_ranking_s']:.0f} s (in process "
-                     f"{up['baseline_in_process_s']:.0f} s in the same run)")
+                     f"{up['baseline_in_process_s']:.0f} s in the same run"
+                     + ("; an earlier run, before the figures moved to the browser" if up.get("note") else "") + ")")
     load = d["machine"].get("load_average_at_start", [None])[0]
     return [f"| Space (Gradio) lookups through `gradio_client`, synthetic BitFit registries (200 lookups each"
             + (f"; load average {load:.1f} on {d['machine']['cpus']} cores at the start: inflated" if load else "")
