@@ -125,7 +125,8 @@ def test_a_damaged_zip_is_a_message_not_an_unexpected_error(tmp_path):
 
 
 def test_the_registry_folder_of_the_server_is_never_shown():
-    from taskemb_hub.space._handlers import _redact, public_source
+    from taskemb_hub.space._handlers import public_source
+    from taskemb_hub.space._uploads import scrub_paths as _redact  # the one scrubber every message goes through
 
     assert public_source("/srv/data/my-registry") == "my-registry"
     assert public_source("default") == "default" and public_source("index:me/idx") == "index:me/idx"
