@@ -39,6 +39,19 @@ BASE = "test/tiny-bert"
 REACHED_TUNING = "REACHED_TUNING"
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory. Not `getrusage`'s ru_maxrss: Linux keeps that across execve, so a
+    process started by a large one (pytest, late in a run) would report its parent's peak; VmHWM is this
+    address space's."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 # ---- set-up: a tiny base model, two tuned tasks, a registry, an index -----------------------------
 def _tiny_bert(folder: Path) -> Path:
     import torch
@@ -454,7 +467,7 @@ def run_all(root: Path) -> dict:
     def record(family: str, case: str, run: Callable[[], object]) -> None:
         outcome, message = _outcome(run)
         results.append({"family": family, "case": case, "outcome": outcome, "message": message,
-                        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+                        "max_rss_mb": peak_rss_mb()})
 
     uploads = root / "uploads"
     uploads.mkdir()
@@ -475,7 +488,7 @@ def run_all(root: Path) -> dict:
     after = {"registry": _digest(setup["registry"]), "index": _digest(setup["index"])}
     return {"results": results, "stored_unchanged": after == stored, "hub_good_repo_kept": kept.get("hub"),
             "stored_files": sum(len(v) for v in stored.values()),
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "max_rss_mb": peak_rss_mb(),
             "roots": [str(root), str(Path.home()), tempfile.gettempdir()]}
 
 
