@@ -23,7 +23,7 @@ from .base_model import hub_id_of_folder, is_local_id
 from .cards import CARD_NAME, build_card, merge_cards, names_local_path, public_extra, public_source
 from .embedding import TaskEmbedding, load_embedding
 from .errors import RegistryError
-from .registries.hub import hub_endpoint
+from .registries._hub_common import check_repo_id, hub_endpoint  # noqa: F401 (check_repo_id: re-exported)
 
 UPLOADED_FILES = (CONFIG_NAME, WEIGHTS_NAME, INIT_NAME, CHECKPOINT_INFO_NAME)
 
@@ -53,21 +53,6 @@ class PublishResult:
     def to_dict(self) -> dict:
         return {"repo_id": self.repo_id, "url": self.url, "files": self.files, "committed": self.committed,
                 "revision": self.revision, "card": self.card, "note": self.note}
-
-
-def check_repo_id(repo_id: str) -> str:
-    """`repo_id` when it is a valid Hub repo id; a one-line `RegistryError` otherwise."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        raise RegistryError(f"{repo_id!r} is not a valid Hub repo id ({str(err).splitlines()[0].rstrip('.')}). "
-                            "Use 'owner/name' with letters, digits, '-', '_' and '.'.") from err
-    if "/" not in repo_id:
-        raise RegistryError(f"{repo_id!r} has no owner. Use 'owner/name' (your user or organisation name).")
-    return repo_id
 
 
 def publish(adapter_dir: str | os.PathLike, repo_id: str, *, token: str | bool | None = None, private: bool = False,

@@ -32,6 +32,7 @@ from ..base_model import canonical_model_id
 from ..cards import INDEX_TAG, TAG, base_model_tag, method_tag
 from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, default_mode
 from ..errors import AdapterError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
+from ._hub_common import hub_endpoint  # noqa: F401 (re-exported: callers import it from here)
 from ._fetch import (DEFAULT_DEADLINE_S, DEFAULT_TIMEOUT_S, DeadlineExceeded, deadline_at, default_deadline,
                      default_timeout, request_timeout)
 from .base import Registry, RegistryEntry
@@ -45,13 +46,6 @@ DEFAULT_RETRIES = 0
 _RATE_LIMIT_RETRIES = 3
 _RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
-
-
-def hub_endpoint(endpoint: str | None = None) -> str:
-    """The Hub URL: the argument, else `HF_ENDPOINT` as set now (not at import), else huggingface.co."""
-    from huggingface_hub import constants
-
-    return (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 class EntryFailure(TaskEmbHubError):
