@@ -4,7 +4,7 @@
 
 Five tasks that are not registry entries are built from the offline suite's rows (written to a temporary folder as
 CSV files, as a user would bring them), each tuned by the path `taskemb-hub rank --data` takes
-(`recipe.target_from_data`: the registry's recipe) and given its TextEmb vector, then ranked against the packaged
+(`targets.target_from_data`: the registry's recipe) and given its TextEmb vector, then ranked against the packaged
 registry by each ranker. For every ranker the target-independent order is each source's mean score over the 16
 registry tasks ranked leave-one-out; the figure is the Spearman between a new target's scores and that order.
 """
@@ -25,7 +25,7 @@ from _common import DATA_DIR, RESULTS, require_data
 
 from taskemb_hub import AutoSourceSelector, load_task
 from taskemb_hub.baselines import text_embedding
-from taskemb_hub.recipe import target_from_data
+from taskemb_hub.targets import target_from_data
 
 RANKERS = {  # label -> rank() options
     "BitFit cosine (previous default)": {"ranker": "peft", "similarity": "cosine"},

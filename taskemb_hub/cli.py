@@ -247,7 +247,7 @@ def cmd_rank(args) -> int:
     if args.target and Path(args.target).expanduser().is_file():
         raise TaskEmbHubError(f"{args.target} is not a folder (for a data file, use --data). Pass the adapter folder "
                               "that peft's save_pretrained wrote, or a registry entry name.")
-    from .recipe import target_from_data
+    from .targets import target_from_data
     from .rankers import check_ranker, wants_texts
 
     check_ranker(args.ranker)
@@ -306,13 +306,6 @@ def _rank_hub_filters(args) -> dict:
         filters["base_model"] = filters["base_model"] or target.base_model
         filters["method"] = filters["method"] or target.method
     return filters
-
-
-def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
-    """Moved to `taskemb_hub.recipe.target_from_data` (kept importable from here)."""
-    from .recipe import target_from_data as tune_target
-
-    return tune_target(task, selector, progress=progress, base_model=base_model)
 
 
 def cmd_registry_add(args) -> int:

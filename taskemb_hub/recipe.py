@@ -7,12 +7,11 @@ steps, or on all of its rows, sits elsewhere than the registry's 100-step, 1,000
 its recipe (`TaskEmbedding.extra["recipe"]`, from `TuningConfig.recipe`); this module compares
 the target's with the sources', words the warning that `AutoSourceSelector.rank` attaches to a
 `Ranking` (or raises with `strict=True`), and tunes a target from raw data with the registry's
-own recipe (`target_from_data`, what `taskemb-hub rank --data` runs).
+own recipe (`targets.target_from_data`, what `taskemb-hub rank --data` runs, builds on it).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections import Counter
@@ -142,7 +141,7 @@ def recipe_warnings(target, sources: list, counts: list[int] | None = None) -> t
     source_recipe = recipe_of(common)
     warnings, mismatch = [], False
     fix = ("Tune the target with the sources' recipe (`taskemb-hub rank --data <file>` does that for you; in Python, "
-           "`recipe.target_from_data`), or pass --strict / strict=True to refuse such rankings.")
+           "`targets.target_from_data`), or pass --strict / strict=True to refuse such rankings.")
     theirs = f"the {n_known} sources were tuned {describe_recipe(source_recipe)}"
     target_recipe = recipe_of(target)
     if target_recipe is None:
@@ -255,57 +254,3 @@ def process_count() -> int:
         return max(1, int(os.environ.get("WORLD_SIZE") or 1))
     except ValueError:
         return 1
-
-
-def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
-    """Tune a target checkpoint of `task` with the recipe the registry's entries were tuned with.
-
-    The recipe is the one most entries record (the packaged registry's when none does), whatever
-    options the caller has, so the target lands in the sources' space; held-out rows are scored so
-    a target that learned nothing is flagged (`extra["chance"]`, see `learning_warning`).
-
-    Args:
-        task: a `TaskData`.
-        selector: anything with `.entries` (an `AutoSourceSelector`).
-        progress: show a progress bar.
-        base_model: load the base model from here (a local folder of the registry's base model).
-
-    Returns:
-        The target's `TaskEmbedding`.
-
-    Example:
-        ```python
-        >>> selector = AutoSourceSelector.from_default()
-        >>> target = target_from_data(load_task("reviews.csv", text_column="review"), selector)
-        >>> selector.rank(target, top_k=5)
-        ```
-    """
-    from .data import check_trainable
-    from .default_registry import DEFAULT_METHOD
-    from .methods import EmbeddingOptions
-    from .training import TuningConfig, tune
-
-    methods = Counter(e.embedding.method for e in selector.entries)
-    method = methods.most_common(1)[0][0] if methods else DEFAULT_METHOD
-    recipe = registry_recipe(selector.entries, method) or {"method": method, **DEFAULT_RECIPE}
-    fields = {f.name for f in dataclasses.fields(TuningConfig)}
-    config = {k: v for k, v in recipe.items() if k in fields}
-    if isinstance(config.get("embedding"), dict):
-        options = {f.name for f in dataclasses.fields(EmbeddingOptions)}
-        config["embedding"] = {k: v for k, v in config["embedding"].items() if k in options}
-    if config.get("stop_step") == config.get("max_steps"):
-        config.pop("stop_step", None)
-    config.update(batch_settings(recipe, process_count()))  # under `accelerate launch`, N processes share it
-    if base_model:
-        config["base_model"] = base_model
-    else:  # the sources' base model, not the packaged default: otherwise nothing would be comparable
-        bases = Counter(e.embedding.base_model for e in selector.entries if e.embedding.method == method)
-        if bases:
-            config["base_model"] = bases.most_common(1)[0][0]
-    cfg = TuningConfig(**{**config, "eval_examples": TARGET_EVAL_EXAMPLES})
-    check_trainable(task, task.train_rows(cfg.max_train_examples, seed=cfg.seed))  # before loading any model
-    embedding = tune(task, cfg, None, progress=progress)[-1].embedding
-    chance = chance_level(task, task.eval_rows(cfg.eval_examples))
-    if chance:
-        embedding.extra["chance"] = chance
-    return embedding

@@ -60,7 +60,7 @@ def test_an_entry_name_with_a_hidden_part_is_refused(tmp_path):
 
 
 def test_rank_from_data_tunes_on_the_registrys_base_model(monkeypatch):
-    import taskemb_hub.recipe as recipe
+    import taskemb_hub.targets as targets
     from taskemb_hub.selector import AutoSourceSelector
 
     seen = {}
@@ -73,7 +73,7 @@ def test_rank_from_data_tunes_on_the_registrys_base_model(monkeypatch):
     task = TaskData(name="t", task_type=CLASSIFICATION, labels=["a", "b"],
                     splits={"train": [{"text": f"x {i}", "label": i % 2} for i in range(40)]})
     with pytest.raises(RuntimeError, match="stop here"):
-        recipe.target_from_data(task, AutoSourceSelector.from_default(), progress=False)
+        targets.target_from_data(task, AutoSourceSelector.from_default(), progress=False)
     assert seen["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
 
 

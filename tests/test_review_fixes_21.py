@@ -438,11 +438,11 @@ def _selector_with_global_batch(global_batch, batch=16):
 ])
 def test_rank_from_data_splits_the_global_batch_over_the_processes(
         monkeypatch, recorded_configs, sentiment_task, processes, global_batch, expected):
-    from taskemb_hub import recipe
+    from taskemb_hub import targets
 
     _launched_with(monkeypatch, processes)
     with pytest.raises(_Stop):
-        recipe.target_from_data(sentiment_task, _selector_with_global_batch(global_batch), progress=False)
+        targets.target_from_data(sentiment_task, _selector_with_global_batch(global_batch), progress=False)
     cfg = recorded_configs[-1]
     assert (cfg.batch_size, cfg.gradient_accumulation_steps) == expected
     assert cfg.batch_size * cfg.gradient_accumulation_steps * processes == global_batch
@@ -450,11 +450,11 @@ def test_rank_from_data_splits_the_global_batch_over_the_processes(
 
 def test_rank_from_data_refuses_a_global_batch_the_processes_cannot_split(monkeypatch, recorded_configs,
                                                                           sentiment_task):
-    from taskemb_hub import recipe
+    from taskemb_hub import targets
 
     _launched_with(monkeypatch, 3)
     with pytest.raises(TaskEmbHubError, match="global batch of 16 examples cannot be split over 3 processes"):
-        recipe.target_from_data(sentiment_task, _selector_with_global_batch(16), progress=False)
+        targets.target_from_data(sentiment_task, _selector_with_global_batch(16), progress=False)
     assert recorded_configs == []
 
 

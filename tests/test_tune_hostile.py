@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from taskemb_hub import TuningConfig, tune
-from taskemb_hub.recipe import (DEFAULT_RECIPE, RecipeMismatchError, batch_settings, recipe_differences,
-                                target_from_data)
+from taskemb_hub.recipe import (DEFAULT_RECIPE, RecipeMismatchError, batch_settings, recipe_differences)
+from taskemb_hub.targets import target_from_data
 from taskemb_hub.registries.local import LocalRegistry
 from taskemb_hub.selector import AutoSourceSelector
 
