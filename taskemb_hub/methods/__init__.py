@@ -1,47 +1,16 @@
-"""Registry of PEFT methods: a name maps to the module that configures and embeds it.
+"""PEFT methods: a name maps to the module that configures and embeds it.
 
 Add a method with `@register_method` on a `PeftMethod` subclass; `get_method` finds it by its
-name (`lora`) or by the peft type written in `adapter_config.json` (`LORA`).
+name (`lora`) or by the peft type written in `adapter_config.json` (`LORA`). The registry lives in
+`_registry.py`; importing this package registers the built-in methods.
 """
 
 from __future__ import annotations
 
-from ..errors import UnknownMethodError
+from ._registry import METHODS, get_method, list_methods, register_method
 from .base import EmbeddingOptions, PeftMethod
 
-METHODS: dict[str, PeftMethod] = {}
-
-
-def register_method(cls):
-    """Class decorator: make a `PeftMethod` available under its `name` and `peft_type`."""
-    instance = cls()
-    METHODS[cls.name] = instance
-    return cls
-
-
-def list_methods() -> list[str]:
-    return sorted(METHODS)
-
-
-def get_method(name_or_peft_type: str) -> PeftMethod:
-    """The method for a name (`lora`, `bitfit`...) or a peft type (`LORA`, `BEFT`...).
-
-    Raises:
-        UnknownMethodError: listing the names that are available.
-    """
-    key = str(name_or_peft_type)
-    if key in METHODS:
-        return METHODS[key]
-    for method in METHODS.values():
-        if method.peft_type == key.upper() or method.peft_type == key.split(".")[-1].upper():
-            return method
-    raise UnknownMethodError(
-        f"Unknown PEFT method {name_or_peft_type!r}. Available: {', '.join(list_methods())} "
-        f"(peft types: {', '.join(sorted(m.peft_type for m in METHODS.values()))})."
-    )
-
-
 # Importing the modules registers them.
-from . import bitfit, ia3, lora, prefix_tuning, prompt_tuning  # noqa: E402,F401
+from . import bitfit, ia3, lora, prefix_tuning, prompt_tuning  # noqa: F401
 
 __all__ = ["EmbeddingOptions", "PeftMethod", "METHODS", "register_method", "get_method", "list_methods"]

@@ -31,7 +31,7 @@ import re
 from typing import Any
 
 from ..errors import AdapterError
-from . import register_method
+from ._registry import register_method
 from .base import EmbeddingOptions, PeftMethod, embed_module_tensors, module_name
 
 _SUFFIX = ".beft_bias"

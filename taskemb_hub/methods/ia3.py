@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import register_method
+from ._registry import register_method
 from .base import EmbeddingOptions, PeftMethod, embed_module_tensors
 
 _SUFFIX = ".ia3_l"

@@ -25,7 +25,7 @@ from functools import lru_cache
 import torch
 
 from ..errors import AdapterError
-from . import register_method
+from ._registry import register_method
 from .base import EmbeddingOptions, PeftMethod, concat_blocks, module_name
 
 _A, _B = ".lora_A.weight", ".lora_B.weight"

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
 from ..errors import AdapterError
-from . import register_method
+from ._registry import register_method
 from ._virtual_tokens import VirtualTokenMethod
 
 

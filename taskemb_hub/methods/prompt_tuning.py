@@ -1,6 +1,6 @@
 """Prompt tuning: trainable virtual tokens prepended to the input embeddings (Lester et al. 2021)."""
 
-from . import register_method
+from ._registry import register_method
 from ._virtual_tokens import VirtualTokenMethod
 
 
