@@ -1,0 +1,159 @@
+"""Argument types and helpers every command group shares (argparse `type=` checks that answer in one line, the
+`--json` printer, the data and Hub-time flags)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _int_arg(flag: str, minimum: int, example: int):
+    """An argparse `type=`: an integer >= `minimum`, else one line naming the flag and a value to pass (a
+    `TaskEmbHubError`, which argparse lets through to `main`: not its multi-line usage message)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            from ..errors import TaskEmbHubError
+
+            wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise TaskEmbHubError(f"{flag} must be {wanted} (got {text!r}). Pass e.g. {flag} {example}.")
+        return value
+
+    return parse
+
+
+def _positive_float(flag: str, example: str):
+    """An argparse `type=`: a positive finite number, else one line (see `_int_arg`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 < value < float("inf"):
+            from ..errors import TaskEmbHubError
+
+            raise TaskEmbHubError(f"{flag} must be a positive number (got {text!r}). Pass e.g. {flag} {example}.")
+        return value
+
+    return parse
+
+
+def _hub_time_args(p: argparse.ArgumentParser) -> None:
+    """`--timeout` / `--deadline` for a command that reads the Hub (defaults: registries/_fetch.py, 10 s and 120 s;
+    not imported here, so that `--help` loads no torch)."""
+    p.add_argument("--timeout", type=_positive_float("--timeout", "10"), default=None, metavar="SECONDS",
+                   help="seconds per Hub request before it counts as failed (default: 10)")
+    p.add_argument("--deadline", type=_positive_float("--deadline", "300"), default=None, metavar="SECONDS",
+                   help="seconds for the whole Hub read; repos not read by then are reported as failed (default: 120)")
+
+
+def _time_options(args) -> dict:
+    """The Hub read's `timeout` / `deadline` the user passed (the library's defaults otherwise)."""
+    return {k: getattr(args, k, None) for k in ("timeout", "deadline") if getattr(args, k, None) is not None}
+
+
+def _save_steps(text: str) -> str:
+    """`--save-steps`: a comma list of positive integers (kept as text: `main` and `cmd_tune` split it)."""
+    steps = [s.strip() for s in text.split(",") if s.strip()]
+    if not all(s.isdigit() and int(s) > 0 for s in steps):
+        from ..errors import TaskEmbHubError
+
+        raise TaskEmbHubError(f"--save-steps must be a comma list of positive step numbers (got {text!r}). Pass e.g. "
+                              "--save-steps 50,100,200.")
+    return ",".join(str(int(s)) for s in steps)
+
+
+def _seeds_arg(text: str) -> list[int]:
+    """`transfer-matrix --seeds`: a comma list of integers >= 0."""
+    seeds = [s.strip() for s in text.split(",") if s.strip()]
+    if not seeds or not all(s.isdigit() for s in seeds):
+        from ..errors import TaskEmbHubError
+
+        raise TaskEmbHubError(f"--seeds must be a comma list of integers >= 0 (got {text!r}). Pass e.g. --seeds 0,1,2.")
+    return [int(s) for s in seeds]
+
+
+def _rows_arg(text: str):
+    """`tune --max-train-examples`: a positive integer or `all`."""
+    return "all" if text.strip().lower() == "all" else _int_arg("--max-train-examples", 1, 1000)(text)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", default="text", help="text column of a data file (default: text)")
+    p.add_argument("--text-pair-column", default=None, help="second text column, for pair tasks")
+    p.add_argument("--label-column", default="label", help="label column (default: label)")
+    p.add_argument("--task-type", choices=["text-classification", "regression", "extractive-qa"], default=None,
+                   help="force the task type (default: inferred)")
+    p.add_argument("--task-name", default=None, help="name recorded in the embedding")
+
+
+def _load(args, source):
+    from ..data import load_task
+
+    return load_task(source, name=args.task_name, text_column=args.text_column, text_pair_column=args.text_pair_column,
+                     label_column=args.label_column, task_type=args.task_type)
+
+
+def _print(args, payload, text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+def _selector(registry: str, similarity: str | None, *, timeout: float | None = None, deadline: float | None = None,
+              **hub_filters):
+    """A selector for a registry string: `default`, a folder, `hub`, `hub:<tag>` or `index:<repo or folder>`;
+    `timeout` / `deadline` bound a Hub read (None: the library's defaults)."""
+    from ..selector import AutoSourceSelector
+
+    kwargs = {"similarity": similarity} if similarity else {}
+    times = {k: v for k, v in (("timeout", timeout), ("deadline", deadline)) if v is not None}
+    if registry == "default":
+        return AutoSourceSelector.from_default(**kwargs)
+    if registry == "hub" or registry.startswith("hub:"):
+        tag = registry.partition(":")[2] or None
+        filters = {k: v for k, v in hub_filters.items() if v not in (None, False)}
+        return AutoSourceSelector.from_hub(**({"tag": tag} if tag else {}), **filters, **times, **kwargs)
+    if registry.startswith("index:"):
+        _check_index_source(registry.partition(":")[2])
+        return AutoSourceSelector.from_index(registry.partition(":")[2], **times, **kwargs)
+    if Path(registry).expanduser().is_file():
+        from ..errors import RegistryError
+
+        raise RegistryError(f"{registry} is a file, not a registry folder. Pass the folder that `taskemb-hub registry "
+                            "add` wrote, 'default', 'hub' or 'index:<repo id or folder>'.")
+    return AutoSourceSelector.from_local(registry, **kwargs)
+
+
+def _check_index_source(source: str) -> None:
+    """`index:<source>`: a missing local folder or a malformed repo id is the user's typo, not a Hub outage (whose
+    message says to retry later): name it at once."""
+    from ..errors import RegistryError
+
+    if Path(source).expanduser().exists():
+        return
+    if source.startswith((".", "/", "~")) or ".." in source or "\\" in source:
+        raise RegistryError(f"Index folder {source} does not exist. Check the path, or pass a Hub dataset repo id "
+                            "(owner/name).")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        raise RegistryError(f"{source!r} is neither an index folder nor a valid Hub repo id. Pass an existing folder "
+                            "or a dataset repo id like owner/taskemb-index.") from None
+
+
+def _hub_filters(args) -> dict:  # --timeout / --deadline are checked by their argparse type
+    return {"base_model": args.base_model, "method": args.method, "author": args.author,
+            "include_untagged": args.include_untagged}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error style: one line naming the problem and where the fix is, exit code 2
+    (argparse's own prints the whole usage block first). Subcommand parsers inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")

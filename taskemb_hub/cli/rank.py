@@ -1,0 +1,81 @@
+"""`taskemb-hub rank`: rank a registry's source tasks for a target."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ._args import _load, _print, _selector, _time_options
+
+
+def cmd_rank(args) -> int:
+    from ..errors import TaskEmbHubError
+
+    if not args.data and not args.target:
+        raise TaskEmbHubError("rank needs --target (an adapter folder or a registry entry name) or --data (a data "
+                              "file or task folder).")
+    if args.data and args.target:
+        raise TaskEmbHubError("rank takes --target or --data, not both: --data tunes a new target from the data, "
+                              "--target names one that exists. Drop one of them.")
+    if args.target and Path(args.target).expanduser().is_file():
+        raise TaskEmbHubError(f"{args.target} is not a folder (for a data file, use --data). Pass the adapter folder "
+                              "that peft's save_pretrained wrote, or a registry entry name.")
+    from ..targets import target_from_data
+    from ..rankers import check_ranker, wants_texts
+
+    check_ranker(args.ranker)
+    selector = _selector(args.registry, args.similarity, **_rank_hub_filters(args), **_time_options(args))
+    text_target = None
+    if args.data:  # always tuned with the registry's own recipe, so target and sources are comparable
+        texts = wants_texts(args.ranker, selector)  # a ranker this registry cannot serve is refused before tuning
+        task = _load(args, args.data)
+        target = None if args.ranker == "textemb" else target_from_data(  # TextEmb alone tunes nothing
+            task, selector, progress=not args.json, base_model=args.base_model)
+        if texts:  # TextEmb: one forward pass, no tuning
+            from ..baselines import text_embedding
+
+            text_target = text_embedding(task, base_model=args.base_model)
+    else:
+        target = args.target
+    from ..recipe import RecipeMismatchError
+
+    try:
+        ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or (), strict=args.strict,
+                                ranker=args.ranker, text_target=text_target, exclude_flagged=args.exclude_flagged)
+    except RecipeMismatchError as err:  # --strict is set already: its advice to pass --strict is dropped
+        raise RecipeMismatchError(str(err).replace(", or pass --strict / strict=True to refuse such rankings", "")
+                                  ) from None
+    if args.similarity and ranking.ranker == "textemb":
+        ranking.warnings.append(f"--similarity {args.similarity} applies to the PEFT embedding; ranker 'textemb' uses "
+                                "the centred cosine of TextEmb vectors")
+    if args.json:  # the text table carries the warnings itself
+        for warning in ranking.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    _print(args, ranking.to_dict(), str(ranking))
+    return 0
+
+
+def _rank_hub_filters(args) -> dict:
+    """Server-side filters for `rank --registry hub`: only entries the target can be compared with.
+
+    A target folder's embedding names its base model and method; `--base-model`, `--method` and
+    `--author` narrow (or set) them. Without any, the sync would read every tagged repo of every
+    base model, most of which the ranking then skips as incompatible.
+    """
+    if not (args.registry == "hub" or args.registry.startswith("hub:")):
+        return {}
+    from ..base_model import canonical_model_id
+
+    base_model = canonical_model_id(args.base_model) if args.base_model else None  # a local path -> its id
+    from ..methods import get_method
+
+    method = get_method(args.method).name if args.method else None  # 'LORA' -> 'lora'; unknown -> names listed
+    filters = {"base_model": base_model, "method": method, "author": args.author}
+    folder = Path(args.target) if args.target else None
+    if folder is not None and folder.is_dir():
+        from ..embedding import load_embedding
+
+        target = load_embedding(folder)
+        filters["base_model"] = filters["base_model"] or target.base_model
+        filters["method"] = filters["method"] or target.method
+    return filters
