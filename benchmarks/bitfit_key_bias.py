@@ -45,8 +45,8 @@ def _save(part: str, payload: dict) -> None:
     OUT.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _summary(m: dict, report) -> dict:
-    return {"ndcg": round(m["ndcg"], 4), "ndcg_se": round(report.ndcg_se(m), 4), "rho": round(m["rho"], 3),
+def _summary(m: dict, scoring) -> dict:
+    return {"ndcg": round(m["ndcg"], 4), "ndcg_se": round(scoring.ndcg_se(m), 4), "rho": round(m["rho"], 3),
             "spearman": round(m["spearman"], 3), "ndcg_shifted": round(m["ndcg_shifted"], 4),
             "ndcg_seed_mean_truth": round(m["on_mean"]["ndcg"], 4) if m.get("on_mean") else None,
             "seeds": m["seeds"], "targets": m["targets"]}
@@ -57,24 +57,24 @@ def ndcg_part(label: str, embeddings: Path | None, registry: Path | None) -> dic
     (default: the packaged one); stored under `label`, with per-target NDCG so that `after` is paired with `before`."""
     import numpy as np
 
-    import report
+    from reporting import data as report_data, scoring
     from taskemb_hub.default_registry import default_registry_path
     from taskemb_hub.embedding import TaskEmbedding
 
     if embeddings is not None:
-        report.EMB = embeddings
-    runs = report.load_runs(report.RESULTS / "transfer_limited.jsonl")
-    _, complete, _, mean_rows = report.load_matrix(runs, report.SOURCES)
-    method, step = report.DEFAULT_METHOD, f"step-{report.MAIN_STEP}"
-    seed_embs = [report.load_embeddings(method, sd, step) for sd in report.seeds_of(method)]
+        report_data.EMB = embeddings
+    runs = report_data.load_runs(report_data.RESULTS / "transfer_limited.jsonl")
+    _, complete, _, mean_rows = report_data.load_matrix(runs, report_data.SOURCES)
+    method, step = report_data.DEFAULT_METHOD, f"step-{report_data.MAIN_STEP}"
+    seed_embs = [report_data.load_embeddings(method, sd, step) for sd in report_data.seeds_of(method)]
     registry = registry or default_registry_path()
     packaged = {p.name: TaskEmbedding.load(p) for p in registry.iterdir() if p.is_dir()}
     results = {}
-    for sim in report.SIMILARITIES:
+    for sim in report_data.SIMILARITIES:
         for name, embs_list in ((f"{method} step 100", seed_embs), ("packaged registry", [packaged])):
-            scorers = [report.embedding_scorer(None, None, None, sim, embs) for embs in embs_list]
-            m = report.evaluate_scorers(scorers, complete, mean_rows, report.SOURCES)
-            results[f"{name}, {sim}"] = _summary(m, report) | {
+            scorers = [scoring.embedding_scorer(None, None, None, sim, embs) for embs in embs_list]
+            m = scoring.evaluate_scorers(scorers, complete, mean_rows, report_data.SOURCES)
+            results[f"{name}, {sim}"] = _summary(m, scoring) | {
                 "dim": sorted({e.dim for embs in embs_list for e in embs.values()}),
                 "per_target_ndcg": {t: round(r["ndcg"], 6) for t, r in m["rows"].items()}}
     data = _load().get("ndcg", {})

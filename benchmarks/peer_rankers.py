@@ -374,27 +374,27 @@ def summarize_peers(rows: int) -> dict:
     """peer_summary.json: each peer beside our default (BitFit cosine, every embedding seed, and seed 0 alone),
     TextEmb, the random order and the noise ceiling, scored by report.py's own functions on the sources whose
     peer scores are all in (every method on the same pool)."""
-    import report
+    from reporting import data as report_data, scoring
 
-    runs = report.load_runs(RESULTS / "transfer_limited.jsonl")
-    _, complete, _, mean_rows = report.load_matrix(runs, report.SOURCES)
-    default, step = report.DEFAULT_METHOD, f"step-{report.MAIN_STEP}"
+    runs = report_data.load_runs(RESULTS / "transfer_limited.jsonl")
+    _, complete, _, mean_rows = report_data.load_matrix(runs, report_data.SOURCES)
+    default, step = report_data.DEFAULT_METHOD, f"step-{report_data.MAIN_STEP}"
     pool = finished_sources(rows)
-    ours = f"ours: {default} step {report.MAIN_STEP}, cosine (default; mean over embedding seeds)"
-    ours0 = f"ours: {default} step {report.MAIN_STEP}, cosine, embedding seed 0 only"
+    ours = f"ours: {default} step {report_data.MAIN_STEP}, cosine (default; mean over embedding seeds)"
+    ours0 = f"ours: {default} step {report_data.MAIN_STEP}, cosine, embedding seed 0 only"
     candidates = {
-        ours: [report.embedding_scorer(default, step, sd, "cosine") for sd in report.seeds_of(default)],
-        ours0: [report.embedding_scorer(default, step, 0, "cosine")],
-        "TextEmb (Vu et al. 2020), centered": [report.embedding_scorer("textemb", "final", sd, "centered")
-                                               for sd in report.seeds_of("textemb")],
+        ours: [scoring.embedding_scorer(default, step, sd, "cosine") for sd in report_data.seeds_of(default)],
+        ours0: [scoring.embedding_scorer(default, step, 0, "cosine")],
+        "TextEmb (Vu et al. 2020), centered": [scoring.embedding_scorer("textemb", "final", sd, "centered")
+                                               for sd in report_data.seeds_of("textemb")],
         **{PEER_LABELS[m]: [peer_scorer(m, rows)] for m in METHODS},
-        report.CEILING: [report.other_seed_scorer(complete)],
+        scoring.CEILING: [scoring.other_seed_scorer(complete)],
     }
     results = {label: m for label, sc in candidates.items()
-               if (m := report.evaluate_scorers(sc, complete, mean_rows, pool))}
-    results[report.RANDOM] = report.evaluate_scorers(report.random_scorers(), complete, mean_rows, pool, collapse=True)
+               if (m := scoring.evaluate_scorers(sc, complete, mean_rows, pool))}
+    results[scoring.RANDOM] = scoring.evaluate_scorers(scoring.random_scorers(), complete, mean_rows, pool, collapse=True)
     keys = ("ndcg", "ndcg_shifted", "ndcg_peer_gain", "rho", "regret@1", "regret@3", "regret@5", "spearman")
-    table = {label: {k: m[k] for k in keys} | {"targets": m["targets"], "ndcg_se": report.ndcg_se(m),
+    table = {label: {k: m[k] for k in keys} | {"targets": m["targets"], "ndcg_se": scoring.ndcg_se(m),
                                                 "ndcg_seed_mean_truth": (m.get("on_mean") or {}).get("ndcg"),
                                                 "rho_seed_mean_truth": (m.get("on_mean") or {}).get("rho")}
              for label, m in results.items()}
@@ -403,8 +403,8 @@ def summarize_peers(rows: int) -> dict:
         if peer not in results:
             continue
         for base in (ours, ours0):
-            pairs[f"{base} minus {peer}"] = {k: report._paired(results, base, peer, key=k) for k in keys} | {
-                "ndcg_seed_mean_truth": report._paired(results, base, peer, "on_mean", "ndcg")}
+            pairs[f"{base} minus {peer}"] = {k: scoring._paired(results, base, peer, key=k) for k in keys} | {
+                "ndcg_seed_mean_truth": scoring._paired(results, base, peer, "on_mean", "ndcg")}
     scored = {PEER_LABELS[m]: sorted(results[PEER_LABELS[m]]["rows"]) if PEER_LABELS[m] in results else []
               for m in METHODS}
     measured = {m: sum(1 for line in SCORES.read_text().splitlines() if json.loads(line)["method"] == m
@@ -435,13 +435,13 @@ def summarize_peers(rows: int) -> dict:
 
 def bytes_per_source() -> dict[str, int | None]:
     """What each ranker stores (and a registry user downloads) per source task."""
-    import report
+    from reporting import data as report_data
 
     return {"esm-logme (one d×d+d float32 linear map)": (DIM * DIM + DIM) * 4,
             "logme (a fine-tuned MiniLM body, float32 safetensors)":
                 body_path(TASKS[0]).stat().st_size if body_path(TASKS[0]).is_file() else None,
-            f"ours, {report.DEFAULT_METHOD} entry (taskemb.safetensors + taskemb.json)":
-                stored_bytes(report.EMB / report.DEFAULT_METHOD)}
+            f"ours, {report_data.DEFAULT_METHOD} entry (taskemb.safetensors + taskemb.json)":
+                stored_bytes(report_data.EMB / report_data.DEFAULT_METHOD)}
 
 
 def main(argv=None) -> None:

@@ -21,7 +21,7 @@ import statistics
 
 import numpy as np
 
-import report
+from reporting import data as report_data, scoring
 from _common import RESULTS
 
 from taskemb_hub.embedding import TaskEmbedding
@@ -37,7 +37,7 @@ def mismatch_scorer(target_embs: dict[str, TaskEmbedding], source_embs: dict[str
     def scorer(target, sources, _seed):
         if target not in target_embs or any(s not in source_embs for s in sources):
             return None
-        return report.score_sources({**source_embs, target: target_embs[target]}, target, sources, SIMILARITY)
+        return scoring.score_sources({**source_embs, target: target_embs[target]}, target, sources, SIMILARITY)
     return scorer
 
 
@@ -71,25 +71,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default=",".join(METHODS))
     methods = parser.parse_args().methods.split(",")
-    runs = report.load_runs(RESULTS / "transfer_limited.jsonl")
-    _, complete, _, _ = report.load_matrix(runs, report.SOURCES)
+    runs = report_data.load_runs(RESULTS / "transfer_limited.jsonl")
+    _, complete, _, _ = report_data.load_matrix(runs, report_data.SOURCES)
     out = {"similarity": SIMILARITY, "sources": "step 100 of the 100-step schedule (the packaged registry's recipe)",
            "methods": {}}
     for method in methods:
-        seeds = report.seeds_of(method)
+        seeds = report_data.seeds_of(method)
         if not seeds:
             continue
         rows = {}
         for seed in seeds:
-            sources = report.load_embeddings(method, seed, "step-100")
-            matched = report.evaluate_method(mismatch_scorer(sources, sources), complete, report.SOURCES)
-            variants = {f"step {s} of 100": report.load_embeddings(method, seed, f"step-{s}") for s in (10, 25, 50)}
+            sources = report_data.load_embeddings(method, seed, "step-100")
+            matched = scoring.evaluate_method(mismatch_scorer(sources, sources), complete, report_data.SOURCES)
+            variants = {f"step {s} of 100": report_data.load_embeddings(method, seed, f"step-{s}") for s in (10, 25, 50)}
             # a folder still on the first LoRA sketch lives in another space than the re-tuned sources: skip it
-            if seed in report.seeds_of(f"{method}@{LONG}") and not report.old_sketch(f"{method}@{LONG}"):
-                variants |= {f"step {s} of {LONG}": report.load_embeddings(f"{method}@{LONG}", seed, f"step-{s}")
+            if seed in report_data.seeds_of(f"{method}@{LONG}") and not report_data.old_sketch(f"{method}@{LONG}"):
+                variants |= {f"step {s} of {LONG}": report_data.load_embeddings(f"{method}@{LONG}", seed, f"step-{s}")
                              for s in (100, 200, LONG)}
             for label, targets in variants.items():
-                scored = report.evaluate_method(mismatch_scorer(targets, sources), complete, report.SOURCES)
+                scored = scoring.evaluate_method(mismatch_scorer(targets, sources), complete, report_data.SOURCES)
                 if scored and matched:
                     rows.setdefault(label, []).append(paired(scored, matched))
         summary = {label: {k: (float(np.mean([r[k] for r in rs])) if k not in ("targets",) else rs[0][k])
@@ -99,9 +99,9 @@ def main():
                    for label, rs in rows.items()}
         own = {}
         if 0 in seeds and 1 in seeds:
-            registry = report.load_embeddings(method, 0, "step-100")
+            registry = report_data.load_embeddings(method, 0, "step-100")
             for step in (10, 25, 50, 100):
-                own[f"step {step} of 100"] = own_entry_rank(report.load_embeddings(method, 1, f"step-{step}"), registry)
+                own[f"step {step} of 100"] = own_entry_rank(report_data.load_embeddings(method, 1, f"step-{step}"), registry)
         out["methods"][method] = {"ndcg": summary, "own_entry_rank": own}
     path = RESULTS / "recipe_mismatch.json"
     path.write_text(json.dumps(out, indent=2) + "\n")

@@ -35,7 +35,8 @@ from scipy.stats import spearmanr
 from _common import RESULTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import README, load_embeddings, load_matrix, load_runs, replace_block  # noqa: E402
+from reporting.blocks import README, replace_block  # noqa: E402
+from reporting.data import load_embeddings, load_matrix, load_runs  # noqa: E402
 
 from taskemb_hub.ranking_metrics import best_source_rank, gains, ndcg  # noqa: E402
 from taskemb_hub.rankers import TEXT_SIMILARITY, fuse, text_ranking  # noqa: E402
