@@ -17,7 +17,8 @@ from .embedding import TaskEmbedding, load_embedding
 from .errors import RegistryError, TaskEmbHubError
 from ._vectors import VectorGroup
 from .rankers import TEXT_SIMILARITY
-from .registries import LocalRegistry, RegistryEntry
+from .registries.base import Registry, RegistryEntry
+from .registries.local import LocalRegistry, PackagedRegistry
 from .registries._own import own_entries
 
 SIMILARITIES = ("cosine", "centered", "pcr-1", "pcr-2", "pcr-3")
@@ -150,17 +151,82 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
 
     # ---- constructors ------------------------------------------------------------------
     @classmethod
+    def from_registry(cls, registry: Registry, *, limit: int | None = None, **kwargs) -> "AutoSourceSelector":
+        """Every entry of a registry backend, e.g. the one `registries.open_registry(spec)` opens for a
+        `--registry` string. The other constructors below read their backend through here.
+
+        Args:
+            registry: a `PackagedRegistry` (with its TextEmb side), a `LocalRegistry` (a folder holding a saved
+                selector is read as that selector), a `HubRegistry` or an `IndexRegistry` (its vectors
+                memory-mapped; a pushed selector is read as `from_pretrained` reads it).
+            limit: a `HubRegistry` only: at most this many repos per listing.
+            **kwargs: the selector's options (`similarity`; None: the default, or a saved selector's own).
+
+        Example:
+            ```python
+            >>> from taskemb_hub.registries import open_registry
+            >>> selector = AutoSourceSelector.from_registry(open_registry("hub:taskemb-hub", method="bitfit"))
+            ```
+        """
+        if kwargs.get("similarity", "") is None:  # what `--similarity` gives when not passed
+            del kwargs["similarity"]
+        return cls._read_registry(registry, limit, **kwargs)
+
+    @classmethod
+    def _read_registry(cls, registry: Registry, limit: int | None = None, **kwargs) -> "AutoSourceSelector":
+        if isinstance(registry, LocalRegistry):
+            return cls._from_local_registry(registry, **kwargs)
+        from .registries.hub import HubRegistry
+        from .registries.index import IndexRegistry
+
+        if isinstance(registry, IndexRegistry):
+            return cls._from_index_registry(registry, **kwargs)
+        if isinstance(registry, HubRegistry):
+            return cls._from_hub_registry(registry, limit, **kwargs)
+        return cls._from_local_registry(registry, **kwargs)  # another backend: its entries, as a folder's
+
+    @classmethod
+    def _from_local_registry(cls, registry: Registry, **kwargs) -> "AutoSourceSelector":
+        if isinstance(registry, LocalRegistry) and (registry.path / SNAPSHOT_INDEX).is_file():
+            return cls._from_snapshot(registry.path, **kwargs)
+        entries = registry.entries()
+        if not entries:
+            where = getattr(registry, "source", None) or registry.describe()
+            detail = f" ({len(registry.skipped)} unreadable: {registry.skipped[0][1]})" if registry.skipped else ""
+            raise RegistryError(f"Registry {where} is empty: no entry folder holds {TaskEmbedding.__name__} files or an "
+                                f"adapter{detail}. Add one with `taskemb-hub registry add <adapter> --registry {where}`.")
+        selector = cls(entries, skipped=registry.skipped, **kwargs)
+        if isinstance(registry, PackagedRegistry) and registry.textemb is not None:  # the same tasks' TextEmb vectors
+            selector.text_selector = cls.from_local(registry.textemb, similarity=TEXT_SIMILARITY)
+        return selector
+
+    @classmethod
+    def _from_hub_registry(cls, registry, limit: int | None = None, **kwargs) -> "AutoSourceSelector":
+        entries = registry.entries(limit=limit)
+        if not entries:
+            detail = "; ".join(f"{r}: {why}" for r, why in registry.skipped[:3])
+            raise RegistryError(f"No readable task embedding in {registry.describe()}"
+                                + (f" ({len(registry.skipped)} failed: {detail})" if registry.skipped else "")
+                                + ". Publish one with `taskemb-hub publish`, or widen the filters.")
+        selector = cls(entries, skipped=registry.skipped, **kwargs)
+        selector.sync_report = registry.report
+        return selector
+
+    @classmethod
+    def _from_index_registry(cls, registry, **kwargs) -> "AutoSourceSelector":
+        contents = registry.read()
+        if registry.selector_snapshot:  # its options and TextEmb side come with it
+            return cls._from_snapshot(registry.folder(), **kwargs)
+        if not contents.entries:
+            raise RegistryError(f"The index {registry.source} holds no entry. Rebuild it with `taskemb-hub index build`.")
+        return cls(contents.entries, skipped=registry.skipped, groups=contents.groups, **kwargs)
+
+    @classmethod
     def from_local(cls, path: str | os.PathLike, **kwargs) -> "AutoSourceSelector":
         """Every entry of a `LocalRegistry` folder (or a saved selector snapshot)."""
         if (Path(path) / SNAPSHOT_INDEX).is_file():
             return cls._from_snapshot(Path(path), **kwargs)
-        registry = LocalRegistry(path)
-        entries = registry.entries()
-        if not entries:
-            detail = f" ({len(registry.skipped)} unreadable: {registry.skipped[0][1]})" if registry.skipped else ""
-            raise RegistryError(f"Registry {path} is empty: no entry folder holds {TaskEmbedding.__name__} files or an "
-                                f"adapter{detail}. Add one with `taskemb-hub registry add <adapter> --registry {path}`.")
-        return cls(entries, skipped=registry.skipped, **kwargs)
+        return cls._read_registry(LocalRegistry(path), **kwargs)
 
     @classmethod
     def from_embeddings(cls, embeddings: Iterable[TaskEmbedding], **kwargs) -> "AutoSourceSelector":
@@ -174,12 +240,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
     @classmethod
     def from_default(cls, **kwargs) -> "AutoSourceSelector":
         """The registry shipped in the package (classification tasks of the offline suite)."""
-        from .default_registry import default_registry_path, default_textemb_path
-
-        selector = cls.from_local(default_registry_path(), **kwargs)
-        if default_textemb_path().is_dir():  # TextEmb vectors of the same 16 tasks: `ranker="fusion"`
-            selector.text_selector = cls.from_local(default_textemb_path(), similarity=TEXT_SIMILARITY)
-        return selector
+        return cls._read_registry(PackagedRegistry(), **kwargs)
 
     @classmethod
     def from_hub(cls, tag: str = TAG, *, base_model: str | None = None, method: str | None = None,
@@ -214,26 +275,13 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             [('bob/broken', 'HTTP 500 on taskemb.safetensors')]
             ```
         """
-        from .registries.hub import HubRegistry
-        from .registries.index import IndexRegistry
+        from .registries._open import hub_registry
 
-        known = {}
-        if index:
-            contents = IndexRegistry(index, endpoint=endpoint, token=token, timeout=timeout, deadline=deadline).read()
-            known = {e.name: (contents.shas[e.name], e) for e in contents.entries if e.name in contents.shas}
-        options = {k: v for k, v in (("timeout", timeout), ("deadline", deadline), ("max_workers", max_workers))
-                   if v is not None}
-        registry = HubRegistry(tag=tag, endpoint=endpoint, token=token, author=author, base_model=base_model,
-                               method=method, include_untagged=include_untagged, known=known, **options)
-        entries = registry.entries(limit=limit)
-        if not entries:
-            detail = "; ".join(f"{r}: {why}" for r, why in registry.skipped[:3])
-            raise RegistryError(f"No readable task embedding in {registry.describe()}"
-                                + (f" ({len(registry.skipped)} failed: {detail})" if registry.skipped else "")
-                                + ". Publish one with `taskemb-hub publish`, or widen the filters.")
-        selector = cls(entries, skipped=registry.skipped, **kwargs)
-        selector.sync_report = registry.report
-        return selector
+        options = {"max_workers": max_workers} if max_workers is not None else {}
+        registry = hub_registry(tag=tag, index=index, endpoint=endpoint, token=token, author=author,
+                                base_model=base_model, method=method, include_untagged=include_untagged,
+                                timeout=timeout, deadline=deadline, **options)
+        return cls._read_registry(registry, limit, **kwargs)
 
     @classmethod
     def from_index(cls, repo_or_folder: str | os.PathLike, *, revision: str | None = None, endpoint: str | None = None,
@@ -253,14 +301,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         """
         from .registries.index import IndexRegistry
 
-        registry = IndexRegistry(repo_or_folder, revision=revision, endpoint=endpoint, token=token, timeout=timeout,
-                                 deadline=deadline)
-        contents = registry.read()
-        if registry.selector_snapshot:  # its options and TextEmb side come with it
-            return cls._from_snapshot(registry.folder(), **kwargs)
-        if not contents.entries:
-            raise RegistryError(f"The index {repo_or_folder} holds no entry. Rebuild it with `taskemb-hub index build`.")
-        return cls(contents.entries, skipped=registry.skipped, groups=contents.groups, **kwargs)
+        return cls._read_registry(IndexRegistry(repo_or_folder, revision=revision, endpoint=endpoint, token=token,
+                                               timeout=timeout, deadline=deadline), **kwargs)
 
     # ---- ModelHubMixin: a selector saves/loads/pushes as a registry index ----------------
     def _save_pretrained(self, save_directory: Path) -> None:

@@ -80,6 +80,7 @@ class LocalRegistry(Registry):
 
     def __init__(self, path: str | os.PathLike, *, create: bool = False):
         self.path = Path(path)
+        self.source = os.fspath(path)  # as the caller spelled it, for messages (`Path` drops a trailing slash)
         if create:
             self.path.mkdir(parents=True, exist_ok=True)
         if not self.path.is_dir():
@@ -214,3 +215,23 @@ class LocalRegistry(Registry):
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+class PackagedRegistry(LocalRegistry):
+    """The registry shipped in the package (`--registry default`): a read-only `LocalRegistry` of the offline
+    suite's classification tasks, with the TextEmb vectors of the same tasks beside it (`textemb`, None when
+    absent) that `ranker="fusion"` reads.
+
+    Example:
+        ```python
+        >>> registry = PackagedRegistry()
+        >>> len(registry.entries())
+        16
+        ```
+    """
+
+    def __init__(self):
+        from ..default_registry import default_registry_path, default_textemb_path
+
+        super().__init__(default_registry_path())
+        self.textemb: Path | None = default_textemb_path() if default_textemb_path().is_dir() else None
