@@ -30,7 +30,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from _common import RESULTS
 
@@ -38,33 +37,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reporting.blocks import README, replace_block  # noqa: E402
 from reporting.data import load_embeddings, load_matrix, load_runs  # noqa: E402
 
-from taskemb_hub.ranking_metrics import best_source_rank, gains, ndcg  # noqa: E402
+from _dependence_metrics import (  # noqa: E402
+    FAMILIES, SENTIMENT, TASKS, dependence, leave_two_out_orders, loto, paired, random_ndcg, split, target_ndcg,
+    target_rho)
+from _dependence_tables import SHIPPED, goal_lines, print_summary, regime_table  # noqa: E402
+
 from taskemb_hub.rankers import TEXT_SIMILARITY, fuse, text_ranking  # noqa: E402
 from taskemb_hub.selector import SIMILARITIES, AutoSourceSelector  # noqa: E402
 from taskemb_hub.similarity import SIMILARITY_FUNCTIONS  # noqa: E402
-from taskemb_hub.transfer import BASE, TASK_SETS  # noqa: E402
 
-TASKS = TASK_SETS["classification16"]
-# Named from each task's `description` in ../shared/data/tasks/*/task.json, before any ranking was looked at.
-# bbc_news (news topic) and hyperbaton (adjective order) have no relative among the 16.
-FAMILIES = {
-    "sentiment": ["rotten_tomatoes", "multiemo_hotels", "multiemo_medicine", "multiemo_products"],
-    "claim verification": ["fever", "vitaminc"],
-    "dialogue (same speaker?)": ["movie_dialog", "play_dialog"],
-    "logic and entailment": ["epistemic_reasoning", "formal_fallacies", "logical_fallacy"],
-    "commonsense plausibility": ["strategyqa", "sports_understanding", "winowhy"],
-    "news topic": ["bbc_news"],
-    "grammar": ["hyperbaton"],
-}
-FAMILY_OF = {t: f for f, ts in FAMILIES.items() for t in ts}
-SENTIMENT = set(FAMILIES["sentiment"])
 EMBEDDING_SEEDS = (0, 1)
 PACKAGED_SEED = 0  # the packaged registry holds the seed-0 vectors
 FUSED_SIMILARITIES = ("centered", "pcr-1", "pcr-2")  # BitFit similarities fused with TextEmb (centred)
 FUSION_WEIGHTS = (0.5, 1.0, 2.0)
 NULL_SIMILARITIES = ("cosine", "centered", "pcr-1")
-TIE_DRAWS = 64
-RANDOM_DRAWS = 200
 SCORERS: dict[str, dict] = {}  # regime -> label -> (seed -> scorer | scorer); scorer(also_exclude=task) re-ranks without it
 REGIMES: dict[str, dict] = {}  # regime -> the scored ground-truth rows
 SCORES: dict[str, dict[str, dict]] = {}  # regime -> label -> seed-0 scores (target -> {source: score})
@@ -131,131 +117,7 @@ def peer_scores(method: str) -> dict[str, dict[str, float]]:
     return {t: s for t, s in out.items() if len(s) == len(TASKS) - 1}
 
 
-# ---- target dependence ----------------------------------------------------------------------------------------
-def fixed_order(scores: dict[str, dict[str, float]], target: str) -> dict[str, float]:
-    """Each source's mean score over the targets other than `target` (and itself): an order that never reads `target`."""
-    return {s: float(np.mean([scores[t][s] for t in scores if t not in (target, s) and s in scores[t]]))
-            for s in scores[target]}
-
-
-def leave_two_out_orders(scorer, scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Per target t, each source's mean score over the other targets ranked with t left out of the registry too.
-
-    With t still in the registry, centring (and pcr) on the other targets' registries puts −t into every other
-    target's centred vectors, so a centred ranker's "target-independent" order would hold minus t's own scores
-    (on structureless random vectors: mean Spearman about −0.45 for centred, 0 for cosine). `scorer(also_exclude)`
-    re-ranks every target without `also_exclude`."""
-    out = {}
-    for t in scores:
-        others = scorer(also_exclude=t)
-        out[t] = {s: float(np.mean([others[u][s] for u in others if u not in (t, s) and s in others[u]]))
-                  for s in scores[t]}
-    return out
-
-
-def dependence(scores: dict[str, dict[str, float]], reference: dict | None = None, fixed_orders: dict | None = None) -> dict:
-    """Spearman with the target-independent order (own, `reference`'s, or given per target), top-3 k-occurrence,
-    own family in top 3."""
-    rhos, top3, family_hits, family_targets = {}, Counter(), 0, 0
-    for target, row in scores.items():
-        fixed = fixed_orders[target] if fixed_orders else fixed_order(reference or scores, target)
-        keys = sorted(row)
-        rho = float(spearmanr([row[k] for k in keys], [fixed[k] for k in keys]).statistic)
-        if rho == rho:  # undefined (constant scores or order): left out of the means, counted
-            rhos[target] = rho
-        best = sorted(keys, key=lambda s: -row[s])[:3]
-        top3.update(best)
-        relatives = set(FAMILIES[FAMILY_OF[target]]) - {target}
-        if relatives:
-            family_targets += 1
-            family_hits += bool(relatives & set(best))
-    return {"spearman_fixed": float(np.mean(list(rhos.values()))), "spearman_fixed_by_target": rhos,
-            "spearman_fixed_abs": float(np.mean(np.abs(list(rhos.values())))),
-            "spearman_undefined": len(scores) - len(rhos),
-            "top3_max": max(top3.values()), "top3_most": top3.most_common(1)[0][0],
-            "top3_counts": dict(top3.most_common()), "family_top3": family_hits, "family_targets": family_targets}
-
-
-# ---- NDCG with honest ties --------------------------------------------------------------------------------------
-def ndcg_tied(scores: dict[str, float], gain: dict[str, float], rng) -> float:
-    """NDCG of the order by score; tied scores are broken at random and averaged (never by name)."""
-    sources = list(gain)
-    values = np.array([scores[s] for s in sources])
-    if len(set(np.round(values, 12))) == len(values):
-        return ndcg(sorted(sources, key=lambda s: -scores[s]), gain)
-    draws = [ndcg([sources[i] for i in np.lexsort((rng.random(len(values)), -values))], gain) for _ in range(TIE_DRAWS)]
-    return float(np.mean(draws))
-
-
-def target_ndcg(scores: dict[str, dict[str, float]], complete: dict, seeds=None) -> dict[str, float]:
-    """target -> NDCG averaged over its ground-truth seeds (only `seeds` when given)."""
-    rng = np.random.default_rng(0)
-    per = defaultdict(list)
-    for (target, seed), row in complete.items():
-        if target not in scores or (seeds is not None and seed not in seeds):
-            continue
-        sources = [s for s in scores[target] if s in row]
-        value = ndcg_tied(scores[target], gains({s: row[s] for s in sources}, row[BASE]), rng)
-        if value == value:
-            per[target].append(value)
-    return {t: float(np.mean(v)) for t, v in sorted(per.items())}
-
-
-def target_rho(scores, complete, seeds=None) -> dict[str, float]:
-    per = defaultdict(list)
-    for (target, seed), row in complete.items():
-        if target not in scores or (seeds is not None and seed not in seeds):
-            continue
-        sources = [s for s in scores[target] if s in row]
-        order = sorted(sources, key=lambda s: -scores[target][s])
-        per[target].append(best_source_rank(order, {s: row[s] for s in sources}))
-    return {t: float(np.mean(v)) for t, v in sorted(per.items())}
-
-
-def random_ndcg(complete: dict, seeds=None) -> dict[str, float]:
-    rng = np.random.default_rng(1)
-    per = defaultdict(list)
-    for (target, seed), row in complete.items():
-        if seeds is not None and seed not in seeds:
-            continue
-        sources = [s for s in row if s != BASE]
-        g = gains({s: row[s] for s in sources}, row[BASE])
-        values = [ndcg([sources[i] for i in rng.permutation(len(sources))], g) for _ in range(RANDOM_DRAWS)]
-        if values[0] == values[0]:
-            per[target].append(float(np.mean(values)))
-    return {t: float(np.mean(v)) for t, v in sorted(per.items())}
-
-
-def paired(a: dict[str, float], b: dict[str, float], targets=None) -> dict:
-    keys = [t for t in (targets or a) if t in a and t in b]
-    d = np.array([a[t] - b[t] for t in keys])
-    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return {"diff": float(d.mean()), "se": se, "z": float(d.mean() / se) if se > 0 else float("nan"),
-            "won": int((d > 1e-12).sum()), "tied": int((abs(d) <= 1e-12).sum()), "lost": int((d < -1e-12).sum()),
-            "targets": len(keys)}
-
-
-def split(per_target: dict[str, float]) -> dict:
-    def mean(keys):
-        vals = [per_target[t] for t in sorted(keys) if t in per_target]  # sorted: the same float sum every run
-        return float(np.mean(vals)) if vals else float("nan")
-    return {"all": mean(per_target), "sentiment": mean(SENTIMENT), "other": mean(set(per_target) - SENTIMENT)}
-
-
 # ---- choosing out of sample -------------------------------------------------------------------------------------
-def loto(per_target: dict[str, dict[str, float]], eligible=None) -> tuple[dict[str, float], dict[str, str]]:
-    """For each target, the candidate with the best mean NDCG on the other targets (among `eligible(others)`)."""
-    labels = sorted(per_target)
-    targets = sorted(set.intersection(*(set(per_target[c]) for c in labels)))
-    out, chosen = {}, {}
-    for target in targets:
-        others = [t for t in targets if t != target]
-        pool = eligible(target) if eligible else labels
-        best = max(pool, key=lambda c: (np.mean([per_target[c][t] for t in others]), c))
-        out[target], chosen[target] = per_target[best][target], best
-    return out, chosen
-
-
 def joint_choice(results) -> dict:
     """One choice for both regimes, made leave-one-target-out: for each target, the candidate with the best NDCG
     on the other targets averaged over the two regimes; the target is then scored with it in each regime.
@@ -421,125 +283,15 @@ def main():
     write_readme_block(results)
 
 
-def print_summary(results):
-    for regime, r in results["regimes"].items():
-        print(f"\n== {regime} (seeds {r['seeds']}; random {r['random']['all']:.3f} / sentiment {r['random']['sentiment']:.3f} "
-              f"/ other {r['random']['other']:.3f})")
-        print(f"{'ranker':<52} {'NDCG':>6} {'sent':>6} {'other':>6} {'oth-rnd':>14} {'rhoFix':>6} {'rhoDef':>6} {'top3':>5} {'fam':>6} {'rho':>5}")
-        for label, row in sorted(r["rows"].items(), key=lambda kv: -kv[1]["ndcg"]["all"]):
-            if label == "random":
-                continue
-            o = row["vs_random_other"]
-            print(f"{label:<52} {row['ndcg']['all']:6.3f} {row['ndcg']['sentiment']:6.3f} {row['ndcg']['other']:6.3f} "
-                  f"{o['diff']:+.3f}±{o['se']:.3f} {row['spearman_fixed']:6.2f} {row['spearman_default_fixed']:6.2f} "
-                  f"{row['top3_max']:5.1f} {row['family_top3']:4.1f}/{row['family_targets']} {row['rho']:5.2f}")
-        for peer in ("ESM-LogME", "LogME"):
-            lf = r["rows"][peer]["leak_free"]
-            print(f"{peer} leak-free seeds {lf['seeds']}: {lf['ndcg']['all']:.3f} vs random {r['random_leak_free']['all']:.3f} "
-                  f"({lf['vs_random']['diff']:+.3f}±{lf['vs_random']['se']:.3f}); on the leaked seed {lf['leaked_seed']['all']:.3f}")
-        for label in ("bitfit cosine", "bitfit pcr-1", "bitfit pcr-2", "bitfit centered"):
-            row = r["rows"][label]
-            print(f"{label}: seed0 {row['ndcg_seed0']['all']:.3f} top3 seed0 {row['top3_max_seed0']} ({row['top3_most_seed0']}); "
-                  f"leak-free seeds {row['ndcg_leak_free_seeds']['all']:.3f}")
-        lo = r["loto_all"]
-        print(f"LOTO over embeddings: {lo['ndcg']['all']:.3f} (other {lo['ndcg']['other']:.3f}); chosen {Counter(lo['chosen'].values())}")
-    for pool, entry in results["joint"].items():
-        print(f"joint LOTO ({pool}): limited {entry['limited']['ndcg']['all']:.3f} (other {entry['limited']['ndcg']['other']:.3f}), "
-              f"small {entry['small']['ndcg']['all']:.3f}; in-sample best {entry['in_sample_best']}; chosen {Counter(entry['chosen'].values())}")
 
 
-SHIPPED = "fusion: bitfit pcr-1 + 0.5 x textemb centered"  # rankers.py: FUSION_TEXT_WEIGHT, selector: pcr-1
-SHOWN = [  # (label, display name)
-    (SHIPPED, "**fusion: BitFit pcr-1 + 0.5 × TextEmb (default for data and registry tasks)**"),
-    ("bitfit pcr-1", "**BitFit pcr-1 (default for an adapter alone)**"),
-    ("bitfit pcr-2", "BitFit pcr-2"),
-    ("bitfit pcr-3", "BitFit pcr-3"),
-    ("bitfit centered", "BitFit centred"),
-    ("bitfit standardized", "BitFit standardised per dimension"),
-    ("bitfit csls", "BitFit CSLS (3 neighbours)"),
-    ("bitfit hub-corrected", "BitFit, scores standardised per source"),
-    ("bitfit null-subtracted cosine", "BitFit − null task (shuffled labels), cosine"),
-    ("bitfit null-subtracted centered", "BitFit − null task, centred"),
-    ("bitfit null-subtracted pcr-1", "BitFit − null task, pcr-1"),
-    ("fusion: bitfit pcr-1 + 1 x textemb centered", "fusion: BitFit pcr-1 + 1 × TextEmb"),
-    ("fusion: bitfit centered + 1 x textemb centered", "fusion: BitFit centred + 1 × TextEmb"),
-    ("bitfit cosine", "BitFit cosine (the previous default)"),
-    ("textemb centered", "TextEmb centred"),
-    ("ESM-LogME", "ESM-LogME (all seeds; reads seed 0's models)"),
-    ("LogME", "LogME (all seeds; reads seed 0's models)"),
-]
 SNIPPET = RESULTS / "readme_dependence.md"
 
 
-def _row(name: str, row: dict, seed0: bool = False) -> str:
-    nd = row["ndcg_seed0"] if seed0 else row["ndcg"]
-    o = row["vs_random_other_seed0"] if seed0 else row["vs_random_other"]
-    dep = row["dependence_seed0"] if seed0 else row
-    seeds = 1 if seed0 else row.get("seeds", 1)
-    return (f"| {name} | {seeds} | {nd['all']:.3f} | {nd['sentiment']:.3f} | {nd['other']:.3f} | "
-            f"{o['diff']:+.3f} ± {o['se']:.3f} ({o['diff'] / o['se']:.1f} SE) | {dep['spearman_fixed']:+.2f} / "
-            f"{dep['spearman_fixed_abs']:.2f} | "
-            f"{dep['top3_max']:g} | {dep['family_top3']:g} / {dep['family_targets']} |")
 
 
-def regime_table(r: dict) -> list[str]:
-    lines = ["| ranker | embedding seeds | NDCG | sentiment (4) | other (12) | other − random | "
-             "Spearman with its target-independent order: mean / mean of \\|ρ\\| | most top-3 lists one source is in (of 16) | "
-             "own family in top 3 |", "|---|---|---|---|---|---|---|---|---|"]
-    rows = r["rows"]
-    if SHIPPED in rows and rows[SHIPPED].get("seeds", 1) > 1:
-        lines.append(_row("**as shipped: the default on the packaged seed-0 vectors**", rows[SHIPPED], seed0=True))
-    for label, name in SHOWN:
-        if label in rows:
-            lines.append(_row(name + (" (expected over embedding seeds)" if rows[label].get("seeds", 1) > 1 else ""),
-                              rows[label]))
-    rnd = r["random"]
-    lines.append(f"| random order (mean of {RANDOM_DRAWS}) | – | {rnd['all']:.3f} | {rnd['sentiment']:.3f} | "
-                 f"{rnd['other']:.3f} | – | – | – | – |")
-    return lines
 
 
-def goal_lines(results: dict) -> list[str]:
-    """Issue 19's goal, each part beside what was measured (limited regime, 16 registry targets, leave-one-out)."""
-    lim, small = results["regimes"]["limited"], results["regimes"]["small"]
-    shipped, joint = lim["rows"][SHIPPED], results["joint"]["all"]["limited"]
-    dep = shipped["dependence_seed0"]
-    o = joint["vs_random_other"]
-    small_dep = small["rows"][SHIPPED]["dependence_seed0"]
-    lines = ["", "**Issue 19's goal against what was measured** (the default as shipped, seed-0 vectors, limited regime "
-                 "unless said):", "",
-             f"- mean Spearman with the target-independent order ≤ 0.3, judged on the mean of |ρ| (a reversed order is "
-             f"as target-blind; was {lim['rows']['bitfit cosine']['spearman_fixed_abs']:.2f} under the previous "
-             f"default): {dep['spearman_fixed_abs']:.2f} (signed mean {dep['spearman_fixed']:+.2f}): "
-             f"{'met' if dep['spearman_fixed_abs'] <= 0.3 else 'not met'}; in the small regime "
-             f"{small_dep['spearman_fixed_abs']:.2f}: {'met' if small_dep['spearman_fixed_abs'] <= 0.3 else 'not met'}.",
-             f"- no source in more than 5 of the 16 top-3 lists (was {lim['rows']['bitfit cosine']['top3_max_seed0']}): "
-             f"{dep['top3_max']} ({dep['top3_most']}): {'met' if dep['top3_max'] <= 5 else 'not met'}; small regime "
-             f"{small_dep['top3_max']} ({small_dep['top3_most']}).",
-             f"- out-of-sample NDCG on the 12 non-sentiment targets above random by ≥ 2 SE: {o['diff']:+.3f} ± {o['se']:.3f} "
-             f"({o['diff'] / o['se']:.1f} SE): {'met' if o['diff'] >= 2 * o['se'] else 'not met'}.",
-             f"- overall out-of-sample NDCG not below 0.602: {joint['ndcg']['all']:.3f}: "
-             f"{'met' if joint['ndcg']['all'] >= 0.602 else 'not met'}, with a caveat: this pool holds BitFit's "
-             "similarities and fusions only, and BitFit was chosen earlier on these targets (0.602 chose among 48 "
-             "candidates of every method). Against the previous default on the same targets: "
-             f"{joint['vs_previous_default']['diff']:+.3f} ± {joint['vs_previous_default']['se']:.3f}.",
-             "- for an adapter alone (no texts: pcr-1 by itself) the out-of-sample choice among the similarities scores "
-             f"{results['joint']['similarities']['limited']['vs_previous_default']['diff']:+.3f} ± "
-             f"{results['joint']['similarities']['limited']['vs_previous_default']['se']:.3f} against the previous "
-             "default: within 2 paired SE but behind it; pcr-1 ships there for its target dependence (rows above), "
-             "a judgement, not a measured gain."]
-    outside = RESULTS / "outside_targets.json"
-    if outside.is_file():
-        o = json.loads(outside.read_text())
-        per = o["spearman_fixed"]["fusion (default)"]
-        mean = float(np.mean(list(per.values())))
-        over = [t for t, r in per.items() if abs(r) > 0.5]
-        lines.append(f"- tasks outside the registry, Spearman with the fixed order ≤ 0.5: mean {mean:+.2f}, mean |ρ| "
-                     f"{float(np.mean(np.abs(list(per.values())))):.2f} over {len(per)} targets; {len(over)} of them "
-                     f"above 0.5 in size ({', '.join(f'{t} {per[t]:+.2f}' for t in over) or 'none'}): "
-                     f"{'met' if not over else 'met on average, not on every target'}.")
-    lines.append("- the peers scored leak-free: the table above (seeds their source models did not read).")
-    return lines
 
 
 def write_readme_block(results: dict) -> None:
