@@ -151,6 +151,29 @@ def _hub_filters(args) -> dict:  # --timeout / --deadline are checked by their a
             "include_untagged": args.include_untagged}
 
 
+def _command(sub, name, help, func, epilog=None):
+    """A subcommand of `sub` with its help as description, `--json` and the function that runs it."""
+    p = sub.add_parser(name, help=help, description=help, epilog=epilog,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_hub_args(q, with_tag=True):
+    """The Hub registry's filters and read limits, for `registry sync` and `index build`."""
+    if with_tag:
+        q.add_argument("--tag", default="taskemb-hub", help="the registry tag (default: taskemb-hub)")
+    q.add_argument("--base-model", default=None, help="only entries of this base model")
+    q.add_argument("--method", default=None, help="only entries of this PEFT method")
+    q.add_argument("--author", default=None, help="only this user's or organisation's repos")
+    q.add_argument("--include-untagged", action="store_true",
+                   help="also embed plain PEFT adapters of --base-model (Hub tag base_model:adapter:<id>)")
+    _hub_time_args(q)
+    q.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the project's error style: one line naming the problem and where the fix is, exit code 2
     (argparse's own prints the whole usage block first). Subcommand parsers inherit it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._args import _load, _print, _selector, _time_options
+from ._args import _add_data_args, _command, _hub_time_args, _int_arg, _load, _print, _selector, _time_options
 
 
 def cmd_rank(args) -> int:
@@ -79,3 +79,38 @@ def _rank_hub_filters(args) -> dict:
         filters["base_model"] = filters["base_model"] or target.base_model
         filters["method"] = filters["method"] or target.method
     return filters
+
+
+def register(sub) -> None:
+    """Add `rank` to the `taskemb-hub` subcommands `sub`."""
+    p = _command(sub, "rank", "rank a registry's source tasks for a target, best first", cmd_rank,
+                 "examples:\n  taskemb-hub rank --target runs/rt-bitfit/step-100 --registry default\n"
+                 "  taskemb-hub rank --target rotten_tomatoes --registry default   # leave-one-out\n"
+                 "  taskemb-hub rank --data reviews.csv --text-column review --label-column stars --registry default")
+    p.add_argument("--target", help="adapter/embedding folder, or the name of a registry entry")
+    p.add_argument("--data", help="a data file or task folder: tunes a quick target checkpoint first")
+    p.add_argument("--registry", default="default",
+                   help="registry folder, 'default' (packaged), 'hub' / 'hub:<tag>' (tagged Hub repos), "
+                        "or 'index:<repo id or folder>' (a registry index)")
+    p.add_argument("--top-k", type=_int_arg("--top-k", 1, 5), default=None, help="show the best k sources (default: all)")
+    p.add_argument("--similarity", choices=["pcr-1", "pcr-2", "pcr-3", "centered", "cosine"], default=None,
+                   help="the PEFT embedding's similarity (default pcr-1: cosine after removing the registry's mean and "
+                        "top principal direction; plain cosine ranks nearly one order for every target)")
+    p.add_argument("--ranker", choices=["auto", "peft", "textemb", "fusion"], default="auto",
+                   help="auto (default): fusion when the target's texts are known (--data, or a registry entry) and the "
+                        "registry has TextEmb vectors (the packaged one does), else peft; peft: the PEFT embedding "
+                        "alone; textemb: the texts alone (Vu et al. 2020); fusion: both (README: when each helps)")
+    p.add_argument("--exclude", action="append", help="entry name to leave out (repeatable)")
+    p.add_argument("--exclude-flagged", action="store_true",
+                   help="leave out flagged sources (near-duplicates, fewer rows than the recipe, a test split, barely "
+                        "learned; the table lists the flags of those it shows)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2) when the target was tuned with another recipe than the sources' "
+                        "(steps, rows, head...); without it the ranking carries a warning")
+    p.add_argument("--base-model", default=None,
+                   help="base model of --data's target; with --registry hub, only Hub entries of it")
+    p.add_argument("--method", default=None, help="with --registry hub: only entries of this PEFT method "
+                                                   "(default: the target folder's)")
+    p.add_argument("--author", default=None, help="with --registry hub: only this user's or organisation's repos")
+    _hub_time_args(p)  # with --registry hub / index:<repo>
+    _add_data_args(p)

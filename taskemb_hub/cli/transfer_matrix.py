@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ._args import _print
-from ._executor import _ray_resources, _refuse_ray_flags_locally
+from ._args import _command, _print, _seeds_arg
+from ._executor import _add_executor_args, _ray_resources, _refuse_ray_flags_locally
 
 
 def cmd_transfer_matrix(args) -> int:
@@ -49,3 +49,26 @@ def _transfer_matrix_on_ray(args, cfg) -> int:
     _print(args, report.to_dict(), f"{report.finished} cell(s) finished, {report.skipped} already in {args.results}, "
                                    f"{len(report.failed)} failed, {report.cancelled} cancelled ({report.seconds}s)")
     return 1 if report.failed else 0
+
+
+def register(sub) -> None:
+    """Add `transfer-matrix` to the `taskemb-hub` subcommands `sub`."""
+    p = _command(sub, "transfer-matrix", "measure ground-truth transfer by full fine-tuning (resumable)",
+                 cmd_transfer_matrix,
+                 "examples:\n  taskemb-hub transfer-matrix --tasks classification16 --seeds 0,1,2\n"
+                 "  taskemb-hub transfer-matrix --tasks classification16 --executor local --workers 10 --deadline 480\n"
+                 "  taskemb-hub transfer-matrix --tasks classification16 --executor ray --gpus-per-run 1/8   # 8 per GPU\n"
+                 "  taskemb-hub transfer-matrix --tasks classification16 --executor ray --address ray://head:10001")
+    p.add_argument("--tasks", default="core10", help="comma list, or core10 / classification16")
+    p.add_argument("--targets", default=None)
+    p.add_argument("--seeds", type=_seeds_arg, default=[0], help="comma list of seeds, e.g. 0,1,2 (default: 0)")
+    p.add_argument("--data-dir", default="../shared/data/tasks")
+    p.add_argument("--results", default=None, help="JSON-lines results file (default: benchmarks/results/"
+                   "transfer_limited.jsonl, or transfer_small.jsonl with --target-train-examples)")
+    p.add_argument("--work-dir", default="benchmarks/work")
+    p.add_argument("--base-model", default=None)
+    p.add_argument("--target-train-examples", type=int, default=None,
+                   help="train rows per target (the 'small' regime: 200); sources keep 1,000")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing this machine (and its GPU)")
+    p.add_argument("--deadline", type=float, default=None, help="stop every worker after this many seconds")
+    _add_executor_args(p)

@@ -6,7 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from ._args import _load, _print
+from ..default_registry import DEFAULT_METHOD  # tiny module: keeps `--help` fast
+from ._args import (_add_data_args, _command, _int_arg, _load, _positive_float, _print, _rows_arg,
+                    _save_steps)
 
 # The built-in PEFT methods, for `tune --method` without importing `taskemb_hub.methods` (torch);
 # test_cli_start checks it against `list_methods()`.
@@ -67,3 +69,35 @@ def _method_choices() -> list[str]:
     registered one), else the built-in ones (importing it would import torch)."""
     methods = sys.modules.get("taskemb_hub.methods")
     return methods.list_methods() if methods is not None else list(BUILTIN_METHODS)
+
+
+def register(sub) -> None:
+    """Add `tune` to the `taskemb-hub` subcommands `sub`."""
+    p = _command(sub, "tune", "tune a PEFT method on a task, keeping early checkpoints with their embeddings", cmd_tune,
+                 "example:\n  taskemb-hub tune --task ../shared/data/tasks/rotten_tomatoes --method bitfit "
+                 "--save-steps 50,100 --out runs/rt-bitfit")
+    p.add_argument("--task", required=True, help="task folder, data file, or Hub dataset id")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=_method_choices(),
+                   help=f"default: {DEFAULT_METHOD}, the method of the packaged registry")
+    p.add_argument("--out", required=True, help="output folder (gets step-N/ subfolders)")
+    p.add_argument("--save-steps", type=_save_steps, default="", help="comma list of steps to keep, e.g. 50,100,200")
+    p.add_argument("--max-steps", type=_int_arg("--max-steps", 1, 100), default=None,
+                   help="default: the largest save step, else 100 (the packaged registry's recipe); with save "
+                        "step 100 and later ones, steps past 100 come from a second run as long as the largest")
+    p.add_argument("--batch-size", type=_int_arg("--batch-size", 1, 16), default=16)
+    p.add_argument("--learning-rate", type=_positive_float("--learning-rate", "1e-3"), default=None,
+                   help="default: the method's own")
+    p.add_argument("--max-length", type=_int_arg("--max-length", 1, 128), default=128)
+    p.add_argument("--max-train-examples", type=_rows_arg, default=None,
+                   help="seeded subset of the training rows, or 'all' (default: 1000, the packaged registry's recipe)")
+    p.add_argument("--eval-examples", type=_int_arg("--eval-examples", 0, 500), default=500)
+    p.add_argument("--seed", type=_int_arg("--seed", 0, 0), default=0)
+    p.add_argument("--restart", action="store_true",
+                   help="start over instead of resuming an interrupted run of the same options in --out")
+    p.add_argument("--base-model", default=None, help="local folder or Hub id (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--push-to-hub", default=None, metavar="OWNER/NAME",
+                   help="push each kept checkpoint to this repo as it is saved (branch step-N; the last one on main)")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
+    p.add_argument("--base-model-id", default=None,
+                   help="with --push-to-hub and a local --base-model folder: the Hub id to record instead of the path")
+    _add_data_args(p)
