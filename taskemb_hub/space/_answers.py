@@ -1,0 +1,257 @@
+"""What a ranking endpoint returns (`Answer`): the message, the table, the figures' data and the download files.
+
+Every `rank_*` endpoint is `guarded`: it never raises; bad input becomes a one-line message, an
+unexpected exception is logged and shown as a message, and what the visitor sees is scrubbed of server paths.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..curation import flags_text
+from ..embedding import TaskEmbedding
+from ..errors import TaskEmbHubError
+from ..selector import AutoSourceSelector, Ranking
+from ._config import HUB_ID, SpaceConfig
+from ._registry_state import RegistryState, _Derived, public_source
+from ._uploads import safe_stem, scrub_obj, scrub_paths
+
+logger = logging.getLogger("taskemb_hub.space")
+
+TABLE_COLUMNS = ["rank", "source", "dataset", "score", "in-task metric", "train size", "step", "method", "flags"]
+TABLE_TYPES = ["number", "markdown", "markdown", "number", "str", "number", "number", "str", "str"]
+HEATMAP_MAX = 20  # sources in the similarity heatmap at most (the table lists all top-k)
+CLEANUP_EVERY_S = 60.0  # old answers' files are looked for at most this often
+
+
+@dataclass
+class Answer:
+    """What a ranking endpoint returns: a message, the table, the figures and the download files.
+
+    The figures are data the page draws (`_plots`): `bar` and `map` the values of `gr.BarPlot` and
+    `gr.ScatterPlot` (columns, data, datatypes, mark), `heatmap` a coloured table for `gr.Dataframe` (headers,
+    data, metadata).
+    """
+
+    message: str
+    rows: list[list[Any]] = field(default_factory=list)
+    ranking: Ranking | None = None
+    bar: Any = None
+    map: Any = None
+    heatmap: Any = None
+    csv_path: str | None = None
+    json_path: str | None = None
+    embedding_path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.ranking is not None
+
+
+def _failure(message: str) -> Answer:
+    return Answer(message=f"⚠️ {scrub_paths(message)}")
+
+
+def guarded(fn):
+    """Turn any exception into an `Answer` message; log the unexpected ones with their traceback. What the
+    visitor sees (message, table) goes through `scrub_paths`: no server path, whatever raised it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            answer = fn(*args, **kwargs)
+            answer.message, answer.rows = scrub_paths(answer.message), scrub_obj(answer.rows)
+            return answer
+        except TaskEmbHubError as err:
+            return _failure(str(err))
+        except Exception as err:  # noqa: BLE001 - the server must keep serving whatever happens
+            logger.exception("unexpected error in %s", fn.__name__)
+            detail = str(err).splitlines()[0][:300] if str(err) else ""
+            return _failure(f"Unexpected error ({type(err).__name__}{': ' + detail if detail else ''}). It was logged; "
+                            "if it persists, report it with the input that caused it.")
+
+    return wrapper
+
+
+_last_cleanup: dict[str, float] = {}
+
+
+def _work_dir(config: SpaceConfig) -> Path:
+    root = Path(config.work_dir or Path(tempfile.gettempdir()) / "taskemb-space")
+    root.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    if now - _last_cleanup.get(str(root), 0.0) >= min(CLEANUP_EVERY_S, config.keep_files_s):
+        _last_cleanup[str(root)] = now
+        _remove_old_answers(root, now - config.keep_files_s)
+    return Path(tempfile.mkdtemp(dir=root, prefix="answer-"))
+
+
+def _remove_old_answers(root: Path, cutoff: float) -> None:
+    for old in root.iterdir():  # answers' files are copied by the server when served; old ones can go
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _hub_url(config: SpaceConfig, path: str) -> str:
+    from ..registries.hub import hub_endpoint
+
+    return f"{hub_endpoint(config.hub_endpoint).rstrip('/')}/{path}"
+
+
+def _repo_id_of(entry) -> str | None:
+    """The Hub repo of an entry read from the Hub (its location), else None: local paths are never shown."""
+    location = (entry.location or "").split("@")[0]
+    if location and HUB_ID.match(location) and "/" in location and not Path(location).exists():
+        return location
+    return None
+
+
+def _dataset_of(embedding: TaskEmbedding) -> tuple[str, str | None]:
+    """(text, Hub dataset id or None) of the data an entry was tuned on."""
+    source = str(embedding.extra.get("dataset") or embedding.extra.get("source") or "")
+    if source and HUB_ID.match(source) and "/" in source and not Path(source).exists():
+        return source, source
+    return embedding.task, None
+
+
+def _metric_text(metrics: dict) -> str:
+    if not metrics:
+        return ""
+    name, value = next(iter(metrics.items()))
+    return f"{name} {value:.3f}" if isinstance(value, (int, float)) else f"{name} {value}"
+
+
+def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking, config: SpaceConfig, *,
+            target_label: str, note: str = "") -> Answer:
+    """The table, figures (data the browser draws) and download files of a ranking."""
+    derived = state.derived(selector)
+    rows, records = _table(derived, ranking, config)
+    bar, emb_map, heatmap = _figures(state, selector, ranking, target_label)
+    csv_path, json_path, embedding_path = _downloads(state, ranking, records, target_label, config)
+    message = (f"**{len(rows)} sources** for **{target_label}** ({ranking.target.method} on "
+               f"`{ranking.target.base_model}`, ranked by {ranking.ranker}, {ranking.similarity} similarity: "
+               f"{ranking.why}), best first.")
+    target_hash = ranking.target.signature_hash
+    group = next((g for g in derived.signatures if g["signature"] == target_hash), None)
+    if group is not None:
+        message += f" Signature `{target_hash}`: {group['entries']} entries of the registry share this space."
+    if note:
+        message += " " + note
+    for warning in getattr(ranking, "warnings", None) or []:  # recipe mismatch, a target that learned nothing
+        message += f"\n\n⚠️ {warning}"
+    return Answer(message=message, rows=rows, ranking=ranking, bar=bar, map=emb_map, heatmap=heatmap,
+                  csv_path=csv_path, json_path=json_path, embedding_path=embedding_path)
+
+
+def _table(derived: _Derived, ranking: Ranking, config: SpaceConfig) -> tuple[list[list[Any]], list[dict]]:
+    """The page's table rows (Markdown links to Hub repos and datasets) and the download's records."""
+    rows, records = [], []
+    for r in ranking.rows:
+        entry = derived.by_name[r["source"]]
+        repo = _repo_id_of(entry)
+        dataset_text, dataset_id = _dataset_of(entry.embedding)
+        repo_url = _hub_url(config, repo) if repo else None
+        dataset_url = _hub_url(config, f"datasets/{dataset_id}") if dataset_id else None
+        rows.append([r["rank"], f"[{r['source']}]({repo_url})" if repo_url else r["source"],
+                     f"[{dataset_text}]({dataset_url})" if dataset_url else dataset_text, round(r["score"], 4),
+                     _metric_text(entry.embedding.metrics), r["train_size"], r["step"], r["method"],
+                     flags_text(r.get("flags"))])  # curation flags (taskemb_hub/curation.py)
+        metric_name = next(iter(entry.embedding.metrics), None) if entry.embedding.metrics else None
+        records.append({**r, "metric_name": metric_name, "repo_url": repo_url, "dataset": dataset_text,
+                        "dataset_url": dataset_url})
+    return rows, records
+
+
+def _figures(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking, target_label: str):
+    """(bar, map, heatmap): small tables the browser draws (`_plots`). The registry's map is fitted once per
+    registry version (`RegistryState.projection`); a query projects only its target. The heatmap covers the
+    first `HEATMAP_MAX` sources."""
+    from . import _plots
+
+    names = [r["source"] for r in ranking.rows]
+    bar = _plots.bar_data(names, [r["score"] for r in ranking.rows])
+    projection = state.projection(selector, ranking.target.signature_hash)
+    emb_map = None
+    if projection is not None and projection.mean.shape[0] == ranking.target.dim:
+        emb_map = _plots.map_data(projection, projection.project(ranking.target.vector), target_label, names)
+    shown = names[:HEATMAP_MAX]
+    heatmap = _plots.similarity_table([f"▶ {target_label}"] + shown,
+                                      _plots.cosine_matrix(_unit_rows(state, selector, ranking.target, shown)))
+    return bar, emb_map, heatmap
+
+
+def _unit_rows(state: RegistryState, selector: AutoSourceSelector, target: TaskEmbedding, names: list[str]):
+    """The target's vector and the named sources' unit rows as one numpy matrix (read from the group's matrix when
+    the selector has one: no entry's vector is materialised). numpy, not torch: an op this small waits for a busy
+    core when torch splits it between threads."""
+    import numpy as np
+
+    first = target.vector.detach().cpu().float().numpy().reshape(1, -1)
+    rows = state.group_rows(selector, target.signature_hash)
+    if rows is not None and rows[0].shape[1] == target.dim and all(n in rows[2] for n in names):
+        unit, _, row_of = rows
+        picked = unit.numpy()[[row_of[n] for n in names]] if names else np.zeros((0, target.dim), np.float32)
+        return np.concatenate([first, picked.astype(np.float32)])
+    by_name = state.derived(selector).by_name
+    return np.concatenate([first] + [by_name[n].embedding.vector.float().numpy().reshape(1, -1) for n in names])
+
+
+def _downloads(state: RegistryState, ranking: Ranking, records: list[dict], target_label: str,
+               config: SpaceConfig) -> tuple[str, str, str]:
+    """The ranking as CSV and JSON and the target's embedding as a zip: small files, written from memory."""
+    folder = _work_dir(config)
+    stem = safe_stem(target_label)
+    csv_path = folder / f"ranking-{stem}.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        fields = ["rank", "source", "task", "score", "method", "step", "train_size", "metric", "metric_name",
+                  "repo_url", "dataset", "dataset_url"]
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(scrub_obj(records))
+    json_path = folder / f"ranking-{stem}.json"
+    payload = {**ranking.to_dict(), "target": target_label, "ranking": records, "registry": public_source(state.source)}
+    json_path.write_text(json.dumps(scrub_obj(json.loads(json.dumps(payload, default=str))), indent=2), encoding="utf-8")
+    return str(csv_path), str(json_path), str(_embedding_zip(ranking.target, folder, stem))
+
+
+def _embedding_zip(target: TaskEmbedding, folder: Path, stem: str) -> Path:
+    """The target's embedding as a download (`taskemb.safetensors` + `taskemb.json`, the bytes `TaskEmbedding.save`
+    writes), its metadata scrubbed of server paths (recipe, source, ...); built in memory, one file written."""
+    import zipfile
+
+    from ..embedding import EMBEDDING_NAME, FORMAT_VERSION, METADATA_NAME, _safetensors_bytes
+
+    header = {"format": FORMAT_VERSION, "signature_hash": target.signature_hash}
+    if target.adapter_sha256:
+        header["adapter_sha256"] = target.adapter_sha256
+    meta = scrub_obj(json.loads(json.dumps(_metadata(target))))
+    zip_path = folder / f"taskemb-{stem}.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr(METADATA_NAME, json.dumps(meta, indent=2))
+        archive.writestr(EMBEDDING_NAME, _safetensors_bytes(target.vector, header), zipfile.ZIP_STORED)  # floats
+    return zip_path
+
+
+def _metadata(target: TaskEmbedding) -> dict[str, Any]:
+    """`target.metadata()` without its deep copy of the vector (`dataclasses.asdict` copies every field)."""
+    import dataclasses
+
+    from ..embedding import FORMAT_VERSION
+
+    meta = {f.name: getattr(target, f.name) for f in dataclasses.fields(target) if f.name != "vector"}
+    if any(dataclasses.is_dataclass(v) for v in meta.values()):
+        return target.metadata()
+    meta.update(format=FORMAT_VERSION, dim=target.dim, signature_hash=target.signature_hash)
+    return meta
