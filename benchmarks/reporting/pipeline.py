@@ -69,19 +69,50 @@ def main():
     regimes = {"limited": regime_scores(complete, seed_rows, steps, test_rows,
                                         {k: results[k] for k in (ESM_LOGME, LOGME) if k in results},
                                         results[RANDOM], results[CEILING], _row_of(results, DEFAULT_METHOD, "cosine")[1])}
-    small = RESULTS / SMALL_FILE
-    if small.is_file():
-        small_runs = [r for r in load_runs(small) if r.get("recipe", {}).get("target_train_examples") == SMALL_ROWS]
-        _, s_complete, s_seed_rows, s_mean = load_matrix(small_runs, SOURCES)
-        regimes["small"] = regime_scores(s_complete, s_seed_rows, steps, test_rows, peer_results(s_complete, s_mean),
-                                         evaluate_scorers(random_scorers(), s_complete, None, SOURCES, collapse=True),
-                                         evaluate_scorers([other_seed_scorer(s_complete)], s_complete, None, SOURCES),
-                                         evaluate_scorers([embedding_scorer(DEFAULT_METHOD, f"step-{MAIN_STEP}", sd, "cosine")
-                                                           for sd in seeds_of(DEFAULT_METHOD)], s_complete, None, SOURCES),
-                                         small_target_families())
+    small = small_regime(steps, test_rows)
+    if small is not None:
+        regimes["small"] = small
+    curve, curve_targets, points = checkpoint_curve(steps, complete)
 
-    # early-checkpoint curve and the in-task metric vs ranking quality, on the first 10 tasks as sources and
-    # targets: the 200- and 500-step schedules were run for those 10 only, and every row is then scored alike
+    headline, headline_figures = regime_sections(regimes)
+    compare, compare_figures = compare_block(results, headline_figures)
+    headline += ["## Side by side with hf-dataset-selector", "",
+                 "ESM-LogME and LogME: `benchmarks/peer_rankers.py` (hfselect's own ESM trainer and LogME on the ground "
+                 "truth's seed-0 source models, recreated with the runner's `source_body`; its `check` command compares the "
+                 "pipeline with hfselect's `compute_scores`, `results/peer_check.json`).", "", compare]
+    write_report(cells, complete, seed_rows, mean_rows, run_devices(runs), results, list(steps), curve, points, index,
+                 test_rows, curve_targets, pools, headline)
+    bench, bench_figures = benchmark_table()
+    evidence, evidence_figures = readme_evidence(results, curve, curve_targets, checkpoint_correlations(points), pools, runs)
+    evidence = headline_block(headline_figures) + evidence
+    write_readme({"benchmarks": bench, "evidence": evidence, "compare": compare},
+                 {"benchmarks": bench_figures, "evidence": evidence_figures, "compare": compare_figures,
+                  "headline": headline_figures})
+
+
+def small_regime(steps, test_rows) -> dict | None:
+    """The small regime's out-of-sample scores (200 target rows), None when its ground truth is not measured."""
+    small = RESULTS / SMALL_FILE
+    if not small.is_file():
+        return None
+    small_runs = [r for r in load_runs(small) if r.get("recipe", {}).get("target_train_examples") == SMALL_ROWS]
+    _, s_complete, s_seed_rows, s_mean = load_matrix(small_runs, SOURCES)
+    return regime_scores(s_complete, s_seed_rows, steps, test_rows, peer_results(s_complete, s_mean),
+                         evaluate_scorers(random_scorers(), s_complete, None, SOURCES, collapse=True),
+                         evaluate_scorers([other_seed_scorer(s_complete)], s_complete, None, SOURCES),
+                         evaluate_scorers([embedding_scorer(DEFAULT_METHOD, f"step-{MAIN_STEP}", sd, "cosine")
+                                           for sd in seeds_of(DEFAULT_METHOD)], s_complete, None, SOURCES),
+                         small_target_families())
+
+
+def checkpoint_curve(steps, complete):
+    """NDCG by checkpoint and the in-task metric vs ranking quality, on the first 10 tasks as sources and targets: the
+    200- and 500-step schedules were run for those 10 only, and every row is then scored alike.
+
+    Returns:
+        curve (method -> step -> NDCG), curve_targets (method -> targets its curve is scored on: rows differ, compare
+        within a row) and points (method -> (in-task metric, NDCG, target)).
+    """
     first_rows = {k: v for k, v in complete.items() if k[0] in FIRST_POOL}
     curve = defaultdict(dict)
     curve_targets = {}  # method -> targets its curve is scored on (rows differ: compare within a row)
@@ -101,18 +132,4 @@ def main():
                 merged = merge_runs(per_seed)
                 curve[method][step] = merged["ndcg"]
                 curve_targets[method] = merged["targets"]
-
-    headline, headline_figures = regime_sections(regimes)
-    compare, compare_figures = compare_block(results, headline_figures)
-    headline += ["## Side by side with hf-dataset-selector", "",
-                 "ESM-LogME and LogME: `benchmarks/peer_rankers.py` (hfselect's own ESM trainer and LogME on the ground "
-                 "truth's seed-0 source models, recreated with the runner's `source_body`; its `check` command compares the "
-                 "pipeline with hfselect's `compute_scores`, `results/peer_check.json`).", "", compare]
-    write_report(cells, complete, seed_rows, mean_rows, run_devices(runs), results, list(steps), curve, points, index,
-                 test_rows, curve_targets, pools, headline)
-    bench, bench_figures = benchmark_table()
-    evidence, evidence_figures = readme_evidence(results, curve, curve_targets, checkpoint_correlations(points), pools, runs)
-    evidence = headline_block(headline_figures) + evidence
-    write_readme({"benchmarks": bench, "evidence": evidence, "compare": compare},
-                 {"benchmarks": bench_figures, "evidence": evidence_figures, "compare": compare_figures,
-                  "headline": headline_figures})
+    return curve, curve_targets, points

@@ -21,12 +21,32 @@ COST_KEY = {"bitfit+mean": "bitfit", "prefix+mean": "prefix", "lora+mean": "lora
 def readme_evidence(results, curve, curve_targets, corr, pools, runs) -> tuple[str, dict]:
     """The README's evidence block (table + key figures) and the figures it quotes."""
     cost = {r["method"]: r for r in json.loads((RESULTS / "target_embedding_cost.json").read_text())["rows"]}
+    figs = {"random": round(results[RANDOM]["ndcg"], 3), "noise_ceiling": round(results[CEILING]["ndcg"], 3), "methods": {}}
+    table = _evidence_table(results, cost, figs)
+    _paired_figures(results, figs)
+    devices = _spread_figures(results, runs, figs)
+    lines = _baseline_lines(results, runs, devices, figs) + _cost_and_spread_lines(results, cost, figs)
+    lines.append(_margins_line(results, figs))
+    lines += _curve_lines(curve, curve_targets, corr, figs)
+    lines += _more_lines(results, pools, figs)
+    return "\n".join(table + lines) + "\n", figs
+
+
+def _name(method: str) -> str:
+    return DISPLAY[method].split(" (")[0]
+
+
+def _normalised(results, x):
+    """(x − random) / (noise ceiling − random)."""
     random_ndcg, ceiling = results[RANDOM]["ndcg"], results[CEILING]["ndcg"]
+    return (x - random_ndcg) / (ceiling - random_ndcg)
 
+
+def _evidence_table(results, cost, figs) -> list[str]:
+    """The in-sample table: each embedding method, the packaged registry, DataSize, random and the noise ceiling."""
     def normalised(x):
-        return (x - random_ndcg) / (ceiling - random_ndcg)
+        return _normalised(results, x)
 
-    figs = {"random": round(random_ndcg, 3), "noise_ceiling": round(ceiling, 3), "methods": {}}
     table = ["| embedding (step 100 of 100) | NDCG | normalised | ± targets | NDCG shifted | Spearman | ρ (1 = perfect) "
              "| NDCG, seed-mean truth | embedding seeds | seconds / dim to embed a target |", "|---|---|---|---|---|---|---|---|---|---|"]
     entries = []
@@ -69,7 +89,11 @@ def readme_evidence(results, curve, curve_targets, corr, pools, runs) -> tuple[s
         figs[{"DataSize": "datasize", "Random": "random_order"}.get(label.split(" ")[0], "ceiling")] = {
             "row": name, "label": label, "ndcg": round(m["ndcg"], 3), "ndcg_shifted": round(m["ndcg_shifted"], 3), "spearman": round(m["spearman"], 2),
             "rho": round(m["rho"], 2)}
+    return table
 
+
+def _paired_figures(results, figs) -> None:
+    """figs["paired"]: the previous default against the baselines and against each challenger, paired over targets."""
     default_label, default = _row_of(results, DEFAULT_METHOD, "cosine")
     text_label, _ = _row_of(results, "textemb")
     task_label, _ = _row_of(results, "taskemb")
@@ -89,6 +113,9 @@ def readme_evidence(results, curve, curve_targets, corr, pools, runs) -> tuple[s
                       "default_vs_taskemb_seed_mean": vs_task_mean, "default_vs_textemb_rho": rho_text,
                       "challengers_vs_default": challengers, "beyond_2_se": beyond}
 
+
+def _spread_figures(results, runs, figs) -> dict[str, int]:
+    """The shifted-gain and Spearman spreads, the ground-truth seed spread; returns the runs per device."""
     embeddings = {k: v for k, v in figs["methods"].items()}
     best_shifted = max(embeddings.items(), key=lambda kv: kv[1]["ndcg_shifted"])
     spearmans = [v["spearman"] for v in embeddings.values()]
@@ -100,44 +127,65 @@ def readme_evidence(results, curve, curve_targets, corr, pools, runs) -> tuple[s
     for r in runs:
         devices[{"cuda": "H100"}.get(r.get("device"), "CPU")] += 1
     figs["ground_truth_runs"] = {"total": len(runs), **devices}
+    return devices
 
-    name = lambda method: DISPLAY[method].split(" (")[0]  # noqa: E731
-    lines = ["", "Normalised = (NDCG − random) / (noise ceiling − random): 0 is a random order "
-             f"({random_ndcg:.3f}), 1 is ranking each ground-truth seed by the other seeds' measurements ({ceiling:.3f}), "
-             "the most one more measurement of the same cells gives. `± targets` = standard error of the NDCG over the "
-             f"{default['targets']:.0f} targets. Ground truth: {len(runs)} fine-tuning runs "
-             f"({', '.join(f'{n} on {d}' for d, n in sorted(devices.items()))}).", "",
-             f"- The previous default ({name(DEFAULT_METHOD)}, cosine) against the baselines of Vu et al., paired over targets: "
-             f"TextEmb {_pm(vs_text)} NDCG (won/tied/lost {'/'.join(map(str, vs_text['wtl']))}), TaskEmb {_pm(vs_task)} "
-             f"({'/'.join(map(str, vs_task['wtl']))}); against the seed-mean truth {_pm(vs_text_mean)} and {_pm(vs_task_mean)}; "
-             f"on ρ against TextEmb {_pm(rho_text)} (negative = better). "
-             + ("Neither margin reaches 2 paired SE." if not {"TextEmb", "TaskEmb"} & set(beyond)
-                else f"Beyond 2 paired SE: {', '.join(b for b in beyond if b in ('TextEmb', 'TaskEmb'))}."),
-             "- Challengers against the default (ΔNDCG ± paired SE, positive = the challenger ranks better): " + "; ".join(
-                 f"{name(k) if k in DISPLAY else name(DEFAULT_METHOD) + ' centred'} {_pm(p)}" for k, p in challengers.items())
-             + (": none beyond 2 paired SE." if not set(challengers) & set(beyond)
-                else f"; beyond 2 paired SE: {', '.join(b for b in beyond if b in challengers)}."),
-             f"- Cost of a target embedding from raw data (one task, 2 CPU cores, model load included): PEFT "
-             f"{min(cost[k]['seconds'] for k in ('bitfit', 'lora', 'ia3', 'prefix', 'prompt') if k in cost):.0f}–"
-             f"{max(cost[k]['seconds'] for k in ('bitfit', 'lora', 'ia3', 'prefix', 'prompt') if k in cost):.0f} s, "
-             f"TaskEmb {cost['taskemb']['seconds']:.0f} s with a vector of {cost['taskemb']['dim'] / 1e6:.1f} M values, "
-             f"TextEmb {cost['textemb']['seconds']:.1f} s (it trains nothing): a fraction of the cost holds against TaskEmb only. "
-             "The default for raw data (BitFit fused with TextEmb) costs the two together.",
-             f"- On the shifted-gain NDCG (gain = accuracy above the worst source, defined on every target) DataSize "
-             f"({figs['datasize']['ndcg_shifted']:.3f}) "
-             + (f"beats every embedding (best: {name(best_shifted[0])}, {best_shifted[1]['ndcg_shifted']:.3f})"
-                if figs["datasize"]["ndcg_shifted"] > best_shifted[1]["ndcg_shifted"]
-                else f"does not beat the best embedding ({name(best_shifted[0])}, {best_shifted[1]['ndcg_shifted']:.3f})")
-             + f", and random order scores {figs['random_order']['ndcg_shifted']:.3f}: that gain rewards putting the many "
-             "sources that help a little anywhere near the top, not finding the best one.",
-             f"- Spearman between similarity and measured transfer is {min(spearmans):.2f}–{max(spearmans):.2f} for every "
-             f"embedding ({default['spearman']:.2f} for the default; the noise ceiling {figs['ceiling']['spearman']:.2f}): "
-             "the rankings put good sources near the top; they do not order the whole list.",
-             f"- Under cosine, the packaged registry (the seed-0 BitFit vectors alone) scores "
-             f"{figs['methods'].get('packaged', {}).get('ndcg', float('nan')):.3f}; the table's BitFit row averages "
-             f"{default['seeds']} embedding seeds of the same recipe ({default['ndcg']:.3f}). An NDCG computed against "
-             f"one ground-truth seed at a time moves by {figs['gt_seed_sd_range'][0]:.2f}–{figs['gt_seed_sd_range'][1]:.2f} (sd).",
-             ]
+
+def _baseline_lines(results, runs, devices, figs) -> list[str]:
+    """What normalised means, and the previous default against the baselines and the challengers."""
+    random_ndcg, ceiling = results[RANDOM]["ndcg"], results[CEILING]["ndcg"]
+    _, default = _row_of(results, DEFAULT_METHOD, "cosine")
+    paired = figs["paired"]
+    vs_text, vs_task = paired["default_vs_textemb"], paired["default_vs_taskemb"]
+    vs_text_mean, vs_task_mean = paired["default_vs_textemb_seed_mean"], paired["default_vs_taskemb_seed_mean"]
+    rho_text, challengers, beyond = paired["default_vs_textemb_rho"], paired["challengers_vs_default"], paired["beyond_2_se"]
+    return ["", "Normalised = (NDCG − random) / (noise ceiling − random): 0 is a random order "
+            f"({random_ndcg:.3f}), 1 is ranking each ground-truth seed by the other seeds' measurements ({ceiling:.3f}), "
+            "the most one more measurement of the same cells gives. `± targets` = standard error of the NDCG over the "
+            f"{default['targets']:.0f} targets. Ground truth: {len(runs)} fine-tuning runs "
+            f"({', '.join(f'{n} on {d}' for d, n in sorted(devices.items()))}).", "",
+            f"- The previous default ({_name(DEFAULT_METHOD)}, cosine) against the baselines of Vu et al., paired over targets: "
+            f"TextEmb {_pm(vs_text)} NDCG (won/tied/lost {'/'.join(map(str, vs_text['wtl']))}), TaskEmb {_pm(vs_task)} "
+            f"({'/'.join(map(str, vs_task['wtl']))}); against the seed-mean truth {_pm(vs_text_mean)} and {_pm(vs_task_mean)}; "
+            f"on ρ against TextEmb {_pm(rho_text)} (negative = better). "
+            + ("Neither margin reaches 2 paired SE." if not {"TextEmb", "TaskEmb"} & set(beyond)
+               else f"Beyond 2 paired SE: {', '.join(b for b in beyond if b in ('TextEmb', 'TaskEmb'))}."),
+            "- Challengers against the default (ΔNDCG ± paired SE, positive = the challenger ranks better): " + "; ".join(
+                f"{_name(k) if k in DISPLAY else _name(DEFAULT_METHOD) + ' centred'} {_pm(p)}" for k, p in challengers.items())
+            + (": none beyond 2 paired SE." if not set(challengers) & set(beyond)
+               else f"; beyond 2 paired SE: {', '.join(b for b in beyond if b in challengers)}.")]
+
+
+def _cost_and_spread_lines(results, cost, figs) -> list[str]:
+    """The cost of a target embedding, the shifted-gain NDCG, Spearman, and the packaged registry's own figure."""
+    _, default = _row_of(results, DEFAULT_METHOD, "cosine")
+    best_shifted = (figs["shifted_best_embedding"]["method"], figs["methods"][figs["shifted_best_embedding"]["method"]])
+    spearmans = figs["spearman_range"]
+    return [f"- Cost of a target embedding from raw data (one task, 2 CPU cores, model load included): PEFT "
+            f"{min(cost[k]['seconds'] for k in ('bitfit', 'lora', 'ia3', 'prefix', 'prompt') if k in cost):.0f}–"
+            f"{max(cost[k]['seconds'] for k in ('bitfit', 'lora', 'ia3', 'prefix', 'prompt') if k in cost):.0f} s, "
+            f"TaskEmb {cost['taskemb']['seconds']:.0f} s with a vector of {cost['taskemb']['dim'] / 1e6:.1f} M values, "
+            f"TextEmb {cost['textemb']['seconds']:.1f} s (it trains nothing): a fraction of the cost holds against TaskEmb only. "
+            "The default for raw data (BitFit fused with TextEmb) costs the two together.",
+            f"- On the shifted-gain NDCG (gain = accuracy above the worst source, defined on every target) DataSize "
+            f"({figs['datasize']['ndcg_shifted']:.3f}) "
+            + (f"beats every embedding (best: {_name(best_shifted[0])}, {best_shifted[1]['ndcg_shifted']:.3f})"
+               if figs["datasize"]["ndcg_shifted"] > best_shifted[1]["ndcg_shifted"]
+               else f"does not beat the best embedding ({_name(best_shifted[0])}, {best_shifted[1]['ndcg_shifted']:.3f})")
+            + f", and random order scores {figs['random_order']['ndcg_shifted']:.3f}: that gain rewards putting the many "
+            "sources that help a little anywhere near the top, not finding the best one.",
+            f"- Spearman between similarity and measured transfer is {min(spearmans):.2f}–{max(spearmans):.2f} for every "
+            f"embedding ({default['spearman']:.2f} for the default; the noise ceiling {figs['ceiling']['spearman']:.2f}): "
+            "the rankings put good sources near the top; they do not order the whole list.",
+            f"- Under cosine, the packaged registry (the seed-0 BitFit vectors alone) scores "
+            f"{figs['methods'].get('packaged', {}).get('ndcg', float('nan')):.3f}; the table's BitFit row averages "
+            f"{default['seeds']} embedding seeds of the same recipe ({default['ndcg']:.3f}). An NDCG computed against "
+            f"one ground-truth seed at a time moves by {figs['gt_seed_sd_range'][0]:.2f}–{figs['gt_seed_sd_range'][1]:.2f} (sd)."]
+
+
+def _margins_line(results, figs) -> str:
+    """Every (method, baseline, metric, truth) whose paired margin exceeds 2 SE, either way."""
+    text_label, _ = _row_of(results, "textemb")
+    task_label, _ = _row_of(results, "taskemb")
     firm, compared = [], 0  # every (method, baseline, metric, truth) whose paired margin exceeds 2 SE, either way
     for method in ("bitfit+mean", "prefix+mean", "lora+mean", "ia3+mean"):
         for sim in SIMILARITIES:
@@ -154,11 +202,16 @@ def readme_evidence(results, curve, curve_targets, corr, pools, runs) -> tuple[s
                     if abs(pr["z"]) > 2:
                         firm.append({"method": method, "similarity": sim, "against": base, "metric": what, **pr})
     figs["beyond_2_se_vs_baselines"] = firm
-    lines.append("- Margins over the baselines beyond 2 paired SE, on any of NDCG or ρ against single seeds or the seed-mean "
-                 "truth (PEFT methods in both similarities): " + ("; ".join(
-                     f"{name(f['method'])} {'centred' if f['similarity'] == 'centered' else f['similarity']} vs "
-                     f"{f['against']}, {f['metric']}: {_pm(f)}" for f in firm) if firm else "none")
-                 + f" ({len(firm)} of {compared} comparisons; about {compared / 20:.0f} would pass 2 SE by chance alone).")
+    return ("- Margins over the baselines beyond 2 paired SE, on any of NDCG or ρ against single seeds or the seed-mean "
+            "truth (PEFT methods in both similarities): " + ("; ".join(
+                f"{_name(f['method'])} {'centred' if f['similarity'] == 'centered' else f['similarity']} vs "
+                f"{f['against']}, {f['metric']}: {_pm(f)}" for f in firm) if firm else "none")
+            + f" ({len(firm)} of {compared} comparisons; about {compared / 20:.0f} would pass 2 SE by chance alone).")
+
+
+def _curve_lines(curve, curve_targets, corr, figs) -> list[str]:
+    """The early-checkpoint curve and the in-task metric against NDCG."""
+    lines = []
     bitfit_curve = curve.get(DEFAULT_METHOD, {})
     if bitfit_curve:
         steps = sorted(bitfit_curve)
@@ -173,6 +226,12 @@ def readme_evidence(results, curve, curve_targets, corr, pools, runs) -> tuple[s
                                       "points": corr["points"]}
     lines.append(f"- A checkpoint's in-task accuracy barely predicts its NDCG: Spearman {corr['within']:.2f} within a target "
                  f"({corr['pooled']:.2f} pooled) over {corr['points']} checkpoint × target points.")
+    return lines
+
+
+def _more_lines(results, pools, figs) -> list[str]:
+    """The exploratory hybrid, the core10 pool, the recipe mismatch and the folders still on the first LoRA sketch."""
+    lines = []
     hybrid = results.get(HYBRID)
     if hybrid:
         figs["hybrid"] = round(hybrid["ndcg"], 3)
@@ -209,7 +268,7 @@ def readme_evidence(results, curve, curve_targets, corr, pools, runs) -> tuple[s
     if old:
         lines.append(f"- Still on the first, biased LoRA sketch (not re-tuned yet, labelled so in RESULTS.md): "
                      f"{', '.join(f'`{m}`' for m in old)}.")
-    return "\n".join(table + lines) + "\n", figs
+    return lines
 
 
 def headline_block(headline: dict) -> str:

@@ -135,22 +135,7 @@ def out_of_sample(complete, steps, fixed: dict[str, dict], extra: dict[str, dict
             if len(seeds) > 1 and full(m := evaluate([oos.ensemble([embedding_scorer(method, f"step-{MAIN_STEP}", sd, sim)
                                                                       for sd in seeds])])):
                 ensembles[f"{method} step {MAIN_STEP}, {sim}, mean of {len(seeds)} seeds' similarities"] = m
-    combos = {}
-    others = {"source prior": prior}
-    if full(fixed.get(ESM_LOGME)):
-        import peer_rankers
-
-        others["ESM-LogME"] = memo(peer_rankers.peer_scorer("esm-logme", peer_rankers.ROWS))
-    for other, other_scorer in others.items():
-        combos[other] = {f"{other} alone": fixed[PRIOR if other == "source prior" else ESM_LOGME]} | dict(main)
-        for label in main:
-            method, rest = label.split(" step ")
-            sim = rest.split(", ")[1]
-            for w in COMBINE_WEIGHTS:
-                m = evaluate([oos.rank_average(embedding_scorer(method, f"step-{MAIN_STEP}", sd, sim), other_scorer, w)
-                              for sd in seeds_of(method)])
-                if full(m):
-                    combos[other][f"{label} ranks × {w} + {other} ranks × {1 - w}"] = m
+    combos = _rank_averages(main, fixed, prior, evaluate, full)
     textemb = {f"textemb, {sim}": evaluate([embedding_scorer("textemb", "final", sd, sim) for sd in seeds_of("textemb")])
                for sim in SIMILARITIES}
     taskemb = {f"taskemb, {sim}": evaluate([embedding_scorer("taskemb", "final", sd, sim) for sd in seeds_of("taskemb")])
@@ -182,6 +167,30 @@ def out_of_sample(complete, steps, fixed: dict[str, dict], extra: dict[str, dict
                                             "candidates": len(cands)}
     return {"families": families, "fixed": fixed, "configs": configs,
             "all_candidates": {label: m for cands in candidates.values() for label, m in cands.items()}}
+
+
+def _rank_averages(main: dict, fixed: dict, prior, evaluate, full) -> dict[str, dict]:
+    """Our step-100 embeddings' ranks averaged with the source prior's (and ESM-LogME's, when it scored every
+    target) at each weight: other ranker -> {candidate label -> result}, the other ranker alone included."""
+    import out_of_sample as oos
+
+    combos = {}
+    others = {"source prior": prior}
+    if full(fixed.get(ESM_LOGME)):
+        import peer_rankers
+
+        others["ESM-LogME"] = memo(peer_rankers.peer_scorer("esm-logme", peer_rankers.ROWS))
+    for other, other_scorer in others.items():
+        combos[other] = {f"{other} alone": fixed[PRIOR if other == "source prior" else ESM_LOGME]} | dict(main)
+        for label in main:
+            method, rest = label.split(" step ")
+            sim = rest.split(", ")[1]
+            for w in COMBINE_WEIGHTS:
+                m = evaluate([oos.rank_average(embedding_scorer(method, f"step-{MAIN_STEP}", sd, sim), other_scorer, w)
+                              for sd in seeds_of(method)])
+                if full(m):
+                    combos[other][f"{label} ranks × {w} + {other} ranks × {1 - w}"] = m
+    return combos
 
 
 def normalised_scores(table: dict[str, dict], random_row: dict, ceiling_row: dict, key: str = "ndcg") -> dict[str, float]:
