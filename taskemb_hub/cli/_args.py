@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 
 def _int_arg(flag: str, minimum: int, example: int):
@@ -100,50 +99,6 @@ def _load(args, source):
 
 def _print(args, payload, text: str) -> None:
     print(json.dumps(payload, indent=2, default=str) if args.json else text)
-
-
-def _selector(registry: str, similarity: str | None, *, timeout: float | None = None, deadline: float | None = None,
-              **hub_filters):
-    """A selector for a registry string: `default`, a folder, `hub`, `hub:<tag>` or `index:<repo or folder>`;
-    `timeout` / `deadline` bound a Hub read (None: the library's defaults)."""
-    from ..selector import AutoSourceSelector
-
-    kwargs = {"similarity": similarity} if similarity else {}
-    times = {k: v for k, v in (("timeout", timeout), ("deadline", deadline)) if v is not None}
-    if registry == "default":
-        return AutoSourceSelector.from_default(**kwargs)
-    if registry == "hub" or registry.startswith("hub:"):
-        tag = registry.partition(":")[2] or None
-        filters = {k: v for k, v in hub_filters.items() if v not in (None, False)}
-        return AutoSourceSelector.from_hub(**({"tag": tag} if tag else {}), **filters, **times, **kwargs)
-    if registry.startswith("index:"):
-        _check_index_source(registry.partition(":")[2])
-        return AutoSourceSelector.from_index(registry.partition(":")[2], **times, **kwargs)
-    if Path(registry).expanduser().is_file():
-        from ..errors import RegistryError
-
-        raise RegistryError(f"{registry} is a file, not a registry folder. Pass the folder that `taskemb-hub registry "
-                            "add` wrote, 'default', 'hub' or 'index:<repo id or folder>'.")
-    return AutoSourceSelector.from_local(registry, **kwargs)
-
-
-def _check_index_source(source: str) -> None:
-    """`index:<source>`: a missing local folder or a malformed repo id is the user's typo, not a Hub outage (whose
-    message says to retry later): name it at once."""
-    from ..errors import RegistryError
-
-    if Path(source).expanduser().exists():
-        return
-    if source.startswith((".", "/", "~")) or ".." in source or "\\" in source:
-        raise RegistryError(f"Index folder {source} does not exist. Check the path, or pass a Hub dataset repo id "
-                            "(owner/name).")
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(source)
-    except HFValidationError:
-        raise RegistryError(f"{source!r} is neither an index folder nor a valid Hub repo id. Pass an existing folder "
-                            "or a dataset repo id like owner/taskemb-index.") from None
 
 
 def _hub_filters(args) -> dict:  # --timeout / --deadline are checked by their argparse type

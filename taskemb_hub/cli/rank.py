@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._args import _add_data_args, _command, _hub_time_args, _int_arg, _load, _print, _selector, _time_options
+from ._args import _add_data_args, _command, _hub_time_args, _int_arg, _load, _print, _time_options
 
 
 def cmd_rank(args) -> int:
@@ -24,7 +24,11 @@ def cmd_rank(args) -> int:
     from ..rankers import check_ranker, wants_texts
 
     check_ranker(args.ranker)
-    selector = _selector(args.registry, args.similarity, **_rank_hub_filters(args), **_time_options(args))
+    from ..registries import open_registry
+    from ..selector import AutoSourceSelector
+
+    registry = open_registry(args.registry, **_rank_hub_filters(args), **_time_options(args))
+    selector = AutoSourceSelector.from_registry(registry, similarity=args.similarity)
     text_target = None
     if args.data:  # always tuned with the registry's own recipe, so target and sources are comparable
         texts = wants_texts(args.ranker, selector)  # a ranker this registry cannot serve is refused before tuning

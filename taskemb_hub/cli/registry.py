@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import _add_hub_args, _command, _hub_filters, _hub_time_args, _print, _selector, _time_options
+from ._args import _add_hub_args, _command, _hub_filters, _hub_time_args, _print, _time_options
 from ._executor import _add_executor_args, _ray_resources, _refuse_ray_flags_locally
 
 
@@ -22,7 +22,10 @@ def cmd_registry_add(args) -> int:
 
 
 def cmd_registry_list(args) -> int:
-    selector = _selector(args.registry, None, **_time_options(args))
+    from ..registries import open_registry
+    from ..selector import AutoSourceSelector
+
+    selector = AutoSourceSelector.from_registry(open_registry(args.registry, **_time_options(args)))
     rows = [{"name": e.name, "task": e.embedding.task, "method": e.embedding.method, "base_model": e.embedding.base_model,
              "step": e.embedding.step, "dim": e.embedding.dim, "signature": e.embedding.signature_hash}
             for e in selector.entries]
