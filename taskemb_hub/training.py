@@ -13,33 +13,27 @@ Two choices make embeddings of different tasks comparable (see the reference mea
 from __future__ import annotations
 
 import json
-import math
 import os
-import sys
-import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
-from . import _resume
-from .adapters import CHECKPOINT_INFO_NAME, INIT_NAME
+from ._evaluation import evaluate  # noqa: F401 - public here, as before the split
+from ._resume import read_state, run_id, save_state, state_dir
+from ._task_model import (HEAD_NAMES, MeanPooler, TaskModel, _optimizer, _with_peft, build_model,  # noqa: F401
+                          head_module)
+from ._training_loop import (Checkpoint, _push, _progress, _refuse_foreign_checkpoints, _Run, _saved_state,
+                             _train)
 from .base_model import resolve_base_model
-from .data import CLASSIFICATION, EXTRACTIVE_QA, REGRESSION, TaskData, check_trainable, load_task
+from .data import TaskData, check_trainable, load_task
 from .default_registry import DEFAULT_METHOD
-from .embedding import TaskEmbedding, adapter_digest
 from .errors import TaskEmbHubError
-from .features import Collator, encode_rows, qa_predictions
+from .features import Collator, encode_rows
 from .methods import EmbeddingOptions, get_method
-from .metrics import classification_metrics, regression_metrics, squad_metrics
 from .recipe import DEFAULT_RECIPE
-
-HEAD_NAMES = ("classifier", "qa_outputs", "score")
 
 
 @dataclass
@@ -216,101 +210,6 @@ def plan_runs(save_steps: list[int], max_steps: int | None = None) -> list[tuple
     return [(recipe_steps, [s for s in save_steps if s <= recipe_steps]), (max(beyond), beyond)]
 
 
-@dataclass
-class Checkpoint:
-    step: int
-    path: Path | None
-    metrics: dict[str, float]
-    embedding: TaskEmbedding | None
-
-
-class TaskModel(nn.Module):
-    """Routes `forward(**batch)` through the method's forward, so DDP wraps the whole step."""
-
-    def __init__(self, model: nn.Module, method_name: str):
-        super().__init__()
-        self.model = model
-        self.method_name = method_name
-
-    def forward(self, **batch):
-        if self.method_name == "full":
-            return self.model(**batch)
-        return get_method(self.method_name).forward(self.model, batch)
-
-
-class MeanPooler(nn.Module):
-    """Stands in for BERT's CLS pooler: the masked mean of the last token states.
-
-    The backbone's forward hands a pooler only the hidden states, so a pre-hook on the backbone
-    keeps the attention mask of the current call (its last columns: prefix tuning prepends
-    virtual tokens to the mask, not to the states).
-    """
-
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self._mask: torch.Tensor | None = None
-        backbone.register_forward_pre_hook(self._keep_mask, with_kwargs=True)
-
-    def _keep_mask(self, module, args, kwargs):
-        self._mask = kwargs.get("attention_mask")
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self._mask is None:
-            return hidden_states.mean(1)
-        mask = self._mask[:, -hidden_states.shape[1]:].unsqueeze(-1).to(hidden_states.dtype)
-        return (hidden_states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-
-
-def build_model(task: TaskData, base_model: str | None, head_init: str = "zeros", body_state: dict | None = None,
-                head_pooling: str = "cls"):
-    """The base model with a head sized for the task (zeroed when `head_init="zeros"`)."""
-    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
-
-    load_from, _ = resolve_base_model(base_model)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialised head" warnings are expected here
-    try:
-        if task.task_type == EXTRACTIVE_QA:
-            model = AutoModelForQuestionAnswering.from_pretrained(load_from)
-        else:
-            problem = "regression" if task.task_type == REGRESSION else "single_label_classification"
-            model = AutoModelForSequenceClassification.from_pretrained(load_from, num_labels=task.num_labels,
-                                                                       problem_type=problem)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    if body_state is not None:
-        missing, _ = model.base_model.load_state_dict(body_state, strict=False)
-        if [m for m in missing if "pooler" not in m]:
-            raise TaskEmbHubError(f"Body checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}.")
-    if head_pooling == "mean" and task.task_type != EXTRACTIVE_QA:
-        backbone = getattr(model, model.base_model_prefix)
-        backbone.pooler = MeanPooler(backbone)
-    if head_init == "zeros":
-        _zero_head_output(head_module(model))
-    return model
-
-
-def _zero_head_output(head: nn.Module) -> None:
-    """Zero the head's output layer. A head with a hidden layer (RoBERTa's dense -> tanh -> out_proj) keeps
-    its seeded hidden layer: with both layers at zero neither gets a gradient and nothing ever trains."""
-    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for p in (linears[-1] if len(linears) > 1 else head).parameters():
-            p.zero_()
-
-
-def head_module(model: nn.Module) -> nn.Module:
-    for name in HEAD_NAMES:
-        if hasattr(model, name):
-            return getattr(model, name)
-    raise TaskEmbHubError(f"{type(model).__name__} has no task head named one of {HEAD_NAMES}.")
-
-
-def _peft_task_type(task: TaskData) -> str:
-    return "QUESTION_ANS" if task.task_type == EXTRACTIVE_QA else "SEQ_CLS"
-
-
 def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Path | None = None, *,
          progress: bool = True, accelerator=None, body_state: dict | None = None,
          eval_split: str | None = None, resume: bool = True, run_file: str = "run.json",
@@ -353,10 +252,9 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     output_dir = Path(output_dir) if output_dir is not None else None
     resume_dir, state = None, None
     if output_dir is not None and config.method != "full" and body_state is None:
-        resume_dir = _resume.state_dir(output_dir, _resume.run_id(config, model_id, task.name, train_rows,
-                                                                  accelerator.num_processes))
+        resume_dir = state_dir(output_dir, run_id(config, model_id, task.name, train_rows, accelerator.num_processes))
         if resume:  # --restart replaces them; otherwise another run's step-N is never overwritten unasked
-            _refuse_foreign_checkpoints(output_dir, config, _resume.read_state(resume_dir))
+            _refuse_foreign_checkpoints(output_dir, config, read_state(resume_dir))
         state = _saved_state(resume_dir, output_dir, resume, progress and accelerator.is_main_process)
         if isinstance(state, list):
             return state  # the checkpoints of a run that finished before
@@ -397,8 +295,8 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
         if config.push_to_hub and checkpoints and checkpoints[-1].path is not None:
             _push(checkpoints[-1].path, config, task, revision=None)  # the default checkpoint goes on main
     if resume_dir is not None:  # what a rerun returns; the tensors of the state go
-        _resume.save_state(resume_dir, accelerator=accelerator, model=None, optimizer=None, scheduler=None,
-                           progress=_progress(step, 0, examples, elapsed, checkpoints), finished=True)
+        save_state(resume_dir, accelerator=accelerator, model=None, optimizer=None, scheduler=None,
+                   progress=_progress(step, 0, examples, elapsed, checkpoints), finished=True)
     return checkpoints
 
 
@@ -422,318 +320,3 @@ def check_output_folder(output_dir: Path) -> None:
                               "folder you can write to as --out (output_dir), or fix its permissions.")
 
 
-def _refuse_foreign_checkpoints(output_dir: Path, config: TuningConfig, state: dict | None) -> None:
-    """Refuse to tune over `step-N` folders this run would write that hold another run's checkpoints (other options,
-    same folder): replacing them silently would lose them. Folders this run saved itself (its resumable state records
-    their adapter hashes) are its own to rewrite."""
-    recorded = {c.get("folder"): c.get("adapter_sha256") for c in (state or {}).get("checkpoints", [])
-                if isinstance(c, dict)}
-    steps = sorted(set(config.save_steps) | {config.last_step})
-    foreign = [f"step-{s}" for s in steps if (output_dir / f"step-{s}").exists()
-               and not _resume.checkpoint_is_ours(output_dir / f"step-{s}", recorded.get(f"step-{s}"))]
-    if foreign:
-        raise TaskEmbHubError(f"{output_dir} holds checkpoints of another run ({' '.join(foreign)}); pass --restart "
-                              "(resume=False) to replace them, or another --out (output_dir).")
-
-
-def _saved_state(resume_dir: Path, output_dir: Path, resume: bool, say: bool) -> dict | list | None:
-    """The state to resume from, the checkpoints of a run that finished (a list), or None to start at step 0."""
-    if not resume:
-        _resume.clear(resume_dir)
-    state = _resume.read_state(resume_dir)
-    if state is None:
-        return None
-    done = _saved_checkpoints(state, output_dir)
-    if done is None:  # its checkpoint folders are gone or another run's now: tune again from step 0
-        _say(say and bool(state.get("checkpoints")), f"{output_dir}: the checkpoints this run saved are gone or were "
-             "overwritten by another run (other options, same folder); tuning again from step 0.")
-        _resume.clear(resume_dir)
-        return None
-    if not state["finished"]:
-        return state
-    _say(say, f"{output_dir}: this run finished before (same options and data); its checkpoints are kept. Pass "
-              "--restart (resume=False) to tune again.")
-    return done
-
-
-def _with_peft(model, task: TaskData, config: TuningConfig, model_id: str):
-    """`model` wrapped in the method's peft model (recording `model_id`), and the init snapshot it needs."""
-    if config.method == "full":
-        return model, None
-    from peft import get_peft_model
-
-    method = get_method(config.method)
-    peft_config = method.make_config_for_base_model(_peft_task_type(task), model.config, **config.method_kwargs)
-    peft_config.base_model_name_or_path = model_id
-    peft_config.modules_to_save = [n for n in HEAD_NAMES if hasattr(model, n)]
-    with warnings.catch_warnings():  # peft swaps in the load path; we keep the portable id
-        warnings.simplefilter("ignore")
-        model = get_peft_model(model, peft_config)
-    model.peft_config["default"].base_model_name_or_path = model_id
-    init_snapshot = None
-    if method.needs_init_snapshot:
-        init_snapshot = {"prompt_embeddings": model.prompt_encoder["default"].embedding.weight.detach().clone().cpu()}
-    return model, init_snapshot
-
-
-def _optimizer(model, config: TuningConfig, processes: int):
-    """AdamW over the trainable weights (the head at its own rate) and the linear warm-up/decay schedule."""
-    from transformers import get_linear_schedule_with_warmup
-
-    head_params = [p for n, p in model.named_parameters() if p.requires_grad and any(h in n for h in HEAD_NAMES)]
-    body_params = [p for n, p in model.named_parameters() if p.requires_grad and not any(h in n for h in HEAD_NAMES)]
-    body_lr = config.learning_rate or (get_method(config.method).default_learning_rate if config.method != "full" else 5e-5)
-    groups = [{"params": body_params, "lr": body_lr}]
-    if head_params:
-        groups.append({"params": head_params, "lr": config.head_learning_rate if config.method != "full" else body_lr})
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    # Accelerate's prepared scheduler steps once per process at every optimizer step (it assumes the
-    # schedule counts per-process batches), so a schedule of `max_steps` would reach zero after
-    # max_steps / N steps under N processes: count the schedule in per-process steps.
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * config.max_steps) * processes,
-                                                config.max_steps * processes)
-    return optimizer, scheduler
-
-
-@dataclass
-class _Run:
-    """What the training loop works on (built by `tune`)."""
-
-    accelerator: Any
-    wrapped: Any
-    optimizer: Any
-    scheduler: Any
-    train_loader: Any
-    eval_loader: Any
-    eval_feats: list
-    eval_rows: list
-    task: TaskData
-    config: TuningConfig
-    model_id: str
-    train_size: int
-    init_snapshot: dict | None
-    output_dir: Path | None
-    resume_dir: Path | None
-
-
-def _train(run: _Run, state: dict | None, progress: bool) -> tuple[list[Checkpoint], int, int, float]:
-    """The optimizer steps from the saved `state` (or step 0) to `last_step`: (checkpoints, step, examples, seconds)."""
-    from tqdm.auto import tqdm
-
-    acc, config = run.accelerator, run.config
-    checkpoints: list[Checkpoint] = []
-    step, seen, examples, before = 0, 0, 0, 0.0
-    if state is not None:
-        _resume.restore_weights(state, accelerator=acc, model=acc.unwrap_model(run.wrapped).model,
-                                optimizer=run.optimizer, scheduler=run.scheduler)
-        step, seen, examples, before = state["step"], state["batches_seen"], state["examples"], state["seconds"]
-        checkpoints = _saved_checkpoints(state, run.output_dir) or []
-        _say(progress and acc.is_main_process, f"Resuming {run.task.name} from step {step} of {config.last_step} "
-             f"(state saved in {run.resume_dir}).")
-    saved, started = step, time.perf_counter()
-    bar = tqdm(total=config.last_step, initial=step, desc=f"tune {run.task.name} ({config.method})",
-               disable=not progress or not acc.is_local_main_process)
-    run.wrapped.train()
-    batches = _batches(run.train_loader, seen, on_skipped=(lambda: _resume.restore_rng(state)) if state else None)
-    try:
-        with _resume.StopRequest() as stop:
-            for batch in batches:
-                with acc.accumulate(run.wrapped):
-                    loss = run.wrapped(**batch).loss
-                    acc.backward(loss)
-                    run.optimizer.step()
-                    run.scheduler.step()
-                    run.optimizer.zero_grad()
-                seen += 1
-                examples += batch["input_ids"].shape[0]
-                if not acc.sync_gradients:
-                    continue
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                stopping = _stop_requested(stop, acc) and step < config.last_step
-                if step in config.save_steps:
-                    checkpoints.append(_checkpoint(run, step))
-                if run.resume_dir is not None and step < config.last_step and (stopping or step in config.save_steps):
-                    _resume.save_state(run.resume_dir, accelerator=acc, model=acc.unwrap_model(run.wrapped).model,
-                                       optimizer=run.optimizer, scheduler=run.scheduler,
-                                       progress=_progress(step, seen, examples, before + time.perf_counter() - started,
-                                                          checkpoints))
-                    saved = step
-                if stopping:
-                    raise _resume.TuningInterrupted(_interrupted(run, step, step if run.resume_dir else 0))
-                if step >= config.last_step:
-                    break
-    except _resume.TuningInterrupted:
-        raise
-    except KeyboardInterrupt as err:  # a second Ctrl-C, mid-step: the last saved state stays
-        raise _resume.TuningInterrupted(_interrupted(run, step, saved if run.resume_dir else 0)) from err
-    finally:
-        bar.close()
-    return checkpoints, step, examples, before + time.perf_counter() - started
-
-
-def _batches(loader, skip: int, on_skipped=None):
-    """The loader's batches epoch after epoch, from batch `skip` on: the first `skip` are drawn and dropped, so
-    the shuffle order goes on as in a run that trained on them; `on_skipped` runs once they are."""
-    seen = 0
-    if skip == 0 and on_skipped is not None:
-        on_skipped()
-    while True:
-        for batch in loader:
-            seen += 1
-            if seen <= skip:
-                if seen == skip and on_skipped is not None:
-                    on_skipped()
-                continue
-            yield batch
-
-
-def _stop_requested(stop, accelerator) -> bool:
-    """Whether Ctrl-C asked to stop; under several processes, whether any did (all stop at the same step)."""
-    if accelerator.num_processes == 1:
-        return stop.requested
-    flag = torch.tensor([int(stop.requested)], device=accelerator.device)
-    return bool(accelerator.reduce(flag, reduction="sum").item())
-
-
-def _checkpoint(run: _Run, step: int) -> Checkpoint:
-    acc = run.accelerator
-    metrics = (evaluate(run.wrapped, run.eval_loader, run.task, run.eval_feats, run.eval_rows, acc)
-               if run.eval_loader is not None else {})
-    checkpoint = _save_checkpoint(acc, run.wrapped, run.task, run.config, run.model_id, step, run.train_size, metrics,
-                                  run.init_snapshot, run.output_dir, run.eval_rows)
-    run.wrapped.train()
-    return checkpoint
-
-
-def _progress(step: int, seen: int, examples: int, seconds: float, checkpoints: list[Checkpoint]) -> dict:
-    return {"step": step, "batches_seen": seen, "examples": examples, "seconds": seconds,
-            "checkpoints": [{"step": c.step, "folder": c.path.name, "metrics": c.metrics,
-                             "adapter_sha256": c.embedding.adapter_sha256} for c in checkpoints if c.path is not None]}
-
-
-def _saved_checkpoints(state: dict, output_dir: Path) -> list[Checkpoint] | None:
-    """The checkpoints a saved state records, read back from their folders; None when one is gone or no longer
-    holds the adapter this run saved there (another run wrote its own `step-N` over it: `_resume.checkpoint_is_ours`)."""
-    out = []
-    for c in state.get("checkpoints", []):
-        path = output_dir / str(c.get("folder"))
-        if not _resume.checkpoint_is_ours(path, c.get("adapter_sha256")):
-            return None
-        out.append(Checkpoint(step=c["step"], path=path, metrics=c.get("metrics", {}), embedding=TaskEmbedding.load(path)))
-    return out
-
-
-def _interrupted(run: _Run, step: int, saved: int) -> str:
-    if not saved:
-        return (f"Interrupted at step {step} of {run.config.last_step}, before any state was saved: a rerun starts "
-                "from step 0.")
-    return (f"Interrupted at step {step} of {run.config.last_step}; the state of step {saved} is saved in "
-            f"{run.output_dir}. Run the same tune again (same options and output folder) to resume from step {saved}; "
-            "--restart (resume=False) starts over.")
-
-
-def _say(show: bool, message: str) -> None:
-    if show:
-        print(message, file=sys.stderr, flush=True)
-
-
-@torch.no_grad()
-def evaluate(wrapped, eval_loader, task: TaskData, eval_feats, eval_rows, accelerator) -> dict[str, float]:
-    """The in-task metric on the evaluation rows (gathered across processes)."""
-    wrapped.eval()
-    outs: dict[str, list] = {"a": [], "b": [], "labels": []}
-    for batch in eval_loader:
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "start_positions", "end_positions")}
-        out = wrapped(**inputs)
-        if task.task_type == EXTRACTIVE_QA:
-            s, e = accelerator.pad_across_processes((out.start_logits, out.end_logits), dim=1, pad_index=-1e4)
-            s, e = accelerator.gather_for_metrics((s, e))
-            outs["a"].extend(list(s.float().cpu().numpy()))
-            outs["b"].extend(list(e.float().cpu().numpy()))
-        else:
-            logits, labels = accelerator.gather_for_metrics((out.logits, batch["labels"]))
-            preds = logits.squeeze(-1) if task.task_type == REGRESSION else logits.argmax(-1)
-            outs["a"].extend(preds.float().cpu().tolist())
-            outs["labels"].extend(labels.float().cpu().tolist())
-    if task.task_type == EXTRACTIVE_QA:
-        preds = qa_predictions(eval_feats, eval_rows, outs["a"], outs["b"])
-        return squad_metrics(preds, [r["answers"]["text"] for r in eval_rows])
-    if task.task_type == REGRESSION:
-        return regression_metrics(outs["a"], outs["labels"])
-    return classification_metrics(outs["a"], outs["labels"])
-
-
-def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_size, metrics, init_snapshot, output_dir,
-                     eval_rows=()):
-    from .cards import public_source
-
-    accelerator.wait_for_everyone()
-    model = accelerator.unwrap_model(wrapped).model
-    if config.method == "full":
-        return Checkpoint(step=step, path=None, metrics=metrics, embedding=None)
-    info = {"task": task.name, "base_model": model_id, "method": config.method, "step": step, "train_size": train_size,
-            "metrics": metrics, "seed": config.seed, "labels": task.labels,
-            "source": public_source(task.source),  # decided here, where a relative path still resolves
-            "recipe": config.recipe(step, accelerator.num_processes)}
-    # what curation judges an entry by (taskemb_hub/curation.py): the split it was tuned on (`train_rows` reads
-    # "train"), and what a model that learned nothing scores on the held-out rows the metric comes from
-    from .recipe import chance_level
-
-    info["train_split"] = "train"
-    if metrics and (chance := chance_level(task, list(eval_rows))):
-        info["chance"] = chance
-    # what BitFit's embedding depends on, so the adapter folder embeds the same without the base model at hand
-    base_config = model.get_base_model().config
-    info["base_model_config"] = {k: getattr(base_config, k) for k in ("model_type", "position_embedding_type")
-                                 if isinstance(getattr(base_config, k, None), str)}
-    embedding = TaskEmbedding.from_peft_model(model, task=task.name, info=info, options=config.embedding,
-                                              init=init_snapshot)
-    path = None
-    if output_dir is not None and accelerator.is_main_process:
-        import shutil
-
-        from safetensors.torch import save_file
-
-        from .cards import CARD_NAME, write_model_card
-
-        target = output_dir / f"step-{step}"
-
-        def write(folder: Path) -> None:
-            if (target / CARD_NAME).is_file():  # a card someone edited there is merged into, as before, not lost
-                shutil.copy2(target / CARD_NAME, folder / CARD_NAME)
-            model.save_pretrained(str(folder), safe_serialization=True, save_embedding_layers=False)
-            if init_snapshot is not None:
-                save_file(init_snapshot, str(folder / INIT_NAME))
-            (folder / CHECKPOINT_INFO_NAME).write_text(json.dumps(info, indent=2))
-            embedding.adapter_sha256 = adapter_digest(folder)  # the bytes just saved from the model embedded
-            embedding.save(folder)
-            write_model_card(folder, embedding, task=task, config=config)
-
-        path = _resume.replace_folder(target, write)  # another run's step-N: replaced whole, never mixed
-        if config.push_to_hub:
-            _push(path, config, task, revision=f"step-{step}")
-    return Checkpoint(step=step, path=path, metrics=metrics, embedding=embedding)
-
-
-def _push(path: Path, config: TuningConfig, task: TaskData, revision: str | None) -> None:
-    """Publish one checkpoint folder (main process only: the caller checks).
-
-    A failed push never stops the run (the checkpoint is on disk; `taskemb-hub publish` can push it
-    later): it is warned about and recorded in `push_errors.json` beside the checkpoints.
-    """
-    from .publishing import publish
-
-    try:
-        publish(path, config.push_to_hub, private=config.hub_private, revision=revision, task=task,
-                base_model_id=config.hub_base_model_id)
-    except Exception as err:  # the Hub may fail mid-run: keep training, report how to finish the push
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        warnings.warn(f"Could not push {path} to {config.push_to_hub} ({revision or 'main'}): {reason}. Training goes "
-                      f"on; push it later with `taskemb-hub publish {path} --repo-id {config.push_to_hub}"
-                      + (f" --revision {revision}`." if revision else "`."), stacklevel=2)
-        log = path.parent / "push_errors.json"
-        errors = json.loads(log.read_text()) if log.is_file() else []
-        log.write_text(json.dumps(errors + [{"checkpoint": path.name, "revision": revision or "main",
-                                             "reason": reason}], indent=2))
