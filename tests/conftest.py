@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random BERT saved as a local base model, and small synthetic tasks."""
+"""Shared fixtures: a tiny random BERT saved as a local base model, small synthetic tasks, and a local Hub."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ needs_data = pytest.mark.skipif(
     not (DATA_DIR / "manifest.json").is_file(),
     reason=f"the offline task suite is not at {DATA_DIR} (it ships with CI and the dev machines, not with a clone)",
 )
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """A `local_hub.LocalHub` that the Hub client talks to for this test only (see `local_hub_fixture`)."""
+    from local_hub import local_hub_fixture
+
+    yield from local_hub_fixture(monkeypatch, tmp_path)
+
 
 WORDS = ("good great fine bad awful poor movie hotel food room staff the a is was very not and it this that "
          "where who what paris london city river born lives question answer yes no true false").split()

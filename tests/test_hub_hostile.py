@@ -21,15 +21,9 @@ from taskemb_hub.registries.hub import HubRegistry, embedding_from_repo
 from taskemb_hub.registries.index import build_index
 from taskemb_hub.selector import AutoSourceSelector
 
-from local_hub import local_hub_fixture
 
 BASE = "test/tiny-bert"
 SIGNATURE = {"method": "bitfit", "synthetic_dim": 64}
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
 
 
 def _embedding(i: int) -> TaskEmbedding:

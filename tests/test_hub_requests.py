@@ -17,15 +17,9 @@ from taskemb_hub.cards import build_card
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.registries.hub import HubRegistry, embedding_from_repo
 
-from local_hub import local_hub_fixture
 
 BASE = "test/tiny-bert"
 N_REPOS = 4
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
 
 
 def _files(i: int, dim: int = 64) -> dict[str, bytes]:

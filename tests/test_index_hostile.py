@@ -18,7 +18,6 @@ from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.registries.index import IndexRegistry, read_index, write_index
 from taskemb_hub.selector import AutoSourceSelector
 
-from local_hub import local_hub_fixture
 
 SIGNATURE = {"method": "bitfit", "synthetic": True}
 
@@ -92,11 +91,6 @@ def test_an_honest_index_refuses_nothing(tmp_path):
 
 
 # ---- 4. index build against a Hub that answers 500 on the index repo -----------------------------------------
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
-
-
 def _files(embedding: TaskEmbedding) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as folder:
         embedding.save(folder)

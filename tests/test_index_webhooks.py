@@ -136,17 +136,10 @@ import socket  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from local_hub import local_hub_fixture  # noqa: E402
-
 from taskemb_hub.cards import build_card  # noqa: E402
 
 BASE = "org/base"
 SECRET = "s3cret-for-tests"
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
 
 
 def _repo_files(i: int, seed: int = 0) -> dict[str, bytes]:

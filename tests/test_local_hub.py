@@ -23,11 +23,6 @@ README = b"---\ntags: [taskemb, sentiment]\nlibrary_name: peft\nbase_model: org/
 
 
 @pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
-
-
-@pytest.fixture
 def paged_hub(monkeypatch, tmp_path):
     yield from local_hub_fixture(monkeypatch, tmp_path, page_size=2)
 

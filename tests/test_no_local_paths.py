@@ -14,17 +14,11 @@ from taskemb_hub.publishing import publish, safetensors_metadata
 from taskemb_hub.registries.local import LocalRegistry
 from taskemb_hub.selector import AutoSourceSelector
 
-from local_hub import local_hub_fixture
 
 BASE = "test/tiny-bert"
 ROOT = Path(__file__).resolve().parents[1]
 # "/a/b" not inside a URL or a relative path ("https://x/y", "owner/name", "shards/*.parquet")
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\])`*-])/(?:[\w.@+~-]+/)+[\w.@+~-]*")
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
 
 
 def _text(name: str, content: bytes) -> str:

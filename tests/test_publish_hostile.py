@@ -13,14 +13,8 @@ from taskemb_hub.cards import PLACEHOLDER, TAG
 from taskemb_hub.errors import RegistryError
 from taskemb_hub.publishing import publish
 
-from local_hub import local_hub_fixture
 
 BASE = "test/tiny-bert"
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from taskemb_hub.registries.hub import HubRegistry, RepoRef, parse_key_of
 from taskemb_hub.selector import AutoSourceSelector
 
-from test_hub_hostile import _embedding, _files, hub  # noqa: F401 - the local Hub fixture
+from test_hub_hostile import _embedding, _files
 
 WEIGHTS_A, WEIGHTS_B = b"adapter weights as embedded" * 40, b"adapter weights pushed later" * 40
 

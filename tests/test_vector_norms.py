@@ -11,7 +11,6 @@ from taskemb_hub.registries.index import IndexRegistry, read_index, write_index
 from taskemb_hub.registries.local import LocalRegistry
 from taskemb_hub.selector import AutoSourceSelector
 
-from local_hub import local_hub_fixture
 
 MODULES = {f"encoder.layer.{i}.output.dense": [8] for i in range(4)}
 SIGNATURE = {"method": "bitfit", "modules": MODULES, "per_module_norm": True}
@@ -88,11 +87,6 @@ def test_a_forged_index_mean_is_computed_again(tmp_path):
     save_file(tensors, shard)
     (group,) = read_index(tmp_path / "index").groups.values()
     assert torch.allclose(group.mean, torch.stack(list(GOOD.values())).mean(0), atol=1e-5)
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
 
 
 def test_the_hub_skips_zero_and_off_norm_entries(hub, tmp_path):
