@@ -15,10 +15,14 @@ def __getattr__(name: str):
         from . import app
 
         return getattr(app, name)
-    if name in ("SpaceConfig", "RegistryState"):
-        from . import _handlers
+    if name == "SpaceConfig":
+        from ._config import SpaceConfig
 
-        return getattr(_handlers, name)
+        return SpaceConfig
+    if name == "RegistryState":
+        from ._registry_state import RegistryState
+
+        return RegistryState
     if name == "UploadLimits":
         from ._uploads import UploadLimits
 

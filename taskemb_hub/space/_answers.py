@@ -178,17 +178,17 @@ def _figures(state: RegistryState, selector: AutoSourceSelector, ranking: Rankin
     """(bar, map, heatmap): small tables the browser draws (`_plots`). The registry's map is fitted once per
     registry version (`RegistryState.projection`); a query projects only its target. The heatmap covers the
     first `HEATMAP_MAX` sources."""
-    from . import _plots
+    from ._plots import bar_data, cosine_matrix, map_data, similarity_table
 
     names = [r["source"] for r in ranking.rows]
-    bar = _plots.bar_data(names, [r["score"] for r in ranking.rows])
+    bar = bar_data(names, [r["score"] for r in ranking.rows])
     projection = state.projection(selector, ranking.target.signature_hash)
     emb_map = None
     if projection is not None and projection.mean.shape[0] == ranking.target.dim:
-        emb_map = _plots.map_data(projection, projection.project(ranking.target.vector), target_label, names)
+        emb_map = map_data(projection, projection.project(ranking.target.vector), target_label, names)
     shown = names[:HEATMAP_MAX]
-    heatmap = _plots.similarity_table([f"▶ {target_label}"] + shown,
-                                      _plots.cosine_matrix(_unit_rows(state, selector, ranking.target, shown)))
+    heatmap = similarity_table([f"▶ {target_label}"] + shown,
+                                      cosine_matrix(_unit_rows(state, selector, ranking.target, shown)))
     return bar, emb_map, heatmap
 
 

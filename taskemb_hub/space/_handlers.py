@@ -12,18 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..embedding import TaskEmbedding
-from ..errors import AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError  # noqa: F401
-from ..rankers import RANKERS, wants_texts  # noqa: F401 - RANKERS: the app's ranker choices
-from ..selector import DEFAULT_SIMILARITY, SIMILARITIES  # noqa: F401
-from ._answers import (HEATMAP_MAX, TABLE_COLUMNS, TABLE_TYPES, Answer, _answer, _hub_url, _repo_id_of,  # noqa: F401
-                       guarded)
+from ..errors import AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
+from ..rankers import wants_texts
+from ..selector import DEFAULT_SIMILARITY
+from ._answers import Answer, _answer, guarded
 from ._config import ANY, HUB_ID, Progress, SpaceConfig
 from ._ranking import _check_options, _rank
-from ._registry_state import (RegistryState, _allowed_base_models, _hashes, _same_task, _space,  # noqa: F401
-                              filter_choices, public_source, refresh_registry, registry_status)
-from ._uploads import extract_adapter_zip, safe_stem, scrub_obj  # noqa: F401
-from ._visitor_data import (_check_rows, _task_from_file, _task_from_hub, data_columns, dataset_info,  # noqa: F401
-                            guess_columns)
+from ._registry_state import RegistryState, _allowed_base_models, _same_task, _space
+from ._uploads import extract_adapter_zip, safe_stem
+from ._visitor_data import _check_rows, _task_from_file, _task_from_hub
+
+# Read as `_handlers.<name>` by tests and scripts: the Space's functions before they were split by concern.
+from ._answers import HEATMAP_MAX, TABLE_COLUMNS  # noqa: F401
+from ._registry_state import public_source, refresh_registry, registry_status  # noqa: F401
+from ._visitor_data import dataset_info  # noqa: F401
 
 
 # ---- 3. a registry task -------------------------------------------------------------------

@@ -19,9 +19,14 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import TaskEmbHubError
 from ..rankers import RANKERS
 from ..selector import DEFAULT_SIMILARITY, SIMILARITIES
-from . import _handlers as h
+from ._answers import Answer, _hub_url, _repo_id_of
+from ._config import ANY, SpaceConfig
+from ._handlers import rank_adapter, rank_data, rank_registry
+from ._registry_state import RegistryState, _hashes, public_source
+from ._uploads import scrub_obj
 
 TOOL_NAMES = ("rank_registry_task", "rank_hub_dataset", "rank_hub_adapter", "list_registry")
 MAX_LISTED = 500  # entries one `list_registry` call returns (an index of the Hub holds 100k: page with offset)
@@ -53,7 +58,7 @@ def hide_from_mcp(*fns) -> None:
         fn._mcp_type = "page"
 
 
-def _result(answer: h.Answer) -> str:
+def _result(answer: Answer) -> str:
     """The ranking as JSON text; a failed answer becomes a tool error with the page's message."""
     import gradio as gr
 
@@ -66,13 +71,13 @@ def _result(answer: h.Answer) -> str:
     return json.dumps({"message": answer.message, **payload}, ensure_ascii=False)
 
 
-def _doc(fn, config: h.SpaceConfig):
+def _doc(fn, config: SpaceConfig):
     """Finish a tool's docstring (what the agent reads): the shared filter lines and this Space's limits."""
     fn.__doc__ = fn.__doc__.replace("FILTERS", _FILTERS_DOC.strip()).replace("MAX_TOP_K", str(config.max_top_k))
     return fn
 
 
-def add_tools(state: h.RegistryState, config: h.SpaceConfig) -> list[str]:
+def add_tools(state: RegistryState, config: SpaceConfig) -> list[str]:
     """Add the MCP tools to the `gr.Blocks` being built (call inside its `with` block).
 
     Args:
@@ -93,7 +98,7 @@ def add_tools(state: h.RegistryState, config: h.SpaceConfig) -> list[str]:
 
     k0 = config.default_top_k
 
-    def rank_registry_task(task: str, base_model: str = h.ANY, method: str = h.ANY, top_k: int = k0,
+    def rank_registry_task(task: str, base_model: str = ANY, method: str = ANY, top_k: int = k0,
                            similarity: Similarity = DEFAULT_SIMILARITY, ranker: Ranker = "auto") -> str:
         """Rank the sources of this registry for one of its own tasks: which other registry task is the best source
         to train on first (intermediate-task transfer) for it. The task itself, and other entries of the same task,
@@ -103,11 +108,11 @@ def add_tools(state: h.RegistryState, config: h.SpaceConfig) -> list[str]:
             task: an entry name of this registry (as list_registry gives it), or a task name an entry records.
             FILTERS
         """
-        return _result(h.rank_registry(state, config, task, base_model, method, top_k, similarity, ranker))
+        return _result(rank_registry(state, config, task, base_model, method, top_k, similarity, ranker))
 
     def rank_hub_dataset(dataset_id: str, text_column: str = "text", label_column: str = "label",
                          text_pair_column: str = "", dataset_config: str = "", dataset_split: str = "train",
-                         base_model: str = h.ANY, method: str = h.ANY, top_k: int = k0,
+                         base_model: str = ANY, method: str = ANY, top_k: int = k0,
                          similarity: Similarity = DEFAULT_SIMILARITY, ranker: Ranker = "auto") -> str:
         """Rank the sources of this registry for my Hugging Face Hub dataset: tunes the registry's recipe (a small
         PEFT adapter, the same steps and row count as the registry's entries) on the dataset's rows, embeds it and
@@ -123,11 +128,11 @@ def add_tools(state: h.RegistryState, config: h.SpaceConfig) -> list[str]:
             dataset_split: the split to tune on.
             FILTERS
         """
-        return _result(h.rank_data(state, config, None, dataset_id, dataset_config or None, dataset_split,
+        return _result(rank_data(state, config, None, dataset_id, dataset_config or None, dataset_split,
                                    text_column, text_pair_column or None, label_column, base_model, method, top_k,
                                    similarity, ranker=ranker))
 
-    def rank_hub_adapter(repo_id: str, base_model: str = h.ANY, method: str = h.ANY, top_k: int = k0,
+    def rank_hub_adapter(repo_id: str, base_model: str = ANY, method: str = ANY, top_k: int = k0,
                          similarity: Similarity = DEFAULT_SIMILARITY, ranker: Ranker = "auto") -> str:
         """Rank the sources of this registry for my PEFT adapter on the Hugging Face Hub: embeds the adapter's tuned
         weights (its base model must be one the registry holds) and ranks the registry's tasks as sources to train on
@@ -137,10 +142,10 @@ def add_tools(state: h.RegistryState, config: h.SpaceConfig) -> list[str]:
             repo_id: the Hub model repo of a PEFT adapter, 'owner/name' (adapter_config.json + adapter_model.safetensors).
             FILTERS
         """
-        return _result(h.rank_adapter(state, config, repo_id, None, base_model, method, top_k, similarity,
+        return _result(rank_adapter(state, config, repo_id, None, base_model, method, top_k, similarity,
                                       ranker=ranker))
 
-    def list_registry(name_contains: str = "", base_model: str = h.ANY, method: str = h.ANY, offset: int = 0,
+    def list_registry(name_contains: str = "", base_model: str = ANY, method: str = ANY, offset: int = 0,
                       limit: int = 100) -> str:
         """List this registry: its signature groups (base model, PEFT method, dimension, entry count: only entries of
         one group are comparable) and its entries (name, task, method, base model, step, train size, signature,
@@ -158,7 +163,7 @@ def add_tools(state: h.RegistryState, config: h.SpaceConfig) -> list[str]:
         try:
             return json.dumps(_listing(state, config, name_contains, base_model, method, offset, limit),
                               ensure_ascii=False)
-        except h.TaskEmbHubError as err:
+        except TaskEmbHubError as err:
             raise gr.Error(f"⚠️ {err}", title="", print_exception=False) from None
 
     gr.api(_doc(rank_registry_task, config), api_name="rank_registry_task", concurrency_limit=8)
@@ -191,21 +196,21 @@ def _serve_only_the_tools(blocks) -> None:
     blocks._taskemb_tools_only = True
 
 
-def _listing(state: h.RegistryState, config: h.SpaceConfig, name_contains: str, base_model: str, method: str,
+def _listing(state: RegistryState, config: SpaceConfig, name_contains: str, base_model: str, method: str,
              offset: int, limit: int) -> dict[str, Any]:
     """What `list_registry` returns (metadata only: an index's vectors are not loaded)."""
     if not 1 <= int(limit) <= MAX_LISTED:
-        raise h.TaskEmbHubError(f"limit must be between 1 and {MAX_LISTED}, not {limit}. Page with offset.")
+        raise TaskEmbHubError(f"limit must be between 1 and {MAX_LISTED}, not {limit}. Page with offset.")
     if int(offset) < 0:
-        raise h.TaskEmbHubError(f"offset must be 0 or more, not {offset}.")
+        raise TaskEmbHubError(f"offset must be 0 or more, not {offset}.")
     selector = state.selector  # one registry for the whole call, even if a refresh swaps it meanwhile
     derived = state.derived(selector)
     signatures = [{k: g[k] for k in ("signature", "entries", "method", "base_model", "dim")} for g in derived.signatures]
     wanted = (name_contains or "").strip().lower()
     keep = {g["signature"] for g in derived.signatures
-            if base_model in (None, "", h.ANY, g["base_model"]) and method in (None, "", h.ANY, g["method"])}
+            if base_model in (None, "", ANY, g["base_model"]) and method in (None, "", ANY, g["method"])}
     matching = []
-    for entry, signature in zip(selector.entries, h._hashes(selector)):
+    for entry, signature in zip(selector.entries, _hashes(selector)):
         if signature not in keep:
             continue
         info = entry.info
@@ -214,10 +219,10 @@ def _listing(state: h.RegistryState, config: h.SpaceConfig, name_contains: str, 
         matching.append((entry, info, signature))
     rows = []
     for entry, info, signature in matching[int(offset):int(offset) + int(limit)]:
-        repo = h._repo_id_of(entry)
+        repo = _repo_id_of(entry)
         rows.append({"name": entry.name, "task": info.task, "method": info.method, "base_model": info.base_model,
                      "step": info.step, "train_size": info.train_size, "signature": signature,
-                     "repo_url": h._hub_url(config, repo) if repo else None})
-    return {"registry": h.public_source(state.source), "entries_total": len(selector.entries),
+                     "repo_url": _hub_url(config, repo) if repo else None})
+    return {"registry": public_source(state.source), "entries_total": len(selector.entries),
             "signatures": signatures, "matching": len(matching), "offset": int(offset),
-            "entries": h.scrub_obj(rows)}
+            "entries": scrub_obj(rows)}

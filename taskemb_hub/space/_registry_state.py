@@ -169,17 +169,17 @@ def _derive(selector: AutoSourceSelector) -> _Derived:
 
 def _fit_projection(state: RegistryState, selector: AutoSourceSelector, signature_hash: str):
     """Fit the PCA map of a signature group on the selector's unit-row matrix (no entry's vector materialised)."""
-    from . import _plots
+    from ._plots import Projection
 
     rows = state.group_rows(selector, signature_hash)
     if rows is not None:
         unit, names, _ = rows
-        return _plots.Projection.fit(names, unit)
+        return Projection.fit(names, unit)
     group = next((g for g in state.derived(selector).signatures if g["signature"] == signature_hash), None)
     if group is None:
         return None
     entries = [selector.entries[i] for i in group["members"]]
-    return _plots.Projection.fit([e.name for e in entries], [e.embedding.vector for e in entries])
+    return Projection.fit([e.name for e in entries], [e.embedding.vector for e in entries])
 
 
 def _hashes(selector: AutoSourceSelector) -> list[str]:

@@ -26,19 +26,28 @@ from collections import Counter
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from ..selector import AutoSourceSelector  # noqa: E402
-from . import _handlers as h  # noqa: E402
-from . import _plots  # noqa: E402
+from ..errors import TaskEmbHubError  # noqa: E402
+from ..rankers import RANKERS  # noqa: E402
+from ..selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector  # noqa: E402
+from ._answers import HEATMAP_MAX, TABLE_COLUMNS, TABLE_TYPES, Answer  # noqa: E402
+from ._config import ANY, SpaceConfig  # noqa: E402
+# aliased: the page's endpoint functions below take these names (the API's endpoint names)
+from ._handlers import rank_adapter as adapter_answer, rank_data as data_answer  # noqa: E402
+from ._handlers import rank_registry as registry_answer  # noqa: E402
+from ._plots import KINDS, MAP_POINTS  # noqa: E402
+from ._registry_state import RegistryState, filter_choices  # noqa: E402
+from ._registry_state import refresh_registry as start_refresh, registry_status as status_of  # noqa: E402
 from ._uploads import DATA_SUFFIXES, _mb  # noqa: E402
+from ._visitor_data import data_columns, dataset_info, guess_columns  # noqa: E402
 
 TITLE = "taskemb-hub: which source task should I train on first?"
-HEATMAP_LABEL = f"Cosine: the target and its top sources (the first {h.HEATMAP_MAX} at most)"
-MAP_TITLE = (f"Task embeddings of the registry: PCA of unit vectors ({_plots.MAP_POINTS:,} entries at most, a fixed "
+HEATMAP_LABEL = f"Cosine: the target and its top sources (the first {HEATMAP_MAX} at most)"
+MAP_TITLE = (f"Task embeddings of the registry: PCA of unit vectors ({MAP_POINTS:,} entries at most, a fixed "
              "sample; the top sources and the target always); hover a point for its name")
 MAX_LISTED = 2000  # registry entries offered in the page's dropdown
 
 
-def _recipe_text(state: h.RegistryState) -> str:
+def _recipe_text(state: RegistryState) -> str:
     """The recipe of the registry's largest signature group, in words (read from its first entries)."""
     selector = state.selector
     groups = state.derived(selector).signatures
@@ -75,7 +84,7 @@ def registry_loader(registry: str, endpoint: str | None = None):
 
 
 def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "default",
-              config: h.SpaceConfig | None = None, state: h.RegistryState | None = None, mcp: bool = False):
+              config: SpaceConfig | None = None, state: RegistryState | None = None, mcp: bool = False):
     """Build the Space's `gr.Blocks` (queued; call `.launch()`).
 
     Args:
@@ -95,22 +104,22 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
     import gradio as gr
     import pandas as pd
 
-    config = config or h.SpaceConfig()
+    config = config or SpaceConfig()
     if state is None:
         load = None if selector is not None else registry_loader(registry, config.hub_endpoint)
-        state = h.RegistryState(load, "in-memory selector" if selector is not None else registry, selector=selector)
+        state = RegistryState(load, "in-memory selector" if selector is not None else registry, selector=selector)
     if config.refresh_every_s and state._load is not None:
         state.refresh_every(config.refresh_every_s)
     import threading
 
     # the largest group's matrix, caches and map, built while the page loads: the first query answers at once
     threading.Thread(target=state.warm, name="registry-warm", daemon=True).start()
-    bases, methods, names = h.filter_choices(state)
+    bases, methods, names = filter_choices(state)
     limits = config.limits
     recipe = _recipe_text(state)
 
-    def outputs(answer: h.Answer):
-        table = pd.DataFrame(answer.rows, columns=h.TABLE_COLUMNS)
+    def outputs(answer: Answer):
+        table = pd.DataFrame(answer.rows, columns=TABLE_COLUMNS)
         return (answer.message, table, answer.bar, answer.map, answer.heatmap, answer.csv_path, answer.json_path,
                 answer.embedding_path)
 
@@ -121,13 +130,13 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
             "embeddings*, Zhou, Xu & McAuley, EMNLP 2022) to your task's. Bring **your data** (we tune the "
             "registry's recipe on it), **your adapter**, or pick **a registry task**.")
         with gr.Row():
-            base_model = gr.Dropdown(bases, value=h.ANY, label="base model", allow_custom_value=True,
+            base_model = gr.Dropdown(bases, value=ANY, label="base model", allow_custom_value=True,
                                      info="the embedding space to rank in")
-            method = gr.Dropdown(methods, value=h.ANY, label="method", allow_custom_value=True)
+            method = gr.Dropdown(methods, value=ANY, label="method", allow_custom_value=True)
             top_k = gr.Slider(1, config.max_top_k, value=config.default_top_k, step=1, label="top k")
-            similarity = gr.Radio(list(h.SIMILARITIES), value=state.selector.similarity, label="similarity",
+            similarity = gr.Radio(list(SIMILARITIES), value=state.selector.similarity, label="similarity",
                                   info="of the PEFT embeddings (pcr-1: the registry's mean and top direction removed)")
-            ranker = gr.Radio(list(h.RANKERS), value="auto", label="ranker",
+            ranker = gr.Radio(list(RANKERS), value="auto", label="ranker",
                               info="auto: PEFT + TextEmb fused when your texts are known, else PEFT alone")
             hide_flagged = gr.Checkbox(False, label="hide flagged sources",
                                        info="near-duplicates, fewer rows than the recipe, a test split, barely learned")
@@ -178,7 +187,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                     refresh_button = gr.Button("Refresh the registry (in the background)")
 
         message = gr.Markdown(elem_id="message")
-        table = gr.Dataframe(headers=h.TABLE_COLUMNS, datatype=h.TABLE_TYPES, label="sources, best first",
+        table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=TABLE_TYPES, label="sources, best first",
                              interactive=False, elem_id="ranking", wrap=True)
         # Drawn in the browser from each answer's data (Gradio's native plots; bars in rank order).
         with gr.Row():
@@ -186,7 +195,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                              tooltip=["name", "score"], x_label_angle=-40, label="top sources", show_label=False,
                              elem_id="bar", height=360)
             heatmap = gr.Dataframe(label=HEATMAP_LABEL, interactive=False, elem_id="heatmap", max_height=420)
-        emb_map = gr.ScatterPlot(x="x", y="y", color="kind", color_map=_plots.KINDS, tooltip=["name", "kind"],
+        emb_map = gr.ScatterPlot(x="x", y="y", color="kind", color_map=KINDS, tooltip=["name", "kind"],
                                  title=MAP_TITLE, x_title="PC 1", y_title="PC 2", label="map of the registry",
                                  show_label=False, elem_id="map", height=420)
         with gr.Row():
@@ -200,31 +209,31 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         # Parameter names are the API's (gradio_client keyword arguments): keep them descriptive.
         # Defaults of None make gradio_client list a parameter as optional: a dataset-id call needs no data_file.
         def rank_data(data_file=None, dataset_id="", dataset_config=None, dataset_split="train", text_column="text",
-                      text_pair_column=None, label_column="label", base_model=h.ANY, method=h.ANY,
-                      top_k=config.default_top_k, similarity=h.DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False,
+                      text_pair_column=None, label_column="label", base_model=ANY, method=ANY,
+                      top_k=config.default_top_k, similarity=DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False,
                       progress=gr.Progress(track_tqdm=True)):
-            return outputs(h.rank_data(state, config, data_file, dataset_id, dataset_config, dataset_split,
+            return outputs(data_answer(state, config, data_file, dataset_id, dataset_config, dataset_split,
                                        text_column, text_pair_column, label_column, base_model, method, top_k,
                                        similarity, progress=progress, ranker=ranker, hide_flagged=hide_flagged))
 
-        def rank_adapter(repo_id="", adapter_zip=None, base_model=h.ANY, method=h.ANY, top_k=config.default_top_k,
-                         similarity=h.DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False, progress=gr.Progress()):
-            return outputs(h.rank_adapter(state, config, repo_id, adapter_zip, base_model, method, top_k, similarity,
+        def rank_adapter(repo_id="", adapter_zip=None, base_model=ANY, method=ANY, top_k=config.default_top_k,
+                         similarity=DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False, progress=gr.Progress()):
+            return outputs(adapter_answer(state, config, repo_id, adapter_zip, base_model, method, top_k, similarity,
                                           progress=progress, ranker=ranker, hide_flagged=hide_flagged))
 
-        def rank_registry(entry=None, base_model=h.ANY, method=h.ANY, top_k=config.default_top_k,
-                          similarity=h.DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False):
-            return outputs(h.rank_registry(state, config, entry, base_model, method, top_k, similarity, ranker,
+        def rank_registry(entry=None, base_model=ANY, method=ANY, top_k=config.default_top_k,
+                          similarity=DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False):
+            return outputs(registry_answer(state, config, entry, base_model, method, top_k, similarity, ranker,
                                            hide_flagged))
 
         def registry_status():
-            text, rows = h.registry_status(state)
+            text, rows = status_of(state)
             return text, pd.DataFrame(rows, columns=["signature", "entries", "method", "base model", "dim"])
 
         def refresh_registry():
             try:
-                return h.refresh_registry(state)
-            except h.TaskEmbHubError as err:
+                return start_refresh(state)
+            except TaskEmbHubError as err:
                 return f"⚠️ {err}"
 
         filters = [base_model, method, top_k, similarity, ranker, hide_flagged]
@@ -238,20 +247,20 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         status_button.click(registry_status, None, [status, signatures], api_name="registry_status")
         refresh_button.click(refresh_registry, None, status, api_name="refresh_registry")
         if mcp:
-            from . import _mcp
+            from ._mcp import add_tools, hide_from_mcp
 
-            _mcp.add_tools(state, config)
-            _mcp.hide_from_mcp(rank_data, rank_adapter, rank_registry, registry_status, refresh_registry)
+            add_tools(state, config)
+            hide_from_mcp(rank_data, rank_adapter, rank_registry, registry_status, refresh_registry)
 
         # ---- page helpers (not part of the API) --------------------------------------
         def on_file(file):
             if not file:
                 return gr.update(), gr.update(), gr.update(), ""
             try:
-                columns = h.data_columns(file, config)
-            except h.TaskEmbHubError as err:
+                columns = data_columns(file, config)
+            except TaskEmbHubError as err:
                 return gr.update(), gr.update(), gr.update(), f"⚠️ {err}"
-            text, label = h.guess_columns(columns)
+            text, label = guess_columns(columns)
             return (gr.update(choices=columns, value=text), gr.update(choices=[""] + columns, value=""),
                     gr.update(choices=columns, value=label),
                     f"Columns of the file: {', '.join(f'`{c}`' for c in columns)}. Check the pickers, then "
@@ -262,11 +271,11 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
 
         def on_dataset(ds_id, ds_config):
             try:
-                info = h.dataset_info(ds_id, ds_config or None)
-            except h.TaskEmbHubError as err:
+                info = dataset_info(ds_id, ds_config or None)
+            except TaskEmbHubError as err:
                 return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {err}"
             columns = info["columns"]
-            text, label = h.guess_columns(columns)
+            text, label = guess_columns(columns)
             return (gr.update(choices=info["configs"], value=ds_config or (info["configs"] or [None])[0]),
                     gr.update(choices=info["splits"], value="train" if "train" in info["splits"] else
                               (info["splits"] or [None])[0]),
@@ -278,10 +287,10 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
                       api_visibility="private")
 
         def update_choices(base, meth):
-            bases_now, methods_now, _ = h.filter_choices(state)
+            bases_now, methods_now, _ = filter_choices(state)
             selector = state.selector
             names_now = [selector.entries[i].name for g in state.derived(selector).signatures
-                         if base in (None, "", h.ANY, g["base_model"]) and meth in (None, "", h.ANY, g["method"])
+                         if base in (None, "", ANY, g["base_model"]) and meth in (None, "", ANY, g["method"])
                          for i in g["members"]]
             return (gr.update(choices=bases_now), gr.update(choices=methods_now),
                     gr.update(choices=names_now[:MAX_LISTED]))
@@ -298,7 +307,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
 
 
 def launch(registry: str = "default", *, host: str = "127.0.0.1", port: int | None = None,
-           config: h.SpaceConfig | None = None, selector: AutoSourceSelector | None = None, mcp: bool = False,
+           config: SpaceConfig | None = None, selector: AutoSourceSelector | None = None, mcp: bool = False,
            **launch_kwargs):
     """Build and serve the Space (blocking unless `prevent_thread_lock=True`).
 
@@ -311,7 +320,7 @@ def launch(registry: str = "default", *, host: str = "127.0.0.1", port: int | No
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "urllib3"):  # one line per HTTP request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    config = config or h.SpaceConfig()
+    config = config or SpaceConfig()
     if mcp:
         _check_mcp()
     app = build_app(selector, registry=registry, config=config, mcp=mcp)
@@ -326,5 +335,5 @@ def _check_mcp() -> None:
     try:
         import mcp  # noqa: F401
     except ImportError:
-        raise h.TaskEmbHubError('The MCP server needs the mcp package: pip install "taskemb-hub[space]" '
+        raise TaskEmbHubError('The MCP server needs the mcp package: pip install "taskemb-hub[space]" '
                                 '(it brings gradio[mcp]).') from None
