@@ -26,6 +26,8 @@ FAMILIES = {
 FAMILY_OF = {t: f for f, ts in FAMILIES.items() for t in ts}
 SENTIMENT = set(FAMILIES["sentiment"])
 TIE_DRAWS = 64
+FUSION_WEIGHTS = (0.5, 1.0, 2.0)  # TextEmb's weight in the fusions tried
+PEER_LEAK_SEED = 0  # peer_rankers.py recreated every source model with ground-truth seed 0's recipe and seed
 RANDOM_DRAWS = 200
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +38,10 @@ from reporting.blocks import README, replace_block  # noqa: E402
 from reporting.data import load_embeddings, load_matrix, load_runs  # noqa: E402
 
 from _dependence_metrics import (  # noqa: E402
-    FAMILIES, SENTIMENT, TASKS, dependence, leave_two_out_orders, loto, paired, random_ndcg, split, target_ndcg,
-    target_rho)
-from _dependence_tables import SHIPPED, goal_lines, print_summary, regime_table  # noqa: E402
+    FAMILIES, FUSION_WEIGHTS, PEER_LEAK_SEED, SENTIMENT, TASKS, dependence, leave_two_out_orders, loto, paired,
+    random_ndcg, split, target_ndcg, target_rho)
+from _dependence_tables import (  # noqa: E402
+    chosen_table, goal_lines, leak_free_table, null_and_ranker_lines, outside_lines, print_summary, regime_tables)
 
 from taskemb_hub.rankers import TEXT_SIMILARITY, fuse, text_ranking  # noqa: E402
 from taskemb_hub.selector import SIMILARITIES, AutoSourceSelector  # noqa: E402
@@ -49,12 +50,10 @@ from taskemb_hub.similarity import SIMILARITY_FUNCTIONS  # noqa: E402
 EMBEDDING_SEEDS = (0, 1)
 PACKAGED_SEED = 0  # the packaged registry holds the seed-0 vectors
 FUSED_SIMILARITIES = ("centered", "pcr-1", "pcr-2")  # BitFit similarities fused with TextEmb (centred)
-FUSION_WEIGHTS = (0.5, 1.0, 2.0)
 NULL_SIMILARITIES = ("cosine", "centered", "pcr-1")
 SCORERS: dict[str, dict] = {}  # regime -> label -> (seed -> scorer | scorer); scorer(also_exclude=task) re-ranks without it
 REGIMES: dict[str, dict] = {}  # regime -> the scored ground-truth rows
 SCORES: dict[str, dict[str, dict]] = {}  # regime -> label -> seed-0 scores (target -> {source: score})
-PEER_LEAK_SEED = 0  # peer_rankers.py recreated every source model with ground-truth seed 0's recipe and seed
 
 
 # ---- scores ----------------------------------------------------------------------------------------------------
@@ -158,6 +157,36 @@ def main():
     regimes = {"limited": complete, "small": small}
     REGIMES.update(regimes)
 
+    limited_scorers, small_scorers, single_scorers, small_single_scorers, text200 = build_scorers()
+    SCORERS.update(limited=limited_scorers | single_scorers, small=small_scorers | small_single_scorers)
+    candidates = {label: {sd: f() for sd, f in by.items()} for label, by in limited_scorers.items()}
+    small_candidates = {label: {sd: f() for sd, f in by.items()} for label, by in small_scorers.items()}
+    single = {label: f() for label, f in single_scorers.items()}
+    single |= {"ESM-LogME": peer_scores("esm-logme"), "LogME": peer_scores("logme")}
+    small_single = {label: f() for label, f in small_single_scorers.items()}
+    small_single |= {"ESM-LogME": single["ESM-LogME"], "LogME": single["LogME"]}
+
+    default_fixed = {sd: candidates["bitfit cosine"][sd] for sd in EMBEDDING_SEEDS}
+    results = {"families": FAMILIES, "regimes": {},
+               "small_textemb_rows": 200 if text200 else 1000}
+    for regime, gt in regimes.items():
+        results["regimes"][regime] = score_regime(
+            regime, gt, candidates if regime == "limited" else small_candidates,
+            single if regime == "limited" else small_single, default_fixed)
+    results["joint"] = joint_choice(results)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "target_dependence.json").write_text(json.dumps(results, indent=1, default=float))
+    print_summary(results)
+    write_readme_block(results)
+
+
+def build_scorers():
+    """Every candidate's scorers: label -> {embedding seed -> scorer(also_exclude) -> target -> {source: score}}.
+
+    Returns:
+        limited, small, single (TextEmb, limited regime) and small single scorers, and the 200-row TextEmb
+        target vectors ({} when not computed).
+    """
     # candidates: label -> {embedding seed -> target -> {source: score}}; the selector's own options are scored
     # through AutoSourceSelector.rank (the path users run), the research-only ones through taskemb_hub.similarity
     selectors = {sd: selector_for("bitfit+mean", sd) for sd in EMBEDDING_SEEDS}
@@ -197,92 +226,92 @@ def main():
     if text200:  # the small regime's targets read only their 200 rows
         small_single_scorers |= {f"textemb {sim}": partial(product_scores, textemb_selector, sim, targets=text200)
                                  for sim in ("cosine", "centered")}
-    SCORERS.update(limited=limited_scorers | single_scorers, small=small_scorers | small_single_scorers)
-    candidates = {label: {sd: f() for sd, f in by.items()} for label, by in limited_scorers.items()}
-    small_candidates = {label: {sd: f() for sd, f in by.items()} for label, by in small_scorers.items()}
-    single = {label: f() for label, f in single_scorers.items()}
-    single |= {"ESM-LogME": peer_scores("esm-logme"), "LogME": peer_scores("logme")}
-    small_single = {label: f() for label, f in small_single_scorers.items()}
-    small_single |= {"ESM-LogME": single["ESM-LogME"], "LogME": single["LogME"]}
-
-    default_fixed = {sd: candidates["bitfit cosine"][sd] for sd in EMBEDDING_SEEDS}
-    results = {"families": FAMILIES, "regimes": {},
-               "small_textemb_rows": 200 if text200 else 1000}
-    for regime, gt in regimes.items():
-        cands = candidates if regime == "limited" else small_candidates
-        seeds_all = sorted({sd for _, sd in gt})
-        leak_free = [sd for sd in seeds_all if sd != PEER_LEAK_SEED]
-        rand = random_ndcg(gt)
-        rand_lf = random_ndcg(gt, leak_free)
-        rows = {}
-        for label, by_seed in cands.items():
-            if not by_seed:
-                continue
-            per_seed = {sd: target_ndcg(sc, gt) for sd, sc in by_seed.items()}
-            mean_nd = {t: float(np.mean([per_seed[sd][t] for sd in per_seed])) for t in per_seed[PACKAGED_SEED]}
-            by_seed = {sd: by_seed[sd] for sd in per_seed}
-            scorers = SCORERS[regime][label]
-            dep = {sd: dependence(sc, fixed_orders=leave_two_out_orders(scorers[sd], sc)) for sd, sc in by_seed.items()}
-            dep_default = {sd: dependence(sc, default_fixed[sd]) for sd, sc in by_seed.items()}
-            rows[label] = {
-                "ndcg_by_target": mean_nd, "ndcg_by_target_seed0": per_seed[PACKAGED_SEED],
-                "ndcg": split(mean_nd), "ndcg_seed0": split(per_seed[PACKAGED_SEED]),
-                "ndcg_leak_free_seeds": split({t: np.mean([target_ndcg(sc, gt, leak_free)[t] for sc in by_seed.values()])
-                                               for t in mean_nd}),
-                "rho": float(np.mean([np.mean(list(target_rho(sc, gt).values())) for sc in by_seed.values()])),
-                "vs_random": paired(mean_nd, rand), "vs_random_other": paired(mean_nd, rand, sorted(set(mean_nd) - SENTIMENT)),
-                "spearman_fixed": float(np.mean([d["spearman_fixed"] for d in dep.values()])),
-                "spearman_fixed_abs": float(np.mean([d["spearman_fixed_abs"] for d in dep.values()])),
-                "spearman_default_fixed": float(np.mean([d["spearman_fixed"] for d in dep_default.values()])),
-                "top3_max": float(np.mean([d["top3_max"] for d in dep.values()])),
-                "top3_max_seed0": dep[PACKAGED_SEED]["top3_max"], "top3_most_seed0": dep[PACKAGED_SEED]["top3_most"],
-                "family_top3": float(np.mean([d["family_top3"] for d in dep.values()])),
-                "family_targets": dep[PACKAGED_SEED]["family_targets"],
-                "seeds": len(by_seed), "dependence_seed0": dep[PACKAGED_SEED],
-                "vs_random_other_seed0": paired(per_seed[PACKAGED_SEED], rand, sorted(set(mean_nd) - SENTIMENT)),
-                "leak_free_by_target": {t: float(np.mean([target_ndcg(sc, gt, leak_free)[t] for sc in by_seed.values()]))
-                                        for t in mean_nd},
-            }
-            SCORES.setdefault(regime, {})[label] = by_seed[PACKAGED_SEED]
-        for label, sc in (single if regime == "limited" else small_single).items():
-            nd = target_ndcg(sc, gt)
-            scorer = SCORERS[regime].get(label)  # the peers' scores do not depend on the registry: no re-ranking
-            dep = dependence(sc, fixed_orders=leave_two_out_orders(scorer, sc) if scorer else None)
-            rows[label] = {"ndcg_by_target": nd, "ndcg": split(nd), "ndcg_leak_free_seeds": split(target_ndcg(sc, gt, leak_free)),
-                           "rho": float(np.mean(list(target_rho(sc, gt).values()))),
-                           "vs_random": paired(nd, rand), "vs_random_other": paired(nd, rand, sorted(set(nd) - SENTIMENT)),
-                           "spearman_fixed": dep["spearman_fixed"], "spearman_fixed_abs": dep["spearman_fixed_abs"],
-                           "spearman_default_fixed": dependence(sc, default_fixed[PACKAGED_SEED])["spearman_fixed"],
-                           "top3_max": dep["top3_max"], "top3_most_seed0": dep["top3_most"],
-                           "family_top3": dep["family_top3"], "family_targets": dep["family_targets"], "seeds": 1,
-                           "dependence_seed0": dep, "leak_free_by_target": target_ndcg(sc, gt, leak_free)}
-            SCORES.setdefault(regime, {})[label] = sc
-            if label in ("ESM-LogME", "LogME"):
-                lf = target_ndcg(sc, gt, leak_free)
-                rows[label]["leak_free"] = {"seeds": leak_free, "ndcg": split(lf), "vs_random": paired(lf, rand_lf),
-                                            "leaked_seed": split(target_ndcg(sc, gt, [PEER_LEAK_SEED]))}
-        rows["random"] = {"ndcg_by_target": rand, "ndcg": split(rand), "leak_free_by_target": rand_lf}
-        results["regimes"][regime] = {"random": split(rand), "random_leak_free": split(rand_lf), "seeds": seeds_all,
-                                      "leak_free_seeds": leak_free, "rows": rows}
-        # choices out of sample: best NDCG on the other targets, among the bitfit candidates (fusions included)
-        embedding_labels = [c for c in rows if c.startswith(("bitfit", "fusion")) and "null" not in c]
-        chosen_nd, chosen = loto({c: rows[c]["ndcg_by_target"] for c in embedding_labels})
-        if regime == "limited" and any("null" in c for c in rows):  # seed-0 vectors: the only seed with a null run
-            seed0 = {c: rows[c]["ndcg_by_target_seed0"] for c in rows if c.startswith(("bitfit", "fusion"))}
-            with_null, chosen_null = loto(seed0)
-            without, _ = loto({c: v for c, v in seed0.items() if "null" not in c})
-            results["regimes"][regime]["loto_seed0_with_null"] = {
-                "ndcg": split(with_null), "without_null": split(without), "chosen": chosen_null,
-                "vs_without_null": paired(with_null, without)}
-        results["regimes"][regime]["loto_all"] = {"ndcg": split(chosen_nd), "chosen": chosen,
-                                                  "vs_random_other": paired(chosen_nd, rand, sorted(set(chosen_nd) - SENTIMENT))}
-    results["joint"] = joint_choice(results)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "target_dependence.json").write_text(json.dumps(results, indent=1, default=float))
-    print_summary(results)
-    write_readme_block(results)
+    return limited_scorers, small_scorers, single_scorers, small_single_scorers, text200
 
 
+def score_regime(regime: str, gt: dict, cands: dict, singles: dict, default_fixed: dict) -> dict:
+    """Every candidate's row in one regime, the random order, and the choices made leave-one-target-out."""
+    seeds_all = sorted({sd for _, sd in gt})
+    leak_free = [sd for sd in seeds_all if sd != PEER_LEAK_SEED]
+    rand = random_ndcg(gt)
+    rand_lf = random_ndcg(gt, leak_free)
+    rows = {}
+    for label, by_seed in cands.items():
+        if not by_seed:
+            continue
+        rows[label] = candidate_row(regime, label, by_seed, gt, rand, leak_free, default_fixed)
+    for label, sc in singles.items():
+        rows[label] = single_row(regime, label, sc, gt, rand, rand_lf, leak_free, default_fixed)
+    rows["random"] = {"ndcg_by_target": rand, "ndcg": split(rand), "leak_free_by_target": rand_lf}
+    out = {"random": split(rand), "random_leak_free": split(rand_lf), "seeds": seeds_all,
+           "leak_free_seeds": leak_free, "rows": rows}
+    # choices out of sample: best NDCG on the other targets, among the bitfit candidates (fusions included)
+    embedding_labels = [c for c in rows if c.startswith(("bitfit", "fusion")) and "null" not in c]
+    chosen_nd, chosen = loto({c: rows[c]["ndcg_by_target"] for c in embedding_labels})
+    if regime == "limited" and any("null" in c for c in rows):  # seed-0 vectors: the only seed with a null run
+        seed0 = {c: rows[c]["ndcg_by_target_seed0"] for c in rows if c.startswith(("bitfit", "fusion"))}
+        with_null, chosen_null = loto(seed0)
+        without, _ = loto({c: v for c, v in seed0.items() if "null" not in c})
+        out["loto_seed0_with_null"] = {
+            "ndcg": split(with_null), "without_null": split(without), "chosen": chosen_null,
+            "vs_without_null": paired(with_null, without)}
+    out["loto_all"] = {"ndcg": split(chosen_nd), "chosen": chosen,
+                       "vs_random_other": paired(chosen_nd, rand, sorted(set(chosen_nd) - SENTIMENT))}
+    return out
+
+
+def candidate_row(regime: str, label: str, by_seed: dict, gt: dict, rand: dict, leak_free: list,
+                  default_fixed: dict) -> dict:
+    """One embedding candidate's row (every embedding seed) in a regime; its seed-0 scores kept in SCORES."""
+    per_seed = {sd: target_ndcg(sc, gt) for sd, sc in by_seed.items()}
+    mean_nd = {t: float(np.mean([per_seed[sd][t] for sd in per_seed])) for t in per_seed[PACKAGED_SEED]}
+    by_seed = {sd: by_seed[sd] for sd in per_seed}
+    scorers = SCORERS[regime][label]
+    dep = {sd: dependence(sc, fixed_orders=leave_two_out_orders(scorers[sd], sc)) for sd, sc in by_seed.items()}
+    dep_default = {sd: dependence(sc, default_fixed[sd]) for sd, sc in by_seed.items()}
+    row = {
+        "ndcg_by_target": mean_nd, "ndcg_by_target_seed0": per_seed[PACKAGED_SEED],
+        "ndcg": split(mean_nd), "ndcg_seed0": split(per_seed[PACKAGED_SEED]),
+        "ndcg_leak_free_seeds": split({t: np.mean([target_ndcg(sc, gt, leak_free)[t] for sc in by_seed.values()])
+                                       for t in mean_nd}),
+        "rho": float(np.mean([np.mean(list(target_rho(sc, gt).values())) for sc in by_seed.values()])),
+        "vs_random": paired(mean_nd, rand), "vs_random_other": paired(mean_nd, rand, sorted(set(mean_nd) - SENTIMENT)),
+        "spearman_fixed": float(np.mean([d["spearman_fixed"] for d in dep.values()])),
+        "spearman_fixed_abs": float(np.mean([d["spearman_fixed_abs"] for d in dep.values()])),
+        "spearman_default_fixed": float(np.mean([d["spearman_fixed"] for d in dep_default.values()])),
+        "top3_max": float(np.mean([d["top3_max"] for d in dep.values()])),
+        "top3_max_seed0": dep[PACKAGED_SEED]["top3_max"], "top3_most_seed0": dep[PACKAGED_SEED]["top3_most"],
+        "family_top3": float(np.mean([d["family_top3"] for d in dep.values()])),
+        "family_targets": dep[PACKAGED_SEED]["family_targets"],
+        "seeds": len(by_seed), "dependence_seed0": dep[PACKAGED_SEED],
+        "vs_random_other_seed0": paired(per_seed[PACKAGED_SEED], rand, sorted(set(mean_nd) - SENTIMENT)),
+        "leak_free_by_target": {t: float(np.mean([target_ndcg(sc, gt, leak_free)[t] for sc in by_seed.values()]))
+                                for t in mean_nd},
+    }
+    SCORES.setdefault(regime, {})[label] = by_seed[PACKAGED_SEED]
+    return row
+
+
+def single_row(regime: str, label: str, sc: dict, gt: dict, rand: dict, rand_lf: dict, leak_free: list,
+               default_fixed: dict) -> dict:
+    """One single-run ranker's row (TextEmb, the peers) in a regime; its scores kept in SCORES."""
+    nd = target_ndcg(sc, gt)
+    scorer = SCORERS[regime].get(label)  # the peers' scores do not depend on the registry: no re-ranking
+    dep = dependence(sc, fixed_orders=leave_two_out_orders(scorer, sc) if scorer else None)
+    row = {"ndcg_by_target": nd, "ndcg": split(nd), "ndcg_leak_free_seeds": split(target_ndcg(sc, gt, leak_free)),
+           "rho": float(np.mean(list(target_rho(sc, gt).values()))),
+           "vs_random": paired(nd, rand), "vs_random_other": paired(nd, rand, sorted(set(nd) - SENTIMENT)),
+           "spearman_fixed": dep["spearman_fixed"], "spearman_fixed_abs": dep["spearman_fixed_abs"],
+           "spearman_default_fixed": dependence(sc, default_fixed[PACKAGED_SEED])["spearman_fixed"],
+           "top3_max": dep["top3_max"], "top3_most_seed0": dep["top3_most"],
+           "family_top3": dep["family_top3"], "family_targets": dep["family_targets"], "seeds": 1,
+           "dependence_seed0": dep, "leak_free_by_target": target_ndcg(sc, gt, leak_free)}
+    SCORES.setdefault(regime, {})[label] = sc
+    if label in ("ESM-LogME", "LogME"):
+        lf = target_ndcg(sc, gt, leak_free)
+        row["leak_free"] = {"seeds": leak_free, "ndcg": split(lf), "vs_random": paired(lf, rand_lf),
+                            "leaked_seed": split(target_ndcg(sc, gt, [PEER_LEAK_SEED]))}
+    return row
 
 
 SNIPPET = RESULTS / "readme_dependence.md"
@@ -295,103 +324,9 @@ SNIPPET = RESULTS / "readme_dependence.md"
 
 
 def write_readme_block(results: dict) -> None:
-    lim, small, joint = results["regimes"]["limited"], results["regimes"]["small"], results["joint"]["all"]
-    sims = results["joint"]["similarities"]
-    out = ["Every target ranked leave-one-out over the other 15 registry tasks (`python benchmarks/target_dependence.py`, "
-           "`benchmarks/results/target_dependence.json`). Families, named from the tasks' descriptions before any "
-           "ranking was read: " + "; ".join(f"{f} ({', '.join(ts)})" for f, ts in FAMILIES.items() if len(ts) > 1)
-           + "; bbc_news and hyperbaton have none. *Spearman with its target-independent order*: per target, between "
-           "the ranker's scores and each source's mean score over the other targets (0 = the order depends on the "
-           "target; for the plain cosine it is each source's mean cosine to the registry). Ties are broken at random "
-           "and averaged. All rows below are in-sample (each is one fixed candidate scored on all 16 targets); "
-           "the choice made out of sample is the next table.", "",
-           f"**Limited regime** (1,000 target rows, ground-truth seeds {lim['seeds']}):", ""]
-    out += regime_table(lim)
-    text_rows = ("the same 200 rows" if results["small_textemb_rows"] == 200
-                 else "1,000 rows (the 200-row TextEmb vectors were not computed)")
-    out += ["", f"**Small regime** (targets embedded from their 200 rows, TextEmb of {text_rows}; the sources are the "
-                f"registry's 1,000-row vectors; ground-truth seeds {small['seeds']}; one embedding seed, the packaged "
-                "one):", ""]
-    out += regime_table(small)
-    out += ["", "**Chosen out of sample** (for each target, the candidate with the best NDCG on the other 15 targets, "
-                "averaged over both regimes; the pool is BitFit's similarities, alone or fused with TextEmb at weights "
-                f"{', '.join(f'{w:g}' for w in FUSION_WEIGHTS)}: {len([c for c in lim['rows'] if c.startswith(('bitfit', 'fusion')) and 'null' not in c])} candidates. "
-                "BitFit itself, step 100 and the mean-pooling head were chosen earlier on these same targets: in sample):", "",
-            "| choice | regime | NDCG | other (12) | other − random | vs the previous default (BitFit cosine) | "
-            "Spearman with the target-independent order: mean / mean of \\|ρ\\| | most top-3 lists one source is in | own family in top 3 | chosen |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, entry in (("all candidates (what ships)", joint), ("BitFit similarities alone", sims)):
-        chosen = Counter(entry["chosen"].values()).most_common()
-        chosen_text = "; ".join(f"{c} ×{n}" for c, n in chosen)
-        for regime in ("limited", "small"):
-            e = entry[regime]
-            o, p = e["vs_random_other"], e["vs_previous_default"]
-            out.append(f"| {name} | {regime} | {e['ndcg']['all']:.3f} | {e['ndcg']['other']:.3f} | "
-                       f"{o['diff']:+.3f} ± {o['se']:.3f} ({o['diff'] / o['se']:.1f} SE) | "
-                       f"{p['diff']:+.3f} ± {p['se']:.3f} ({p['won']}/{p['tied']}/{p['lost']}) | {e['spearman_fixed']:+.2f} / "
-                       f"{e['spearman_fixed_abs']:.2f} | "
-                       f"{e['top3_max']} | {e['family_top3']} / {e['family_targets']} | {chosen_text} |")
-    null = lim.get("loto_seed0_with_null")
-    if null:
-        picked = Counter(null["chosen"].values()).most_common(2)
-        v = null["vs_without_null"]
-        out += ["", "**The null-task control** (the same recipe on each task's rows with its labels permuted; the "
-                    "ranking reads what is left, target − its null run, for targets and sources alike; seed-0 vectors, "
-                    "limited regime only: the 200-row targets have no null run). Out of sample on seed-0 vectors, adding "
-                    f"the three null-subtracted candidates to the pool gives {null['ndcg']['all']:.3f} NDCG against "
-                    f"{null['without_null']['all']:.3f} without them ({v['diff']:+.3f} ± {v['se']:.3f}, "
-                    f"{v['won']}/{v['tied']}/{v['lost']}); most chosen: "
-                    + ", ".join(f"{c} ×{n}" for c, n in picked) + ". It doubles the tuning per target and every "
-                    "registry entry would need its own null run, so it does not ship; its rows are in the tables above."]
-    out += ["", "**When each ranker helps** (`rank --ranker`; in-sample rows of the tables above, seed-0 vectors as shipped):", "",
-            "| `--ranker` | needs | limited: sentiment / other NDCG | limited: own family in top 3 | small: sentiment / other NDCG | small: own family in top 3 |",
-            "|---|---|---|---|---|---|"]
-    for flag, label, needs in (("peft", "bitfit pcr-1", "an adapter or embedding (no texts)"),
-                               ("textemb", "textemb centered", "the target's texts; a registry with TextEmb vectors"),
-                               ("fusion (auto's choice)", SHIPPED, "both")):
-        cells = []
-        for r in (lim, small):
-            row = r["rows"][label]
-            nd = row.get("ndcg_seed0", row["ndcg"])
-            dep = row["dependence_seed0"]
-            cells += [f"{nd['sentiment']:.3f} / {nd['other']:.3f}", f"{dep['family_top3']} / {dep['family_targets']}"]
-        out.append(f"| {flag} | {needs} | " + " | ".join(cells) + " |")
-    out += ["", "**The peers without the leak.** `peer_rankers.py` recreated every source model with ground-truth seed "
-                f"{PEER_LEAK_SEED}'s recipe and seed, so ESM-LogME and LogME read (nearly) the models whose transfer that "
-                "seed measures. Scored on the other seeds only (ours and random on the same rows; ours is the shipped ranker, "
-                "chosen on these targets with every seed: in sample, the peers have no choice to make):", "",
-            "| regime | seeds | ours as shipped (seed-0 vectors) | ESM-LogME | LogME | TextEmb centred | random | "
-            "ESM-LogME on the leaked seed |", "|---|---|---|---|---|---|---|---|"]
-    for regime, r in (("limited", lim), ("small", small)):
-        rows = r["rows"]
-        def lf(label):
-            v = rows[label]["leak_free_by_target"]
-            return float(np.mean(list(v.values())))
-        out.append(f"| {regime} | {', '.join(map(str, r['leak_free_seeds']))} | "
-                   f"{np.mean([target_ndcg(SCORES[regime][SHIPPED], REGIMES[regime], r['leak_free_seeds'])[t] for t in TASKS]):.3f} | "
-                   f"{lf('ESM-LogME'):.3f} | {lf('LogME'):.3f} | {lf('textemb centered'):.3f} | {r['random_leak_free']['all']:.3f} | "
-                   f"{rows['ESM-LogME']['leak_free']['leaked_seed']['all']:.3f} |")
-    outside = RESULTS / "outside_targets.json"
-    if outside.is_file():
-        o = json.loads(outside.read_text())
-        out += ["", f"**Tasks outside the registry**, tuned as a new user would (`taskemb-hub rank --data`, "
-                    f"`python benchmarks/outside_targets.py`): Spearman between each target's scores and the registry's "
-                    f"target-independent order, per ranker (mean over {len(o['targets'])} targets; the previous default "
-                    "in the first column):", "",
-                "| ranker | " + " | ".join(o["targets"]) + " | mean | mean of \\|ρ\\| |",
-                "|---|" + "---|" * (len(o["targets"]) + 2)]
-        for ranker, per in o["spearman_fixed"].items():
-            out.append(f"| {ranker} | " + " | ".join(f"{per[t]:+.2f}" for t in o["targets"]) +
-                       f" | {np.mean(list(per.values())):+.2f} | {np.mean(np.abs(list(per.values()))):.2f} |")
-        barely = [t for t, w in o["warnings"].items() if any("barely" in x or "learn" in x for x in w)]
-        out += ["", "These targets are built from registry tasks' rows (another question on the same texts, a "
-                    "label-shuffled copy, a length task), so TextEmb, and the fusion with it, partly finds where the "
-                    "texts came from" + (f"; {', '.join(barely)} barely learned in the registry's 100 steps (the ranking "
-                                         "warns)" if barely else "") + ". "
-                    "A strongly negative value is as target-blind as a positive one (the order reversed). "
-                    "Top 5 of each target under the default: " + "; ".join(
-                        f"{t}: {', '.join(o['top5']['fusion (default)'][t])}" for t in o["targets"]) + "."]
-    out += goal_lines(results)
+    """results/readme_dependence.md and the README's `dependence` block."""
+    out = (regime_tables(results) + chosen_table(results) + null_and_ranker_lines(results)
+           + leak_free_table(results, SCORES, REGIMES) + outside_lines() + goal_lines(results))
     SNIPPET.write_text("\n".join(out) + "\n")
     readme = README.read_text()
     README.write_text(replace_block(readme, "dependence", SNIPPET.read_text()))
