@@ -109,7 +109,7 @@ def test_an_entry_whose_vector_length_breaks_its_signature_is_skipped_not_fatal(
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 def test_shards_are_written_block_by_block_in_safetensors_own_layout(tmp_path, monkeypatch, dtype):
-    import taskemb_hub.registries.index as index
+    import taskemb_hub.registries._index_files as index
     from safetensors.torch import load_file, save_file
 
     from taskemb_hub._ann import Projection

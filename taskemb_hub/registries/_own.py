@@ -33,7 +33,7 @@ def own_entries(selector, target) -> tuple[set[str], str]:
 
 
 def _fingerprint(target) -> str:
-    from .hub import vector_fingerprint
+    from ._entry_files import vector_fingerprint
 
     return vector_fingerprint(target.vector)
 

@@ -89,7 +89,7 @@ class IndexUpdater:
                  debounce_s: float = DEFAULT_DEBOUNCE_S, timeout: float | None = None, deadline: float | None = None,
                  max_wait_s: float = DEFAULT_MAX_WAIT_S, retry_s: float = DEFAULT_RETRY_S,
                  attempts: int = DEFAULT_ATTEMPTS):
-        from .hub import hub_endpoint
+        from ._hub_common import hub_endpoint
 
         self.index_repo, self.endpoint, self.token = index_repo, hub_endpoint(endpoint), token
         self.debounce_s, self.timeout, self.deadline = debounce_s, timeout, deadline
@@ -277,7 +277,7 @@ class IndexUpdater:
         """Each queued repo looked up at its current head, and read there once unless the index already records that
         commit; one that is no longer an entry (deleted, untagged, outside the filters) is `gone`. Returns (fresh,
         gone, repos to retry)."""
-        from .hub import EntryFailure, _describe_error, _retry_wait
+        from ._hub_errors import EntryFailure, _describe_error, _retry_wait
 
         hub = self._hub()
         fresh, gone, retry = {}, set(), set()
@@ -329,7 +329,7 @@ def _current_ref(hub, repo: str):
 
     from ..cards import INDEX_TAG, base_model_tag, method_tag
     from ._fetch import deadline_at, repo_info
-    from .hub import _ref
+    from ._hub_refs import _ref
 
     if hub.author and repo.split("/")[0].lower() != hub.author.lower():
         return None
@@ -361,7 +361,7 @@ def _commit_changes(new: Path, old: Path, repo_id: str, parent: str, *, endpoint
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     from ._index_layout import index_files
-    from .index import INDEX_FILE, _write_card, read_index
+    from ._index_files import INDEX_FILE, _write_card, read_index
 
     read_index(new)  # never push something that does not read back
     new_meta, old_meta = json.loads((new / INDEX_FILE).read_text()), json.loads((old / INDEX_FILE).read_text())

@@ -18,23 +18,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..adapters import CONFIG_NAME, PICKLE_WEIGHTS_NAME, WEIGHTS_NAME
 from ..base_model import canonical_model_id
 from ..cards import INDEX_TAG, TAG, base_model_tag, method_tag
-from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding, default_mode
-from ..errors import AdapterError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
+from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding
+from ..errors import AdapterError, RegistryError
 from ._hub_common import hub_endpoint  # noqa: F401 (re-exported: callers import it from here)
 from ._fetch import (DEFAULT_DEADLINE_S, DEFAULT_TIMEOUT_S, DeadlineExceeded, deadline_at, default_deadline,
                      default_timeout, request_timeout)
+from ._entry_files import (embed_adapter_folder, read_embedding_files, split_by_vector_length,  # noqa: F401 (re-exported)
+                           vector_fingerprint)
+from ._hub_cache import SyncCache, _cached
+from ._hub_errors import EntryFailure, _describe_error, _retry_wait, _root_cause, _status
+from ._hub_refs import (RepoRef, SyncReport, _check_tied_to_weights, _file_meta, _has_embedding_files,  # noqa: F401
+                        _ref, parse_key_of)
 from .base import Registry, RegistryEntry
 
 DEFAULT_MAX_FILE_BYTES = 200 * 2**20  # adapters of small encoders are a few MB; a 7B LoRA ~ 100 MB
@@ -44,81 +47,7 @@ DEFAULT_WORKERS = 8
 # only with `retries` (a hung repo then costs one request timeout, not the client's minutes of retries).
 DEFAULT_RETRIES = 0
 _RATE_LIMIT_RETRIES = 3
-_RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
-_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
-
-
-class EntryFailure(TaskEmbHubError):
-    """One repo cannot be read as a registry entry; the message is the reason shown to users."""
-
-
-@dataclass
-class RepoRef:
-    """A repo as listed: its id, the commit it is at, its files, and whether it carries the registry tag.
-
-    `meta` maps a file to `(size, etag)` where the listing (or a paths-info call) stated them; the etag is
-    the LFS sha256, else the git blob id: what the Hub's HEAD answers and the HF cache names blobs by.
-    """
-
-    repo_id: str
-    sha: str
-    files: list[str]
-    tagged: bool = True
-    license: str | None = None
-    meta: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
-    tagged_bases: list[str] = field(default_factory=list)  # the base models its card's `taskemb-base:` tags name
-
-
-def _file_meta(file) -> tuple[int, str] | None:
-    """`(size, etag)` of a `RepoSibling` / `RepoFile`, or None when it does not say both."""
-    lfs = getattr(file, "lfs", None)
-    size, etag = (lfs.size, lfs.sha256) if lfs is not None else (file.size, getattr(file, "blob_id", None))
-    return (int(size), etag) if size is not None and etag else None
-
-
-def _ref(model, *, tagged: bool) -> RepoRef:
-    card = getattr(model, "card_data", None) or getattr(model, "cardData", None)
-    license_ = card.get("license") if hasattr(card, "get") else getattr(card, "license", None)
-    siblings = model.siblings or []
-    meta = {s.rfilename: m for s in siblings if (m := _file_meta(s)) is not None}
-    prefix = base_model_tag("")
-    bases = [t[len(prefix):] for t in (model.tags or []) if isinstance(t, str) and t.startswith(prefix)]
-    return RepoRef(model.id, model.sha, [s.rfilename for s in siblings], tagged=tagged,
-                   license=license_ if isinstance(license_, str) else None, meta=meta, tagged_bases=bases)
-
-
-@dataclass
-class SyncReport:
-    """What one sync did.
-
-    Args:
-        listed: repos the listing returned (after filters).
-        reused: entries taken as they were (unchanged commit in a given index).
-        cached: entries taken from the last sync's parsed copy (unchanged commit; no file read).
-        fetched: entries read from the Hub or the HF cache.
-        failed: repos that could not be read, with the reason (also in `HubRegistry.skipped`).
-        seconds: wall time of the sync.
-        source: `hub`, or `cache` when the listing came from the last sync.
-        note: why the cache was used, when it was.
-    """
-
-    listed: int = 0
-    reused: int = 0
-    cached: int = 0
-    fetched: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    source: str = "hub"
-    note: str = ""
-    synced_at: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"listed": self.listed, "reused": self.reused, "cached": self.cached, "fetched": self.fetched, "seconds": round(self.seconds, 3),
-                "source": self.source, "note": self.note, "synced_at": self.synced_at,
-                "failed": [{"repo": r, "reason": why} for r, why in self.failed]}
-
-
-class HubRegistry(Registry):
+class HubRegistry(SyncCache, Registry):
     """Every model repo on the Hub tagged `tag`, read as registry entries through the HF cache.
 
     Args:
@@ -185,11 +114,11 @@ class HubRegistry(Registry):
         machine reads it: a change of any of them reads (and embeds) the repo again, where a key of the commit
         alone kept a vector of older code, of another width, forever.
         """
-        from .. import embedding as embedding_code
+        from ..embedding import EMBEDDING_CODE_VERSION  # read at each call: a newer version re-reads
 
         inputs: dict[str, Any] = {"repo": ref.repo_id, "sha": ref.sha}
         if not _has_embedding_files(ref):  # a saved vector is read as it is: only what is embedded here has a version
-            inputs["code"] = embedding_code.EMBEDDING_CODE_VERSION
+            inputs["code"] = EMBEDDING_CODE_VERSION
             inputs["adapter"] = self._adapter_key_inputs()
         return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
@@ -522,247 +451,8 @@ class HubRegistry(Registry):
                 throttled, attempt = throttled + limited, attempt + (not limited)
                 time.sleep(wait)
 
-    # ---- the last sync's parsed entries: a re-sync reads one memory-mapped index, not every file ----
-    def _local_index_dir(self) -> Path:
-        return self._manifest_path().with_suffix("")
-
-    def _load_local(self) -> dict[str, tuple[str, RegistryEntry]]:
-        from .index import read_index
-
-        folder = self._local_index_dir()
-        try:
-            with _lock(folder):
-                contents = read_index(folder)
-        except Exception:  # absent, or from another version: the files in the HF cache are the truth
-            return {}
-        return {e.name: (contents.shas[e.name], e) for e in contents.entries if e.name in contents.shas}
-
-    def _store_local(self, entries: list[RegistryEntry]) -> None:
-        """Write the parsed entries next to the HF cache (float32: exactly what was read), swapped in atomically."""
-        import shutil
-
-        import torch
-
-        from .index import write_index
-
-        import tempfile
-
-        folder = self._local_index_dir()
-        staging = None
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-            write_index(entries, staging, source={"endpoint": self.endpoint, "tag": self.tag}, dtype=torch.float32)
-            os.chmod(staging, default_mode(directory=True))  # mkdtemp's 0700 would hide it from a shared cache's group
-            with _lock(folder):
-                old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
-                if folder.exists():
-                    os.replace(folder, old / "index")
-                os.replace(staging, folder)
-                shutil.rmtree(old, ignore_errors=True)
-        except Exception as err:  # a read-only or full cache only costs the next sync its speed
-            warnings.warn(f"Could not keep the parsed sync beside the cache ({type(err).__name__}); the next sync "
-                          "reads the cached files again.", stacklevel=3)
-        finally:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
-
-    # ---- the last listing, for offline use ------------------------------------------------
-    def _manifest_path(self) -> Path:
-        from huggingface_hub import constants
-
-        key = json.dumps([self.endpoint, self.tag, self.author, self.base_model, self.method, self.include_untagged,
-                          self.max_file_bytes])
-        return Path(constants.HF_HUB_CACHE) / ".taskemb-hub" / f"sync-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-
-    def _save_manifest(self, refs: list[RepoRef]) -> None:
-        """Keep the listing for offline use (best effort: a cache that cannot be written costs only that)."""
-        import tempfile
-
-        path = self._manifest_path()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"synced_at": time.time(),
-                           "repos": [{k: v for k, v in r.__dict__.items() if k != "meta"} for r in refs]}, handle)
-            os.chmod(tmp, default_mode())
-            os.replace(tmp, path)
-        except OSError as err:
-            warnings.warn(f"Could not keep the repo listing for offline use ({type(err).__name__}).", stacklevel=3)
-
-    def _cached_listing(self, reason: str) -> list[RepoRef]:
-        path = self._manifest_path()
-        if not path.is_file():
-            raise RegistryError(f"Cannot list the Hub registry at {self.endpoint}: {reason}, and no earlier sync is "
-                                "cached. Check the endpoint and your connection, then retry.")
-        try:
-            return [RepoRef(**r) for r in json.loads(path.read_text())["repos"]]
-        except (OSError, ValueError, TypeError, KeyError) as err:
-            raise RegistryError(f"Cannot list the Hub registry at {self.endpoint}: {reason}, and the cached listing is "
-                                "unreadable. Check the endpoint and your connection, then retry.") from err
-
-
 class _ListingUnavailable(Exception):
     pass
-
-
-def _has_embedding_files(ref: RepoRef) -> bool:
-    """Whether `fetch` reads `ref`'s saved embedding (else it embeds the adapter's weights here)."""
-    return ref.tagged and {EMBEDDING_NAME, METADATA_NAME} <= set(ref.files)
-
-
-def _check_tied_to_weights(embedding: TaskEmbedding, ref: RepoRef) -> None:
-    """A saved vector must come from the adapter weights the repo holds now: the listing (or paths-info) states
-    their LFS sha256, the vector's files record the sha256 of the weights it was computed from."""
-    recorded = getattr(embedding, "adapter_sha256", None)
-    size_and_etag = ref.meta.get(WEIGHTS_NAME)
-    if not recorded or size_and_etag is None or not re.fullmatch(r"[0-9a-f]{64}", str(size_and_etag[1])):
-        return  # an older embedding without a hash, or weights not stored through LFS: nothing to compare
-    if size_and_etag[1] != recorded:
-        raise EntryFailure(f"its {EMBEDDING_NAME} was computed from other adapter weights than its "
-                           f"{WEIGHTS_NAME} (re-pushed since): embed and publish it again with `taskemb-hub publish`")
-
-
-def parse_key_of(entry: RegistryEntry) -> str | None:
-    """The `HubRegistry.parse_key` an entry was parsed under (None for an entry of an older version)."""
-    extra = getattr(entry.info, "extra", None)
-    return extra.get("hub_parse_key") if isinstance(extra, dict) else None
-
-
-def vector_fingerprint(vector) -> str:
-    """sha256 of a vector's float32 bytes: equal for two reads of one saved embedding, whatever its source."""
-    import torch
-
-    return hashlib.sha256(vector.detach().to(torch.float32).contiguous().numpy().tobytes()).hexdigest()
-
-
-def _cached(ref: RepoRef, name: str) -> Path | None:
-    """The file of `ref`'s commit in the HF cache, found without a request (None when not there)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    path = try_to_load_from_cache(ref.repo_id, name, revision=ref.sha)
-    return Path(path) if isinstance(path, str) else None
-
-
-def _lock(folder: Path):
-    from filelock import FileLock
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(folder) + ".lock", timeout=60)
-
-
-def split_by_vector_length(entries: list[RegistryEntry], others: list[RegistryEntry] = ()) -> tuple[
-        list[RegistryEntry], list[tuple[str, str]]]:
-    """`entries` whose vector length is the usual one of their signature, and the others with a reason.
-
-    A signature fixes the shapes, so a different length means a corrupt file (it would break the
-    stacking of every entry of that signature). `others` (entries already accepted) count for the norm.
-    """
-    from collections import Counter
-
-    lengths: dict[str, Counter] = {}
-    for e in list(entries) + list(others):
-        lengths.setdefault(e.signature_hash, Counter())[_dim(e)] += 1
-    good, bad = [], []
-    for e in entries:
-        usual = lengths[e.signature_hash].most_common(1)[0][0]
-        if _dim(e) == usual:
-            good.append(e)
-        else:
-            bad.append((e.name, f"vector length {_dim(e)} does not match its signature ({usual} values)"))
-    return good, bad
-
-
-def _dim(entry: RegistryEntry) -> int:
-    """An entry's vector length, read from an index's stored row without loading the entry."""
-    stored = entry.stored_row
-    return int(stored[0].numel()) if stored is not None else entry.embedding.dim
-
-
-# ---- reading one entry ----------------------------------------------------------------------
-def read_embedding_files(folder: str | os.PathLike) -> TaskEmbedding:
-    """A saved embedding, checked against what its metadata promises (dtype, length, finiteness).
-
-    Raises:
-        EntryFailure: naming what is wrong with the files.
-    """
-    from safetensors import safe_open
-
-    folder = Path(folder)
-    try:
-        with safe_open(str(folder / EMBEDDING_NAME), framework="pt") as f:
-            if "embedding" not in f.keys():
-                raise EntryFailure(f"{EMBEDDING_NAME} has no 'embedding' tensor")
-            sl = f.get_slice("embedding")
-            dtype, shape = sl.get_dtype(), sl.get_shape()
-    except EntryFailure:
-        raise
-    except Exception as err:
-        raise EntryFailure(f"{EMBEDDING_NAME} is not a readable safetensors file ({str(err).splitlines()[0][:120]})") from err
-    if dtype not in _FLOAT_DTYPES or len(shape) != 1:
-        raise EntryFailure(f"{EMBEDDING_NAME} holds a {dtype} tensor of shape {shape}, not a 1-D float vector")
-    try:
-        if (folder / METADATA_NAME).stat().st_size > _MAX_METADATA_BYTES:
-            raise EntryFailure(f"{METADATA_NAME} is over {_MAX_METADATA_BYTES:,} bytes: not a taskemb-hub metadata file")
-        meta = json.loads((folder / METADATA_NAME).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise EntryFailure(f"{METADATA_NAME} is not valid JSON ({err})") from err
-    if not isinstance(meta, dict) or not isinstance(meta.get("signature"), dict) or not meta.get("method"):
-        raise EntryFailure(f"{METADATA_NAME} has no signature/method: it was not written by taskemb-hub")
-    problem = _metadata_problem(meta)
-    if problem:
-        raise EntryFailure(f"{METADATA_NAME}: {problem}; re-publish it with `taskemb-hub publish`")
-    if meta.get("dim") is not None and int(meta["dim"]) != shape[0]:
-        raise EntryFailure(f"vector length {shape[0]} does not match its signature ({meta['dim']} values)")
-    try:
-        return TaskEmbedding.load(folder)
-    except TaskEmbHubError as err:
-        raise EntryFailure(_without_folder(str(err).splitlines()[0], folder)) from err
-
-
-_MAX_METADATA_BYTES = 1 << 20  # a real taskemb.json is a few KB (its signature lists the modules)
-_MAX_TASK_CHARS = 200
-
-
-def _metadata_problem(meta: dict) -> str | None:
-    """What in a Hub entry's `taskemb.json` is not of the type taskemb-hub writes (None when all is), checked
-    before it reaches a ranking or an index (where one repo's string `step` would break the whole index's table)."""
-    from ..methods import list_methods
-
-    method, task = meta.get("method"), meta.get("task")
-    if method not in list_methods() or meta["signature"].get("method", method) != method:
-        return f"method {str(method)[:40]!r} is not a PEFT method of its signature ({', '.join(list_methods())})"
-    if not isinstance(task, str) or not 0 < len(task) <= _MAX_TASK_CHARS:
-        return f"task must be a name of 1 to {_MAX_TASK_CHARS} characters"
-    for key in ("step", "train_size"):
-        value = meta.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            return f"{key} must be a non-negative integer, not {str(value)[:40]!r}"
-    metrics = meta.get("metrics")
-    if metrics is not None and not (isinstance(metrics, dict) and all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in metrics.items())):
-        return "metrics must map metric names to numbers"
-    return None
-
-
-def _without_folder(reason: str, folder: Path) -> str:
-    """A reason about a repo's files without the HF cache folder they were read from: reasons are shown to
-    users and Space visitors, and a path of this machine is never shown."""
-    for path in sorted({str(folder), str(Path(folder).resolve())}, key=len, reverse=True):
-        reason = reason.replace(f"`taskemb-hub embed {path}`", "`taskemb-hub embed <adapter folder>`")
-        reason = reason.replace(f"{path}: ", "").replace(path, "the repo")
-    return reason
-
-
-def embed_adapter_folder(folder: Path, *, task: str, base_model: str | None) -> TaskEmbedding:
-    """Embed a downloaded plain PEFT adapter (safetensors only), refusing another base model."""
-    try:
-        return TaskEmbedding.from_adapter(folder, base_model=base_model, task=task)
-    except IncompatibleEmbeddingError as err:
-        raise EntryFailure(f"wrong base model: {str(err).split(' was tuned on base model ')[-1].split(',')[0]}") from err
-    except TaskEmbHubError as err:
-        raise EntryFailure(f"not a usable PEFT adapter: {_without_folder(str(err).splitlines()[0], folder)}") from err
 
 
 def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision: str | None = None,
@@ -824,75 +514,3 @@ def embedding_from_repo(repo_id: str, *, base_model: str | None = None, revision
                            f"{WEIGHTS_NAME} of a supported PEFT method on the registry's base model.") from err
 
 
-def _root_cause(err: BaseException) -> BaseException:
-    """The client wraps a failed HEAD in "cannot find the file in the cache": its cause is the real reason."""
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    for _ in range(5):
-        inner = err.__cause__ or err.__context__
-        if not isinstance(err, LocalEntryNotFoundError) or inner is None:
-            break
-        err = inner
-    return err
-
-
-def _status(err: BaseException) -> int | None:
-    """The HTTP status of a failed Hub request (None when it got no answer)."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    err = _root_cause(err)
-    response = getattr(err, "response", None) if isinstance(err, HfHubHTTPError) else None
-    return response.status_code if response is not None else None
-
-
-def _retry_wait(err: BaseException, default: float) -> float | None:
-    """Seconds to wait before retrying `err`, or None when it is not transient."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    err = _root_cause(err)
-    if isinstance(err, HfHubHTTPError) and getattr(err, "response", None) is not None:
-        if err.response.status_code not in _RETRY_STATUSES:
-            return None
-        after = err.response.headers.get("Retry-After", "")
-        return float(after) if after.strip().isdigit() else default
-    text = f"{type(err).__name__} {err}"
-    if any(k in text for k in ("Timeout", "timed out", "Consistency check failed", "RemoteProtocolError",
-                               "ConnectError", "incomplete")):
-        return default
-    return None
-
-
-def _describe_error(err: BaseException, what: str = "") -> str:
-    """The real reason of a failed Hub read, in one line: HTTP status, timeout, bad file."""
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
-
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    err = _root_cause(err)
-    where = f" on {what}" if what else ""
-    if isinstance(err, DeadlineExceeded):
-        return f"not finished within the deadline{where}"
-    if isinstance(err, LocalEntryNotFoundError):
-        return f"not in the cache{where}, and the Hub could not be asked for it"
-    if isinstance(err, TaskEmbHubError):
-        return str(err).splitlines()[0]
-    if isinstance(err, RepositoryNotFoundError):
-        return "repository not found (deleted, renamed or private)"
-    if isinstance(err, RevisionNotFoundError):
-        return f"revision not found{where} (the repo changed during the sync; sync again)"
-    if isinstance(err, EntryNotFoundError):
-        return f"{what or 'file'} is missing from the repo" if what else "a file is missing from the repo"
-    if isinstance(err, HfHubHTTPError) and getattr(err, "response", None) is not None:
-        return f"HTTP {err.response.status_code}{where}"
-    if isinstance(err, OfflineModeIsEnabled):
-        return f"not in the cache{where} and HF_HUB_OFFLINE is set"
-    name = type(err).__name__
-    text = str(err).splitlines()[0] if str(err) else name
-    if "Timeout" in name or "timed out" in text.lower():
-        return f"timed out{where}"
-    if "Consistency check failed" in text or "incomplete" in text.lower() or "RemoteProtocolError" in name:
-        return f"download truncated{where}; nothing was cached"
-    if "ConnectError" in name or "Connection refused" in text:
-        return f"cannot connect to the Hub{where}"
-    return f"{name}{where}: {text[:160]}"
