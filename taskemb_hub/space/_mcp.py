@@ -96,6 +96,21 @@ def add_tools(state: RegistryState, config: SpaceConfig) -> list[str]:
     """
     import gradio as gr
 
+    rank_registry_task, rank_hub_dataset, rank_hub_adapter, list_registry = _tools(state, config)
+    gr.api(_doc(rank_registry_task, config), api_name="rank_registry_task", concurrency_limit=8)
+    # The tuning shares the page's queue slot: one tuning at a time, whether asked by the page or an agent.
+    gr.api(_doc(rank_hub_dataset, config), api_name="rank_hub_dataset", concurrency_limit=1, concurrency_id="tuning")
+    gr.api(_doc(rank_hub_adapter, config), api_name="rank_hub_adapter", concurrency_limit=4)
+    gr.api(list_registry, api_name="list_registry", concurrency_limit=8)
+    _serve_only_the_tools(gr.context.Context.root_block)
+    return list(TOOL_NAMES)
+
+
+def _tools(state: RegistryState, config: SpaceConfig) -> tuple:
+    """The tools' functions, bound to the Space's registry and config: their names, parameters (names, type hints,
+    defaults) and docstrings are what an agent sees."""
+    import gradio as gr
+
     k0 = config.default_top_k
 
     def rank_registry_task(task: str, base_model: str = ANY, method: str = ANY, top_k: int = k0,
@@ -166,13 +181,7 @@ def add_tools(state: RegistryState, config: SpaceConfig) -> list[str]:
         except TaskEmbHubError as err:
             raise gr.Error(f"⚠️ {err}", title="", print_exception=False) from None
 
-    gr.api(_doc(rank_registry_task, config), api_name="rank_registry_task", concurrency_limit=8)
-    # The tuning shares the page's queue slot: one tuning at a time, whether asked by the page or an agent.
-    gr.api(_doc(rank_hub_dataset, config), api_name="rank_hub_dataset", concurrency_limit=1, concurrency_id="tuning")
-    gr.api(_doc(rank_hub_adapter, config), api_name="rank_hub_adapter", concurrency_limit=4)
-    gr.api(list_registry, api_name="list_registry", concurrency_limit=8)
-    _serve_only_the_tools(gr.context.Context.root_block)
-    return list(TOOL_NAMES)
+    return rank_registry_task, rank_hub_dataset, rank_hub_adapter, list_registry
 
 
 def _serve_only_the_tools(blocks) -> None:

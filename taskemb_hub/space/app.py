@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from types import SimpleNamespace
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -90,7 +91,7 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
     Args:
         selector: serve this selector (its registry cannot be refreshed); else `registry` is loaded.
         registry: what `taskemb-hub --registry` takes: `default`, a folder, `hub`, `hub:<tag>`,
-            `index:<repo>` (loaded through `cli._selector`; refreshable).
+            `index:<repo>` (opened with `registries.open_registry`; refreshable).
         config: limits and options (`SpaceConfig`).
         state: an existing `RegistryState` (to share one registry between apps or tests).
         mcp: add the MCP tools (`_mcp.add_tools`); serve them with `.launch(mcp_server=True)`.
@@ -102,7 +103,6 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
         ```
     """
     import gradio as gr
-    import pandas as pd
 
     config = config or SpaceConfig()
     if state is None:
@@ -115,13 +115,8 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
     # the largest group's matrix, caches and map, built while the page loads: the first query answers at once
     threading.Thread(target=state.warm, name="registry-warm", daemon=True).start()
     bases, methods, names = filter_choices(state)
-    limits = config.limits
     recipe = _recipe_text(state)
-
-    def outputs(answer: Answer):
-        table = pd.DataFrame(answer.rows, columns=TABLE_COLUMNS)
-        return (answer.message, table, answer.bar, answer.map, answer.heatmap, answer.csv_path, answer.json_path,
-                answer.embedding_path)
+    ui = SimpleNamespace()  # the page's components, by name, as the builders below add them
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown(
@@ -129,181 +124,232 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
             "Ranks the source tasks of a registry by the similarity of their tuned PEFT weights (*task "
             "embeddings*, Zhou, Xu & McAuley, EMNLP 2022) to your task's. Bring **your data** (we tune the "
             "registry's recipe on it), **your adapter**, or pick **a registry task**.")
-        with gr.Row():
-            base_model = gr.Dropdown(bases, value=ANY, label="base model", allow_custom_value=True,
-                                     info="the embedding space to rank in")
-            method = gr.Dropdown(methods, value=ANY, label="method", allow_custom_value=True)
-            top_k = gr.Slider(1, config.max_top_k, value=config.default_top_k, step=1, label="top k")
-            similarity = gr.Radio(list(SIMILARITIES), value=state.selector.similarity, label="similarity",
-                                  info="of the PEFT embeddings (pcr-1: the registry's mean and top direction removed)")
-            ranker = gr.Radio(list(RANKERS), value="auto", label="ranker",
-                              info="auto: PEFT + TextEmb fused when your texts are known, else PEFT alone")
-            hide_flagged = gr.Checkbox(False, label="hide flagged sources",
-                                       info="near-duplicates, fewer rows than the recipe, a test split, barely learned")
+        _filters_row(gr, ui, state, config, bases, methods)
         with gr.Tabs():
-            with gr.Tab("Your data", id="data"):
-                gr.Markdown(
-                    f"Your data is tuned with **the same recipe as the registry** ({recipe}), so its embedding "
-                    f"is comparable with the registry's. Limits: {_mb(limits.max_file_bytes)} per "
-                    f"file, {limits.min_rows}–{limits.max_rows:,} rows. One tuning runs at a time; others wait "
-                    "in a queue and see their position.")
-                with gr.Row():
-                    with gr.Column():
-                        data_file = gr.File(None, label=f"data file ({', '.join(DATA_SUFFIXES)})",
-                                            file_types=list(DATA_SUFFIXES), type="filepath", elem_id="data-file")
-                    with gr.Column():
-                        dataset_id = gr.Textbox("", label="…or a Hub dataset id", placeholder="owner/name")
-                        with gr.Row():
-                            dataset_config = gr.Dropdown([""], value="", label="config (optional)", allow_custom_value=True)
-                            dataset_split = gr.Dropdown(["train"], value="train", label="split", allow_custom_value=True)
-                        inspect = gr.Button("Read the dataset's configs, splits and columns", size="sm")
-                with gr.Row():
-                    text_column = gr.Dropdown(["text"], value="text", label="text column", allow_custom_value=True)
-                    pair_column = gr.Dropdown([""], value="", label="second text column (pairs, optional)",
-                                              allow_custom_value=True)
-                    label_column = gr.Dropdown(["label"], value="label", label="label column", allow_custom_value=True)
-                data_button = gr.Button("Tune and rank", variant="primary", elem_id="rank-data")
-            with gr.Tab("Your adapter", id="adapter"):
-                gr.Markdown("A PEFT adapter of the registry's base model: a Hub repo id, or a zip of the adapter folder "
-                            "(`adapter_config.json` + `adapter_model.safetensors`; pickle `.bin` files are refused).")
-                with gr.Row():
-                    repo_id = gr.Textbox("", label="Hub repo id", placeholder="owner/my-adapter")
-                    adapter_zip = gr.File(None, label="…or an adapter folder as .zip", file_types=[".zip"],
-                                          type="filepath")
-                adapter_button = gr.Button("Rank", variant="primary", elem_id="rank-adapter")
-            with gr.Tab("Registry task", id="registry"):
-                # A large registry (an index of the Hub) lists its first entries; any other name can be typed.
-                entry = gr.Dropdown(names[:MAX_LISTED], value=names[0] if names else None, allow_custom_value=True,
-                                    label="registry task (left out of the sources)" + (
-                                        f"; {len(names):,} entries, the first {MAX_LISTED:,} listed, type any name"
-                                        if len(names) > MAX_LISTED else ""))
-                registry_button = gr.Button("Rank", variant="primary", elem_id="rank-registry")
-            with gr.Tab("Registry status", id="status"):
-                status = gr.Markdown()
-                signatures = gr.Dataframe(headers=["signature", "entries", "method", "base model", "dim"],
-                                          label="signature groups", interactive=False)
-                with gr.Row():
-                    status_button = gr.Button("Update status")
-                    refresh_button = gr.Button("Refresh the registry (in the background)")
-
-        message = gr.Markdown(elem_id="message")
-        table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=TABLE_TYPES, label="sources, best first",
-                             interactive=False, elem_id="ranking", wrap=True)
-        # Drawn in the browser from each answer's data (Gradio's native plots; bars in rank order).
-        with gr.Row():
-            bar = gr.BarPlot(x="source", y="score", title="Best sources (score: the ranking's similarity)",
-                             tooltip=["name", "score"], x_label_angle=-40, label="top sources", show_label=False,
-                             elem_id="bar", height=360)
-            heatmap = gr.Dataframe(label=HEATMAP_LABEL, interactive=False, elem_id="heatmap", max_height=420)
-        emb_map = gr.ScatterPlot(x="x", y="y", color="kind", color_map=KINDS, tooltip=["name", "kind"],
-                                 title=MAP_TITLE, x_title="PC 1", y_title="PC 2", label="map of the registry",
-                                 show_label=False, elem_id="map", height=420)
-        with gr.Row():
-            csv_file = gr.File(label="ranking (CSV)")
-            json_file = gr.File(label="ranking (JSON)")
-            embedding_file = gr.File(label="your target's embedding (zip: taskemb.safetensors + taskemb.json; "
-                                     "publish it with `taskemb-hub publish`)")
-        answer_outputs = [message, table, bar, emb_map, heatmap, csv_file, json_file, embedding_file]
-
-        # ---- endpoints ---------------------------------------------------------------
-        # Parameter names are the API's (gradio_client keyword arguments): keep them descriptive.
-        # Defaults of None make gradio_client list a parameter as optional: a dataset-id call needs no data_file.
-        def rank_data(data_file=None, dataset_id="", dataset_config=None, dataset_split="train", text_column="text",
-                      text_pair_column=None, label_column="label", base_model=ANY, method=ANY,
-                      top_k=config.default_top_k, similarity=DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False,
-                      progress=gr.Progress(track_tqdm=True)):
-            return outputs(data_answer(state, config, data_file, dataset_id, dataset_config, dataset_split,
-                                       text_column, text_pair_column, label_column, base_model, method, top_k,
-                                       similarity, progress=progress, ranker=ranker, hide_flagged=hide_flagged))
-
-        def rank_adapter(repo_id="", adapter_zip=None, base_model=ANY, method=ANY, top_k=config.default_top_k,
-                         similarity=DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False, progress=gr.Progress()):
-            return outputs(adapter_answer(state, config, repo_id, adapter_zip, base_model, method, top_k, similarity,
-                                          progress=progress, ranker=ranker, hide_flagged=hide_flagged))
-
-        def rank_registry(entry=None, base_model=ANY, method=ANY, top_k=config.default_top_k,
-                          similarity=DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False):
-            return outputs(registry_answer(state, config, entry, base_model, method, top_k, similarity, ranker,
-                                           hide_flagged))
-
-        def registry_status():
-            text, rows = status_of(state)
-            return text, pd.DataFrame(rows, columns=["signature", "entries", "method", "base model", "dim"])
-
-        def refresh_registry():
-            try:
-                return start_refresh(state)
-            except TaskEmbHubError as err:
-                return f"⚠️ {err}"
-
-        filters = [base_model, method, top_k, similarity, ranker, hide_flagged]
-        data_button.click(rank_data, [data_file, dataset_id, dataset_config, dataset_split, text_column, pair_column,
-                                      label_column, *filters], answer_outputs, api_name="rank_data",
-                          concurrency_limit=1, concurrency_id="tuning")
-        adapter_button.click(rank_adapter, [repo_id, adapter_zip, *filters], answer_outputs, api_name="rank_adapter",
-                             concurrency_limit=4)
-        registry_button.click(rank_registry, [entry, *filters], answer_outputs, api_name="rank_registry",
-                              concurrency_limit=8)
-        status_button.click(registry_status, None, [status, signatures], api_name="registry_status")
-        refresh_button.click(refresh_registry, None, status, api_name="refresh_registry")
+            _data_tab(gr, ui, config.limits, recipe)
+            _adapter_tab(gr, ui)
+            _registry_tab(gr, ui, names)
+            _status_tab(gr, ui)
+        _answer_area(gr, ui)
+        endpoints = _wire_endpoints(gr, ui, state, config)
         if mcp:
             from ._mcp import add_tools, hide_from_mcp
 
             add_tools(state, config)
-            hide_from_mcp(rank_data, rank_adapter, rank_registry, registry_status, refresh_registry)
-
-        # ---- page helpers (not part of the API) --------------------------------------
-        def on_file(file):
-            if not file:
-                return gr.update(), gr.update(), gr.update(), ""
-            try:
-                columns = data_columns(file, config)
-            except TaskEmbHubError as err:
-                return gr.update(), gr.update(), gr.update(), f"⚠️ {err}"
-            text, label = guess_columns(columns)
-            return (gr.update(choices=columns, value=text), gr.update(choices=[""] + columns, value=""),
-                    gr.update(choices=columns, value=label),
-                    f"Columns of the file: {', '.join(f'`{c}`' for c in columns)}. Check the pickers, then "
-                    "**Tune and rank**.")
-
-        data_file.change(on_file, data_file, [text_column, pair_column, label_column, message],
-                         api_visibility="private")
-
-        def on_dataset(ds_id, ds_config):
-            try:
-                info = dataset_info(ds_id, ds_config or None)
-            except TaskEmbHubError as err:
-                return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {err}"
-            columns = info["columns"]
-            text, label = guess_columns(columns)
-            return (gr.update(choices=info["configs"], value=ds_config or (info["configs"] or [None])[0]),
-                    gr.update(choices=info["splits"], value="train" if "train" in info["splits"] else
-                              (info["splits"] or [None])[0]),
-                    gr.update(choices=columns, value=text), gr.update(choices=[""] + columns, value=""),
-                    gr.update(choices=columns, value=label), f"Dataset `{ds_id}`: columns {columns}.")
-
-        inspect.click(on_dataset, [dataset_id, dataset_config],
-                      [dataset_config, dataset_split, text_column, pair_column, label_column, message],
-                      api_visibility="private")
-
-        def update_choices(base, meth):
-            bases_now, methods_now, _ = filter_choices(state)
-            selector = state.selector
-            names_now = [selector.entries[i].name for g in state.derived(selector).signatures
-                         if base in (None, "", ANY, g["base_model"]) and meth in (None, "", ANY, g["method"])
-                         for i in g["members"]]
-            return (gr.update(choices=bases_now), gr.update(choices=methods_now),
-                    gr.update(choices=names_now[:MAX_LISTED]))
-
-        for trigger in (base_model.change, method.change):
-            trigger(update_choices, [base_model, method], [base_model, method, entry], api_visibility="private")
-        status_button.click(update_choices, [base_model, method], [base_model, method, entry],
-                            api_visibility="private")
-        app.load(registry_status, None, [status, signatures], api_visibility="private")
+            hide_from_mcp(*endpoints)
+        _wire_page_helpers(gr, app, ui, state, config, registry_status=endpoints[3])
     app.queue(default_concurrency_limit=4, max_size=64)
     app.space_state = state  # for scripts and tests: the registry the app serves
     app.space_config = config
     return app
+
+
+def _filters_row(gr, ui, state: RegistryState, config: SpaceConfig, bases: list[str], methods: list[str]) -> None:
+    """The filters every way to ask shares: base model, method, top k, similarity, ranker, flagged sources."""
+    with gr.Row():
+        ui.base_model = gr.Dropdown(bases, value=ANY, label="base model", allow_custom_value=True,
+                                    info="the embedding space to rank in")
+        ui.method = gr.Dropdown(methods, value=ANY, label="method", allow_custom_value=True)
+        ui.top_k = gr.Slider(1, config.max_top_k, value=config.default_top_k, step=1, label="top k")
+        ui.similarity = gr.Radio(list(SIMILARITIES), value=state.selector.similarity, label="similarity",
+                                 info="of the PEFT embeddings (pcr-1: the registry's mean and top direction removed)")
+        ui.ranker = gr.Radio(list(RANKERS), value="auto", label="ranker",
+                             info="auto: PEFT + TextEmb fused when your texts are known, else PEFT alone")
+        ui.hide_flagged = gr.Checkbox(False, label="hide flagged sources",
+                                      info="near-duplicates, fewer rows than the recipe, a test split, barely learned")
+
+
+def _data_tab(gr, ui, limits, recipe: str) -> None:
+    """Your data: a file or a Hub dataset id, its columns, and the button that tunes and ranks."""
+    with gr.Tab("Your data", id="data"):
+        gr.Markdown(
+            f"Your data is tuned with **the same recipe as the registry** ({recipe}), so its embedding "
+            f"is comparable with the registry's. Limits: {_mb(limits.max_file_bytes)} per "
+            f"file, {limits.min_rows}–{limits.max_rows:,} rows. One tuning runs at a time; others wait "
+            "in a queue and see their position.")
+        with gr.Row():
+            with gr.Column():
+                ui.data_file = gr.File(None, label=f"data file ({', '.join(DATA_SUFFIXES)})",
+                                       file_types=list(DATA_SUFFIXES), type="filepath", elem_id="data-file")
+            with gr.Column():
+                ui.dataset_id = gr.Textbox("", label="…or a Hub dataset id", placeholder="owner/name")
+                with gr.Row():
+                    ui.dataset_config = gr.Dropdown([""], value="", label="config (optional)", allow_custom_value=True)
+                    ui.dataset_split = gr.Dropdown(["train"], value="train", label="split", allow_custom_value=True)
+                ui.inspect = gr.Button("Read the dataset's configs, splits and columns", size="sm")
+        with gr.Row():
+            ui.text_column = gr.Dropdown(["text"], value="text", label="text column", allow_custom_value=True)
+            ui.pair_column = gr.Dropdown([""], value="", label="second text column (pairs, optional)",
+                                         allow_custom_value=True)
+            ui.label_column = gr.Dropdown(["label"], value="label", label="label column", allow_custom_value=True)
+        ui.data_button = gr.Button("Tune and rank", variant="primary", elem_id="rank-data")
+
+
+def _adapter_tab(gr, ui) -> None:
+    """Your adapter: a Hub repo id or an uploaded adapter folder as a zip."""
+    with gr.Tab("Your adapter", id="adapter"):
+        gr.Markdown("A PEFT adapter of the registry's base model: a Hub repo id, or a zip of the adapter folder "
+                    "(`adapter_config.json` + `adapter_model.safetensors`; pickle `.bin` files are refused).")
+        with gr.Row():
+            ui.repo_id = gr.Textbox("", label="Hub repo id", placeholder="owner/my-adapter")
+            ui.adapter_zip = gr.File(None, label="…or an adapter folder as .zip", file_types=[".zip"],
+                                     type="filepath")
+        ui.adapter_button = gr.Button("Rank", variant="primary", elem_id="rank-adapter")
+
+
+def _registry_tab(gr, ui, names: list[str]) -> None:
+    """A registry task, ranked against the others (leave-one-out)."""
+    with gr.Tab("Registry task", id="registry"):
+        # A large registry (an index of the Hub) lists its first entries; any other name can be typed.
+        ui.entry = gr.Dropdown(names[:MAX_LISTED], value=names[0] if names else None, allow_custom_value=True,
+                               label="registry task (left out of the sources)" + (
+                                   f"; {len(names):,} entries, the first {MAX_LISTED:,} listed, type any name"
+                                   if len(names) > MAX_LISTED else ""))
+        ui.registry_button = gr.Button("Rank", variant="primary", elem_id="rank-registry")
+
+
+def _status_tab(gr, ui) -> None:
+    """What the registry holds, and the button that rebuilds it in the background."""
+    with gr.Tab("Registry status", id="status"):
+        ui.status = gr.Markdown()
+        ui.signatures = gr.Dataframe(headers=["signature", "entries", "method", "base model", "dim"],
+                                     label="signature groups", interactive=False)
+        with gr.Row():
+            ui.status_button = gr.Button("Update status")
+            ui.refresh_button = gr.Button("Refresh the registry (in the background)")
+
+
+def _answer_area(gr, ui) -> None:
+    """The answer of every way to ask: message, table, figures and downloads (`ui.answer_outputs`, in `Answer` order)."""
+    ui.message = gr.Markdown(elem_id="message")
+    table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=TABLE_TYPES, label="sources, best first",
+                         interactive=False, elem_id="ranking", wrap=True)
+    # Drawn in the browser from each answer's data (Gradio's native plots; bars in rank order).
+    with gr.Row():
+        bar = gr.BarPlot(x="source", y="score", title="Best sources (score: the ranking's similarity)",
+                         tooltip=["name", "score"], x_label_angle=-40, label="top sources", show_label=False,
+                         elem_id="bar", height=360)
+        heatmap = gr.Dataframe(label=HEATMAP_LABEL, interactive=False, elem_id="heatmap", max_height=420)
+    emb_map = gr.ScatterPlot(x="x", y="y", color="kind", color_map=KINDS, tooltip=["name", "kind"],
+                             title=MAP_TITLE, x_title="PC 1", y_title="PC 2", label="map of the registry",
+                             show_label=False, elem_id="map", height=420)
+    with gr.Row():
+        csv_file = gr.File(label="ranking (CSV)")
+        json_file = gr.File(label="ranking (JSON)")
+        embedding_file = gr.File(label="your target's embedding (zip: taskemb.safetensors + taskemb.json; "
+                                 "publish it with `taskemb-hub publish`)")
+    ui.answer_outputs = [ui.message, table, bar, emb_map, heatmap, csv_file, json_file, embedding_file]
+
+
+def _outputs(answer: Answer):
+    """An `Answer` as the values of `ui.answer_outputs`."""
+    import pandas as pd
+
+    table = pd.DataFrame(answer.rows, columns=TABLE_COLUMNS)
+    return (answer.message, table, answer.bar, answer.map, answer.heatmap, answer.csv_path, answer.json_path,
+            answer.embedding_path)
+
+
+def _wire_endpoints(gr, ui, state: RegistryState, config: SpaceConfig) -> tuple:
+    """The API: `/rank_data`, `/rank_adapter`, `/rank_registry`, `/registry_status`, `/refresh_registry` (the
+    functions, in that order, are returned)."""
+    # Parameter names are the API's (gradio_client keyword arguments): keep them descriptive.
+    # Defaults of None make gradio_client list a parameter as optional: a dataset-id call needs no data_file.
+    def rank_data(data_file=None, dataset_id="", dataset_config=None, dataset_split="train", text_column="text",
+                  text_pair_column=None, label_column="label", base_model=ANY, method=ANY,
+                  top_k=config.default_top_k, similarity=DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False,
+                  progress=gr.Progress(track_tqdm=True)):
+        return _outputs(data_answer(state, config, data_file, dataset_id, dataset_config, dataset_split,
+                                    text_column, text_pair_column, label_column, base_model, method, top_k,
+                                    similarity, progress=progress, ranker=ranker, hide_flagged=hide_flagged))
+
+    def rank_adapter(repo_id="", adapter_zip=None, base_model=ANY, method=ANY, top_k=config.default_top_k,
+                     similarity=DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False, progress=gr.Progress()):
+        return _outputs(adapter_answer(state, config, repo_id, adapter_zip, base_model, method, top_k, similarity,
+                                       progress=progress, ranker=ranker, hide_flagged=hide_flagged))
+
+    def rank_registry(entry=None, base_model=ANY, method=ANY, top_k=config.default_top_k,
+                      similarity=DEFAULT_SIMILARITY, ranker="auto", hide_flagged=False):
+        return _outputs(registry_answer(state, config, entry, base_model, method, top_k, similarity, ranker,
+                                        hide_flagged))
+
+    def registry_status():
+        import pandas as pd
+
+        text, rows = status_of(state)
+        return text, pd.DataFrame(rows, columns=["signature", "entries", "method", "base model", "dim"])
+
+    def refresh_registry():
+        try:
+            return start_refresh(state)
+        except TaskEmbHubError as err:
+            return f"⚠️ {err}"
+
+    filters = [ui.base_model, ui.method, ui.top_k, ui.similarity, ui.ranker, ui.hide_flagged]
+    ui.data_button.click(rank_data, [ui.data_file, ui.dataset_id, ui.dataset_config, ui.dataset_split,
+                                     ui.text_column, ui.pair_column, ui.label_column, *filters], ui.answer_outputs,
+                         api_name="rank_data", concurrency_limit=1, concurrency_id="tuning")
+    ui.adapter_button.click(rank_adapter, [ui.repo_id, ui.adapter_zip, *filters], ui.answer_outputs,
+                            api_name="rank_adapter", concurrency_limit=4)
+    ui.registry_button.click(rank_registry, [ui.entry, *filters], ui.answer_outputs, api_name="rank_registry",
+                             concurrency_limit=8)
+    ui.status_button.click(registry_status, None, [ui.status, ui.signatures], api_name="registry_status")
+    ui.refresh_button.click(refresh_registry, None, ui.status, api_name="refresh_registry")
+    return rank_data, rank_adapter, rank_registry, registry_status, refresh_registry
+
+
+def _wire_page_helpers(gr, app, ui, state: RegistryState, config: SpaceConfig, *, registry_status) -> None:
+    """What the page does between answers (not part of the API): fill the column pickers from a file or a Hub
+    dataset, narrow the choices to the filters, show the status on load."""
+    private = {"api_visibility": "private"}
+
+    def on_file(file):
+        if not file:
+            return gr.update(), gr.update(), gr.update(), ""
+        try:
+            columns = data_columns(file, config)
+        except TaskEmbHubError as err:
+            return gr.update(), gr.update(), gr.update(), f"⚠️ {err}"
+        text, label = guess_columns(columns)
+        return (gr.update(choices=columns, value=text), gr.update(choices=[""] + columns, value=""),
+                gr.update(choices=columns, value=label),
+                f"Columns of the file: {', '.join(f'`{c}`' for c in columns)}. Check the pickers, then "
+                "**Tune and rank**.")
+
+    ui.data_file.change(on_file, ui.data_file, [ui.text_column, ui.pair_column, ui.label_column, ui.message],
+                        **private)
+
+    def on_dataset(ds_id, ds_config):
+        try:
+            info = dataset_info(ds_id, ds_config or None)
+        except TaskEmbHubError as err:
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), f"⚠️ {err}"
+        columns = info["columns"]
+        text, label = guess_columns(columns)
+        return (gr.update(choices=info["configs"], value=ds_config or (info["configs"] or [None])[0]),
+                gr.update(choices=info["splits"], value="train" if "train" in info["splits"] else
+                          (info["splits"] or [None])[0]),
+                gr.update(choices=columns, value=text), gr.update(choices=[""] + columns, value=""),
+                gr.update(choices=columns, value=label), f"Dataset `{ds_id}`: columns {columns}.")
+
+    ui.inspect.click(on_dataset, [ui.dataset_id, ui.dataset_config],
+                     [ui.dataset_config, ui.dataset_split, ui.text_column, ui.pair_column, ui.label_column,
+                      ui.message], **private)
+
+    def update_choices(base, meth):
+        bases_now, methods_now, _ = filter_choices(state)
+        selector = state.selector
+        names_now = [selector.entries[i].name for g in state.derived(selector).signatures
+                     if base in (None, "", ANY, g["base_model"]) and meth in (None, "", ANY, g["method"])
+                     for i in g["members"]]
+        return (gr.update(choices=bases_now), gr.update(choices=methods_now),
+                gr.update(choices=names_now[:MAX_LISTED]))
+
+    choices = [ui.base_model, ui.method, ui.entry]
+    for trigger in (ui.base_model.change, ui.method.change):
+        trigger(update_choices, [ui.base_model, ui.method], choices, **private)
+    ui.status_button.click(update_choices, [ui.base_model, ui.method], choices, **private)
+    app.load(registry_status, None, [ui.status, ui.signatures], **private)
 
 
 def launch(registry: str = "default", *, host: str = "127.0.0.1", port: int | None = None,
