@@ -247,7 +247,7 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
         ```
     """
     from ..methods.base import signature_hash
-    from ..transfer import BASE, FinishedCells, _append, _lock
+    from ..transfer import FinishedCells, _lock
 
     started = time.perf_counter()
     results, work_dir = Path(results), Path(work_dir).expanduser().resolve()
@@ -268,6 +268,19 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
     resources = resources or RayResources()
     options = resources.options(cluster)
     check_fits(options, address, log)
+    pending = _submit_cells(todo, remote_cfg, recipe, work_dir, options)
+    report.submitted = len(pending)
+    lock = _lock(work_dir / "claims" / signature_hash(recipe))
+    end = None if deadline_s is None else started + deadline_s
+    _collect_rows(pending, results, finished, lock, end, report, log)
+    report.seconds = round(time.perf_counter() - started, 1)
+    return report
+
+
+def _submit_cells(todo: list[tuple], remote_cfg, recipe: dict, work_dir: Path, options: dict) -> dict[object, tuple]:
+    """Send each cell to Ray, after the one task per (source, seed) that tunes its body: `{cell's ref: cell}`."""
+    from ..transfer import BASE
+
     train_source = ray.remote(_train_source)
     run_cell = ray.remote(_run_grid_cell)
     sources: dict[tuple[str, int], object] = {}
@@ -284,10 +297,14 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
             remote_cfg, recipe, source, target, seed, str(work_dir), options, body)
         pending[ref] = cell
     sources.clear()  # the cells hold the body references now (Ray spills bodies to disk when its store fills)
-    report.submitted = len(pending)
+    return pending
 
-    lock = _lock(work_dir / "claims" / signature_hash(recipe))
-    end = None if deadline_s is None else started + deadline_s
+
+def _collect_rows(pending: dict[object, tuple], results: Path, finished, lock, end: float | None, report: GridReport,
+                  log) -> None:
+    """Append each finished cell's row as it comes back (until `end`, when the cells still running are cancelled)."""
+    from ..transfer import _append
+
     while pending:
         wait_s = None if end is None else max(0.0, end - time.perf_counter())
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
@@ -312,23 +329,21 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
             report.finished += written
             report.skipped += not written  # another writer finished it meanwhile: its row stays
             log(f"{cell[0]:>22} -> {cell[1]:<22} seed {cell[2]}: {row['metric']} {row['score']:.4f} ({row['seconds']}s)")
-    report.seconds = round(time.perf_counter() - started, 1)
-    return report
 
 
-def _build_entry(task_spec, tuning: dict, options: dict):
-    """Ray task: one registry entry's files (see `registry_build.build_entry`)."""
-    from .registry_build import build_entry
-
+def _build_entry(build_entry, task_spec, tuning: dict, options: dict):
+    """Ray task: one registry entry's files (`build_entry` is `registry_build.build_entry`)."""
     _use_resources(options)
     return build_entry(task_spec, tuning)
 
 
-def run_ray_build(tasks: list, tuning: dict, on_built, on_failed, *, address: str | None = None,
+def run_ray_build(build_entry, tasks: list, tuning: dict, on_built, on_failed, *, address: str | None = None,
                   num_cpus: int | None = None, resources: RayResources | None = None) -> None:
     """Tune each task as a Ray task; `on_built(BuiltEntry)` runs here (the driver) as each one ends.
 
     Args:
+        build_entry: `(TaskSpec, tuning) -> BuiltEntry`, run in the worker: `registry_build.build_entry`, handed in
+            by its caller (Ray ships a module-level function by reference) so this module does not import it.
         tasks: `registry_build.TaskSpec`s.
         tuning: the `TuningConfig` fields every entry shares.
         on_built: writes (and publishes) a finished entry.
@@ -340,7 +355,7 @@ def run_ray_build(tasks: list, tuning: dict, on_built, on_failed, *, address: st
     options = (resources or RayResources()).options(connect(address, num_cpus))
     check_fits(options, address)
     build = ray.remote(_build_entry)
-    pending = {build.options(name=f"build:{task.name}", **options).remote(task, tuning, options): task.name
+    pending = {build.options(name=f"build:{task.name}", **options).remote(build_entry, task, tuning, options): task.name
                for task in tasks}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)

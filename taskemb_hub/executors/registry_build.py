@@ -370,7 +370,8 @@ def build_registry(spec: BuildSpec, registry: str | Path, *, executor: str = "lo
     if executor == "ray":
         from .ray import run_ray_build
 
-        run_ray_build(todo, spec.tuning, finished, failed, address=address, num_cpus=num_cpus, resources=resources)
+        run_ray_build(build_entry, todo, spec.tuning, finished, failed, address=address, num_cpus=num_cpus,
+                      resources=resources)
     else:
         for task in todo:
             try:
