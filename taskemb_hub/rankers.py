@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from .errors import TaskEmbHubError
 from .similarity import fuse_scores
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # leaves only: "AutoSourceSelector" stays a bare string (selector imports this module)
+    from ._ranking import Ranking
     from .embedding import TaskEmbedding
-    from .selector import AutoSourceSelector, Ranking
 
 RANKERS = ("auto", "peft", "textemb", "fusion")
 FUSION_TEXT_WEIGHT = 0.5
@@ -76,7 +76,7 @@ def text_ranking(selector: "AutoSourceSelector", text_target, *, exclude) -> "Ra
 
 def fuse(peft: "Ranking", text: "Ranking", top_k: int | None, weight: float = FUSION_TEXT_WEIGHT) -> "Ranking":
     """The fused ranking of the sources both rankings scored; the others are listed in `skipped`."""
-    from .selector import DEFAULT_SIMILARITY, Ranking
+    from ._ranking import DEFAULT_SIMILARITY, Ranking
 
     text_score = {r["task"]: r["score"] for r in text.rows}
     both = [r for r in peft.rows if r["task"] in text_score]
