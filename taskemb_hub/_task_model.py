@@ -125,7 +125,7 @@ def _with_peft(model, task: TaskData, config: TuningConfig, model_id: str):
     return model, init_snapshot
 
 
-def _optimizer(model, config: TuningConfig, processes: int):
+def _make_optimizer(model, config: TuningConfig, processes: int):
     """AdamW over the trainable weights (the head at its own rate) and the linear warm-up/decay schedule."""
     from transformers import get_linear_schedule_with_warmup
 

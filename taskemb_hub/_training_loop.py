@@ -1,5 +1,5 @@
 """The optimizer steps of a tuning run, its checkpoints (adapter, embedding, metric, card) and the resumable
-state it keeps between them (`_resume`); `training.tune` prepares the run and calls `_train`.
+state it keeps between them (`_resume`); `training.tune` prepares the run and calls `_train_loop`.
 
 `TuningConfig` (training.py) is named in annotations only, never imported: training imports this module."""
 
@@ -87,7 +87,7 @@ class _Run:
     resume_dir: Path | None
 
 
-def _train(run: _Run, state: dict | None, progress: bool) -> tuple[list[Checkpoint], int, int, float]:
+def _train_loop(run: _Run, state: dict | None, progress: bool) -> tuple[list[Checkpoint], int, int, float]:
     """The optimizer steps from the saved `state` (or step 0) to `last_step`: (checkpoints, step, examples, seconds)."""
     from tqdm.auto import tqdm
 

@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader
 
 from ._evaluation import evaluate  # noqa: F401 - public here, as before the split
 from ._resume import read_state, run_id, save_state, state_dir
-from ._task_model import (HEAD_NAMES, MeanPooler, TaskModel, _optimizer, _with_peft, build_model,  # noqa: F401
-                          head_module)
-from ._training_loop import (Checkpoint, _push, _progress, _refuse_foreign_checkpoints, _Run, _saved_state,
-                             _train)
+from ._task_model import (HEAD_NAMES, MeanPooler, TaskModel, _make_optimizer, _with_peft,  # noqa: F401 - public
+                          build_model, head_module)
+from ._training_loop import (Checkpoint, _progress, _push, _refuse_foreign_checkpoints, _Run, _saved_state,
+                             _train_loop)
 from .base_model import resolve_base_model
 from .data import TaskData, check_trainable, load_task
 from .default_registry import DEFAULT_METHOD
@@ -237,7 +237,6 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
         One `Checkpoint` per save step.
     """
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
     from transformers import AutoTokenizer
 
     task = task if isinstance(task, TaskData) else load_task(task)
@@ -250,30 +249,14 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
     load_from, model_id = resolve_base_model(config.base_model)
     train_rows = task.train_rows(config.max_train_examples, seed=config.seed)
     output_dir = Path(output_dir) if output_dir is not None else None
-    resume_dir, state = None, None
-    if output_dir is not None and config.method != "full" and body_state is None:
-        resume_dir = state_dir(output_dir, run_id(config, model_id, task.name, train_rows, accelerator.num_processes))
-        if resume:  # --restart replaces them; otherwise another run's step-N is never overwritten unasked
-            _refuse_foreign_checkpoints(output_dir, config, read_state(resume_dir))
-        state = _saved_state(resume_dir, output_dir, resume, progress and accelerator.is_main_process)
-        if isinstance(state, list):
-            return state  # the checkpoints of a run that finished before
+    resume_dir, state = _resume_point(task, config, output_dir, train_rows, model_id, accelerator,
+                                      body_state=body_state, resume=resume, progress=progress)
+    if isinstance(state, list):
+        return state  # the checkpoints of a run that finished before
     tokenizer = AutoTokenizer.from_pretrained(load_from)
-
-    set_seed(config.init_seed)
-    model = build_model(task, config.base_model, config.head_init, body_state, config.head_pooling)
-    model, init_snapshot = _with_peft(model, task, config, model_id)
-    set_seed(config.seed)
-
-    check_trainable(task, train_rows)  # too few rows or one label: refuse rather than embed noise or zeros
-    eval_rows = task.eval_rows(config.eval_examples, eval_split) if config.eval_examples else []
-    collator = Collator(tokenizer)
-    train_loader = DataLoader(encode_rows(task, train_rows, tokenizer, config.max_length), batch_size=config.batch_size,
-                              shuffle=True, collate_fn=collator, generator=torch.Generator().manual_seed(config.seed))
-    eval_feats = encode_rows(task, eval_rows, tokenizer, config.max_length, for_eval=True) if eval_rows else []
-    eval_loader = DataLoader(eval_feats, batch_size=64, collate_fn=collator) if eval_feats else None
-
-    optimizer, scheduler = _optimizer(model, config, accelerator.num_processes)
+    model, init_snapshot = _load_model(task, config, model_id, body_state)
+    train_loader, eval_loader, eval_feats, eval_rows = _prepare_data(task, config, train_rows, tokenizer, eval_split)
+    optimizer, scheduler = _make_optimizer(model, config, accelerator.num_processes)
     wrapped = TaskModel(model, config.method)
     wrapped, optimizer, train_loader, scheduler = accelerator.prepare(wrapped, optimizer, train_loader, scheduler)
     if eval_loader is not None:
@@ -281,23 +264,66 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
 
     run = _Run(accelerator, wrapped, optimizer, scheduler, train_loader, eval_loader, eval_feats, eval_rows, task,
                config, model_id, len(train_rows), init_snapshot, output_dir, resume_dir)
-    checkpoints, step, examples, elapsed = _train(run, state, progress)
+    checkpoints, step, examples, elapsed = _train_loop(run, state, progress)
     if _keep_model is not None:  # the transfer runner reuses the tuned body
         _keep_model["model"] = accelerator.unwrap_model(wrapped).model
     if output_dir is not None and accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        summary = {"task": task.name, "base_model": model_id, "config": asdict(config), "train_size": len(train_rows),
-                   "seconds": round(elapsed, 2), "examples_per_second": round(examples / max(elapsed, 1e-9), 2),
-                   "optimizer_steps": step, "processes": accelerator.num_processes,
-                   "final_learning_rates": [float(lr) for lr in scheduler.get_last_lr()],
-                   "checkpoints": [{"step": c.step, "metrics": c.metrics} for c in checkpoints]}
-        (output_dir / run_file).write_text(json.dumps(summary, indent=2))
+        _write_run(run, run_file, checkpoints, step, examples, elapsed)
         if config.push_to_hub and checkpoints and checkpoints[-1].path is not None:
             _push(checkpoints[-1].path, config, task, revision=None)  # the default checkpoint goes on main
     if resume_dir is not None:  # what a rerun returns; the tensors of the state go
         save_state(resume_dir, accelerator=accelerator, model=None, optimizer=None, scheduler=None,
                    progress=_progress(step, 0, examples, elapsed, checkpoints), finished=True)
     return checkpoints
+
+
+def _resume_point(task: TaskData, config: TuningConfig, output_dir: Path | None, train_rows: list, model_id: str,
+                  accelerator, *, body_state: dict | None, resume: bool, progress: bool):
+    """`(resume_dir, state)`: where this run keeps its resumable state (None: not resumed) and what `_saved_state`
+    found there (a state to go on from, the checkpoints of a run that finished, or None)."""
+    if output_dir is None or config.method == "full" or body_state is not None:
+        return None, None
+    resume_dir = state_dir(output_dir, run_id(config, model_id, task.name, train_rows, accelerator.num_processes))
+    if resume:  # --restart replaces them; otherwise another run's step-N is never overwritten unasked
+        _refuse_foreign_checkpoints(output_dir, config, read_state(resume_dir))
+    return resume_dir, _saved_state(resume_dir, output_dir, resume, progress and accelerator.is_main_process)
+
+
+def _load_model(task: TaskData, config: TuningConfig, model_id: str, body_state: dict | None):
+    """The model to tune and its init snapshot: the peft weights drawn from `init_seed`, then the seed set for the
+    data order and dropout."""
+    from accelerate.utils import set_seed
+
+    set_seed(config.init_seed)
+    model = build_model(task, config.base_model, config.head_init, body_state, config.head_pooling)
+    model, init_snapshot = _with_peft(model, task, config, model_id)
+    set_seed(config.seed)
+    return model, init_snapshot
+
+
+def _prepare_data(task: TaskData, config: TuningConfig, train_rows: list, tokenizer, eval_split: str | None):
+    """`(train_loader, eval_loader, eval_feats, eval_rows)`: the seeded shuffled train batches and the evaluation rows
+    (no eval loader when `eval_examples` is 0)."""
+    check_trainable(task, train_rows)  # too few rows or one label: refuse rather than embed noise or zeros
+    eval_rows = task.eval_rows(config.eval_examples, eval_split) if config.eval_examples else []
+    collator = Collator(tokenizer)
+    train_loader = DataLoader(encode_rows(task, train_rows, tokenizer, config.max_length), batch_size=config.batch_size,
+                              shuffle=True, collate_fn=collator, generator=torch.Generator().manual_seed(config.seed))
+    eval_feats = encode_rows(task, eval_rows, tokenizer, config.max_length, for_eval=True) if eval_rows else []
+    eval_loader = DataLoader(eval_feats, batch_size=64, collate_fn=collator) if eval_feats else None
+    return train_loader, eval_loader, eval_feats, eval_rows
+
+
+def _write_run(run: _Run, run_file: str, checkpoints: list[Checkpoint], step: int, examples: int, elapsed: float):
+    """The run's summary (`run.json`) beside its checkpoints."""
+    run.output_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"task": run.task.name, "base_model": run.model_id, "config": asdict(run.config),
+               "train_size": run.train_size, "seconds": round(elapsed, 2),
+               "examples_per_second": round(examples / max(elapsed, 1e-9), 2),
+               "optimizer_steps": step, "processes": run.accelerator.num_processes,
+               "final_learning_rates": [float(lr) for lr in run.scheduler.get_last_lr()],
+               "checkpoints": [{"step": c.step, "metrics": c.metrics} for c in checkpoints]}
+    (run.output_dir / run_file).write_text(json.dumps(summary, indent=2))
 
 
 def check_output_folder(output_dir: Path) -> None:
