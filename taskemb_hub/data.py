@@ -304,22 +304,7 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
     labels, to_id = None, None
     class_names = _class_label_names(splits_raw[train_split], columns["label"])
     if kind == CLASSIFICATION:
-        if class_names:  # ids index the names already
-            labels, to_id = class_names, {i: i for i in range(len(class_names))}
-        elif all(isinstance(v, bool) or (isinstance(v, (int, float)) and float(v).is_integer()) for v in raw_labels):
-            names = sorted({int(v) for v in raw_labels})  # 0..n-1 keep their ids; others (-1/1, 1..5) are renumbered
-            if UNLABELLED in names and 0 in names:  # ids from 0 with -1: datasets' "no label", as GLUE's test rows
-                names.remove(UNLABELLED)
-                dropped = sum(1 for v in raw_labels if not isinstance(v, bool) and int(v) == UNLABELLED)
-                warnings.warn(f"{source or name}: {dropped} training row(s) labelled {UNLABELLED} (the datasets "
-                              "library's value for 'no label') were left out. If -1 is a class here, relabel it.",
-                              stacklevel=2)
-            to_id = {v: i for i, v in enumerate(names)}
-            labels = [str(v) for v in names]
-        else:
-            labels = sorted({str(v) for v in raw_labels})
-            _check_label_words(labels, columns["label"], source or name)
-            to_id = {v: i for i, v in enumerate(labels)}
+        labels, to_id = _class_ids(raw_labels, class_names, columns["label"], source or name)
     splits = {}
     text_columns = [columns["text"]] + ([columns["text_pair"]] if columns["text_pair"] else [])
     for split, rows in splits_raw.items():
@@ -354,6 +339,24 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
     return TaskData(name=name, task_type=kind, splits=splits, labels=labels,
                     pair=bool(columns["text_pair"]), source=source)
 
+
+
+def _class_ids(raw_labels: list, class_names: list[str] | None, label_column: str, where: str) -> tuple[list[str], dict]:
+    """A classification task's label names and the map from a raw label to its id, from the training split's labels."""
+    if class_names:  # ids index the names already
+        return class_names, {i: i for i in range(len(class_names))}
+    if all(isinstance(v, bool) or (isinstance(v, (int, float)) and float(v).is_integer()) for v in raw_labels):
+        names = sorted({int(v) for v in raw_labels})  # 0..n-1 keep their ids; others (-1/1, 1..5) are renumbered
+        if UNLABELLED in names and 0 in names:  # ids from 0 with -1: datasets' "no label", as GLUE's test rows
+            names.remove(UNLABELLED)
+            dropped = sum(1 for v in raw_labels if not isinstance(v, bool) and int(v) == UNLABELLED)
+            warnings.warn(f"{where}: {dropped} training row(s) labelled {UNLABELLED} (the datasets "
+                          "library's value for 'no label') were left out. If -1 is a class here, relabel it.",
+                          stacklevel=3)  # task_from_columns' caller, as before this was split out
+        return [str(v) for v in names], {v: i for i, v in enumerate(names)}
+    labels = sorted({str(v) for v in raw_labels})
+    _check_label_words(labels, label_column, where)
+    return labels, {v: i for i, v in enumerate(labels)}
 
 _KINDS = {"dict": "record", "Sequence": "list", "List": "list", "LargeList": "list"}
 
