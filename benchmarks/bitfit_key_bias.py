@@ -106,7 +106,7 @@ def runs_part(task_name: str, steps: int, old_only: bool = False) -> dict:
     from taskemb_hub import TaskEmbedding, TuningConfig, load_task, tune
     from taskemb_hub.methods import EmbeddingOptions, get_method
     from taskemb_hub.methods.base import embed_module_tensors, module_name
-    from taskemb_hub.methods.bitfit import is_gradient_free
+    from taskemb_hub.methods.bitfit import is_attention_key
 
     require_data()
     task = load_task(DATA_DIR / task_name)
@@ -152,7 +152,7 @@ def runs_part(task_name: str, steps: int, old_only: bool = False) -> dict:
             old = [embed_module_tensors(method, r["weights"], ".beft_bias", EmbeddingOptions())[0] for r in runs]
             row["embedding_cosine_with_key_blocks"] = cosine(*old)
             row["embedding_dim_with_key_blocks"] = int(old[0].numel())
-            row["key_modules"] = sum(is_gradient_free(n) for n in biases)
+            row["key_modules"] = sum(is_attention_key(n) for n in biases)
         out["variants"][variant] = row
         print(json.dumps({variant: row}, indent=2), flush=True)
     out["torch"] = torch.__version__

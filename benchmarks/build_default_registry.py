@@ -22,7 +22,7 @@ from taskemb_hub.cards import write_model_card
 from taskemb_hub.data import CLASSIFICATION, load_task
 from taskemb_hub.default_registry import DEFAULT_METHOD, default_registry_path, default_textemb_path
 from taskemb_hub.embedding import TaskEmbedding
-from taskemb_hub.methods.bitfit import is_gradient_free
+from taskemb_hub.methods.bitfit import is_attention_key
 from taskemb_hub.training import TuningConfig, tune
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,7 +52,7 @@ if args.from_embeddings:  # check every vector is there before touching the pack
                          f"{', '.join(absent)}; embed them first (benchmarks/embed_tasks.py --tasks {','.join(absent)})")
     # vectors embedded before BitFit's key biases were dropped live in another space than today's targets
     stale = [n for n, p in measured.items()
-             if any(is_gradient_free(m) for m in TaskEmbedding.load(p).signature.get("modules", {}))]
+             if any(is_attention_key(m) for m in TaskEmbedding.load(p).signature.get("modules", {}))]
     if stale:
         raise SystemExit(f"--from-embeddings {args.from_embeddings}: {len(stale)} vectors still hold BitFit's attention "
                          f"key-bias blocks ({', '.join(stale[:3])}...); convert them first: "

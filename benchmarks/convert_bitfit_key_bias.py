@@ -28,10 +28,10 @@ def _metadata_only(embedding):
     import dataclasses
     import math
 
-    from taskemb_hub.methods.bitfit import is_gradient_free
+    from taskemb_hub.methods.bitfit import is_attention_key
 
     modules = embedding.signature.get("modules") or {}
-    kept = {n: s for n, s in modules.items() if not is_gradient_free(n)}
+    kept = {n: s for n, s in modules.items() if not is_attention_key(n)}
     if len(kept) == len(modules) or embedding.dim != sum(math.prod(s) for s in kept.values()):
         return None
     return dataclasses.replace(embedding, signature=dict(embedding.signature, modules=kept))

@@ -254,7 +254,7 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
             (folder / CHECKPOINT_INFO_NAME).write_text(json.dumps(info, indent=2))
             embedding.adapter_sha256 = adapter_digest(folder)  # the bytes just saved from the model embedded
             embedding.save(folder)
-            write_model_card(folder, embedding, task=task, config=config)
+            write_model_card(folder, embedding, task=task)
 
         path = replace_folder(target, write)  # another run's step-N: replaced whole, never mixed
         if config.push_to_hub:

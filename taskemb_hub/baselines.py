@@ -5,12 +5,10 @@
   taken over the encoder's weights (the log-likelihood of the model's own predicted label).
 - SPoT-style (Vu et al. 2022): the raw tuned prompt tokens, mean-pooled (no init removed):
   the prompt method with `EmbeddingOptions(relative_to_init=False)`.
-- DataSize and Random are not embeddings: `datasize_scores`, `random_scores`.
+- DataSize and Random are not embeddings (the tests' `datasize_scores`, `random_scores`).
 """
 
 from __future__ import annotations
-
-import random
 
 import torch
 from torch.utils.data import DataLoader
@@ -108,13 +106,3 @@ def isometric_copies(embeddings: list[TaskEmbedding]) -> list[TaskEmbedding]:
                                  signature=signature, step=emb.step, train_size=emb.train_size, metrics=dict(emb.metrics),
                                  extra={**emb.extra, "full_dim": emb.dim}))
     return out
-
-
-def datasize_scores(train_sizes: dict[str, int]) -> dict[str, float]:
-    """DataSize: bigger source first."""
-    return {name: float(size) for name, size in train_sizes.items()}
-
-
-def random_scores(names: list[str], seed: int) -> dict[str, float]:
-    rng = random.Random(seed)
-    return {name: rng.random() for name in names}

@@ -364,26 +364,9 @@ def _yaml(data: dict) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).strip()
 
 
-def write_model_card(folder: str | Path, embedding, task=None, config=None) -> Path:
+def write_model_card(folder: str | Path, embedding, task=None) -> Path:
     """Write (or merge into) `folder/README.md`."""
     path = Path(folder) / CARD_NAME
     existing = path.read_text() if path.is_file() else None
     path.write_text(build_card(embedding, task, existing))
     return path
-
-
-def read_card_metadata(folder: str | Path) -> dict[str, Any]:
-    """The YAML metadata of a folder's README.md, or {} when it has none or it is not valid YAML."""
-    import yaml
-
-    path = Path(folder) / CARD_NAME
-    if not path.is_file():
-        return {}
-    text = path.read_text()
-    if not text.startswith("---"):
-        return {}
-    try:
-        meta = yaml.safe_load(text.split("---", 2)[1]) or {}
-    except yaml.YAMLError:
-        return {}
-    return meta if isinstance(meta, dict) else {}

@@ -21,8 +21,8 @@ from taskemb_hub import AutoSourceSelector, TaskEmbedding, TuningConfig, tune
 from taskemb_hub.errors import AdapterError, IncompatibleEmbeddingError, RegistryError
 from taskemb_hub.methods import EmbeddingOptions, get_method
 from taskemb_hub.methods.base import embed_module_tensors
-from taskemb_hub.methods.bitfit import (GRADIENT_FREE_KEY_MODEL_TYPES, drop_gradient_free_blocks, is_gradient_free,
-                                        key_biases_are_gradient_free)
+from taskemb_hub.methods.bitfit import (GRADIENT_FREE_KEY_MODEL_TYPES, drop_gradient_free_blocks, key_biases_are_gradient_free)
+from taskemb_hub.methods.bitfit import is_attention_key as is_gradient_free
 
 ROOT = Path(__file__).resolve().parents[1]
 # The target modules before the fix: every encoder Linear, attention keys included (as adapters already on the Hub).

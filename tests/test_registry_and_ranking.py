@@ -4,9 +4,10 @@ import json
 
 import pytest
 import torch
+from huggingface_hub import metadata_load
 
 from taskemb_hub import RegistryError, TaskEmbedding, TuningConfig, tune
-from taskemb_hub.cards import TAG, read_card_metadata
+from taskemb_hub.cards import TAG
 from taskemb_hub.registries.local import LocalRegistry
 from taskemb_hub.selector import AutoSourceSelector
 
@@ -31,7 +32,7 @@ def registry(tmp_path):
 def test_entries_are_hub_repo_shaped_with_a_tagged_card(registry):
     entry = registry.path / "org" / "close"
     assert {"taskemb.safetensors", "taskemb.json", "README.md"} <= {p.name for p in entry.iterdir()}
-    meta = read_card_metadata(entry)
+    meta = metadata_load(entry / "README.md")
     assert TAG in meta["tags"] and meta["taskemb"]["task"] == "close" and meta["base_model"] == "tiny"
 
 

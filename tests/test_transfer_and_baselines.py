@@ -3,14 +3,25 @@
 import gzip
 import json
 import os
+import random
 
 import pytest
 import torch
 
-from taskemb_hub.baselines import datasize_scores, fisher_embedding, random_scores, text_embedding
+from taskemb_hub.baselines import fisher_embedding, text_embedding
 from taskemb_hub.transfer import BASE, TransferConfig, load_transfer_results, run_transfer_matrix
 
 from conftest import _sentiment_rows
+
+
+def datasize_scores(train_sizes: dict[str, int]) -> dict[str, float]:
+    """DataSize: bigger source first (not an embedding; moved here from taskemb_hub.baselines, its only user)."""
+    return {name: float(size) for name, size in train_sizes.items()}
+
+
+def random_scores(names: list[str], seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    return {name: rng.random() for name in names}
 
 
 def write_task_folder(root, name, seed):

@@ -56,8 +56,6 @@ def is_attention_key(module: str) -> bool:
     return bool(ATTENTION_KEY.search(module))
 
 
-is_gradient_free = is_attention_key  # the name the benchmark scripts use
-
 
 def key_biases_are_gradient_free(base_model_config: Any) -> bool:
     """Whether the attention key biases of this base model leave its output unchanged (so tuned ones are noise).
@@ -188,7 +186,7 @@ def drop_gradient_free_blocks(embedding):
         raise AdapterError(f"{embedding.task!r} is a {embedding.method} embedding; only bitfit embeddings hold "
                            "key-bias blocks.")
     modules = embedding.signature.get("modules")
-    if not isinstance(modules, dict) or not any(is_gradient_free(m) for m in modules):
+    if not isinstance(modules, dict) or not any(is_attention_key(m) for m in modules):
         return embedding
     names = sorted(modules)  # the order embed_module_tensors concatenates them in
     sizes = [math.prod(modules[n]) for n in names]
@@ -205,12 +203,12 @@ def drop_gradient_free_blocks(embedding):
                            "others with `taskemb-hub embed`).")
     keep, offset = [], 0
     for name, size in zip(names, sizes):
-        if not is_gradient_free(name):
+        if not is_attention_key(name):
             keep.append(embedding.vector[offset:offset + size])
         offset += size
     if not keep:
         raise AdapterError(f"{embedding.task!r} holds only {GRADIENT_FREE_DESCRIPTION}; nothing is left to compare.")
-    signature = dict(embedding.signature, modules={n: modules[n] for n in names if not is_gradient_free(n)})
+    signature = dict(embedding.signature, modules={n: modules[n] for n in names if not is_attention_key(n)})
     return type(embedding)(vector=torch.cat(keep), task=embedding.task, base_model=embedding.base_model,
                            method=embedding.method, signature=signature, step=embedding.step,
                            train_size=embedding.train_size, metrics=dict(embedding.metrics), extra=dict(embedding.extra))
