@@ -1,11 +1,14 @@
-"""Shared fixtures: a tiny random BERT saved as a local base model, small synthetic tasks, and a local Hub."""
+"""Shared fixtures: a tiny random BERT saved as a local base model, small synthetic tasks, a local Hub; and what keeps
+the tests independent of their order: caches kept apart from the user's, the same random draws in any order."""
 
 from __future__ import annotations
 
 import os
 import random
+import zlib
 from pathlib import Path
 
+import numpy
 import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -23,9 +26,41 @@ needs_data = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _caches_outside_home(tmp_path_factory):
+    """The index and ANN caches in this run's temporary folder, never the user's `HF_HOME`: a graph or an assembled
+    index left there by another run (or another checkout) would be read back instead of built."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for variable, name in (("TASKEMB_HUB_INDEX_CACHE", "assembled"), ("TASKEMB_HUB_ANN_CACHE", "ann")):
+            monkeypatch.setenv(variable, str(tmp_path_factory.mktemp(name)))
+        yield
+
+
+def _seed_global_generators(node_id: str) -> None:
+    # A seed of the test's own (its id's CRC-32), not 0: tests seed their own `torch.Generator`s with 0, 1, 2..., and
+    # an unseeded `torch.randn` drawing the very numbers of one of them would make a "random" vector a duplicate.
+    seed = zlib.crc32(node_id.encode())
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _same_draws_for_each_module(request):
+    """Module fixtures that draw from the global generators get the same numbers whichever files ran before."""
+    _seed_global_generators(request.node.nodeid)
+
+
+@pytest.fixture(autouse=True)
+def _same_draws_for_each_test(request):
+    """A test that draws from `torch.randn` & co. without a generator sees the same numbers alone and in a full
+    run, in any order (unseeded, its draws would depend on how many numbers the tests before it took)."""
+    _seed_global_generators(request.node.nodeid)
+
+
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
-    """A `local_hub.LocalHub` that the Hub client talks to for this test only (see `local_hub_fixture`)."""
+    """A `local_hub.LocalHub` that `huggingface_hub`, `datasets` and `evaluate` talk to for this test only."""
     from local_hub import local_hub_fixture
 
     yield from local_hub_fixture(monkeypatch, tmp_path)

@@ -973,11 +973,52 @@ class LocalHub:
         self.server.server_close()
 
 
-def local_hub_fixture(monkeypatch, tmp_path, **kwargs) -> Iterator[LocalHub]:
-    """Serve a `LocalHub` and point `huggingface_hub` (env and import-time constants) at it, for a pytest fixture.
+def point_clients_at(monkeypatch, endpoint: str, cache: str) -> None:
+    """Point every client library that reads the Hub endpoint at `endpoint` (and `cache`), undone by `monkeypatch`.
 
-    Sets `HF_ENDPOINT` and `HF_HUB_CACHE` (under `tmp_path`), clears offline mode, and patches the client's
-    `constants.ENDPOINT`, `HF_HUB_CACHE` and `HUGGINGFACE_CO_URL_TEMPLATE` (read at import time).
+    `huggingface_hub`, `datasets` and `evaluate` read `HF_ENDPOINT` once, at import, into module constants (and
+    `huggingface_hub.hf_api.api`, behind `huggingface_hub.file_exists` & co., keeps the endpoint of its import).
+    Setting the variable alone would reach only a library imported later, which would then keep a dead test
+    server's endpoint for the rest of the run; a library imported earlier would still ask the public Hub. So
+    `datasets` is imported first, while the variable is still the caller's, and every such constant is patched.
+
+    Args:
+        monkeypatch: a pytest `MonkeyPatch`; undoing it restores every variable and constant.
+        endpoint: the server's URL.
+        cache: the `huggingface_hub` cache folder to use meanwhile.
+    """
+    from huggingface_hub import constants, hf_api
+
+    try:  # imported now, so that its import-time constants are the caller's, restored after the test
+        import datasets.config
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        pass
+    monkeypatch.setenv("HF_HUB_CACHE", cache)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", cache)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hf_api.api, "endpoint", endpoint)
+    if "datasets.config" in sys.modules:
+        config = sys.modules["datasets.config"]
+        monkeypatch.setattr(config, "HF_ENDPOINT", endpoint)
+        monkeypatch.setattr(config, "HUB_DATASETS_URL", endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
+        monkeypatch.setattr(config, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(config, "HF_DATASETS_OFFLINE", False)
+    if "evaluate.config" in sys.modules:  # not imported here: no test reads an evaluate module from the Hub
+        config = sys.modules["evaluate.config"]
+        monkeypatch.setattr(config, "HF_ENDPOINT", endpoint)
+        monkeypatch.setattr(config, "HF_LIST_ENDPOINT", endpoint + "/api/spaces?filter={type}")
+        monkeypatch.setattr(config, "HUB_EVALUATE_URL", endpoint + "/spaces/{path}/resolve/{revision}/{name}")
+
+
+def local_hub_fixture(monkeypatch, tmp_path, **kwargs) -> Iterator[LocalHub]:
+    """Serve a `LocalHub` and point the Hub's client libraries (env and import-time constants) at it, for a fixture.
+
+    Sets `HF_ENDPOINT` and `HF_HUB_CACHE` (under `tmp_path`), clears offline mode, and patches the constants that
+    `huggingface_hub`, `datasets` and `evaluate` read at import (see `point_clients_at`).
 
     Example:
         ```python
@@ -986,24 +1027,8 @@ def local_hub_fixture(monkeypatch, tmp_path, **kwargs) -> Iterator[LocalHub]:
             yield from local_hub_fixture(monkeypatch, tmp_path, page_size=2)
         ```
     """
-    from huggingface_hub import constants
-
-    cache = str(tmp_path / "hf-cache")
-    monkeypatch.setenv("HF_HUB_CACHE", cache)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with LocalHub(**kwargs) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-        monkeypatch.setattr(constants, "ENDPOINT", server.endpoint)
-        monkeypatch.setattr(constants, "HF_HUB_CACHE", cache)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            server.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
-        if "datasets" in sys.modules:  # `datasets` reads HF_ENDPOINT once, at import: an earlier test imported it
-            import datasets.config
-
-            monkeypatch.setattr(datasets.config, "HF_ENDPOINT", server.endpoint)
-            monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL",
-                                server.endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
+        point_clients_at(monkeypatch, server.endpoint, str(tmp_path / "hf-cache"))
         yield server
 
 
