@@ -21,7 +21,7 @@ from ..curation import flags_text
 from ..embedding import TaskEmbedding
 from ..errors import TaskEmbHubError
 from ..selector import AutoSourceSelector, Ranking
-from ._config import HUB_ID, SpaceConfig
+from ._config import SpaceConfig, is_hub_id
 from ._registry_state import RegistryState, _Derived, public_source
 from ._uploads import safe_stem, scrub_obj, scrub_paths
 
@@ -113,7 +113,7 @@ def _hub_url(config: SpaceConfig, path: str) -> str:
 def _repo_id_of(entry) -> str | None:
     """The Hub repo of an entry read from the Hub (its location), else None: local paths are never shown."""
     location = (entry.location or "").split("@")[0]
-    if location and HUB_ID.match(location) and "/" in location and not Path(location).exists():
+    if location and is_hub_id(location) and not Path(location).exists():
         return location
     return None
 
@@ -121,7 +121,7 @@ def _repo_id_of(entry) -> str | None:
 def _dataset_of(embedding: TaskEmbedding) -> tuple[str, str | None]:
     """(text, Hub dataset id or None) of the data an entry was tuned on."""
     source = str(embedding.extra.get("dataset") or embedding.extra.get("source") or "")
-    if source and HUB_ID.match(source) and "/" in source and not Path(source).exists():
+    if source and is_hub_id(source) and not Path(source).exists():
         return source, source
     return embedding.task, None
 
@@ -149,7 +149,7 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
         message += f" Signature `{target_hash}`: {group['entries']} entries of the registry share this space."
     if note:
         message += " " + note
-    for warning in getattr(ranking, "warnings", None) or []:  # recipe mismatch, a target that learned nothing
+    for warning in ranking.warnings:  # recipe mismatch, a target that learned nothing
         message += f"\n\n⚠️ {warning}"
     return Answer(message=message, rows=rows, ranking=ranking, bar=bar, map=emb_map, heatmap=heatmap,
                   csv_path=csv_path, json_path=json_path, embedding_path=embedding_path)

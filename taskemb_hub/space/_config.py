@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..registries._hub_common import is_repo_id
 from ._uploads import UploadLimits
 
 ANY = "any"
-# A Hub repo or dataset id: `name` or `owner/name`. Anything else (a path, a URL) is refused, so a
-# visitor can never make the server read its own files through `datasets.load_dataset`.
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 Progress = Callable[..., Any]
+
+
+def is_hub_id(text: str, *, owner: bool = True) -> bool:
+    """True when `text` is a Hub repo id, `owner/name` (`registries._hub_common.is_repo_id`, huggingface_hub's
+    `validate_repo_id`); with `owner=False` a bare `name` too (a canonical dataset or model, e.g. `imdb`).
+
+    Anything else (a path, a URL) is refused, so a visitor can never make the server read its own files
+    through `datasets.load_dataset` or a base model's name.
+    """
+    if not owner and "/" not in text:
+        text = f"canonical/{text}"  # is_repo_id asks for an owner: check the bare name under a stand-in one
+    return is_repo_id(text)
 
 
 @dataclass

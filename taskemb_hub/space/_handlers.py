@@ -16,7 +16,7 @@ from ..errors import AdapterError, DataError, IncompatibleEmbeddingError, Regist
 from ..rankers import wants_texts
 from ..selector import DEFAULT_SIMILARITY
 from ._answers import Answer, _answer, guarded
-from ._config import ANY, HUB_ID, Progress, SpaceConfig
+from ._config import ANY, Progress, SpaceConfig, is_hub_id
 from ._ranking import _check_options, _rank
 from ._registry_state import RegistryState, _allowed_base_models, _same_task, _space
 from ._uploads import extract_adapter_zip, safe_stem
@@ -52,7 +52,7 @@ def rank_registry(state: RegistryState, config: SpaceConfig, entry: str, base_mo
                               "Set the filter to 'any' or pick another entry.")
     if method not in (None, "", ANY) and emb.method != method:
         raise TaskEmbHubError(f"{entry!r} is a {emb.method} entry, not {method}. Set the method filter to 'any'.")
-    exclude = {match.name} | _same_task(state, selector, emb)
+    exclude = {match.name} | _same_task(selector, emb)
     text = selector.text_selector
     text_target = emb.task if text is not None and text._named(emb.task) else None  # its TextEmb vector, if packaged
     ranking = _rank(selector, emb, k, similarity, exclude, ranker, text_target, exclude_flagged=hide_flagged)
@@ -81,7 +81,7 @@ def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None 
     if progress:
         progress(0.1, desc="reading the adapter")
     if repo_id:
-        if not HUB_ID.match(repo_id) or "/" not in repo_id or ".." in repo_id:
+        if not is_hub_id(repo_id) or ".." in repo_id:
             raise AdapterError(f"{repo_id!r} is not a Hub repo id. Use the form 'owner/name' "
                                "(e.g. 'alice/rotten-tomatoes-bitfit').")
         from ..registries.hub import hub_endpoint

@@ -40,7 +40,7 @@ class RegistryState:
     changes a registry under a running query, and queries never wait for a refresh.
 
     Args:
-        load: builds a selector (e.g. `lambda: cli._selector("default", None)`).
+        load: builds a selector (e.g. `lambda: AutoSourceSelector.from_registry(open_registry("default"))`).
         source: a short description of where the registry comes from (shown on the page).
         selector: an already built selector (else `load()` is called now).
     """
@@ -84,7 +84,7 @@ class RegistryState:
         matrix (built once by the selector, shared with its rankings), or None."""
         derived = self.derived(selector)
         if signature_hash not in derived.group_rows:
-            group = selector._group(signature_hash) if hasattr(selector, "_group") else None
+            group = selector._group(signature_hash)
             names = [] if group is None else [selector.entries[i].name for i in group.rows]
             row_of: dict[str, int] = {}
             for j, name in enumerate(names):
@@ -184,10 +184,7 @@ def _fit_projection(state: RegistryState, selector: AutoSourceSelector, signatur
 
 def _hashes(selector: AutoSourceSelector) -> list[str]:
     # The selector hashes every entry's signature once at construction; reuse that.
-    hashes = getattr(selector, "_hashes", None)
-    if hashes is not None:
-        return list(hashes)
-    return [getattr(e, "signature_hash", None) or e.embedding.signature_hash for e in selector.entries]
+    return list(selector._hashes)
 
 
 def registry_status(state: RegistryState) -> tuple[str, list[list[Any]]]:
@@ -241,16 +238,11 @@ def _space(state: RegistryState, selector: AutoSourceSelector, base_model: str |
     return [selector.entries[i] for i in groups[0]["members"]]  # groups are sorted largest first
 
 
-def _same_task(state: RegistryState, selector: AutoSourceSelector, emb: TaskEmbedding) -> set[str]:
+def _same_task(selector: AutoSourceSelector, emb: TaskEmbedding) -> set[str]:
     """Names of the entries of `emb`'s signature tuned on its task (from the selector's task index, built once;
     reading every entry's metadata per query would cost a pass over the registry)."""
-    positions, hashes = getattr(selector, "_positions", None), getattr(selector, "_hashes", None)
-    if positions is not None and hashes is not None:
-        return {selector.entries[i].name for i in positions("task").get(emb.task, [])
-                if hashes[i] == emb.signature_hash}
-    same_space = next((g["members"] for g in state.derived(selector).signatures
-                       if g["signature"] == emb.signature_hash), [])
-    return {selector.entries[i].name for i in same_space if selector.entries[i].info.task == emb.task}
+    return {selector.entries[i].name for i in selector._positions("task").get(emb.task, [])
+            if selector._hashes[i] == emb.signature_hash}
 
 
 def _allowed_base_models(state: RegistryState, selector: AutoSourceSelector, base_model: str | None) -> set[str]:

@@ -10,7 +10,7 @@ import os
 
 from ..data import CLASSIFICATION, TaskData
 from ..errors import DataError
-from ._config import HUB_ID, SpaceConfig
+from ._config import SpaceConfig, is_hub_id
 from ._uploads import UploadLimits, check_data_file, read_header, read_rows, safe_stem
 
 HUB_SHUFFLE_BUFFER = 1_000  # rows of a Hub split read beyond max_rows, to mix the first rows a little
@@ -60,7 +60,7 @@ def dataset_info(dataset_id: str, dataset_config: str | None = None) -> dict[str
 
 def _check_dataset_id(dataset_id: str | None) -> str:
     dataset_id = (dataset_id or "").strip()
-    if not HUB_ID.match(dataset_id) or ".." in dataset_id or os.path.exists(dataset_id) or _is_builder(dataset_id):
+    if not is_hub_id(dataset_id, owner=False) or ".." in dataset_id or os.path.exists(dataset_id) or _is_builder(dataset_id):
         raise DataError(f"{dataset_id!r} is not a Hub dataset id. Use the form 'owner/name' or 'name' "
                         "(e.g. 'cornell-movie-review-data/rotten_tomatoes'), or upload a file instead.")
     return dataset_id

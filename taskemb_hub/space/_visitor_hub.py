@@ -9,7 +9,6 @@ are over the limit, is refused before its weights are requested.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from pathlib import Path
 
@@ -17,10 +16,10 @@ from ..adapters import CHECKPOINT_INFO_NAME, CONFIG_NAME, PICKLE_WEIGHTS_NAME, W
 from ..base_model import _PACKAGED_ALIASES, DEFAULT_BASE_MODEL
 from ..embedding import EMBEDDING_NAME, METADATA_NAME, TaskEmbedding
 from ..errors import AdapterError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
+from ._config import is_hub_id
 from ._uploads import UploadLimits, _mb
 
 SMALL_FILE_BYTES = 1024 * 1024  # a config or an embedding's json: a few KB
-HUB_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 
 
 def visitor_base_model(recorded, allowed: set[str]) -> str:
@@ -44,7 +43,7 @@ def visitor_base_model(recorded, allowed: set[str]) -> str:
     name = DEFAULT_BASE_MODEL if recorded in _PACKAGED_ALIASES else recorded
     if name in allowed:
         return name
-    if not HUB_MODEL_ID.match(name) or ".." in name:
+    if not is_hub_id(name, owner=False) or ".." in name:
         raise IncompatibleEmbeddingError(
             f"The adapter's base model (base_model_name_or_path in {CONFIG_NAME}) is not a Hub model id; this Space "
             f"compares adapters of {_listed(allowed)} only. Set it to the Hub id of the model it was tuned on.")

@@ -29,6 +29,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from ..errors import TaskEmbHubError  # noqa: E402
 from ..rankers import RANKERS  # noqa: E402
+from ..registries import open_registry  # noqa: E402
 from ..selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector  # noqa: E402
 from ._answers import HEATMAP_MAX, TABLE_COLUMNS, TABLE_TYPES, Answer  # noqa: E402
 from ._config import ANY, SpaceConfig  # noqa: E402
@@ -72,14 +73,7 @@ def registry_loader(registry: str, endpoint: str | None = None):
     """
 
     def load() -> AutoSourceSelector:
-        if registry == "default":
-            return AutoSourceSelector.from_default()
-        if registry == "hub" or registry.startswith("hub:"):
-            tag = registry.partition(":")[2]
-            return AutoSourceSelector.from_hub(**({"tag": tag} if tag else {}), endpoint=endpoint, token=False)
-        if registry.startswith("index:"):
-            return AutoSourceSelector.from_index(registry.partition(":")[2], endpoint=endpoint, token=False)
-        return AutoSourceSelector.from_local(registry)
+        return AutoSourceSelector.from_registry(open_registry(registry, endpoint=endpoint, token=False))
 
     return load
 
