@@ -244,17 +244,36 @@ def test_one_tuning_runs_at_a_time_and_the_next_waits_in_the_queue_with_its_posi
             spans.append((started, time.perf_counter()))
 
     monkeypatch.setattr(handlers, "_target_from_data", lambda: recording)
+    # The first tuning is held at its first optimizer step (its bar open) until the test has seen the other job
+    # wait in the queue and the live bar: what is observed does not depend on how fast the machine tunes.
+    import accelerate
+
+    tuning, release = threading.Event(), threading.Event()
+    backward = accelerate.Accelerator.backward
+
+    def held_backward(self, loss, **kwargs):
+        if not tuning.is_set():
+            tuning.set()
+            release.wait(300)
+        return backward(self, loss, **kwargs)
+
+    monkeypatch.setattr(accelerate.Accelerator, "backward", held_backward)
     client = served["client"]
     jobs = [client.submit(handle_file(str(toy["csv"])), "", None, "train", "review", "", "stars", *FILTERS,
                           api_name="/rank_data") for _ in range(2)]
     positions, progress = set(), set()
-    while not all(job.done() for job in jobs):
-        for job in jobs:
-            status = job.status()
-            if status.code == Status.IN_QUEUE and status.rank is not None:
-                positions.add(status.rank)
-            progress |= {p.desc or "" for p in status.progress_data or []}
-        time.sleep(0.05)
+    try:
+        while not all(job.done() for job in jobs):
+            for job in jobs:
+                status = job.status()
+                if status.code == Status.IN_QUEUE and status.rank is not None:
+                    positions.add(status.rank)
+                progress |= {p.desc or "" for p in status.progress_data or []}
+            if tuning.is_set() and positions and any(d.startswith("tune reviews (bitfit)") for d in progress):
+                release.set()  # both seen: let the first tuning go on
+            time.sleep(0.05)  # between polls of the statuses: what is seen no longer depends on it
+    finally:
+        release.set()
     assert [_sources(job.result())[0] for job in jobs] == ["toy-sentiment", "toy-sentiment"]
     (_, first_end), (second_start, _) = sorted(spans)
     assert first_end <= second_start  # never two tunings at once
@@ -470,16 +489,17 @@ def test_a_failed_refresh_keeps_serving_the_old_registry(toy):
 
 def test_the_registry_can_refresh_itself_on_a_timer(toy):
     loads = []
+    third = threading.Event()  # set by the third load: the test waits for it, not for the clock
 
     def load():
         loads.append(time.time())
+        if len(loads) >= 3:
+            third.set()
         return AutoSourceSelector.from_local(toy["registry"])
 
     state = handlers.RegistryState(load, "timer")
     stop = state.refresh_every(0.2)
-    deadline = time.time() + 30
-    while len(loads) < 3 and time.time() < deadline:
-        time.sleep(0.05)
+    third.wait(30)
     stop.set()
     assert len(loads) >= 3 and "**3 entries**" in handlers.registry_status(state)[0]
 
