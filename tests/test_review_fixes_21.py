@@ -209,7 +209,7 @@ def test_an_index_written_with_v1_ids_ranks_the_identical_saved_embedding(tiny_b
 
 @pytest.mark.parametrize("base", ["local:final@0123456789ab", " local:0123456789ab ", "final", "org/base"])
 def test_an_index_row_is_keyed_as_a_loaded_embedding_hashes_it(base):
-    from taskemb_hub.registries.index import _mislabelled
+    from taskemb_hub.registries._index_files import _mislabelled
 
     sig = {"method": "bitfit", "synthetic": True}
     loaded = TaskEmbedding(vector=[1.0, 0.0], task="t", base_model=base, method="bitfit", signature=sig)
