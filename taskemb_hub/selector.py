@@ -420,18 +420,49 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         """
         similarity = similarity or self.similarity
         _check_similarity(similarity)
-        exclude = set(exclude)
+        target, exclude = self._peft_target(target, set(exclude))
+        target.check_usable()  # a zero vector would rank every source at cosine 0, in arbitrary order
+        group, keep, skipped = self._comparable(target, exclude)
+        n_kept = 0 if group is None else (len(group) if keep is None else int(keep.sum()))
+        if not n_kept:
+            reasons = "; ".join(sorted({r for _, r in skipped})[:3])
+            raise RegistryError(f"No registry entry is comparable with target {target.task!r} ({target.method} on "
+                                f"{target.base_model}). {len(skipped)} skipped: {reasons or 'registry empty'}. Embed "
+                                "the target with the registry's base model, method and options.")
+        k = min(top_k, n_kept) if top_k else n_kept
+        why = ""
+        if similarity.startswith("pcr-") and n_kept < PCR_MIN_ENTRIES:
+            why = (f"cosine: {similarity} needs at least {PCR_MIN_ENTRIES} compatible entries (here {n_kept}); the "
+                   "principal direction of a handful of entries is their differences, not a direction all tasks share")
+            similarity = "cosine"
+        path = _search_path(group, top_k, similarity, search)
+        if path == "exact" and k == n_kept:  # every row: one exact product, sorted
+            scores = group.scores(target.vector, similarity, keep)
+            order = torch.argsort(scores, descending=True, stable=True)[:k]
+            best = scores[order]
+        else:
+            order, best = group.top(target.vector, similarity, k, keep, search=path)
+        rows = self._rows(group, order, best)
+        sources, counts = self._recipe_groups(target.signature_hash, exclude)
+        warnings = _comparison_warnings(target, sources, strict, counts)
+        return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity, warnings=warnings, search=path,
+                       why=why)
+
+    def _peft_target(self, target, exclude: set[str]) -> tuple[TaskEmbedding, set[str]]:
+        """The target embedding, and `exclude` with the entries it names (leave-one-out) added."""
         if isinstance(target, str) and not Path(target).exists():
             match = [self.entries[i] for i in self._named(target)]
             if not match:
                 raise RegistryError(f"{target!r} is neither a folder nor an entry of this registry. Entries: "
                                     f"{', '.join(e.name for e in self.entries[:20])}{' ...' if len(self.entries) > 20 else ''}.")
-            exclude |= {e.name for e in match}
-            target = match[0].embedding
-        elif not isinstance(target, TaskEmbedding):
+            return match[0].embedding, exclude | {e.name for e in match}
+        if not isinstance(target, TaskEmbedding):
             target = load_embedding(target)
+        return target, exclude
 
-        target.check_usable()  # a zero vector would rank every source at cosine 0, in arbitrary order
+    def _comparable(self, target: TaskEmbedding, exclude: set[str]):
+        """(the matrix of the entries comparable with `target` or None, the mask of its rows not excluded or None,
+        the skipped entries with their reasons: the selector's own, then the other signatures', then the unusable)."""
         skipped = list(self.skipped)
         target_hash = target.signature_hash
         others = []  # (position, name, reason): one reason per other signature, its first entry's
@@ -446,38 +477,11 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             skipped += [(self.entries[i].name, f"vector length {group.dim} differs from the target's {target.dim} "
                                                "under one signature") for i in group.rows]
             group = None
-        keep = None
-        if group is not None and exclude:
-            keep = self._keep_mask(target_hash, group, exclude)
-        n_kept = 0 if group is None else (len(group) if keep is None else int(keep.sum()))
-        if not n_kept:
-            reasons = "; ".join(sorted({r for _, r in skipped})[:3])
-            raise RegistryError(f"No registry entry is comparable with target {target.task!r} ({target.method} on "
-                                f"{target.base_model}). {len(skipped)} skipped: {reasons or 'registry empty'}. Embed "
-                                "the target with the registry's base model, method and options.")
-        k = min(top_k, n_kept) if top_k else n_kept
-        why = ""
-        if similarity.startswith("pcr-") and n_kept < PCR_MIN_ENTRIES:
-            why = (f"cosine: {similarity} needs at least {PCR_MIN_ENTRIES} compatible entries (here {n_kept}); the "
-                   "principal direction of a handful of entries is their differences, not a direction all tasks share")
-            similarity = "cosine"
-        from ._ann import choose_search
+        keep = self._keep_mask(target_hash, group, exclude) if group is not None and exclude else None
+        return group, keep, skipped
 
-        # the HNSW graphs are of cosine / centred rows; pcr's first stage is the projection, whether `ann` was asked
-        # for (before choose_search, which would want faiss) or chosen by `auto` for a large group (after it)
-        if similarity.startswith("pcr-") and search == "ann":
-            search = "projection"
-        path = choose_search(len(group), top_k, group.dim, search)
-        if similarity.startswith("pcr-") and path == "ann":
-            path = "projection"
-        if path == "ann" and search == "auto" and not group.ann_ready(similarity):
-            path = "projection"  # the graph is building in the background; scan the projection meanwhile
-        if path == "exact" and k == n_kept:  # every row: one exact product, sorted
-            scores = group.scores(target.vector, similarity, keep)
-            order = torch.argsort(scores, descending=True, stable=True)[:k]
-            best = scores[order]
-        else:
-            order, best = group.top(target.vector, similarity, k, keep, search=path)
+    def _rows(self, group: VectorGroup, order: torch.Tensor, best: torch.Tensor) -> list[dict[str, Any]]:
+        """A ranking's rows: the entries of `group`'s rows `order`, with their scores `best`."""
         rows = []
         for rank, j in enumerate(order.tolist(), start=1):
             e = self.entries[group.rows[j]]
@@ -485,10 +489,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             rows.append({"rank": rank, "source": e.name, "task": e.embedding.task, "score": round(float(best[rank - 1]), 6),
                          "method": e.embedding.method, "step": e.embedding.step, "train_size": e.embedding.train_size,
                          "metric": metric})
-        sources, counts = self._recipe_groups(target_hash, exclude)
-        warnings = _comparison_warnings(target, sources, strict, counts)
-        return Ranking(target=target, rows=rows, skipped=skipped, similarity=similarity, warnings=warnings, search=path,
-                       why=why)
+        return rows
 
     def _positions(self, key: str) -> dict[str, list[int]]:
         """Entry positions by signature hash (`hash`), by name (`name`) or by task (`task`), built once:
@@ -553,3 +554,17 @@ def _comparison_warnings(target: TaskEmbedding, sources: list[TaskEmbedding], st
     return warnings + ([learned] if learned else [])
 
 
+def _search_path(group: VectorGroup, top_k: int | None, similarity: str, search: str) -> str:
+    """Which search runs (`taskemb_hub._ann.choose_search`), adjusted for the similarity and a graph still building."""
+    from ._ann import choose_search
+
+    # the HNSW graphs are of cosine / centred rows; pcr's first stage is the projection, whether `ann` was asked
+    # for (before choose_search, which would want faiss) or chosen by `auto` for a large group (after it)
+    if similarity.startswith("pcr-") and search == "ann":
+        search = "projection"
+    path = choose_search(len(group), top_k, group.dim, search)
+    if similarity.startswith("pcr-") and path == "ann":
+        path = "projection"
+    if path == "ann" and search == "auto" and not group.ann_ready(similarity):
+        path = "projection"  # the graph is building in the background; scan the projection meanwhile
+    return path
