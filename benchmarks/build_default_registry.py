@@ -23,7 +23,7 @@ from taskemb_hub.data import CLASSIFICATION, load_task
 from taskemb_hub.default_registry import DEFAULT_METHOD, default_registry_path, default_textemb_path
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.methods.bitfit import is_attention_key
-from taskemb_hub.training import TuningConfig, tune
+from taskemb_hub.tuning.training import TuningConfig, tune
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data-dir", default="../shared/data/tasks")

@@ -25,7 +25,7 @@ from _common import DATA_DIR, RESULTS, require_data
 
 from taskemb_hub import AutoSourceSelector, load_task
 from taskemb_hub.baselines import text_embedding
-from taskemb_hub.targets import target_from_data
+from taskemb_hub.tuning.targets import target_from_data
 
 RANKERS = {  # label -> rank() options
     "BitFit cosine (previous default)": {"ranker": "peft", "similarity": "cosine"},

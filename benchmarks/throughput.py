@@ -21,8 +21,8 @@ from _common import DATA_DIR, machine, require_data, save
 
 from taskemb_hub import TuningConfig, get_method, load_task, tune
 from taskemb_hub.base_model import resolve_base_model
-from taskemb_hub.features import Collator, encode_rows
-from taskemb_hub.training import HEAD_NAMES, build_model
+from taskemb_hub.tuning.features import Collator, encode_rows
+from taskemb_hub.tuning.training import HEAD_NAMES, build_model
 
 
 def run_ours(task, args) -> float:

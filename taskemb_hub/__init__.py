@@ -19,7 +19,7 @@ _LAZY = {
     "register_method": ".methods",
     "LocalRegistry": ".registries.local",
     "AutoSourceSelector": ".selector", "Ranking": ".selector",
-    "TuningConfig": ".training", "tune": ".training",
+    "TuningConfig": ".tuning.training", "tune": ".tuning.training",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time `__getattr__` imports them
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time `__getattr__` impor
     from .methods import EmbeddingOptions, get_method, list_methods, register_method
     from .registries.local import LocalRegistry
     from .selector import AutoSourceSelector, Ranking
-    from .training import TuningConfig, tune
+    from .tuning.training import TuningConfig, tune
 
 
 def __getattr__(name: str):

@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader
 from .base_model import resolve_base_model
 from .data import EXTRACTIVE_QA, TaskData
 from .embedding import TaskEmbedding
-from .features import Collator, encode_rows
-from .training import TuningConfig, tune
+from .tuning.features import Collator, encode_rows
+from .tuning.training import TuningConfig, tune
 
 
 def _loader(task: TaskData, tokenizer, rows: int, max_length: int, batch_size: int, seed: int = 0):

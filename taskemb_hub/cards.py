@@ -167,7 +167,7 @@ def _our_section(embedding, task=None) -> str:
 
 
 def _recipe_text(recipe, rows: int | None) -> str:
-    from .recipe import describe_recipe
+    from .tuning.recipe import describe_recipe
 
     if not isinstance(recipe, dict):
         return "not recorded (tuned outside taskemb-hub)"

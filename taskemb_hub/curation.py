@@ -161,7 +161,7 @@ def entry_flags(info, caps: dict[str, int | None]) -> dict[str, str]:
         >>> entry_flags(entry.info, recipe_caps(e.info for e in entries))
         {'fewer_rows': "tuned on 750 rows, fewer than the 1,000 of the registry's recipe (all its training data)"}
     """
-    from .recipe import DEFAULT_RECIPE
+    from .tuning.recipe import DEFAULT_RECIPE
 
     cap = caps.get(info.method, DEFAULT_RECIPE["max_train_examples"]) if caps else DEFAULT_RECIPE["max_train_examples"]
     found = {"fewer_rows": fewer_rows_reason(info, cap), "test_split": test_split_reason(info),

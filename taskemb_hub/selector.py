@@ -327,7 +327,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             similarity: override the selector's PEFT similarity (`pcr-1`, `centered`, ...).
             exclude: entry names to leave out.
             strict: refuse (rather than warn) when the target's training recipe differs from the
-                sources' or is unknown (see `taskemb_hub.recipe`).
+                sources' or is unknown (see `taskemb_hub.tuning.recipe`).
             search: `auto`, `exact`, `projection` or `ann` (see `_rank_peft`).
             ranker: `auto` (default), `peft`, `textemb` or `fusion` (`taskemb_hub.rankers`): `auto` fuses the
                 PEFT similarity with TextEmb when the target's TextEmb vector is known and the registry has
@@ -404,7 +404,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             similarity: override the selector's `cosine`/`centered`.
             exclude: entry names to leave out.
             strict: refuse (rather than warn) when the target's training recipe differs from the
-                sources' or is unknown (see `taskemb_hub.recipe`).
+                sources' or is unknown (see `taskemb_hub.tuning.recipe`).
             search: `auto` (exact below `_ann.PROJECTION_MIN_ROWS` compatible entries, else a projected
                 first stage, or an HNSW index above `_ann.ANN_MIN_ROWS` with `taskemb-hub[ann]`; every
                 returned score is exact, see `taskemb_hub._ann`), or `exact`, `projection`, `ann`.
@@ -525,7 +525,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         once `exclude` is left out: the recipe warnings then cost O(recipes), not O(entries)."""
         key = f"recipes:{signature_hash}"
         if key not in self._lookup:
-            from .recipe import recipe_of
+            from .tuning.recipe import recipe_of
 
             groups: dict[str, list] = {}  # key -> [representative, count]
             group_of: dict[str, list[str]] = {}
@@ -544,8 +544,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
 
 def _comparison_warnings(target: TaskEmbedding, sources: list[TaskEmbedding], strict: bool,
                          counts: list[int] | None = None) -> list[str]:
-    """Recipe and learning warnings of a ranking (`taskemb_hub.recipe`); with `strict`, a recipe mismatch raises."""
-    from .recipe import RecipeMismatchError, learning_warning, recipe_warnings
+    """Recipe and learning warnings of a ranking (`taskemb_hub.tuning.recipe`); with `strict`, a recipe mismatch raises."""
+    from .tuning.recipe import RecipeMismatchError, learning_warning, recipe_warnings
 
     warnings, mismatch = recipe_warnings(target, sources, counts)
     if strict and mismatch:

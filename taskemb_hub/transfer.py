@@ -29,8 +29,8 @@ from .base_model import resolve_base_model
 from .data import load_task
 from .errors import DataError
 from .methods.base import signature_hash
-from .metrics import PRIMARY_METRIC
-from .training import TuningConfig, tune
+from .tuning.metrics import PRIMARY_METRIC
+from .tuning.training import TuningConfig, tune
 
 BASE = "base"  # the "source" meaning no intermediate task
 

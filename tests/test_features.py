@@ -5,7 +5,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from taskemb_hub.data import EXTRACTIVE_QA, TaskData, load_task
-from taskemb_hub.features import encode_rows, qa_predictions
+from taskemb_hub.tuning.features import encode_rows, qa_predictions
 
 from conftest import DATA_DIR, needs_data
 

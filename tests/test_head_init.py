@@ -4,7 +4,7 @@ import torch
 from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
 
 from taskemb_hub import TuningConfig, tune
-from taskemb_hub.training import build_model, head_module
+from taskemb_hub.tuning.training import build_model, head_module
 
 from conftest import _sentiment_rows
 

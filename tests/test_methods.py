@@ -81,7 +81,7 @@ def test_unknown_method_lists_the_available_ones():
 
 @pytest.mark.parametrize("method", ["lora", "prefix"])
 def test_mean_pooling_head_reads_the_masked_mean(method, tiny_bert, sentiment_task):
-    from taskemb_hub.training import MeanPooler, build_model
+    from taskemb_hub.tuning.training import MeanPooler, build_model
 
     model = build_model(sentiment_task, tiny_bert, head_pooling="mean")
     assert isinstance(model.bert.pooler, MeanPooler)

@@ -11,7 +11,7 @@ import torch
 from taskemb_hub import TaskEmbedding
 from taskemb_hub import _ann, _vectors
 from taskemb_hub._vectors import VectorGroup
-from taskemb_hub.recipe import recipe_warnings
+from taskemb_hub.tuning.recipe import recipe_warnings
 from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.registries.index import read_index, write_index
 from taskemb_hub.selector import AutoSourceSelector

@@ -250,7 +250,7 @@ def test_registry_build_on_ray_gives_the_embeddings_of_serial_tune_runs(ray_clus
     from taskemb_hub.data import load_task
     from taskemb_hub.executors.registry_build import load_spec
     from taskemb_hub.registries.local import LocalRegistry
-    from taskemb_hub.training import TuningConfig, tune
+    from taskemb_hub.tuning.training import TuningConfig, tune
 
     spec_path = build_spec(tmp_path, tiny_bert, grid_dir / "tasks")
     registry = tmp_path / "registry"

@@ -7,8 +7,8 @@ import torch
 
 from taskemb_hub import TaskEmbedding, TuningConfig, tune
 from taskemb_hub.cli import main
-from taskemb_hub.recipe import (RecipeMismatchError, learning_warning, recipe_differences, recipe_warnings)
-from taskemb_hub.targets import target_from_data
+from taskemb_hub.tuning.recipe import (RecipeMismatchError, learning_warning, recipe_differences, recipe_warnings)
+from taskemb_hub.tuning.targets import target_from_data
 from taskemb_hub.registries.local import LocalRegistry
 from taskemb_hub.selector import AutoSourceSelector
 

@@ -40,7 +40,7 @@ def test_a_small_file_keeps_its_rows_for_training(tmp_path):
 
 
 def test_the_learning_warning_needs_enough_mixed_held_out_rows():
-    from taskemb_hub.recipe import chance_level
+    from taskemb_hub.tuning.recipe import chance_level
 
     task = TaskData(name="t", task_type=CLASSIFICATION, labels=["a", "b"], splits={"train": []})
     assert chance_level(task, [{"text": "x", "label": 1}] * 3) is None  # all one class, 3 rows: cannot tell
@@ -60,7 +60,7 @@ def test_an_entry_name_with_a_hidden_part_is_refused(tmp_path):
 
 
 def test_rank_from_data_tunes_on_the_registrys_base_model(monkeypatch):
-    import taskemb_hub.targets as targets
+    import taskemb_hub.tuning.targets as targets
     from taskemb_hub.selector import AutoSourceSelector
 
     seen = {}
@@ -69,7 +69,7 @@ def test_rank_from_data_tunes_on_the_registrys_base_model(monkeypatch):
         seen["base_model"] = cfg.base_model
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr("taskemb_hub.training.tune", fake_tune)
+    monkeypatch.setattr("taskemb_hub.tuning.training.tune", fake_tune)
     task = TaskData(name="t", task_type=CLASSIFICATION, labels=["a", "b"],
                     splits={"train": [{"text": f"x {i}", "label": i % 2} for i in range(40)]})
     with pytest.raises(RuntimeError, match="stop here"):

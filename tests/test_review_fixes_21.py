@@ -58,7 +58,7 @@ def test_a_finished_run_never_returns_another_configurations_checkpoints(tiny_be
 def test_a_resumed_run_starts_over_when_another_run_overwrote_its_checkpoints(tiny_bert, sentiment_task, tmp_path,
                                                                               monkeypatch):
     """A stopped at step 3 (its step-2 saved), B writes its own step-2 and step-4, A resumes: not from B's step-2."""
-    from taskemb_hub._resume import TuningInterrupted
+    from taskemb_hub.tuning._resume import TuningInterrupted
 
     from test_tune_hostile import _interrupt_at
 
@@ -407,7 +407,7 @@ def _launched_with(monkeypatch, processes: int) -> None:
 @pytest.fixture
 def recorded_configs(monkeypatch):
     """`tune` as target_from_data calls it, recording the config instead of tuning."""
-    from taskemb_hub import training
+    from taskemb_hub.tuning import training
 
     configs = []
 
@@ -438,7 +438,7 @@ def _selector_with_global_batch(global_batch, batch=16):
 ])
 def test_rank_from_data_splits_the_global_batch_over_the_processes(
         monkeypatch, recorded_configs, sentiment_task, processes, global_batch, expected):
-    from taskemb_hub import targets
+    from taskemb_hub.tuning import targets
 
     _launched_with(monkeypatch, processes)
     with pytest.raises(_Stop):
@@ -450,7 +450,7 @@ def test_rank_from_data_splits_the_global_batch_over_the_processes(
 
 def test_rank_from_data_refuses_a_global_batch_the_processes_cannot_split(monkeypatch, recorded_configs,
                                                                           sentiment_task):
-    from taskemb_hub import targets
+    from taskemb_hub.tuning import targets
 
     _launched_with(monkeypatch, 3)
     with pytest.raises(TaskEmbHubError, match="global batch of 16 examples cannot be split over 3 processes"):
@@ -461,7 +461,7 @@ def test_rank_from_data_refuses_a_global_batch_the_processes_cannot_split(monkey
 def test_the_process_count_is_the_launchers_then_accelerates(monkeypatch):
     from accelerate import PartialState
 
-    from taskemb_hub.recipe import process_count
+    from taskemb_hub.tuning.recipe import process_count
 
     _launched_with(monkeypatch, 4)
     assert process_count() == 4

@@ -41,7 +41,7 @@ def task_csv(tmp_path_factory):
 
 # ---- 1. tracebacks -------------------------------------------------------------------------------------------
 def test_tune_into_a_file_is_refused_before_the_model_loads(tiny_bert, task_csv, tmp_path, capsys, monkeypatch):
-    from taskemb_hub import training
+    from taskemb_hub.tuning import training
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the output folder was checked")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from taskemb_hub import TuningConfig, tune
-from taskemb_hub.recipe import (DEFAULT_RECIPE, RecipeMismatchError, batch_settings, recipe_differences)
-from taskemb_hub.targets import target_from_data
+from taskemb_hub.tuning.recipe import (DEFAULT_RECIPE, RecipeMismatchError, batch_settings, recipe_differences)
+from taskemb_hub.tuning.targets import target_from_data
 from taskemb_hub.registries.local import LocalRegistry
 from taskemb_hub.selector import AutoSourceSelector
 
@@ -65,7 +65,7 @@ def _packaged_sources():
 
 
 def test_a_bare_tuning_config_is_the_packaged_registrys_recipe():
-    from taskemb_hub.recipe import registry_recipe
+    from taskemb_hub.tuning.recipe import registry_recipe
 
     packaged = registry_recipe(AutoSourceSelector.from_default().entries)
     assert recipe_differences(TuningConfig().recipe(100), packaged, method="bitfit", target_rows=5000) == {}
@@ -79,7 +79,7 @@ def test_step_100_of_a_200_step_run_is_not_the_registrys_recipe():
 
 
 def test_tune_plans_the_registrys_run_first():
-    from taskemb_hub.training import plan_runs
+    from taskemb_hub.tuning.training import plan_runs
 
     assert plan_runs([]) == [(100, [])]
     assert plan_runs([50, 100, 200]) == [(100, [50, 100]), (200, [200])]
@@ -109,7 +109,7 @@ def test_the_readme_tune_commands_step_100_ranks_against_the_packaged_recipe_wit
     the MiniLM (recipes are compared whatever the base model; a base model mismatch would skip every source)."""
     from taskemb_hub import TaskEmbedding
     from taskemb_hub.cli import main
-    from taskemb_hub.recipe import recipe_warnings
+    from taskemb_hub.tuning.recipe import recipe_warnings
 
     from conftest import _sentiment_rows
 
@@ -138,7 +138,7 @@ def _interrupt_at(monkeypatch, call: int, how: str = "sigint"):
     import os
     import signal
 
-    from taskemb_hub.training import TaskModel
+    from taskemb_hub.tuning.training import TaskModel
 
     forward, calls = TaskModel.forward, {"n": 0}
 
@@ -167,7 +167,7 @@ def test_ctrl_c_saves_a_state_and_a_rerun_ends_where_an_uninterrupted_run_does(
         how, stops_at, resumes_from, uninterrupted, tiny_bert, sentiment_task, tmp_path, monkeypatch, capsys):
     """Step 10 lies in the second epoch (8 batches each): the shuffle order, the dropout draws, the optimizer's
     moments and the schedule all go on from where they were."""
-    from taskemb_hub._resume import RESUME_DIR, TuningInterrupted
+    from taskemb_hub.tuning._resume import RESUME_DIR, TuningInterrupted
 
     cfg = TuningConfig(base_model=tiny_bert, **RESUMABLE)
     with monkeypatch.context() as patch:

@@ -20,7 +20,7 @@ def cmd_rank(args) -> int:
     if args.target and Path(args.target).expanduser().is_file():
         raise TaskEmbHubError(f"{args.target} is not a folder (for a data file, use --data). Pass the adapter folder "
                               "that peft's save_pretrained wrote, or a registry entry name.")
-    from ..targets import target_from_data
+    from ..tuning.targets import target_from_data
     from ..rankers import check_ranker, wants_texts
 
     check_ranker(args.ranker)
@@ -41,7 +41,7 @@ def cmd_rank(args) -> int:
             text_target = text_embedding(task, base_model=args.base_model)
     else:
         target = args.target
-    from ..recipe import RecipeMismatchError
+    from ..tuning.recipe import RecipeMismatchError
 
     try:
         ranking = selector.rank(target, top_k=args.top_k, exclude=args.exclude or (), strict=args.strict,

@@ -40,7 +40,7 @@ def _check_base_model(name: str | None) -> None:
 
 def cmd_tune(args) -> int:
     _check_base_model(args.base_model)  # before the data loads and the model tunes
-    from ..training import TuningConfig, plan_runs, tune
+    from ..tuning.training import TuningConfig, plan_runs, tune
 
     rows_cap = {} if args.max_train_examples is None else {  # default: the packaged recipe's (TuningConfig's)
         "max_train_examples": None if args.max_train_examples == "all" else args.max_train_examples}

@@ -172,7 +172,7 @@ def _run_grid_cell(cfg, recipe: dict, source_name: str, target_name: str, seed: 
                    body: bytes | None) -> dict:
     """Ray task: one cell's row, exactly as `transfer._run_cell` makes it for the local runner."""
     from ..data import load_task
-    from ..metrics import PRIMARY_METRIC
+    from ..tuning.metrics import PRIMARY_METRIC
     from ..transfer import _run_cell
 
     _use_resources(options)

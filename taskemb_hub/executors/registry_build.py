@@ -91,7 +91,7 @@ class BuildSpec:
     tuning: dict[str, Any]
 
     def tuning_config(self):
-        from ..training import TuningConfig
+        from ..tuning.training import TuningConfig
 
         return TuningConfig(**self.tuning)
 
@@ -99,7 +99,7 @@ class BuildSpec:
 def default_tuning() -> dict[str, Any]:
     """The packaged registry's recipe (what `rank --data` tunes a target with when entries record none)."""
     from ..default_registry import DEFAULT_METHOD
-    from ..recipe import DEFAULT_RECIPE
+    from ..tuning.recipe import DEFAULT_RECIPE
 
     return {"method": DEFAULT_METHOD, **DEFAULT_RECIPE, "eval_examples": 200}
 
@@ -180,7 +180,7 @@ def _base_model(path: Path, base: str | None) -> str | None:
 
 
 def _check_tuning(path: Path, tuning: Any) -> dict[str, Any]:
-    from ..training import TuningConfig
+    from ..tuning.training import TuningConfig
 
     if not isinstance(tuning, dict):
         raise SpecError(f"Spec {path}: `tuning` must be a mapping of TuningConfig fields, e.g. {{method: bitfit, "
@@ -266,7 +266,7 @@ def build_entry(task_spec: TaskSpec, tuning: dict[str, Any]) -> BuiltEntry:
         task_spec: the task.
         tuning: `TuningConfig` fields.
     """
-    from ..training import TuningConfig, tune
+    from ..tuning.training import TuningConfig, tune
 
     started = time.perf_counter()
     task = task_spec.load()

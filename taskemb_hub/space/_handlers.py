@@ -119,7 +119,7 @@ def rank_adapter(state: RegistryState, config: SpaceConfig, repo_id: str | None 
 # ---- 1. your data -------------------------------------------------------------------------
 def _target_from_data():
     """The registry-recipe tuning helper (a seam: tests and benchmarks replace it to record or skip tuning)."""
-    from ..targets import target_from_data
+    from ..tuning.targets import target_from_data
 
     return target_from_data
 

@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from typing import Any, Iterable
 
-from .errors import IncompatibleEmbeddingError
+from ..errors import IncompatibleEmbeddingError
 
 # What changes where tuning ends up. The method, base model, modules and embedding options are
 # part of the signature already: entries that differ there are never compared at all.
@@ -43,7 +43,7 @@ def recipe_of(embedding) -> dict[str, Any] | None:
 
 def _normalised(recipe: dict[str, Any], method: str) -> dict[str, Any]:
     """The recipe's keys with the defaults they stand for filled in (None learning rate = the method's)."""
-    from .methods import get_method
+    from ..methods import get_method
 
     out = {k: recipe.get(k) for k in RECIPE_KEYS}
     if out["learning_rate"] is None:
@@ -178,7 +178,7 @@ def chance_level(task, rows: list[dict]) -> dict[str, Any] | None:
     Returns:
         `{"metric", "value", "margin", "rows"}`, or None without rows.
     """
-    from .data import CLASSIFICATION, EXTRACTIVE_QA
+    from ..data import CLASSIFICATION, EXTRACTIVE_QA
 
     n = len(rows)
     if n < MIN_CHANCE_ROWS:
@@ -226,7 +226,7 @@ def batch_settings(recipe: dict[str, Any], processes: int = 1) -> dict[str, int]
     Raises:
         TaskEmbHubError: the global batch cannot be split over `processes`.
     """
-    from .errors import TaskEmbHubError
+    from ..errors import TaskEmbHubError
 
     batch = int(recipe.get("batch_size") or 16)
     total = int(recipe.get("global_batch_size") or batch)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-from .data import check_trainable
-from .default_registry import DEFAULT_METHOD
-from .methods import EmbeddingOptions
+from ..data import check_trainable
+from ..default_registry import DEFAULT_METHOD
+from ..methods import EmbeddingOptions
 from .recipe import DEFAULT_RECIPE, TARGET_EVAL_EXAMPLES, batch_settings, chance_level, process_count, registry_recipe
 
 

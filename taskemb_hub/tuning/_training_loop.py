@@ -18,10 +18,10 @@ import torch
 from ._evaluation import evaluate
 from ._resume import (StopRequest, TuningInterrupted, checkpoint_is_ours, clear, read_state, replace_folder,
                       restore_rng, restore_weights, save_state)
-from .adapters import CHECKPOINT_INFO_NAME, INIT_NAME
-from .data import TaskData
-from .embedding import TaskEmbedding, adapter_digest
-from .errors import TaskEmbHubError
+from ..adapters import CHECKPOINT_INFO_NAME, INIT_NAME
+from ..data import TaskData
+from ..embedding import TaskEmbedding, adapter_digest
+from ..errors import TaskEmbHubError
 
 
 @dataclass
@@ -212,7 +212,7 @@ def _say(show: bool, message: str) -> None:
 
 def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_size, metrics, init_snapshot, output_dir,
                      eval_rows=()):
-    from .cards import public_source
+    from ..cards import public_source
 
     accelerator.wait_for_everyone()
     model = accelerator.unwrap_model(wrapped).model
@@ -241,7 +241,7 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
 
         from safetensors.torch import save_file
 
-        from .cards import CARD_NAME, write_model_card
+        from ..cards import CARD_NAME, write_model_card
 
         target = output_dir / f"step-{step}"
 
@@ -268,7 +268,7 @@ def _push(path: Path, config: TuningConfig, task: TaskData, revision: str | None
     A failed push never stops the run (the checkpoint is on disk; `taskemb-hub publish` can push it
     later): it is warned about and recorded in `push_errors.json` beside the checkpoints.
     """
-    from .publishing import publish
+    from ..publishing import publish
 
     try:
         publish(path, config.push_to_hub, private=config.hub_private, revision=revision, task=task,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import EXTRACTIVE_QA, REGRESSION, TaskData
+from ..data import EXTRACTIVE_QA, REGRESSION, TaskData
 
 
 def encode_rows(task: TaskData, rows: list[dict], tokenizer, max_length: int, *, for_eval: bool = False) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .data import EXTRACTIVE_QA, REGRESSION, TaskData
+from ..data import EXTRACTIVE_QA, REGRESSION, TaskData
 from .features import qa_predictions
 from .metrics import classification_metrics, regression_metrics, squad_metrics
 

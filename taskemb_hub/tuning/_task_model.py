@@ -10,10 +10,10 @@ import warnings
 import torch
 from torch import nn
 
-from .base_model import resolve_base_model
-from .data import EXTRACTIVE_QA, REGRESSION, TaskData
-from .errors import TaskEmbHubError
-from .methods import get_method
+from ..base_model import resolve_base_model
+from ..data import EXTRACTIVE_QA, REGRESSION, TaskData
+from ..errors import TaskEmbHubError
+from ..methods import get_method
 
 HEAD_NAMES = ("classifier", "qa_outputs", "score")
 

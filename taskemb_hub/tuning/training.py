@@ -27,12 +27,12 @@ from ._task_model import (HEAD_NAMES, MeanPooler, TaskModel, _make_optimizer, _w
                           build_model, head_module)
 from ._training_loop import (Checkpoint, _progress, _push, _refuse_foreign_checkpoints, _Run, _saved_state,
                              _train_loop)
-from .base_model import resolve_base_model
-from .data import TaskData, check_trainable, load_task
-from .default_registry import DEFAULT_METHOD
-from .errors import TaskEmbHubError
+from ..base_model import resolve_base_model
+from ..data import TaskData, check_trainable, load_task
+from ..default_registry import DEFAULT_METHOD
+from ..errors import TaskEmbHubError
 from .features import Collator, encode_rows
-from .methods import EmbeddingOptions, get_method
+from ..methods import EmbeddingOptions, get_method
 from .recipe import DEFAULT_RECIPE
 
 
@@ -117,7 +117,7 @@ class TuningConfig:
             raise TaskEmbHubError(f"save steps {bad} fall outside 1..max_steps={self.max_steps}. Raise --max-steps or drop them.")
         self.save_steps = sorted({int(s) for s in self.save_steps if int(s) <= self.last_step} | {self.last_step})
         if self.push_to_hub:
-            from .publishing import check_repo_id
+            from ..publishing import check_repo_id
 
             check_repo_id(self.push_to_hub)
 

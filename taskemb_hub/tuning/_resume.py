@@ -138,7 +138,7 @@ def checkpoint_is_ours(folder: Path, adapter_sha256) -> bool:
         folder: the `step-N` folder.
         adapter_sha256: the hash the state recorded for it (None: not recorded).
     """
-    from .embedding import TaskEmbedding, adapter_digest
+    from ..embedding import TaskEmbedding, adapter_digest
 
     if not isinstance(adapter_sha256, str) or adapter_digest(folder) != adapter_sha256:
         return False
@@ -162,7 +162,7 @@ def replace_folder(target: Path, write) -> Path:
     """
     import tempfile
 
-    from .embedding import default_mode
+    from ..embedding import default_mode
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
