@@ -83,7 +83,7 @@ def sync_figures(n_entries: int) -> dict:
 
     from local_hub import LocalHub
     from taskemb_hub.registries.index import build_index
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     out = {}
     with tempfile.TemporaryDirectory() as legacy_cache, tempfile.TemporaryDirectory() as cache, LocalHub() as hub:
@@ -121,7 +121,7 @@ def sync_figures(n_entries: int) -> dict:
 
 def _index_child(folder: str, dim: int) -> None:
     """In a fresh process: load the index, rank one target; print time and peak RSS."""
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     start = time.perf_counter()
     selector = AutoSourceSelector.from_index(folder)
@@ -182,7 +182,7 @@ def index_figures(sizes: list[int], dim: int) -> dict:
 def float16_figures() -> dict:
     """The packaged registry through a float16 index vs the float32 originals: leave-one-out rankings compared."""
     from taskemb_hub.registries.index import write_index
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     exact = AutoSourceSelector.from_default()
     with tempfile.TemporaryDirectory() as folder:

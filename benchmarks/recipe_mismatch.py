@@ -25,7 +25,7 @@ from reporting import data as report_data, scoring
 from _common import RESULTS
 
 from taskemb_hub.embedding import TaskEmbedding
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 METHODS = ("bitfit+mean", "ia3+mean", "prefix+mean", "lora+mean")
 LONG = 500  # the longer schedule stored for some methods (`<method>@500`)

@@ -140,7 +140,7 @@ def synthetic_snapshot(n: int, template, folder: Path) -> Path:
 
     from taskemb_hub import TaskEmbedding
     from taskemb_hub.registries import RegistryEntry
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     generator = torch.Generator().manual_seed(n)
     recipe = template.extra.get("recipe")
@@ -200,7 +200,7 @@ def measure_lookups(n: int, lookups: int, adapter_lookups: int, similarity: str,
                     work: Path) -> dict:
     from gradio_client import Client, handle_file
 
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     snapshot = synthetic_snapshot(n, template, work / f"registry-{n}")
     names = [f"synthetic-{i:05d}" for i in random.Random(1).sample(range(n), min(lookups, n))]
@@ -262,7 +262,7 @@ def measure_upload(work: Path) -> dict:
     from gradio_client import Client, handle_file
 
     from taskemb_hub.data import load_task
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
     from taskemb_hub.space._handlers import _target_from_data
 
     path = rotten_tomatoes_csv(work / "rotten_tomatoes_1000.csv")

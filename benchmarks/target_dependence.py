@@ -16,7 +16,7 @@ registry targets ranked leave-one-out over the other 15:
   paired difference to the random order (mean over random permutations; tied scores are broken at random and
   averaged, never by name).
 
-Remedies tried (all computed from the registry alone, so they run at ranking time; `taskemb_hub.similarity`):
+Remedies tried (all computed from the registry alone, so they run at ranking time; `taskemb_hub.ranking.similarity`):
 centring on the registry mean, projecting out the registry's top principal components, per-dimension
 standardisation, CSLS-style local scaling, per-source score standardisation (hub correction), and a fusion with
 TextEmb. The shipped similarity is chosen leave-one-target-out on both regimes; see `choose()`.
@@ -43,9 +43,9 @@ from _dependence_metrics import (  # noqa: E402
 from _dependence_tables import (  # noqa: E402
     chosen_table, goal_lines, leak_free_table, null_and_ranker_lines, outside_lines, print_summary, regime_tables)
 
-from taskemb_hub.rankers import TEXT_SIMILARITY, fuse, text_ranking  # noqa: E402
-from taskemb_hub.selector import SIMILARITIES, AutoSourceSelector  # noqa: E402
-from taskemb_hub.similarity import SIMILARITY_FUNCTIONS  # noqa: E402
+from taskemb_hub.ranking.rankers import TEXT_SIMILARITY, fuse, text_ranking  # noqa: E402
+from taskemb_hub.ranking.selector import SIMILARITIES, AutoSourceSelector  # noqa: E402
+from taskemb_hub.ranking.similarity import SIMILARITY_FUNCTIONS  # noqa: E402
 
 EMBEDDING_SEEDS = (0, 1)
 PACKAGED_SEED = 0  # the packaged registry holds the seed-0 vectors
@@ -93,7 +93,7 @@ def product_scores(selector: AutoSourceSelector, similarity: str, *, weight: flo
 
 def numpy_scores(vecs: dict[str, np.ndarray], similarity: str, targets: dict | None = None,
                  also_exclude: str | None = None) -> dict[str, dict[str, float]]:
-    """The research-only similarities of `taskemb_hub.similarity` (not offered by the selector), leave-one-out."""
+    """The research-only similarities of `taskemb_hub.ranking.similarity` (not offered by the selector), leave-one-out."""
     out = {}
     for target in TASKS:
         if target == also_exclude:
@@ -188,7 +188,7 @@ def build_scorers():
         target vectors ({} when not computed).
     """
     # candidates: label -> {embedding seed -> target -> {source: score}}; the selector's own options are scored
-    # through AutoSourceSelector.rank (the path users run), the research-only ones through taskemb_hub.similarity
+    # through AutoSourceSelector.rank (the path users run), the research-only ones through taskemb_hub.ranking.similarity
     selectors = {sd: selector_for("bitfit+mean", sd) for sd in EMBEDDING_SEEDS}
     bitfit = {sd: vectors("bitfit+mean", sd, "step-100") for sd in EMBEDDING_SEEDS}
     small_targets = {sd: load_embeddings("bitfit+mean-rows200", sd, "step-100") for sd in EMBEDDING_SEEDS}

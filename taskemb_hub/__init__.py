@@ -18,7 +18,7 @@ _LAZY = {
     "EmbeddingOptions": ".methods", "get_method": ".methods", "list_methods": ".methods",
     "register_method": ".methods",
     "LocalRegistry": ".registries.local",
-    "AutoSourceSelector": ".selector", "Ranking": ".selector",
+    "AutoSourceSelector": ".ranking.selector", "Ranking": ".ranking.selector",
     "TuningConfig": ".tuning.training", "tune": ".tuning.training",
 }
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time `__getattr__` impor
     from .embedding import TaskEmbedding, load_embedding
     from .methods import EmbeddingOptions, get_method, list_methods, register_method
     from .registries.local import LocalRegistry
-    from .selector import AutoSourceSelector, Ranking
+    from .ranking.selector import AutoSourceSelector, Ranking
     from .tuning.training import TuningConfig, tune
 
 

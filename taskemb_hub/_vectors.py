@@ -39,7 +39,7 @@ _F16_PRODUCT_ERROR = 2.0 ** -8
 
 
 def removed_components(similarity: str) -> int:
-    """k for `pcr-<k>` (principal component removal, `taskemb_hub.similarity`), else 0."""
+    """k for `pcr-<k>` (principal component removal, `taskemb_hub.ranking.similarity`), else 0."""
     return int(similarity[4:]) if similarity.startswith("pcr-") else 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .default_registry import DEFAULT_METHOD
-from .selector import AutoSourceSelector
+from .ranking.selector import AutoSourceSelector
 
 NEXT_STEPS = f"""
 Rank sources for your own data (tunes a quick early checkpoint of it first):

@@ -441,7 +441,7 @@ def _answer_outcome(result) -> tuple[str, str]:
 
 
 def _space(setup: dict, root: Path):
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
     from taskemb_hub.space import SpaceConfig, UploadLimits
     from taskemb_hub.space import _handlers as handlers
 
@@ -529,7 +529,7 @@ def record_hub_repos(setup: dict, root: Path, record, kept: dict) -> None:
 
 def _bad_repos_on(hub, setup: dict, record, kept: dict) -> None:
     from taskemb_hub.publishing import publish
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     publish(setup["adapter"], "good/toy-a", endpoint=hub.endpoint, base_model_id=BASE, token="hf_fuzz_token")
     good = dict(hub.state.repo("good/toy-a").files)
@@ -566,7 +566,7 @@ def _refuse(message: str):
 
 
 def _rank_index(folder: Path):
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     selector = AutoSourceSelector.from_index(folder)
     if selector.skipped and not selector.entries:

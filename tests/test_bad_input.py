@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from taskemb_hub import (AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbedding,
                          TuningConfig, UnknownMethodError, UnsafeWeightsError, load_task, tune)
 from taskemb_hub.registries.local import LOCK_NAME, LocalRegistry
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 
 @pytest.fixture

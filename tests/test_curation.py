@@ -14,7 +14,7 @@ from taskemb_hub.cli import main
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.registries.index import SHARD_DIR, read_index, write_index
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 SIGNATURE = {"method": "bitfit", "synthetic": True}
 RECIPE = {"max_steps": 100, "max_train_examples": 1000}

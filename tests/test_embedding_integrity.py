@@ -69,7 +69,7 @@ def test_a_resaved_adapter_is_never_served_its_stale_vector(folder):
 
 
 def test_a_registry_add_and_a_rank_of_a_stale_folder_use_the_adapter_as_it_is_now(folder, tmp_path):
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     _resave_adapter_with_other_weights(folder)
     fresh = TaskEmbedding.from_adapter(folder)

@@ -15,7 +15,7 @@ from taskemb_hub.errors import RegistryError
 from taskemb_hub.publishing import public_base_model, publish
 from taskemb_hub.registries.hub import HubRegistry, embedding_from_repo
 from taskemb_hub.registries.index import build_index
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 
 BASE = "test/tiny-bert"  # the Hub id recorded for the tests' local tiny BERT (a local path is never uploaded)

@@ -19,7 +19,7 @@ from taskemb_hub.errors import RegistryError
 from taskemb_hub.registries import hub as hub_module
 from taskemb_hub.registries.hub import HubRegistry, embedding_from_repo
 from taskemb_hub.registries.index import build_index
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 
 BASE = "test/tiny-bert"

@@ -6,7 +6,7 @@ import torch
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.registries.index import read_index, write_index
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 SIGNATURE = {"method": "bitfit", "synthetic": True}
 

@@ -8,7 +8,7 @@ from taskemb_hub._ann import PROJECTION_DIM, Projection, candidate_count
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.registries.index import read_index, write_index
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 duckdb = pytest.importorskip("duckdb")
 

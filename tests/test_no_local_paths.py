@@ -12,7 +12,7 @@ from taskemb_hub import TaskEmbedding, TuningConfig, tune
 from taskemb_hub.cards import public_source
 from taskemb_hub.publishing import publish, safetensors_metadata
 from taskemb_hub.registries.local import LocalRegistry
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 
 BASE = "test/tiny-bert"

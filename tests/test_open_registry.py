@@ -15,7 +15,7 @@ from taskemb_hub.errors import RegistryError
 from taskemb_hub.registries import LocalRegistry, PackagedRegistry, open_registry
 from taskemb_hub.registries.hub import HubRegistry
 from taskemb_hub.registries.index import IndexRegistry, build_index
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 from local_hub import local_hub_fixture
 

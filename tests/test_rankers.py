@@ -1,4 +1,4 @@
-"""Which signal ranks: the PEFT embedding, TextEmb, or their fusion (`taskemb_hub.rankers`), and how users pick it."""
+"""Which signal ranks: the PEFT embedding, TextEmb, or their fusion (`taskemb_hub.ranking.rankers`), and how users pick it."""
 
 import json
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 from taskemb_hub import AutoSourceSelector, TaskEmbedding
 from taskemb_hub.default_registry import default_registry_path
 from taskemb_hub.errors import TaskEmbHubError
-from taskemb_hub.rankers import FUSION_TEXT_WEIGHT
+from taskemb_hub.ranking.rankers import FUSION_TEXT_WEIGHT
 
 
 @pytest.fixture(scope="module")

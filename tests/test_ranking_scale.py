@@ -14,7 +14,7 @@ from taskemb_hub._vectors import VectorGroup
 from taskemb_hub.tuning.recipe import recipe_warnings
 from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.registries.index import read_index, write_index
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 SIGNATURE = {"method": "bitfit", "synthetic": True}
 SIMILARITIES = ("cosine", "centered")
@@ -186,7 +186,7 @@ def test_pcr_first_stage_keeps_the_true_top_10_when_one_direction_dominates(monk
 
 
 def test_pcr_scores_are_cosines_even_for_a_target_along_the_removed_direction():
-    from taskemb_hub.similarity import SIMILARITY_FUNCTIONS
+    from taskemb_hub.ranking.similarity import SIMILARITY_FUNCTIONS
 
     g = torch.Generator().manual_seed(4)
     rows = torch.randn(40, 64, generator=g) + 3 * torch.outer(torch.randn(40, generator=g), torch.randn(64, generator=g))
@@ -228,7 +228,7 @@ def test_leave_one_out_never_lets_the_target_shape_its_own_directions():
 
 
 def test_a_row_almost_within_the_removed_direction_is_scored_exactly():
-    from taskemb_hub.similarity import SIMILARITY_FUNCTIONS
+    from taskemb_hub.ranking.similarity import SIMILARITY_FUNCTIONS
 
     g = torch.Generator().manual_seed(6)
     rows = torch.randn(13, 256, generator=g) + 50

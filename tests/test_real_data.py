@@ -4,7 +4,7 @@ import pytest
 
 from taskemb_hub import TuningConfig, load_task, tune
 from taskemb_hub.registries.local import LocalRegistry
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 from conftest import DATA_DIR, needs_data
 

@@ -10,7 +10,7 @@ from taskemb_hub.cli import main
 from taskemb_hub.tuning.recipe import (RecipeMismatchError, learning_warning, recipe_differences, recipe_warnings)
 from taskemb_hub.tuning.targets import target_from_data
 from taskemb_hub.registries.local import LocalRegistry
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 from conftest import DATA_DIR, needs_data
 

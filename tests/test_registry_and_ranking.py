@@ -9,7 +9,7 @@ from huggingface_hub import metadata_load
 from taskemb_hub import RegistryError, TaskEmbedding, TuningConfig, tune
 from taskemb_hub.cards import TAG
 from taskemb_hub.registries.local import LocalRegistry
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 
 def synthetic(task, vector, method="lora", base="tiny", signature=None, step=100):
@@ -106,7 +106,7 @@ def test_principal_component_removal_ignores_the_direction_every_source_moves_al
     assert max(centred, key=centred.get) == "s7", "centred: the source furthest along the hub axis wins"
     assert max(pcr, key=pcr.get) == "relative", "pcr-1: the source that shares the target's own direction wins"
     # equal to projecting explicitly (the product computes it from one product per row)
-    from taskemb_hub.similarity import SIMILARITY_FUNCTIONS
+    from taskemb_hub.ranking.similarity import SIMILARITY_FUNCTIONS
     names = list(vectors)
     explicit = SIMILARITY_FUNCTIONS["pcr-1"](target.vector.double().numpy(),
                                              torch.stack([vectors[n] for n in names]).double().numpy())

@@ -72,7 +72,7 @@ def test_metadata_without_a_signature_is_an_adapter_error(tmp_path):
 
 def test_a_zero_target_is_refused_rather_than_ranked():
     """A zero vector has cosine 0 with everything: its 'ranking' would be an arbitrary order shown with confidence."""
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     selector = AutoSourceSelector.from_embeddings([emb("a"), emb("b", (0.0, 1.0, 0.0))])
     with pytest.raises(AdapterError, match="all zeros"):

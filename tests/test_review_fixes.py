@@ -61,7 +61,7 @@ def test_an_entry_name_with_a_hidden_part_is_refused(tmp_path):
 
 def test_rank_from_data_tunes_on_the_registrys_base_model(monkeypatch):
     import taskemb_hub.tuning.targets as targets
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     seen = {}
 

@@ -169,7 +169,7 @@ def test_embed_re_embeds_an_adapter_recorded_with_a_v1_id(tiny_bert, sentiment_t
 def test_a_v1_entry_against_a_new_target_names_the_fix(tiny_bert, tmp_path, monkeypatch, named):
     from taskemb_hub import base_model
     from taskemb_hub.errors import RegistryError
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     final = shutil.copytree(tiny_bert, tmp_path / "final")
     sig = {"method": "bitfit"}
@@ -192,7 +192,7 @@ def test_an_index_written_with_v1_ids_ranks_the_identical_saved_embedding(tiny_b
     from taskemb_hub.methods.base import signature_hash
     from taskemb_hub.registries import RegistryEntry as Entry
     from taskemb_hub.registries.index import write_index
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     old, sig = _v1_id(tiny_bert), {"method": "bitfit", "synthetic": True}
     torch.manual_seed(0)
@@ -424,7 +424,7 @@ class _Stop(Exception):
 
 
 def _selector_with_global_batch(global_batch, batch=16):
-    from taskemb_hub.selector import AutoSourceSelector
+    from taskemb_hub.ranking.selector import AutoSourceSelector
 
     from test_recipe import REGISTRY_RECIPE, emb
 
@@ -473,7 +473,7 @@ def test_the_process_count_is_the_launchers_then_accelerates(monkeypatch):
 
 def test_cli_rank_data_refuses_in_one_line_when_the_processes_cannot_split_the_batch(
         monkeypatch, recorded_configs, tmp_path, capsys):
-    from taskemb_hub import selector as selector_module
+    from taskemb_hub.ranking import selector as selector_module
 
     from conftest import _sentiment_rows
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from taskemb_hub.registries.index import write_index
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 from test_index_webhooks import _emb, _entries
 

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from taskemb_hub.registries.hub import HubRegistry, RepoRef, parse_key_of
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 from test_hub_hostile import _embedding, _files
 

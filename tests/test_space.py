@@ -33,7 +33,7 @@ from taskemb_hub.data import CLASSIFICATION, TaskData  # noqa: E402
 from taskemb_hub.embedding import TaskEmbedding  # noqa: E402
 from taskemb_hub.registries import RegistryEntry  # noqa: E402
 from taskemb_hub.registries.local import LocalRegistry  # noqa: E402
-from taskemb_hub.selector import AutoSourceSelector  # noqa: E402
+from taskemb_hub.ranking.selector import AutoSourceSelector  # noqa: E402
 from taskemb_hub.space import SpaceConfig, UploadLimits, build_app  # noqa: E402
 from taskemb_hub.space import _handlers as handlers  # noqa: E402
 from taskemb_hub.space._uploads import UploadError, check_data_file, extract_adapter_zip, read_header  # noqa: E402

@@ -23,7 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from test_space import FILTERS, LIMITS, _adapter_files, _free_port, _sources, _zip, toy  # noqa: E402,F401
 
-from taskemb_hub.selector import AutoSourceSelector  # noqa: E402
+from taskemb_hub.ranking.selector import AutoSourceSelector  # noqa: E402
 from taskemb_hub.space import SpaceConfig, UploadLimits, build_app  # noqa: E402
 from taskemb_hub.space import _handlers as handlers  # noqa: E402
 
@@ -70,7 +70,7 @@ def test_a_parquet_bomb_is_refused_from_its_dictionary_without_decoding_it(tmp_p
     assert bomb.stat().st_size < 4096  # passes the file-size and row-count checks: 100,000 rows of 1 MB each
     script = textwrap.dedent(f"""
         import pyarrow as pa
-        from taskemb_hub.selector import AutoSourceSelector
+        from taskemb_hub.ranking.selector import AutoSourceSelector
 
         def peak_kb():  # this process's own peak (ru_maxrss would carry pytest's across execve)
             return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))

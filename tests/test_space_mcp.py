@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from mcp import ClientSession  # noqa: E402
 from mcp.client import streamable_http  # noqa: E402
 
-from taskemb_hub.selector import AutoSourceSelector  # noqa: E402
+from taskemb_hub.ranking.selector import AutoSourceSelector  # noqa: E402
 from taskemb_hub.space import _handlers as handlers  # noqa: E402
 from taskemb_hub.space import build_app  # noqa: E402
 from taskemb_hub.space._mcp import TOOL_NAMES  # noqa: E402

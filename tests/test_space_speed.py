@@ -19,7 +19,7 @@ pytest.importorskip("gradio", reason="the Space needs the [space] extra")
 
 from taskemb_hub.embedding import TaskEmbedding  # noqa: E402
 from taskemb_hub.registries import RegistryEntry  # noqa: E402
-from taskemb_hub.selector import AutoSourceSelector  # noqa: E402
+from taskemb_hub.ranking.selector import AutoSourceSelector  # noqa: E402
 from taskemb_hub.space import _handlers as h  # noqa: E402
 from taskemb_hub.space import _plots  # noqa: E402
 from taskemb_hub.space._uploads import scrub_obj  # noqa: E402
@@ -51,7 +51,7 @@ import sys
 sys.modules["matplotlib"] = None  # importing it now raises ImportError
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_space_speed import _entries
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 from taskemb_hub.space import build_app, _handlers as h
 state = h.RegistryState(None, "test", AutoSourceSelector(_entries(30)))
 app = build_app(state=state, config=h.SpaceConfig(work_dir={str(tmp_path)!r}))

@@ -10,7 +10,7 @@ from taskemb_hub import TuningConfig, tune
 from taskemb_hub.tuning.recipe import (DEFAULT_RECIPE, RecipeMismatchError, batch_settings, recipe_differences)
 from taskemb_hub.tuning.targets import target_from_data
 from taskemb_hub.registries.local import LocalRegistry
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 from test_recipe import REGISTRY_RECIPE, emb
 

@@ -9,7 +9,7 @@ from taskemb_hub.embedding import TaskEmbedding, norm_problem
 from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.registries.index import IndexRegistry, read_index, write_index
 from taskemb_hub.registries.local import LocalRegistry
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 
 
 MODULES = {f"encoder.layer.{i}.output.dense": [8] for i in range(4)}

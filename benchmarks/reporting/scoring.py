@@ -6,7 +6,7 @@ from collections import defaultdict
 import numpy as np
 
 from taskemb_hub.ranking_metrics import evaluate_ranking, gains, nanmean, ndcg
-from taskemb_hub.selector import AutoSourceSelector
+from taskemb_hub.ranking.selector import AutoSourceSelector
 from taskemb_hub.transfer import BASE
 
 from .data import DEFAULT_METHOD, load_embeddings

@@ -21,11 +21,11 @@ def cmd_rank(args) -> int:
         raise TaskEmbHubError(f"{args.target} is not a folder (for a data file, use --data). Pass the adapter folder "
                               "that peft's save_pretrained wrote, or a registry entry name.")
     from ..tuning.targets import target_from_data
-    from ..rankers import check_ranker, wants_texts
+    from ..ranking.rankers import check_ranker, wants_texts
 
     check_ranker(args.ranker)
     from ..registries import open_registry
-    from ..selector import AutoSourceSelector
+    from ..ranking.selector import AutoSourceSelector
 
     registry = open_registry(args.registry, **_rank_hub_filters(args), **_time_options(args))
     selector = AutoSourceSelector.from_registry(registry, similarity=args.similarity)

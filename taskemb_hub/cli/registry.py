@@ -23,7 +23,7 @@ def cmd_registry_add(args) -> int:
 
 def cmd_registry_list(args) -> int:
     from ..registries import open_registry
-    from ..selector import AutoSourceSelector
+    from ..ranking.selector import AutoSourceSelector
 
     selector = AutoSourceSelector.from_registry(open_registry(args.registry, **_time_options(args)))
     rows = [{"name": e.name, "task": e.embedding.task, "method": e.embedding.method, "base_model": e.embedding.base_model,

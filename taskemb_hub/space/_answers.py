@@ -20,7 +20,7 @@ from typing import Any
 from ..curation import flags_text
 from ..embedding import TaskEmbedding
 from ..errors import TaskEmbHubError
-from ..selector import AutoSourceSelector, Ranking
+from ..ranking.selector import AutoSourceSelector, Ranking
 from ._config import SpaceConfig, is_hub_id
 from ._registry_state import RegistryState, _Derived, public_source
 from ._uploads import safe_stem, scrub_obj, scrub_paths

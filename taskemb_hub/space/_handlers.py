@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ..embedding import TaskEmbedding
 from ..errors import AdapterError, DataError, IncompatibleEmbeddingError, RegistryError, TaskEmbHubError
-from ..rankers import wants_texts
-from ..selector import DEFAULT_SIMILARITY
+from ..ranking.rankers import wants_texts
+from ..ranking.selector import DEFAULT_SIMILARITY
 from ._answers import Answer, _answer, guarded
 from ._config import ANY, Progress, SpaceConfig, is_hub_id
 from ._ranking import _check_options, _rank

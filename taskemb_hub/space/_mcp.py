@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import TaskEmbHubError
-from ..rankers import RANKERS
-from ..selector import DEFAULT_SIMILARITY, SIMILARITIES
+from ..ranking.rankers import RANKERS
+from ..ranking.selector import DEFAULT_SIMILARITY, SIMILARITIES
 from ._answers import Answer, _hub_url, _repo_id_of
 from ._config import ANY, SpaceConfig
 from ._handlers import rank_adapter, rank_data, rank_registry

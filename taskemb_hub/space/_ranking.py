@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..embedding import TaskEmbedding
 from ..errors import RegistryError, TaskEmbHubError
-from ..rankers import check_ranker, resolve_ranker
-from ..selector import SIMILARITIES, AutoSourceSelector, Ranking
+from ..ranking.rankers import check_ranker, resolve_ranker
+from ..ranking.selector import SIMILARITIES, AutoSourceSelector, Ranking
 from ._config import SpaceConfig
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..embedding import TaskEmbedding
 from ..errors import RegistryError, TaskEmbHubError
-from ..selector import AutoSourceSelector
+from ..ranking.selector import AutoSourceSelector
 from ._config import ANY
 from ._ranking import _rank
 from ._uploads import scrub_paths

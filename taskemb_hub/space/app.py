@@ -28,9 +28,9 @@ from types import SimpleNamespace
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from ..errors import TaskEmbHubError  # noqa: E402
-from ..rankers import RANKERS  # noqa: E402
+from ..ranking.rankers import RANKERS  # noqa: E402
 from ..registries import open_registry  # noqa: E402
-from ..selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector  # noqa: E402
+from ..ranking.selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector  # noqa: E402
 from ._answers import HEATMAP_MAX, TABLE_COLUMNS, TABLE_TYPES, Answer  # noqa: E402
 from ._config import ANY, SpaceConfig  # noqa: E402
 # aliased: the page's endpoint functions below take these names (the API's endpoint names)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import TaskEmbHubError
+from ..errors import TaskEmbHubError
 from .similarity import fuse_scores
 
 if TYPE_CHECKING:  # leaves only: "AutoSourceSelector" stays a bare string (selector imports this module)
     from ._ranking import Ranking
-    from .embedding import TaskEmbedding
+    from ..embedding import TaskEmbedding
 
 RANKERS = ("auto", "peft", "textemb", "fusion")
 FUSION_TEXT_WEIGHT = 0.5

@@ -11,16 +11,16 @@ from typing import Any, Iterable
 import torch
 from huggingface_hub import ModelHubMixin
 
-from .cards import INDEX_TAG, TAG
-from .embedding import TaskEmbedding, load_embedding
-from .errors import RegistryError, TaskEmbHubError
-from ._vectors import VectorGroup
+from ..cards import INDEX_TAG, TAG
+from ..embedding import TaskEmbedding, load_embedding
+from ..errors import RegistryError, TaskEmbHubError
+from .._vectors import VectorGroup
 from ._ranking import (DEFAULT_SIMILARITY, PCR_MIN_ENTRIES, SIMILARITIES, SIMILARITY_NOTES,  # noqa: F401
                        Ranking, _check_similarity)
 from .rankers import TEXT_SIMILARITY, as_text_only, auto_reason, fuse, resolve_ranker, text_ranking
-from .registries.base import Registry, RegistryEntry
-from .registries.local import LocalRegistry, PackagedRegistry
-from .registries._own import own_entries
+from ..registries.base import Registry, RegistryEntry
+from ..registries.local import LocalRegistry, PackagedRegistry
+from ..registries._own import own_entries
 
 SNAPSHOT_INDEX = "index.json"  # a saved selector is a registry index (registries/index.py)
 TEXTEMB_FOLDER = "textemb"  # a snapshot's TextEmb vectors (the fusion ranker's other side), an index of their own
@@ -38,7 +38,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         similarity: `pcr-1` (default), `pcr-2`, `pcr-3`: cosine after subtracting the compatible entries'
             mean and projecting out their top 1-3 principal directions; `centered` (the mean only); or
             `cosine`. Raw embeddings of one method share a few dominant directions, along which the plain
-            cosine ranks nearly the same sources first for every target (`taskemb_hub.similarity`).
+            cosine ranks nearly the same sources first for every target (`taskemb_hub.ranking.similarity`).
         skipped: entries that could not be read, carried into every ranking.
         groups: prebuilt matrices per signature hash (an index provides them memory-mapped).
 
@@ -94,8 +94,8 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
     def _read_registry(cls, registry: Registry, limit: int | None = None, **kwargs) -> "AutoSourceSelector":
         if isinstance(registry, LocalRegistry):
             return cls._from_local_registry(registry, **kwargs)
-        from .registries.hub import HubRegistry
-        from .registries.index import IndexRegistry
+        from ..registries.hub import HubRegistry
+        from ..registries.index import IndexRegistry
 
         if isinstance(registry, IndexRegistry):
             return cls._from_index_registry(registry, **kwargs)
@@ -193,7 +193,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             [('bob/broken', 'HTTP 500 on taskemb.safetensors')]
             ```
         """
-        from .registries._open import hub_registry
+        from ..registries._open import hub_registry
 
         options = {"max_workers": max_workers} if max_workers is not None else {}
         registry = hub_registry(tag=tag, index=index, endpoint=endpoint, token=token, author=author,
@@ -217,24 +217,24 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             >>> selector.rank("runs/mine/step-100", top_k=5)
             ```
         """
-        from .registries.index import IndexRegistry
+        from ..registries.index import IndexRegistry
 
         return cls._read_registry(IndexRegistry(repo_or_folder, revision=revision, endpoint=endpoint, token=token,
                                                timeout=timeout, deadline=deadline), **kwargs)
 
     # ---- ModelHubMixin: a selector saves/loads/pushes as a registry index ----------------
     def _save_pretrained(self, save_directory: Path) -> None:
-        from .registries.index import write_index
+        from ..registries.index import write_index
 
         import torch
 
         # float32: a saved selector ranks exactly as the live one (the Hub index stores float16, measured harmless)
-        from .cards import LOCAL_PATH
+        from ..cards import LOCAL_PATH
 
         def public(reason: str) -> str:  # a snapshot may be pushed: no local path in its reasons
             return LOCAL_PATH.sub(lambda m: m.group(1) + "<local path>", reason)
 
-        from .publishing import public_entries
+        from ..publishing import public_entries
 
         write_index(public_entries(self.entries), save_directory, source={"similarity": self.similarity},
                     failures=[(Path(name).name if Path(name).is_absolute() else name, public(reason))
@@ -259,7 +259,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
 
     @classmethod
     def _from_snapshot(cls, folder: Path, **kwargs) -> "AutoSourceSelector":
-        from .registries.index import INDEX_FILE, read_index
+        from ..registries.index import INDEX_FILE, read_index
 
         # ModelHubMixin hands back the __init__ arguments it saved in config.json: only the similarity is an option.
         kwargs = {k: v for k, v in kwargs.items() if k == "similarity"}
@@ -310,7 +310,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             >>> AutoSourceSelector.from_default().flags()["sports_understanding"]["fewer_rows"]
             "tuned on 750 rows, fewer than the 1,000 of the registry's recipe (all its training data)"
         """
-        from .curation import registry_flags
+        from ..curation import registry_flags
 
         return registry_flags(self)
 
@@ -329,7 +329,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             strict: refuse (rather than warn) when the target's training recipe differs from the
                 sources' or is unknown (see `taskemb_hub.tuning.recipe`).
             search: `auto`, `exact`, `projection` or `ann` (see `_rank_peft`).
-            ranker: `auto` (default), `peft`, `textemb` or `fusion` (`taskemb_hub.rankers`): `auto` fuses the
+            ranker: `auto` (default), `peft`, `textemb` or `fusion` (`taskemb_hub.ranking.rankers`): `auto` fuses the
                 PEFT similarity with TextEmb when the target's TextEmb vector is known and the registry has
                 TextEmb vectors, and uses the PEFT embedding alone otherwise.
             text_target: the target's TextEmb vector (`taskemb_hub.baselines.text_embedding(task)`); a
@@ -384,7 +384,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
             if chosen == "fusion":
                 ranking = fuse(ranking, text_ranking(self, text_target, exclude=exclude), wide)
         ranking.why = reason + ranking.why + own_note
-        from .curation import annotate, drop_flagged, flagged_note, shown_flags
+        from ..curation import annotate, drop_flagged, flagged_note, shown_flags
 
         if exclude_flagged:
             drop_flagged(ranking, set(flagged), top_k)
@@ -525,7 +525,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
         once `exclude` is left out: the recipe warnings then cost O(recipes), not O(entries)."""
         key = f"recipes:{signature_hash}"
         if key not in self._lookup:
-            from .tuning.recipe import recipe_of
+            from ..tuning.recipe import recipe_of
 
             groups: dict[str, list] = {}  # key -> [representative, count]
             group_of: dict[str, list[str]] = {}
@@ -545,7 +545,7 @@ class AutoSourceSelector(ModelHubMixin, library_name="taskemb-hub", tags=[INDEX_
 def _comparison_warnings(target: TaskEmbedding, sources: list[TaskEmbedding], strict: bool,
                          counts: list[int] | None = None) -> list[str]:
     """Recipe and learning warnings of a ranking (`taskemb_hub.tuning.recipe`); with `strict`, a recipe mismatch raises."""
-    from .tuning.recipe import RecipeMismatchError, learning_warning, recipe_warnings
+    from ..tuning.recipe import RecipeMismatchError, learning_warning, recipe_warnings
 
     warnings, mismatch = recipe_warnings(target, sources, counts)
     if strict and mismatch:
@@ -556,7 +556,7 @@ def _comparison_warnings(target: TaskEmbedding, sources: list[TaskEmbedding], st
 
 def _search_path(group: VectorGroup, top_k: int | None, similarity: str, search: str) -> str:
     """Which search runs (`taskemb_hub._ann.choose_search`), adjusted for the similarity and a graph still building."""
-    from ._ann import choose_search
+    from .._ann import choose_search
 
     # the HNSW graphs are of cosine / centred rows; pcr's first stage is the projection, whether `ann` was asked
     # for (before choose_search, which would want faiss) or chosen by `auto` for a large group (after it)

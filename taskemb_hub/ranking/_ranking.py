@@ -1,5 +1,5 @@
 """What a ranking is (`Ranking`) and which similarities rank: a leaf module the selector and the rankers both
-import (re-exported from `taskemb_hub.selector`)."""
+import (re-exported from `taskemb_hub.ranking.selector`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .embedding import TaskEmbedding
-from .errors import TaskEmbHubError
+from ..embedding import TaskEmbedding
+from ..errors import TaskEmbHubError
 
 SIMILARITIES = ("cosine", "centered", "pcr-1", "pcr-2", "pcr-3")
 
@@ -43,7 +43,7 @@ class Ranking:
     similarity: str = DEFAULT_SIMILARITY
     warnings: list[str] = field(default_factory=list)
     search: str = "exact"  # how the candidates were found: exact, projection or ann (taskemb_hub/_ann.py)
-    ranker: str = "peft"  # which signal ranked: peft (the task embedding), textemb, or fusion (taskemb_hub.rankers)
+    ranker: str = "peft"  # which signal ranked: peft (the task embedding), textemb, or fusion (taskemb_hub.ranking.rankers)
     why: str = ""  # what the similarity / ranker is and why it was used
 
     def __post_init__(self):
@@ -92,7 +92,7 @@ class Ranking:
             lines += [f"  - {n}: {reason}" for n, reason in self.skipped]
         flagged = [r for r in self.rows if r.get("flags")]  # taskemb_hub.curation
         if flagged:
-            from .curation import flags_text
+            from ..curation import flags_text
 
             lines.append(f"Flagged {len(flagged)} of these sources (exclude_flagged=True / --exclude-flagged leaves "
                          "them out):")
