@@ -80,7 +80,7 @@ def test_importing_the_package_and_the_cli_is_light_and_names_still_resolve():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          timeout=120).stdout.splitlines()
     assert out[0] == "[]"
-    assert out[1] == "taskemb_hub.embedding taskemb_hub.selector True"  # lazy names load on first use
+    assert out[1] == "taskemb_hub.embedding taskemb_hub.ranking.selector True"  # lazy names load on first use
 
 
 def test_the_builtin_method_choices_are_the_registered_methods():
