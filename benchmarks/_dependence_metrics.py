@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 import numpy as np
 from scipy.stats import spearmanr
 
-from taskemb_hub.ranking_metrics import best_source_rank, gains, ndcg
-from taskemb_hub.transfer import BASE, TASK_SETS
+from taskemb_hub.evaluation.ranking_metrics import best_source_rank, gains, ndcg
+from taskemb_hub.evaluation.transfer import BASE, TASK_SETS
 
 TASKS = TASK_SETS["classification16"]
 # Named from each task's `description` in ../shared/data/tasks/*/task.json, before any ranking was looked at.

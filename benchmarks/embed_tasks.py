@@ -34,7 +34,7 @@ from _common import DATA_DIR, RESULTS, require_data
 
 from taskemb_hub import EmbeddingOptions, TaskEmbedding, TuningConfig, load_task, tune
 from taskemb_hub.baselines import fisher_embedding, isometric_copies, text_embedding
-from taskemb_hub.transfer import TASK_SETS
+from taskemb_hub.evaluation.transfer import TASK_SETS
 
 OUT = RESULTS / "embeddings"
 FULL = Path(__file__).resolve().parent / "work" / "embeddings_full"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from taskemb_hub.transfer import TASK_SETS, TransferConfig, load_transfer_results, run_local_workers, source_body
+from taskemb_hub.evaluation.transfer import TASK_SETS, TransferConfig, load_transfer_results, run_local_workers, source_body
 
 
 def _train_source(job) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from _common import DATA_DIR, machine, require_data, save
 
-from taskemb_hub.transfer import TransferConfig, load_transfer_results, run_local_workers
+from taskemb_hub.evaluation.transfer import TransferConfig, load_transfer_results, run_local_workers
 
 
 class TreeCpu(threading.Thread):

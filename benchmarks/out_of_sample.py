@@ -25,8 +25,8 @@ from collections import defaultdict
 import numpy as np
 from scipy.stats import rankdata
 
-from taskemb_hub.ranking_metrics import gains, nanmean
-from taskemb_hub.transfer import BASE
+from taskemb_hub.evaluation.ranking_metrics import gains, nanmean
+from taskemb_hub.evaluation.transfer import BASE
 
 
 def _mean(rows: dict[str, dict], targets, key: str) -> float:

@@ -50,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import DATA_DIR, RESULTS  # noqa: E402
 
-from taskemb_hub.transfer import TASK_SETS, TransferConfig  # noqa: E402
+from taskemb_hub.evaluation.transfer import TASK_SETS, TransferConfig  # noqa: E402
 
 WORK = HERE / "work" / "peer_sources"
 SCORES = RESULTS / "peer_scores.jsonl"
@@ -106,7 +106,7 @@ def task_rows(name: str, rows: int = ROWS) -> tuple[list[str], np.ndarray]:
 
 def source_body(name: str) -> dict:
     """Fine-tune (or read the cached) seed-0 source body, exactly as the ground-truth runner does."""
-    from taskemb_hub.transfer import source_body as runner_source_body
+    from taskemb_hub.evaluation.transfer import source_body as runner_source_body
 
     return runner_source_body(name, transfer_config(), 0, WORK, progress=False)
 

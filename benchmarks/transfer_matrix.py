@@ -9,7 +9,7 @@ Same as `taskemb-hub transfer-matrix`; kept as a script so a GPU machine can run
 import argparse
 import sys
 
-from taskemb_hub.transfer import TASK_SETS, TransferConfig, run_transfer_matrix
+from taskemb_hub.evaluation.transfer import TASK_SETS, TransferConfig, run_transfer_matrix
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--tasks", default="core10", help=f"comma list or one of {sorted(TASK_SETS)}")

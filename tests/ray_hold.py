@@ -45,7 +45,7 @@ def runs(folder: Path) -> dict[str, list[int]]:
 def install() -> None:
     """Wrap the functions a grid task calls (`transfer.source_body`, `transfer._run_cell`) in this worker."""
     import ray
-    import taskemb_hub.transfer as transfer
+    import taskemb_hub.evaluation.transfer as transfer
 
     folder = Path(os.environ[DIR_VARIABLE])
 

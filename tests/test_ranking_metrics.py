@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from taskemb_hub.ranking_metrics import best_source_rank, evaluate_ranking, gains, ndcg, regret_at_k
+from taskemb_hub.evaluation.ranking_metrics import best_source_rank, evaluate_ranking, gains, ndcg, regret_at_k
 
 TRANSFER = {"a": 0.84, "b": 0.80, "c": 0.70}  # measured target scores after each source
 BASE = 0.80

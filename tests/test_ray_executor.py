@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from taskemb_hub.cli import main
-from taskemb_hub.transfer import BASE, TransferConfig, load_transfer_results
+from taskemb_hub.evaluation.transfer import BASE, TransferConfig, load_transfer_results
 
 import ray_hold
 from conftest import _sentiment_rows

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from taskemb_hub.baselines import fisher_embedding, text_embedding
-from taskemb_hub.transfer import BASE, TransferConfig, load_transfer_results, run_transfer_matrix
+from taskemb_hub.evaluation.transfer import BASE, TransferConfig, load_transfer_results, run_transfer_matrix
 
 from conftest import _sentiment_rows
 
@@ -145,7 +145,7 @@ def test_a_worker_rereads_the_results_before_each_run(tiny_bert, task_dir, tmp_p
 def test_a_cell_finished_just_before_our_claim_is_not_run_again(tiny_bert, task_dir, tmp_path, monkeypatch):
     # The race seen on a GPU grid with 11 workers: we read the results (gamma missing), the other
     # worker writes gamma and releases its claim, then our claim succeeds.
-    import taskemb_hub.transfer as transfer
+    import taskemb_hub.evaluation.transfer as transfer
 
     cfg = TransferConfig(tasks=["alpha", "beta", "gamma"], targets=["alpha"], data_dir=str(task_dir), base_model=tiny_bert,
                          train_examples=32, source_epochs=1, target_epochs=1, batch_size=16)
@@ -185,7 +185,7 @@ def test_a_torn_line_is_skipped_and_its_cell_runs_again(tiny_bert, task_dir, tmp
 def test_concurrent_claims_of_one_cell_have_exactly_one_winner(tmp_path):
     import threading
 
-    import taskemb_hub.transfer as transfer
+    import taskemb_hub.evaluation.transfer as transfer
 
     for trial in range(20):
         claim = tmp_path / "claims" / f"cell{trial}.json"
@@ -209,7 +209,7 @@ def test_concurrent_claims_of_one_cell_have_exactly_one_winner(tmp_path):
 
 def test_a_claim_being_written_is_not_taken_over(tmp_path):
     # The old claim was created empty and filled afterwards; a reader in between took '{}' for an expired claim.
-    import taskemb_hub.transfer as transfer
+    import taskemb_hub.evaluation.transfer as transfer
 
     claim = tmp_path / "claims" / "cell.json"
     claim.parent.mkdir(parents=True)

@@ -2,8 +2,8 @@
 
 import json
 
-from taskemb_hub.transfer import (BASE, TransferConfig, _finetune, load_transfer_results, run_local_workers,
-                                  run_transfer_matrix)
+from taskemb_hub.evaluation.transfer import (BASE, TransferConfig, _finetune, load_transfer_results,
+                                             run_local_workers, run_transfer_matrix)
 
 from test_transfer_and_baselines import task_dir  # noqa: F401  (fixture)
 
@@ -55,7 +55,7 @@ def test_a_deadline_stops_the_workers_and_the_next_start_finishes_the_grid(tiny_
 def test_failing_workers_are_an_error_not_a_silent_exit(task_dir, tmp_path):
     import pytest
 
-    from taskemb_hub.transfer import WorkerError
+    from taskemb_hub.evaluation.transfer import WorkerError
 
     cfg = TransferConfig(tasks=["alpha", "beta"], targets=["alpha"], data_dir=str(task_dir),
                          base_model=str(tmp_path / "no-such-model"), train_examples=32)
@@ -94,7 +94,7 @@ def test_finished_cells_are_read_incrementally_whole_lines_only(tmp_path):
 
     import pytest
 
-    from taskemb_hub.transfer import FinishedCells
+    from taskemb_hub.evaluation.transfer import FinishedCells
 
     recipe, other = {"epochs": 1}, {"epochs": 2}
     results = tmp_path / "m.jsonl"
@@ -128,7 +128,7 @@ def test_finished_cells_are_read_incrementally_whole_lines_only(tmp_path):
 
 
 def test_a_complete_last_row_without_a_newline_counts_and_is_read_whole_later(tmp_path):
-    from taskemb_hub.transfer import FinishedCells, _append
+    from taskemb_hub.evaluation.transfer import FinishedCells, _append
 
     results = tmp_path / "m.jsonl"
     rows = [{"source": s, "target": "t", "seed": 0, "recipe": {}} for s in ("a", "b")]

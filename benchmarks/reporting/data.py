@@ -12,7 +12,7 @@ from _common import RESULTS
 
 from taskemb_hub.default_registry import DEFAULT_METHOD as PACKAGED_METHOD
 from taskemb_hub.embedding import TaskEmbedding
-from taskemb_hub.transfer import BASE, TASK_SETS
+from taskemb_hub.evaluation.transfer import BASE, TASK_SETS
 
 HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 EMB = RESULTS / "embeddings"

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from taskemb_hub.transfer import BASE
+from taskemb_hub.evaluation.transfer import BASE
 
 from .data import DEFAULT_METHOD, HERE, MAIN_STEP, SOURCES, load_embeddings
 

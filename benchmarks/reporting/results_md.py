@@ -7,7 +7,7 @@ from collections import defaultdict
 import numpy as np
 from _common import RESULTS
 
-from taskemb_hub.transfer import BASE
+from taskemb_hub.evaluation.transfer import BASE
 
 from .data import BASELINES, HERE, MIN_SOURCES, SOURCES, ranks_something, tagged, vector_dim
 from .figures import plot_curve, plot_heatmap

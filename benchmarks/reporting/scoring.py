@@ -5,9 +5,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from taskemb_hub.ranking_metrics import evaluate_ranking, gains, nanmean, ndcg
+from taskemb_hub.evaluation.ranking_metrics import evaluate_ranking, gains, nanmean, ndcg
 from taskemb_hub.ranking.selector import AutoSourceSelector
-from taskemb_hub.transfer import BASE
+from taskemb_hub.evaluation.transfer import BASE
 
 from .data import DEFAULT_METHOD, load_embeddings
 

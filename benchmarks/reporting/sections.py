@@ -5,8 +5,8 @@ from collections import defaultdict
 import numpy as np
 from _common import RESULTS
 
-from taskemb_hub.ranking_metrics import nanmean
-from taskemb_hub.transfer import BASE
+from taskemb_hub.evaluation.ranking_metrics import nanmean
+from taskemb_hub.evaluation.transfer import BASE
 
 from .data import BASELINES, DEFAULT_METHOD, SMALL_FILE, SMALL_ROWS, SOURCES, load_runs
 from .markdown import _pm, fmt, table_section

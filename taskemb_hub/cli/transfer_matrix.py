@@ -11,7 +11,7 @@ from ._executor import _add_executor_args, _ray_resources, _refuse_ray_flags_loc
 def cmd_transfer_matrix(args) -> int:
     if args.executor != "ray":
         _refuse_ray_flags_locally(args)  # before torch is imported: a wrong flag is answered at once
-    from ..transfer import TASK_SETS, TransferConfig, run_local_workers, run_transfer_matrix
+    from ..evaluation.transfer import TASK_SETS, TransferConfig, run_local_workers, run_transfer_matrix
 
     tasks = TASK_SETS.get(args.tasks) or args.tasks.split(",")
     cfg = TransferConfig(tasks=tasks, data_dir=args.data_dir, seeds=args.seeds,
@@ -23,7 +23,7 @@ def cmd_transfer_matrix(args) -> int:
     if args.executor == "ray":
         return _transfer_matrix_on_ray(args, cfg)
     if args.workers > 1 or args.deadline:
-        from ..transfer import WorkerError
+        from ..evaluation.transfer import WorkerError
 
         try:
             run_local_workers(cfg, args.results, args.work_dir, workers=args.workers, deadline_s=args.deadline)

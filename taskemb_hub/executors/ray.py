@@ -161,7 +161,7 @@ def _use_resources(options: dict) -> None:
 
 def _train_source(cfg, task_name: str, seed: int, work_dir: str, options: dict) -> bytes:
     """Ray task: the source's fine-tuned body as safetensors bytes (from this node's cache when there)."""
-    from ..transfer import source_body
+    from ..evaluation.transfer import source_body
 
     _use_resources(options)
     source_body(task_name, cfg, seed, Path(work_dir), progress=False)
@@ -173,7 +173,7 @@ def _run_grid_cell(cfg, recipe: dict, source_name: str, target_name: str, seed: 
     """Ray task: one cell's row, exactly as `transfer._run_cell` makes it for the local runner."""
     from ..data import load_task
     from ..tuning.metrics import PRIMARY_METRIC
-    from ..transfer import _run_cell
+    from ..evaluation.transfer import _run_cell
 
     _use_resources(options)
     if body is not None:  # put the source's body where `_run_cell` looks for it (another node may have trained it)
@@ -201,7 +201,7 @@ def _error_line(err: BaseException) -> str:
 
 def grid_cells(cfg) -> list[tuple[str, str, int]]:
     """Every (source, target, seed) of the grid, in the local runner's order (base first per target)."""
-    from ..transfer import BASE
+    from ..evaluation.transfer import BASE
 
     return [(source, target, seed) for seed in cfg.seeds for target in (cfg.targets or cfg.tasks)
             for source in [BASE] + [t for t in cfg.tasks if t != target]]
@@ -247,7 +247,7 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
         ```
     """
     from ..methods.base import signature_hash
-    from ..transfer import FinishedCells, _lock
+    from ..evaluation.transfer import FinishedCells, _lock
 
     started = time.perf_counter()
     results, work_dir = Path(results), Path(work_dir).expanduser().resolve()
@@ -279,7 +279,7 @@ def run_ray_grid(cfg, results: str | Path, work_dir: str | Path, *, address: str
 
 def _submit_cells(todo: list[tuple], remote_cfg, recipe: dict, work_dir: Path, options: dict) -> dict[object, tuple]:
     """Send each cell to Ray, after the one task per (source, seed) that tunes its body: `{cell's ref: cell}`."""
-    from ..transfer import BASE
+    from ..evaluation.transfer import BASE
 
     train_source = ray.remote(_train_source)
     run_cell = ray.remote(_run_grid_cell)
@@ -303,7 +303,7 @@ def _submit_cells(todo: list[tuple], remote_cfg, recipe: dict, work_dir: Path, o
 def _collect_rows(pending: dict[object, tuple], results: Path, finished, lock, end: float | None, report: GridReport,
                   log) -> None:
     """Append each finished cell's row as it comes back (until `end`, when the cells still running are cancelled)."""
-    from ..transfer import _append
+    from ..evaluation.transfer import _append
 
     while pending:
         wait_s = None if end is None else max(0.0, end - time.perf_counter())

@@ -15,7 +15,7 @@ Gains and metrics are defined in `taskemb_hub.ranking_metrics`.
 import datasets
 import evaluate
 
-from taskemb_hub.ranking_metrics import evaluate_ranking
+from taskemb_hub.evaluation.ranking_metrics import evaluate_ranking
 
 _DESCRIPTION = __doc__
 _KWARGS_DESCRIPTION = """

@@ -25,12 +25,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .base_model import resolve_base_model
-from .data import load_task
-from .errors import DataError
-from .methods.base import signature_hash
-from .tuning.metrics import PRIMARY_METRIC
-from .tuning.training import TuningConfig, tune
+from ..base_model import resolve_base_model
+from ..data import load_task
+from ..errors import DataError
+from ..methods.base import signature_hash
+from ..tuning.metrics import PRIMARY_METRIC
+from ..tuning.training import TuningConfig, tune
 
 BASE = "base"  # the "source" meaning no intermediate task
 
