@@ -36,7 +36,7 @@ parser.add_argument("--seed", type=int, default=0, help="with --from-embeddings:
 parser.add_argument("--out", default=str(default_registry_path()))
 parser.add_argument("--textemb-from", default=None,
                     help="folder <task>/seed0/final/ of TextEmb vectors (embed_tasks.py --baselines textemb): packaged "
-                         "beside the entries for the `fusion` ranker (taskemb_hub/rankers.py)")
+                         "beside the entries for the `fusion` ranker (taskemb_hub/ranking/rankers.py)")
 parser.add_argument("--textemb-out", default=str(default_textemb_path()))
 parser.add_argument("--force", action="store_true")
 args = parser.parse_args()

@@ -16,7 +16,7 @@ Plain LogME does the same with the real fine-tuned source model (one forward pas
 
 Recipe, matched to the ground truth (`benchmarks/results/transfer_limited.jsonl`):
 - sources: the 16 classification tasks fine-tuned with the ground truth's seed-0 source recipe, by the same
-  function (`taskemb_hub.transfer.source_body`, full fine-tuning, 1,000 rows, 2 epochs); bodies are cached under
+  function (`taskemb_hub.evaluation.transfer.source_body`, full fine-tuning, 1,000 rows, 2 epochs); bodies are cached under
   `benchmarks/work/peer_sources/` (git-ignored; never committed).
 - texts: up to 1,000 training rows per task (`TaskData.train_rows(1000, seed=0)`, as our embedding recipe); a pair
   task's two texts are joined with hfselect's `" [SEP] "` (`hfselect.dataset._concat_columns`).

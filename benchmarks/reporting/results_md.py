@@ -90,7 +90,7 @@ def rankings_section(results) -> list[str]:
     """Every ranker's metrics against the ground truth, and the NDCG per target of the cosine rows."""
     lines = ["## Rankings against the ground truth", "",
              "Per target, the sources are ranked by the similarity of their embedding to the target's (cosine, or cosine",
-             "after centring on the sources' mean), then scored against the measured row (`taskemb_hub/ranking_metrics.py`):",
+             "after centring on the sources' mean), then scored against the measured row (`taskemb_hub/evaluation/ranking_metrics.py`):",
              "**NDCG** with gain = relative transfer gain (p(s→t) − p(t)) / p(t), negatives clipped to 0 (a target where no",
              "source helps has no NDCG and is left out); **NDCG shifted** with gain = p(s→t) − min_s p(s→t) (defined on every",
              "target); **ρ** = predicted rank of the truly best source (1 = perfect); **Regret@3** in %; **Spearman** between",

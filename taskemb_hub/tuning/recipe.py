@@ -141,7 +141,7 @@ def recipe_warnings(target, sources: list, counts: list[int] | None = None) -> t
     source_recipe = recipe_of(common)
     warnings, mismatch = [], False
     fix = ("Tune the target with the sources' recipe (`taskemb-hub rank --data <file>` does that for you; in Python, "
-           "`targets.target_from_data`), or pass --strict / strict=True to refuse such rankings.")
+           "`taskemb_hub.tuning.target_from_data`), or pass --strict / strict=True to refuse such rankings.")
     theirs = f"the {n_known} sources were tuned {describe_recipe(source_recipe)}"
     target_recipe = recipe_of(target)
     if target_recipe is None:

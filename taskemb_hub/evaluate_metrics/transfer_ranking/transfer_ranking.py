@@ -9,7 +9,7 @@ Load it by path (no Hub download):
 
 `predictions`: predicted similarity of each source to the target; `references`: the measured
 target score after transfer from that source; `base_score`: the target's score without transfer.
-Gains and metrics are defined in `taskemb_hub.ranking_metrics`.
+Gains and metrics are defined in `taskemb_hub.evaluation.ranking_metrics`.
 """
 
 import datasets
