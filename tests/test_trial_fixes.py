@@ -210,3 +210,24 @@ def test_help_shows_examples(argv, capsys):
         assert "read-only" in out and "entry's name" in out and "replace an entry" in out
     if argv == ["registry", "list"]:
         assert "packaged registry; the default" in " ".join(out.split())
+
+
+# ---- the trial of issue 20 -------------------------------------------------------------------------------------
+def test_quickstart_help_shows_examples_and_says_what_each_option_is(capsys):
+    with pytest.raises(SystemExit):
+        main(["quickstart", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:\n  taskemb-hub quickstart\n" in out
+    assert "a task of the packaged registry" in out and "how many sources to show" in out
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly():
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone (`| head` after its lines) before the ranking is printed
+    writer = subprocess.run([sys.executable, "-m", "taskemb_hub.cli", "quickstart", "--json"], stdout=write_end,
+                            stderr=subprocess.PIPE, text=True, timeout=300)
+    os.close(write_end)
+    assert writer.returncode == 141, writer.stderr
+    assert "Traceback" not in writer.stderr and "BrokenPipeError" not in writer.stderr, writer.stderr

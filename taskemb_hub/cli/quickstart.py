@@ -14,6 +14,9 @@ def cmd_quickstart(args) -> int:
 def register(sub) -> None:
     """Add `quickstart` to the `taskemb-hub` subcommands `sub`."""
     p = _command(sub, "quickstart", "rank sources for a task of the packaged registry (offline, seconds)",
-                 cmd_quickstart)
-    p.add_argument("--task", default="rotten_tomatoes")
-    p.add_argument("--top-k", type=_int_arg("--top-k", 1, 5), default=5)
+                 cmd_quickstart, epilog="examples:\n  taskemb-hub quickstart\n"
+                 "  taskemb-hub quickstart --task fever --top-k 3 --json")
+    p.add_argument("--task", default="rotten_tomatoes",
+                   help="a task of the packaged registry, ranked against the others (`registry list --registry "
+                        "default` names them; default: rotten_tomatoes)")
+    p.add_argument("--top-k", type=_int_arg("--top-k", 1, 5), default=5, help="how many sources to show (default: 5)")
