@@ -90,6 +90,17 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-name", default=None, help="name recorded in the embedding")
 
 
+def _add_precision_arg(p: argparse.ArgumentParser, default: str, what: str) -> None:
+    """`--mixed-precision` (`TuningConfig.mixed_precision`): the choices are spelled here, not imported, so that
+    `--help` stays free of torch."""
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "auto"], default=default,
+                   help=f"precision of {what}'s forward/backward passes (default: {default}): no = float32, as the "
+                        "packaged registry was tuned; bf16 = bfloat16 autocast (weights and embedding stay float32); "
+                        "auto = bf16 where the device does it natively (a CUDA GPU with bf16, a CPU with AVX512_BF16 "
+                        "or AMX), else no. Measured on 2 AVX512_BF16 cores, 1,000 rows, 100 steps: 24 s instead of "
+                        "48 s, cosine 0.9999 to the float32 vector; without native bf16 it is slower, not faster")
+
+
 def _load(args, source):
     from ..data import load_task
 

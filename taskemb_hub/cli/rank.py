@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._args import _add_data_args, _command, _hub_time_args, _int_arg, _load, _print, _time_options
+from ._args import (_add_data_args, _add_precision_arg, _command, _hub_time_args, _int_arg, _load, _print,
+                    _time_options)
 
 
 def cmd_rank(args) -> int:
@@ -34,7 +35,7 @@ def cmd_rank(args) -> int:
         texts = wants_texts(args.ranker, selector)  # a ranker this registry cannot serve is refused before tuning
         task = _load(args, args.data)
         target = None if args.ranker == "textemb" else target_from_data(  # TextEmb alone tunes nothing
-            task, selector, progress=not args.json, base_model=args.base_model)
+            task, selector, progress=not args.json, base_model=args.base_model, mixed_precision=args.mixed_precision)
         if texts:  # TextEmb: one forward pass, no tuning
             from ..baselines import text_embedding
 
@@ -117,4 +118,5 @@ def register(sub) -> None:
                                                    "(default: the target folder's)")
     p.add_argument("--author", default=None, help="with --registry hub: only this user's or organisation's repos")
     _hub_time_args(p)  # with --registry hub / index:<repo>
+    _add_precision_arg(p, "auto", "--data's target tuning")
     _add_data_args(p)

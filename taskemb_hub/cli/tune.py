@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from ..default_registry import DEFAULT_METHOD  # tiny module: keeps `--help` fast
-from ._args import (_add_data_args, _command, _int_arg, _load, _positive_float, _print, _rows_arg,
-                    _save_steps)
+from ._args import (_add_data_args, _add_precision_arg, _command, _int_arg, _load, _positive_float, _print,
+                    _rows_arg, _save_steps)
 
 # The built-in PEFT methods, for `tune --method` without importing `taskemb_hub.methods` (torch);
 # test_cli_start checks it against `list_methods()`.
@@ -48,7 +48,8 @@ def cmd_tune(args) -> int:
     configs = [TuningConfig(method=args.method, base_model=args.base_model, max_steps=steps, save_steps=keep,
                             batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
                             eval_examples=args.eval_examples, seed=args.seed, push_to_hub=args.push_to_hub,
-                            hub_private=args.private, hub_base_model_id=args.base_model_id, **rows_cap)
+                            hub_private=args.private, hub_base_model_id=args.base_model_id,
+                            mixed_precision=args.mixed_precision, **rows_cap)
                for steps, keep in plans]  # all checked before the first run starts
     task = _load(args, args.task)
     if len(configs) > 1 and not args.json:
@@ -100,4 +101,5 @@ def register(sub) -> None:
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     p.add_argument("--base-model-id", default=None,
                    help="with --push-to-hub and a local --base-model folder: the Hub id to record instead of the path")
+    _add_precision_arg(p, "no", "tuning")
     _add_data_args(p)

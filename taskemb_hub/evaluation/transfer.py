@@ -248,9 +248,10 @@ def source_body(task_name: str, cfg: TransferConfig, seed: int, work_dir: Path, 
     tuning.eval_examples = 0
     captured = {}
 
-    from accelerate import Accelerator
+    from ..tuning.precision import make_accelerator
 
-    accelerator = Accelerator()
+    # float32 as the config says: a bare Accelerator() would inherit the precision of an earlier bf16 run in this process
+    accelerator = make_accelerator(tuning.mixed_precision)
     tune(task, tuning, None, progress=progress, accelerator=accelerator, _keep_model=captured)
     body = {k: v.detach().cpu().contiguous() for k, v in captured["model"].base_model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,19 +29,22 @@ RESUME_DIR = ".taskemb-resume"
 STATE_JSON, STATE_TENSORS = "state.json", "state.safetensors"
 FORMAT = 1
 # Fields that change nothing about the trajectory: where checkpoints are pushed to.
-_NOT_IDENTITY = ("push_to_hub", "hub_private", "hub_base_model_id")
+_NOT_IDENTITY = ("push_to_hub", "hub_private", "hub_base_model_id", "mixed_precision")  # precision: the resolved one
 
 
 class TuningInterrupted(KeyboardInterrupt):
     """`tune` was stopped by Ctrl-C; the message says from which step a rerun goes on."""
 
 
-def run_id(config, model_id: str, task_name: str, train_rows: list[dict], processes: int) -> str:
-    """A hash of everything that decides a run's trajectory (16 hex digits)."""
+def run_id(config, model_id: str, task_name: str, train_rows: list[dict], processes: int,
+           mixed_precision: str = "no") -> str:
+    """A hash of everything that decides a run's trajectory (16 hex digits); `mixed_precision` is the one that runs
+    (`auto` resolved), and float32 (`no`) leaves the hash as it was before precision was an option: such saved
+    states still resume."""
     rows = hashlib.sha256(json.dumps(train_rows, sort_keys=True, default=str).encode()).hexdigest()
     fields = {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
     key = {"format": FORMAT, "config": fields, "base_model": model_id, "task": task_name, "rows": rows,
-           "processes": processes}
+           "processes": processes} | ({"mixed_precision": mixed_precision} if mixed_precision != "no" else {})
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

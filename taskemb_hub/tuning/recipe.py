@@ -26,6 +26,10 @@ from ..errors import IncompatibleEmbeddingError
 RECIPE_KEYS = ("max_steps", "stop_step", "max_train_examples", "global_batch_size", "learning_rate",
                "head_learning_rate", "head_init", "head_pooling", "max_length", "init_seed", "warmup_ratio",
                "weight_decay", "method_kwargs")
+# Recorded in a recipe but never compared: the precision of the forward/backward passes (`precision` module) moves
+# a vector by a cosine of 1e-4, far less than the recipe keys do, and a target tuned in bf16 where the hardware allows
+# must rank against fp32 sources without a warning; `registry_recipe` leaves it out, so a target picks its own.
+NOT_COMPARED = ("mixed_precision",)
 # The packaged registry's recipe: what a target gets when the registry's entries record none.
 DEFAULT_RECIPE = {"max_steps": 100, "max_train_examples": 1000, "head_pooling": "mean"}
 TARGET_EVAL_EXAMPLES = 300  # held-out rows scored to tell whether a target learned its task
@@ -109,8 +113,10 @@ def _value(v) -> str:
 
 
 def registry_recipe(entries: Iterable, method: str | None = None) -> dict[str, Any] | None:
-    """The recipe most of `entries` (`RegistryEntry` objects) record, among those of `method` if given."""
-    counts = Counter(json.dumps(recipe_of(e.embedding), sort_keys=True) for e in entries
+    """The recipe most of `entries` (`RegistryEntry` objects) record, among those of `method` if given, without the
+    keys that are recorded but not compared (`NOT_COMPARED`): entries tuned in bf16 and fp32 count as one recipe."""
+    counts = Counter(json.dumps({k: v for k, v in recipe_of(e.embedding).items() if k not in NOT_COMPARED},
+                                sort_keys=True) for e in entries
                      if recipe_of(e.embedding) and (method is None or e.embedding.method == method))
     return json.loads(counts.most_common(1)[0][0]) if counts else None
 

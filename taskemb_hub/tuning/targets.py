@@ -15,7 +15,8 @@ from ..methods import EmbeddingOptions
 from .recipe import DEFAULT_RECIPE, TARGET_EVAL_EXAMPLES, batch_settings, chance_level, process_count, registry_recipe
 
 
-def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None):
+def target_from_data(task, selector, *, progress: bool = True, base_model: str | None = None,
+                     mixed_precision: str = "auto"):
     """Tune a target checkpoint of `task` with the recipe the registry's entries were tuned with.
 
     The recipe is the one most entries record (the packaged registry's when none does), whatever
@@ -27,6 +28,9 @@ def target_from_data(task, selector, *, progress: bool = True, base_model: str |
         selector: anything with `.entries` (an `AutoSourceSelector`).
         progress: show a progress bar.
         base_model: load the base model from here (a local folder of the registry's base model).
+        mixed_precision: `auto` (default: bfloat16 forward/backward where the device does it natively, about half
+            the time, cosine 0.9999 to the float32 vector), `bf16` or `no` (float32, as the packaged registry was
+            tuned); see `TuningConfig.mixed_precision`. Never taken from the sources: it is not a compared key.
 
     Returns:
         The target's `TaskEmbedding`.
@@ -57,7 +61,7 @@ def target_from_data(task, selector, *, progress: bool = True, base_model: str |
         bases = Counter(e.embedding.base_model for e in selector.entries if e.embedding.method == method)
         if bases:
             config["base_model"] = bases.most_common(1)[0][0]
-    cfg = TuningConfig(**{**config, "eval_examples": TARGET_EVAL_EXAMPLES})
+    cfg = TuningConfig(**{**config, "eval_examples": TARGET_EVAL_EXAMPLES, "mixed_precision": mixed_precision})
     check_trainable(task, task.train_rows(cfg.max_train_examples, seed=cfg.seed))  # before loading any model
     embedding = tune(task, cfg, None, progress=progress)[-1].embedding
     chance = chance_level(task, task.eval_rows(cfg.eval_examples))
