@@ -178,7 +178,9 @@ class VectorGroup:
         top = values > 1e-12 * max(float(values.max()) if len(values) else 0.0, _EPS)
         values, w = values[top], w[:, top]
         w = w - w.mean(0, keepdim=True)  # Xᵀw = (rows − their mean)ᵀ w: the columns of w sum to zero
-        return (basis["x"][idx].T @ w) / values.sqrt()
+        if len(idx) < len(kept):  # zero weights for the left-out rows: no copy of the kept rows of X (d wide)
+            w = torch.zeros(len(kept), w.shape[1], dtype=w.dtype).index_copy_(0, idx, w)
+        return (basis["x"].T @ w) / values.sqrt()
 
     def _pcr_scores(self, positions: torch.Tensor | None, t: torch.Tensor, k: int, keep) -> torch.Tensor:
         """Cosine of P(t − μ) and P(m_i − μ), P projecting out the top-k principal directions V, μ the kept rows'
