@@ -90,9 +90,13 @@ def generate(folder: Path, n: int, dim: int, queries: int, kind: str = "structur
 
 def _shard(folder: Path) -> dict:
     """The shard's tensors as read-only memory maps (the project's reader)."""
-    from taskemb_hub.registries.index import _mmap_safetensors
+    from taskemb_hub.registries._shards import mmap_vectors
 
-    return _mmap_safetensors(folder / "shard.safetensors")
+    path = folder / "shard.safetensors"
+    with open(path, "rb") as f:  # our own file: its header gives the sizes the reader checks it against
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    rows, dim = header["unit"]["shape"]
+    return mmap_vectors(path, "benchmark shard", rows, dim)
 
 
 # ---- 2. bound and exact truth -----------------------------------------------------------------

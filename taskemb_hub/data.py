@@ -340,7 +340,6 @@ def task_from_columns(name: str, splits_raw: dict, columns: dict, task_type: str
                     pair=bool(columns["text_pair"]), source=source)
 
 
-
 def _class_ids(raw_labels: list, class_names: list[str] | None, label_column: str, where: str) -> tuple[list[str], dict]:
     """A classification task's label names and the map from a raw label to its id, from the training split's labels."""
     if class_names:  # ids index the names already

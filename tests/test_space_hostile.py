@@ -326,8 +326,7 @@ def test_nothing_a_visitor_triggers_sends_the_operators_token(toy, hub):
     from taskemb_hub.space import app as space_app
 
     # What the app refreshes with (the code before the fix used the CLI's loader, with the operator's token).
-    load = space_app.registry_loader("hub", hub.endpoint) if hasattr(space_app, "registry_loader") else (
-        lambda: __import__("taskemb_hub.cli").cli._selector("hub", None))
+    load = space_app.registry_loader("hub", hub.endpoint)
     refreshable = handlers.RegistryState(load, "hub", selector=state.selector)
     handlers.refresh_registry(refreshable)
     refreshable.wait(60)

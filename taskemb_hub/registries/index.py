@@ -204,9 +204,8 @@ def build_index(repo_id: str | None = None, *, folder: str | os.PathLike | None 
     import tempfile
     import time
 
-    from ._hub_common import check_repo_id
     from ._fetch import deadline_at
-    from ._hub_common import hub_endpoint
+    from ._hub_common import check_repo_id, hub_endpoint
     from .hub import HubRegistry
 
     start = time.monotonic()
