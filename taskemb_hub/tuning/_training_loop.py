@@ -223,7 +223,7 @@ def _save_checkpoint(accelerator, wrapped, task, config, model_id, step, train_s
             "source": public_source(task.source),  # decided here, where a relative path still resolves
             "recipe": config.recipe(step, accelerator.num_processes)}
     # the precision that ran, for the record: not a compared recipe key (recipe.NOT_COMPARED), so a bf16 target
-    # ranks against fp32 sources without a mismatch warning (their vectors agree to a cosine of 0.9999)
+    # ranks against fp32 sources without a mismatch warning (cosine >= 0.9998 between the two)
     info["recipe"]["mixed_precision"] = accelerator.mixed_precision
     # what curation judges an entry by (taskemb_hub/curation.py): the split it was tuned on (`train_rows` reads
     # "train"), and what a model that learned nothing scores on the held-out rows the metric comes from
