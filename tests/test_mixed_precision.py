@@ -160,3 +160,14 @@ def test_cli_tune_defaults_to_float32_and_takes_bf16(tiny_bert, sentiment_task, 
         assert main(["tune", "--task", str(data), "--out", str(out), "--base-model", tiny_bert, "--max-steps", "2",
                      "--eval-examples", "0", "--json"] + flags) == 0
         assert json.loads((out / "run.json").read_text())["mixed_precision"] == expected
+
+
+def test_the_default_follows_accelerate_launch_and_an_explicit_value_wins(monkeypatch):
+    """`accelerate launch --mixed_precision bf16 -m taskemb_hub.cli tune ...` sets ACCELERATE_MIXED_PRECISION: tune's
+    default (None) keeps honouring it, as a bare Accelerator() did; `no` is float32 whatever the launcher says."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert TuningConfig().mixed_precision is None
+    assert precision.resolve_mixed_precision(None) == "bf16"
+    assert precision.resolve_mixed_precision("no") == "no"
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    assert precision.resolve_mixed_precision(None) == "no"

@@ -90,11 +90,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-name", default=None, help="name recorded in the embedding")
 
 
-def _add_precision_arg(p: argparse.ArgumentParser, default: str, what: str) -> None:
+def _add_precision_arg(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
     """`--mixed-precision` (`TuningConfig.mixed_precision`): the choices are spelled here, not imported, so that
     `--help` stays free of torch."""
     p.add_argument("--mixed-precision", choices=["no", "bf16", "auto"], default=default,
-                   help=f"precision of {what}'s forward/backward passes (default: {default}): no = float32, as the "
+                   help=f"precision of {what}'s forward/backward passes (default: "
+                        f"{default or 'as accelerate launch --mixed_precision sets it, else no'}): no = float32, as the "
                         "packaged registry was tuned; bf16 = bfloat16 autocast (weights and embedding stay float32); "
                         "auto = bf16 where the device does it natively (a CUDA GPU with bf16, a CPU with AVX512_BF16 "
                         "or AMX), else no. Measured on 2 AVX512_BF16 cores, 1,000 rows, 100 steps: the tuning 24 s "

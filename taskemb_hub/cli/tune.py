@@ -101,5 +101,5 @@ def register(sub) -> None:
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     p.add_argument("--base-model-id", default=None,
                    help="with --push-to-hub and a local --base-model folder: the Hub id to record instead of the path")
-    _add_precision_arg(p, "no", "tuning")
+    _add_precision_arg(p, None, "tuning")
     _add_data_args(p)

@@ -250,7 +250,7 @@ def source_body(task_name: str, cfg: TransferConfig, seed: int, work_dir: Path, 
 
     from ..tuning.precision import make_accelerator
 
-    # float32 as the config says: a bare Accelerator() would inherit the precision of an earlier bf16 run in this process
+    # as Accelerate is configured (float32 unless `accelerate launch --mixed_precision`), not an earlier bf16 target's
     accelerator = make_accelerator(tuning.mixed_precision)
     tune(task, tuning, None, progress=progress, accelerator=accelerator, _keep_model=captured)
     body = {k: v.detach().cpu().contiguous() for k, v in captured["model"].base_model.state_dict().items()}

@@ -43,14 +43,16 @@ def native_bf16() -> bool:
         return False
 
 
-def resolve_mixed_precision(value: str) -> str:
-    """What Accelerate gets for `TuningConfig.mixed_precision`: `auto` becomes `bf16` where `native_bf16()`, else `no`.
+def resolve_mixed_precision(value: str | None) -> str:
+    """What Accelerate gets for `TuningConfig.mixed_precision`: `auto` becomes `bf16` where `native_bf16()`, else `no`;
+    None is what a bare `Accelerator()` would use (`ACCELERATE_MIXED_PRECISION`, which `accelerate launch
+    --mixed_precision ...` sets; `no` when unset).
 
     Args:
-        value: `no`, `bf16` or `auto`.
+        value: `no`, `bf16`, `auto` or None.
 
     Returns:
-        `no` or `bf16`.
+        `no` or `bf16` (or the precision `accelerate launch` was given, for None).
 
     Raises:
         TaskEmbHubError: an unknown value, or `bf16` on a CUDA GPU without bfloat16.
@@ -62,6 +64,10 @@ def resolve_mixed_precision(value: str) -> str:
         ```
     """
     check_mixed_precision(value)
+    if value is None:
+        import os
+
+        return os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
     if value == "auto":
         return "bf16" if native_bf16() else "no"
     if value == "bf16":
@@ -74,8 +80,8 @@ def resolve_mixed_precision(value: str) -> str:
 
 
 def check_mixed_precision(value) -> None:
-    """Refuse, in one line, a `mixed_precision` other than `no`, `bf16` or `auto`."""
-    if value not in MIXED_PRECISIONS:
+    """Refuse, in one line, a `mixed_precision` other than `no`, `bf16`, `auto` or None (Accelerate's setting)."""
+    if value is not None and value not in MIXED_PRECISIONS:
         raise TaskEmbHubError(f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)} (got {value!r}). Pass "
                               "e.g. mixed_precision='auto' (CLI: --mixed-precision auto).")
 

@@ -77,8 +77,9 @@ class TuningConfig:
             main process pushes under Accelerate.
         hub_private: create that repo private.
         hub_base_model_id: the Hub id of `base_model` when it is a local folder (never uploaded).
-        mixed_precision: precision of the forward and backward passes: `no` (float32, the default: the packaged
-            registry's entries were tuned so, and `taskemb-hub tune` reproduces them), `bf16` (Accelerate's bfloat16
+        mixed_precision: precision of the forward and backward passes: None (the default: as Accelerate is
+            configured, i.e. `accelerate launch --mixed_precision ...`, else float32, as the packaged registry's
+            entries were tuned and `taskemb-hub tune` reproduces them), `no` (float32), `bf16` (Accelerate's bfloat16
             autocast; weights and embedding stay float32) or `auto` (`bf16` where the device does bfloat16
             natively, a CUDA GPU with bf16 or a CPU with AVX512_BF16/AMX, else `no`; what `target_from_data`
             uses). Measured on 2 AVX512_BF16 cores: the 100 steps in half the time, cosine >= 0.9998 to the
@@ -109,7 +110,7 @@ class TuningConfig:
     push_to_hub: str | None = None
     hub_private: bool = False
     hub_base_model_id: str | None = None
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None
 
     def __post_init__(self):
         if isinstance(self.embedding, dict):
