@@ -1033,3 +1033,17 @@ def local_hub_fixture(monkeypatch, tmp_path, **kwargs) -> Iterator[LocalHub]:
 
 
 serve_local_hub = contextlib.contextmanager(local_hub_fixture)
+
+
+def repo_files(embedding) -> dict[str, bytes]:
+    """The files a tagged repo of `embedding` holds (its embedding files and its card), for `add_repo`."""
+    import tempfile
+    from pathlib import Path
+
+    from taskemb_hub.cards import build_card
+
+    with tempfile.TemporaryDirectory() as folder:
+        embedding.save(folder)
+        files = {name: (Path(folder) / name).read_bytes() for name in ("taskemb.safetensors", "taskemb.json")}
+    files["README.md"] = str(build_card(embedding)).encode()
+    return files

@@ -4,7 +4,6 @@ Hub-compatible server driven by the real `huggingface_hub` client."""
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 import torch
 
 from taskemb_hub import embedding as embedding_code
-from taskemb_hub.cards import build_card
 from taskemb_hub.cli import main
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.errors import RegistryError
@@ -20,6 +18,8 @@ from taskemb_hub.registries import hub as hub_module
 from taskemb_hub.registries.hub import HubRegistry, embedding_from_repo
 from taskemb_hub.registries.index import build_index
 from taskemb_hub.ranking.selector import AutoSourceSelector
+
+from local_hub import repo_files
 
 
 BASE = "test/tiny-bert"
@@ -32,18 +32,10 @@ def _embedding(i: int) -> TaskEmbedding:
                          step=100, train_size=1000)
 
 
-def _files(embedding: TaskEmbedding) -> dict[str, bytes]:
-    with tempfile.TemporaryDirectory() as folder:
-        embedding.save(folder)
-        files = {name: (Path(folder) / name).read_bytes() for name in ("taskemb.safetensors", "taskemb.json")}
-    files["README.md"] = str(build_card(embedding)).encode()
-    return files
-
-
 @pytest.fixture
 def seeded(hub):
     for i in range(4):
-        hub.state.add_repo(f"user{i}/task-{i}", _files(_embedding(i)))
+        hub.state.add_repo(f"user{i}/task-{i}", repo_files(_embedding(i)))
     hub.stats.reset()
     return hub
 
@@ -256,7 +248,7 @@ def test_space_sets_the_servers_deadline_and_timeout_for_every_hub_read(monkeypa
                                             ({"task": "t" * 100_000}, "task"), ({"method": "not-a-method"}, "method"),
                                             ({"pad": "x" * (2 << 20)}, "bytes")])
 def test_one_repo_with_malformed_metadata_is_skipped_and_never_breaks_an_index_build(seeded, change, reason):
-    files = _files(_embedding(5))
+    files = repo_files(_embedding(5))
     files["taskemb.json"] = json.dumps(json.loads(files["taskemb.json"]) | change).encode()
     seeded.state.add_repo("mallory/bad", files)
     report = build_index("alice/idx")  # one index table for every repo: a string step once broke all of it

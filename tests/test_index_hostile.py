@@ -4,19 +4,19 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from taskemb_hub.cards import build_card
 from taskemb_hub.cli import main
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.registries import RegistryEntry
 from taskemb_hub.registries.index import IndexRegistry, read_index, write_index
 from taskemb_hub.ranking.selector import AutoSourceSelector
+
+from local_hub import repo_files
 
 
 SIGNATURE = {"method": "bitfit", "synthetic": True}
@@ -91,22 +91,14 @@ def test_an_honest_index_refuses_nothing(tmp_path):
 
 
 # ---- 4. index build against a Hub that answers 500 on the index repo -----------------------------------------
-def _files(embedding: TaskEmbedding) -> dict[str, bytes]:
-    with tempfile.TemporaryDirectory() as folder:
-        embedding.save(folder)
-        files = {name: (Path(folder) / name).read_bytes() for name in ("taskemb.safetensors", "taskemb.json")}
-    files["README.md"] = str(build_card(embedding)).encode()
-    return files
-
-
 @pytest.mark.parametrize("route", ["info", "resolve"])
 def test_index_build_when_the_index_repo_answers_500_is_one_line_and_leaves_it_untouched(hub, capsys, route):
     for i in range(3):
-        hub.state.add_repo(f"user{i}/task-{i}", _files(_embedding(i)))
+        hub.state.add_repo(f"user{i}/task-{i}", repo_files(_embedding(i)))
     assert main(["index", "build", "--repo-id", "alice/idx", "--json"]) == 0
     capsys.readouterr()
     before = hub.state.repo("alice/idx", "dataset").sha
-    hub.state.add_repo("user9/task-9", _files(_embedding(9)))  # a change the build would push
+    hub.state.add_repo("user9/task-9", repo_files(_embedding(9)))  # a change the build would push
     hub.faults.add(r"^/(api/)?datasets/alice/idx", status=500, route=route, times=None)
     hub.stats.reset()
     assert main(["index", "build", "--repo-id", "alice/idx"]) == 2

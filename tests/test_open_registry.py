@@ -3,13 +3,9 @@ the old constructors give, and the typos the same one-line errors (issue 20)."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 import torch
 
-from taskemb_hub.cards import build_card
 from taskemb_hub.embedding import TaskEmbedding
 from taskemb_hub.errors import RegistryError
 from taskemb_hub.registries import LocalRegistry, PackagedRegistry, open_registry
@@ -17,7 +13,7 @@ from taskemb_hub.registries.hub import HubRegistry
 from taskemb_hub.registries.index import IndexRegistry, build_index
 from taskemb_hub.ranking.selector import AutoSourceSelector
 
-from local_hub import local_hub_fixture
+from local_hub import repo_files
 
 BASE = "test/tiny-bert"
 SIGNATURE = {"method": "bitfit", "synthetic_dim": 64}
@@ -29,23 +25,10 @@ def _embedding(i: int, method: str = "bitfit") -> TaskEmbedding:
                          signature=SIGNATURE | {"method": method}, step=100, train_size=1000)
 
 
-def _files(embedding: TaskEmbedding) -> dict[str, bytes]:
-    with tempfile.TemporaryDirectory() as folder:
-        embedding.save(folder)
-        files = {name: (Path(folder) / name).read_bytes() for name in ("taskemb.safetensors", "taskemb.json")}
-    files["README.md"] = str(build_card(embedding)).encode()
-    return files
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    yield from local_hub_fixture(monkeypatch, tmp_path)
-
-
 @pytest.fixture
 def seeded(hub):
     for i in range(4):
-        hub.state.add_repo(f"user{i}/task-{i}", _files(_embedding(i, "bitfit" if i < 3 else "lora")))
+        hub.state.add_repo(f"user{i}/task-{i}", repo_files(_embedding(i, "bitfit" if i < 3 else "lora")))
     return hub
 
 

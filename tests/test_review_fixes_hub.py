@@ -10,7 +10,8 @@ import pytest
 from taskemb_hub.registries.hub import HubRegistry, RepoRef, parse_key_of
 from taskemb_hub.ranking.selector import AutoSourceSelector
 
-from test_hub_hostile import _embedding, _files
+from local_hub import repo_files
+from test_hub_hostile import _embedding
 
 WEIGHTS_A, WEIGHTS_B = b"adapter weights as embedded" * 40, b"adapter weights pushed later" * 40
 
@@ -18,7 +19,7 @@ WEIGHTS_A, WEIGHTS_B = b"adapter weights as embedded" * 40, b"adapter weights pu
 def _repo_files(weights: bytes, embedded_from: bytes, i: int = 0) -> dict[str, bytes]:
     embedding = _embedding(i)
     embedding.adapter_sha256 = hashlib.sha256(embedded_from).hexdigest()
-    return {**_files(embedding), "adapter_model.safetensors": weights}
+    return {**repo_files(embedding), "adapter_model.safetensors": weights}
 
 
 def test_a_repo_whose_adapter_was_re_pushed_after_its_vector_is_refused_with_the_fix():

@@ -11,20 +11,9 @@ from taskemb_hub import TuningConfig, tune
 from taskemb_hub.cli import build_parser, main
 from taskemb_hub.errors import TaskEmbHubError
 
+from test_cli_bad_input import one_line_error, run
+
 BASE = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line_error(code, err, *fragments):
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, f"not one line: {err!r}"
-    for fragment in fragments:
-        assert fragment in err, f"{fragment!r} not in {err!r}"
 
 
 def _cfg(tiny_bert, **kw):
