@@ -171,3 +171,54 @@ def test_the_default_follows_accelerate_launch_and_an_explicit_value_wins(monkey
     assert precision.resolve_mixed_precision("no") == "no"
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
     assert precision.resolve_mixed_precision(None) == "no"
+
+
+def test_bf16_tuning_casts_the_frozen_linear_weights_once_and_the_vector_is_unchanged(monkeypatch, tiny_bert,
+                                                                                      sentiment_task):
+    """Autocast would cast each frozen Linear weight to bf16 at every call; casting once gives the same bits."""
+    cast_counts = []
+
+    def recording(model, mixed_precision):
+        cast_counts.append(precision.cast_frozen_linear_weights(model, mixed_precision))
+        return cast_counts[-1]
+
+    monkeypatch.setattr(training, "cast_frozen_linear_weights", recording)
+    cast = _tune(sentiment_task, tiny_bert, "bf16").embedding
+    monkeypatch.setattr(training, "cast_frozen_linear_weights", lambda model, mixed_precision: 0)
+    per_call = _tune(sentiment_task, tiny_bert, "bf16").embedding
+    assert cast_counts[0] > 0
+    assert torch.equal(cast.vector, per_call.vector)
+
+
+def test_only_frozen_float32_linear_weights_are_cast_and_only_under_bf16():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2), torch.nn.LayerNorm(2))
+    model[0].weight.requires_grad_(False)
+    model[2].weight.requires_grad_(False)
+    assert precision.cast_frozen_linear_weights(model, "no") == 0 and model[0].weight.dtype == torch.float32
+    assert precision.cast_frozen_linear_weights(model, "bf16") == 1
+    assert model[0].weight.dtype == torch.bfloat16  # frozen Linear
+    assert model[1].weight.dtype == torch.float32  # trained: the optimizer updates it in float32
+    assert model[2].weight.dtype == torch.float32 and model[0].bias.dtype == torch.float32  # not a Linear weight
+
+
+
+def test_the_held_out_metric_does_not_depend_on_the_length_order_of_its_rows(monkeypatch, tiny_bert, sentiment_task):
+    """The held-out rows are batched by length (less padding); the metric is the one of the rows in file order."""
+    varied = [{"text": r["text"] + " very" * (i % 9), "label": r["label"]}  # two batches of 64, lengths 1..9 apart
+              for i, r in enumerate(sentiment_task.splits["train"] * 2)]
+    task = dataclasses.replace(sentiment_task, splits={"train": sentiment_task.splits["train"], "validation": varied})
+    config = TuningConfig(base_model=tiny_bert, max_steps=4, eval_examples=len(varied))
+    orders = []
+    real = training._by_length
+
+    def recording(task, feats):
+        orders.append(([len(f["input_ids"]) for f in feats], [len(f["input_ids"]) for f in real(task, feats)]))
+        return real(task, feats)
+
+    monkeypatch.setattr(training, "_by_length", recording)
+    by_length = tune(task, config, None, progress=False)[-1].metrics
+    monkeypatch.setattr(training, "_by_length", lambda task, feats: feats)
+    in_file_order = tune(task, config, None, progress=False)[-1].metrics
+    file_lengths, batched_lengths = orders[0]
+    assert batched_lengths == sorted(file_lengths) != file_lengths  # the rows really were reordered
+    assert by_length and by_length == in_file_order

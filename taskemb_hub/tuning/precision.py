@@ -118,3 +118,39 @@ def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1)
                                   f"{state['_mixed_precision']} or launch again.")
         AcceleratorState._reset_state()  # the process group (PartialState) stays; only the precision changes
     return Accelerator(gradient_accumulation_steps=gradient_accumulation_steps, mixed_precision=precision)
+
+
+def cast_frozen_linear_weights(model, precision: str) -> int:
+    """Store the frozen `nn.Linear` weights of `model` in bfloat16 when it tunes under bfloat16 autocast.
+
+    Autocast casts every Linear weight to bfloat16 at each call, forward and evaluation alike; a frozen weight
+    gives the same bfloat16 copy every time, so casting it once gives bit-identical outputs and gradients and
+    saves the copy (about 4% of a CPU target embedding, measured on MiniLM: identical vectors). Trained
+    weights (the method's, a head's, full fine-tuning's) stay float32: the optimizer updates them.
+
+    Args:
+        model: the model about to be tuned (frozen weights have `requires_grad=False`).
+        precision: the run's resolved precision (`accelerator.mixed_precision`); anything but `bf16` leaves
+            the model as it is.
+
+    Returns:
+        How many weights were cast.
+
+    Example:
+        ```python
+        >>> cast_frozen_linear_weights(peft_model, "bf16")
+        37
+        ```
+    """
+    import torch
+
+    if precision != "bf16":
+        return 0
+    cast = 0
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(module, torch.nn.Linear) and weight is not None and not weight.requires_grad \
+                and weight.dtype == torch.float32:
+            module.weight.data = weight.data.to(torch.bfloat16)
+            cast += 1
+    return cast

@@ -28,12 +28,12 @@ from ._task_model import (HEAD_NAMES, MeanPooler, TaskModel, _make_optimizer, _w
 from ._training_loop import (Checkpoint, _progress, _push, _refuse_foreign_checkpoints, _Run, _saved_state,
                              _train_loop)
 from ..base_model import resolve_base_model
-from ..data import TaskData, check_trainable, load_task
+from ..data import EXTRACTIVE_QA, TaskData, check_trainable, load_task
 from ..default_registry import DEFAULT_METHOD
 from ..errors import TaskEmbHubError
 from .features import Collator, encode_rows
 from ..methods import EmbeddingOptions, get_method
-from .precision import check_mixed_precision, make_accelerator
+from .precision import cast_frozen_linear_weights, check_mixed_precision, make_accelerator
 from .recipe import DEFAULT_RECIPE
 
 
@@ -266,6 +266,8 @@ def tune(task: TaskData | str | Path, config: TuningConfig, output_dir: str | Pa
         return state  # the checkpoints of a run that finished before
     tokenizer = AutoTokenizer.from_pretrained(load_from)
     model, init_snapshot = _load_model(task, config, model_id, body_state)
+    if _keep_model is None:  # the transfer runner goes on with the body in float32
+        cast_frozen_linear_weights(model, accelerator.mixed_precision)
     train_loader, eval_loader, eval_feats, eval_rows = _prepare_data(task, config, train_rows, tokenizer, eval_split)
     optimizer, scheduler = _make_optimizer(model, config, accelerator.num_processes)
     wrapped = TaskModel(model, config.method)
@@ -322,8 +324,16 @@ def _prepare_data(task: TaskData, config: TuningConfig, train_rows: list, tokeni
     train_loader = DataLoader(encode_rows(task, train_rows, tokenizer, config.max_length), batch_size=config.batch_size,
                               shuffle=True, collate_fn=collator, generator=torch.Generator().manual_seed(config.seed))
     eval_feats = encode_rows(task, eval_rows, tokenizer, config.max_length, for_eval=True) if eval_rows else []
-    eval_loader = DataLoader(eval_feats, batch_size=64, collate_fn=collator) if eval_feats else None
+    eval_loader = DataLoader(_by_length(task, eval_feats), batch_size=64, collate_fn=collator) if eval_feats else None
     return train_loader, eval_loader, eval_feats, eval_rows
+
+
+def _by_length(task: TaskData, eval_feats: list[dict]) -> list[dict]:
+    """The held-out features in the order they are batched: by length, so batches pad less (a classification or
+    regression metric does not depend on the rows' order); QA predictions are matched to features in order."""
+    if task.task_type == EXTRACTIVE_QA:
+        return eval_feats
+    return sorted(eval_feats, key=lambda feat: len(feat["input_ids"]))
 
 
 def _write_run(run: _Run, run_file: str, checkpoints: list[Checkpoint], step: int, examples: int, elapsed: float):
