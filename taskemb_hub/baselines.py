@@ -20,8 +20,11 @@ from .tuning.features import Collator, encode_rows
 from .tuning.training import TuningConfig, tune
 
 
-def _loader(task: TaskData, tokenizer, rows: int, max_length: int, batch_size: int, seed: int = 0):
+def _loader(task: TaskData, tokenizer, rows: int, max_length: int, batch_size: int, seed: int = 0,
+            by_length: bool = False):
     feats = encode_rows(task, task.train_rows(rows, seed=seed), tokenizer, max_length)
+    if by_length:  # an average over rows does not depend on their order; batches of similar lengths pad less
+        feats = sorted(feats, key=lambda feat: len(feat["input_ids"]))
     return DataLoader(feats, batch_size=batch_size, collate_fn=Collator(tokenizer))
 
 
@@ -34,7 +37,7 @@ def text_embedding(task: TaskData, base_model: str | None = None, max_examples: 
     load_from, model_id = resolve_base_model(base_model)
     tokenizer, model = AutoTokenizer.from_pretrained(load_from), AutoModel.from_pretrained(load_from).eval()
     total, count = None, 0
-    for batch in _loader(task, tokenizer, max_examples, max_length, batch_size):
+    for batch in _loader(task, tokenizer, max_examples, max_length, batch_size, by_length=True):
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         states = model(**inputs).last_hidden_state
         mask = inputs["attention_mask"].unsqueeze(-1).float()

@@ -215,3 +215,28 @@ def test_a_claim_being_written_is_not_taken_over(tmp_path):
     claim.parent.mkdir(parents=True)
     claim.write_text("")  # what another worker's claim looked like between its create and its write
     assert transfer._claim(claim) is False
+
+
+def test_textemb_batches_rows_by_length_and_its_vector_is_the_file_order_one(monkeypatch, tiny_bert, sentiment_task):
+    """Sorting the rows by length pads less; the average over rows stays the same up to float rounding."""
+    import dataclasses
+
+    from taskemb_hub import baselines
+
+    varied = [{"text": r["text"] + " very" * (i % 9), "label": r["label"]}
+              for i, r in enumerate(sentiment_task.splits["train"] * 2)]
+    task = dataclasses.replace(sentiment_task, splits={"train": varied})
+    lengths = []
+    real = baselines._loader
+
+    def recording(*args, **kwargs):
+        loader = real(*args, **kwargs)
+        lengths.append([len(f["input_ids"]) for f in loader.dataset])
+        return loader
+
+    monkeypatch.setattr(baselines, "_loader", recording)
+    by_length = text_embedding(task, tiny_bert, batch_size=8).vector
+    monkeypatch.setattr(baselines, "_loader", lambda *a, **k: recording(*a, **{**k, "by_length": False}))
+    in_file_order = text_embedding(task, tiny_bert, batch_size=8).vector
+    assert lengths[0] == sorted(lengths[1]) != lengths[1]  # the same rows, reordered
+    assert torch.allclose(by_length, in_file_order, rtol=1e-5, atol=1e-6)
