@@ -35,7 +35,7 @@ def benchmark_table() -> tuple[str, dict]:
     rows.append(f"| time / peak RSS to a target embedding at step 100 from raw data ({cost['task']}, 1,000 rows, model "
                 f"load included, {cost['machine']['cpus']} CPU cores) | `python benchmarks/target_embedding_cost.py "
                 f"--methods lora,bitfit,ia3,prompt,prefix,textemb,taskemb` | {'; '.join(parts)} |")
-    rows += ranking_latency_row(figures) + gpu_grid_row(figures)
+    rows += target_cost_row(figures) + ranking_latency_row(figures) + gpu_grid_row(figures)
     rows += hub_sync_row(figures) + space_latency_row(figures)
     table = ["| what | command | figure |", "|---|---|---|"] + rows
     return "\n".join(table) + "\n", figures
@@ -45,6 +45,42 @@ def _result_json(name: str):
     """A benchmark's results file under results/, parsed; None when that benchmark has not been run."""
     path = RESULTS / name
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def target_cost_row(figures: dict) -> list[str]:
+    """A new target's answer beside ESM-LogME's and a bare forward pass, one run (`target_cost_same_run.py`), with
+    where the seconds of ours go (`target_breakdown.py`), when those files exist."""
+    data, parts = _result_json("target_cost_same_run.json"), _result_json("target_breakdown.json")
+    if data is None:
+        return []
+    loads = [r["load_before"] for r in data["rows"]]
+    stored = {r.get("stored_esms") for r in data["rows"] if r["kind"] == "esm-logme"}
+    figures["target_cost_same_run"] = data["median"]
+    text = "; ".join(f"{t}: ours {m['ours']:.1f} s, ESM-LogME {m['esm-logme']:.1f} s (ours {m['ours_over_esm_logme']:.1f}x), "
+                     f"forward pass {m['forward']:.1f} s" for t, m in data["median"].items()
+                     if {"ours", "esm-logme", "forward"} <= set(m))
+    esm = "its fitted maps" if stored == {15} else "maps of its shape with random weights (the fitted ones were not on disk; same computation)"
+    row = (f"| a new target's answer from its 1,000 rows, in one run, each in a fresh process timed after `import torch, "
+           f"transformers`: ours (`rank --data`: the target tuned with the registry's recipe, its TextEmb, the fused ranking) "
+           f"beside ESM-LogME's ranking of the same target (15 sources, {esm}) and one bare forward pass of the base model "
+           f"over the same rows ({data['machine']['cpus']} CPU cores, load {min(loads):.1f}-{max(loads):.1f}; medians of "
+           f"{data['rounds']} rounds) | `python benchmarks/target_cost_same_run.py` | {text}")
+    if parts:
+        ops = parts.get("operators", {}).get("groups_share", {})
+        figures["target_breakdown"] = parts["seconds"]
+        steps = parts["seconds"]["optimizer steps + checkpoint"]
+        row += (f". Where ours goes (`python benchmarks/target_breakdown.py --ops --dropout-draws 2`, {parts['target']}, load "
+                f"{parts['load_before']:.1f}): imports {parts['seconds']['imports (torch, transformers, peft, accelerate)']:.1f} s, "
+                f"100 steps {steps:.1f} s, held-out check {parts['seconds']['held-out check (300 rows)']:.1f} s, TextEmb "
+                f"{parts['seconds']['TextEmb forward pass (fused ranker)']:.1f} s, model load, tokenising and ranking "
+                f"{sum(parts['seconds'][k] for k in ('model load + peft wrapping', 'tokenising the rows', 'ranking')):.1f} s"
+                + (f"; the tuning's operator time: matrix products {ops['matrix products']:.0%}, dropout's random masks "
+                   f"{ops['dropout masks (bernoulli_)']:.0%} (drawn one by one on one core), casts "
+                   f"{ops['casts and copies']:.0%}" if ops else "")
+                + (f"; other dropout masks (another random stream) move the vector to cosine "
+                   f"{', '.join(f'{c:.2f}' for c in parts['dropout_masks']['cosine_to_default'])}"
+                   if parts.get("dropout_masks") else ""))
+    return [row + " |"]
 
 
 def ranking_latency_row(figures: dict) -> list[str]:
