@@ -25,6 +25,7 @@ import pytest
 pytest.importorskip("gradio", reason="the Space needs the [space] extra")
 
 from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
 
 from conftest import _sentiment_rows  # noqa: E402
 from taskemb_hub import TuningConfig, tune  # noqa: E402
@@ -169,7 +170,12 @@ def _rank_data(client, path, text="review", label="stars", dataset_id="", filter
 # ---- the API lists the three ways to ask and the registry endpoints ---------------------------------
 def test_the_api_names_every_endpoint(served):
     endpoints = served["client"].view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/rank_data", "/rank_adapter", "/rank_registry", "/registry_status", "/refresh_registry"}
+    assert set(endpoints) == {"/rank_data", "/rank_adapter", "/rank_registry", "/registry_status", "/refresh_registry",
+                              "/downloads"}
+    # an answer carries no file: its downloads are one more call, with no parameter (the session's last answer)
+    assert [len(endpoints[name]["returns"]) for name in ("/rank_data", "/rank_adapter", "/rank_registry")] == [5, 5, 5]
+    assert endpoints["/downloads"]["parameters"] == []
+    assert [r["component"] for r in endpoints["/downloads"]["returns"]] == ["File", "File", "File"]
     names = [p["parameter_name"] for p in endpoints["/rank_data"]["parameters"]]
     assert names == ["data_file", "dataset_id", "dataset_config", "dataset_split", "text_column", "text_pair_column",
                      "label_column", "base_model", "method", "top_k", "similarity", "ranker", "hide_flagged"]
@@ -190,9 +196,20 @@ def test_keyword_arguments_as_in_the_readme(served, toy):
 
 
 # ---- 1. your data ------------------------------------------------------------------------------------
+def _answer_folders(toy) -> set[str]:
+    folder = toy["root"] / "answers"  # SpaceConfig.work_dir of the served app
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
 def test_uploaded_csv_is_tuned_with_the_registry_recipe_and_ranks_its_own_task_first(served, toy):
+    before = _answer_folders(toy)
     result = _rank_data(served["client"], toy["csv"])
-    message, table, bar, emb_map, heatmap, csv_path, json_path, embedding_zip = result
+    message, table, bar, emb_map, heatmap = result
+    assert _answer_folders(toy) == before  # the answer wrote no file: the downloads are written when asked
+    csv_path, json_path, embedding_zip = served["client"].predict(api_name="/downloads")
+    assert len(_answer_folders(toy) - before) == 1
+    assert [Path(p).name for p in (csv_path, json_path, embedding_zip)] == [
+        "ranking-reviews.csv", "ranking-reviews.json", "taskemb-reviews.zip"]
     assert "3 sources" in message and "the recipe of the registry's entries" in message, message
     assert _sources(result)[0] == "toy-sentiment"  # the same task tuned with another seed
     assert [row[0] for row in table["data"]] == [1, 2, 3]
@@ -343,7 +360,9 @@ def test_bad_data_files_get_a_message(served, toy, case):
     path, expected = _bad_files(toy["root"])[case]
     result = _rank_data(served["client"], path)
     assert result[0].startswith("⚠️") and expected in result[0], result[0]
-    assert _table(result) == [] and result[5] is None  # no ranking, no download
+    assert _table(result) == [] and len(result) == 5
+    with pytest.raises(AppError, match="No ranking to download yet"):  # not the files of an earlier answer either
+        served["client"].predict(api_name="/downloads")
 
 
 def test_missing_column_and_bad_dataset_id_get_a_message(served, toy):
@@ -437,7 +456,7 @@ def test_hub_entries_link_to_their_repo_and_dataset_and_local_paths_are_never_sh
     linked = by_source["[alice/toy-city](https://hub.example/alice/toy-city)"]
     assert linked[2] == "[carol/cities](https://hub.example/datasets/carol/cities)"
     assert by_source["toy-sentiment"][2] == "toy-sentiment"  # a local entry: plain names, no server path
-    assert str(toy["root"]) not in json.dumps(answer.rows) + Path(answer.csv_path).read_text()
+    assert str(toy["root"]) not in json.dumps(answer.rows) + Path(answer.downloads.write(_config(toy))[0]).read_text()
 
 
 # ---- registry refresh: in the background, queries never wait ------------------------------------------
@@ -562,7 +581,10 @@ def test_a_browser_uploads_a_csv_and_reads_the_ranking_from_the_page(served, toy
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1800})
-            page.goto(served["url"], wait_until="networkidle")
+            # not "networkidle": a page with session state (the answer's downloads, gr.State) keeps gradio's
+            # heartbeat stream open, so its network is never idle; the file input appears once the app has rendered
+            page.goto(served["url"], wait_until="load")
+            page.wait_for_selector("#data-file input[type=file]", state="attached", timeout=30_000)
             page.set_input_files("#data-file input[type=file]", str(toy["csv"]))
             # The pickers fill from the file's header (review -> text, stars -> label).
             page.wait_for_function("document.querySelector('#message')?.innerText.includes('Columns of the file')",
@@ -574,6 +596,10 @@ def test_a_browser_uploads_a_csv_and_reads_the_ranking_from_the_page(served, toy
             rows = page.eval_on_selector_all(
                 "#ranking .virtual-row[role=row]",
                 "rows => rows.map(r => Array.from(r.querySelectorAll('[role=gridcell]')).map(c => c.innerText.trim()))")
+            files_before = page.inner_text("body").count("ranking-reviews")
+            page.click("#prepare-downloads")  # the answer came without files: they are written now
+            page.wait_for_function("document.body.innerText.includes('taskemb-reviews')", timeout=30_000)
+            shown = page.inner_text("body")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
@@ -581,6 +607,7 @@ def test_a_browser_uploads_a_csv_and_reads_the_ranking_from_the_page(served, toy
     assert rows[0][1] == "toy-sentiment" and rows[0][7] == "bitfit", rows
     scores = [float(r[3]) for r in rows]
     assert scores == sorted(scores, reverse=True) and rows[0][4].startswith("accuracy"), rows
+    assert files_before == 0 and shown.count("ranking-reviews") == 2, shown[-600:]  # CSV and JSON (stem, suffix apart)
     assert screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")
 

@@ -23,6 +23,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from test_space import FILTERS, LIMITS, _adapter_files, _free_port, _sources, _zip, toy  # noqa: E402,F401
 
+from gradio_client.exceptions import AppError  # noqa: E402
+
 from taskemb_hub.ranking.selector import AutoSourceSelector  # noqa: E402
 from taskemb_hub.space import SpaceConfig, UploadLimits, build_app  # noqa: E402
 from taskemb_hub.space import _handlers as handlers  # noqa: E402
@@ -427,11 +429,13 @@ def test_no_message_or_download_shows_a_server_path_and_the_server_keeps_serving
             result = served.predict("", handle_file(str(path)), *FILTERS, api_name="/rank_adapter")
         _one_line_refusal(result[0])
         _no_server_path(result[0], toy["root"])
-        assert result[5] is None and result[7] is None, case  # no download for a refusal
+        with pytest.raises(AppError, match="No ranking to download yet"):  # no download for a refusal
+            served.predict(api_name="/downloads")
     good = served.predict(handle_file(str(toy["csv"])), "", None, "train", "review", "", "stars", *FILTERS,
                           api_name="/rank_data")
     assert _sources(good)[0] == "toy-sentiment", good[0]
-    message, table, _, _, _, csv_path, json_path, embedding_zip = good
+    message, table, _, _, _ = good
+    csv_path, json_path, embedding_zip = served.predict(api_name="/downloads")
     _no_server_path(message + json.dumps(table), toy["root"])
     _no_server_path(Path(csv_path).read_text() + Path(json_path).read_text(), toy["root"])
     with zipfile.ZipFile(embedding_zip) as archive:

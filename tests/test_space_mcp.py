@@ -12,6 +12,7 @@ import json
 import os
 import runpy
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -40,9 +41,11 @@ def served(toy, hub):  # noqa: F811
     config = _config(toy, hub_endpoint=hub.endpoint)
     app = build_app(config=config, state=state, mcp=True)
     port = _free_port()
-    app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, mcp_server=True)
+    with warnings.catch_warnings(record=True) as launch_warnings:
+        warnings.simplefilter("always")
+        app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, mcp_server=True)
     yield {"url": f"http://127.0.0.1:{port}/gradio_api/mcp/", "app": app, "state": state, "config": config,
-           "page": f"http://127.0.0.1:{port}/"}
+           "page": f"http://127.0.0.1:{port}/", "launch_warnings": [str(w.message) for w in launch_warnings]}
     app.close()
 
 
@@ -103,7 +106,9 @@ def test_tools_are_listed_with_typed_parameters_and_descriptions(served):
     from gradio_client import Client
 
     named = Client(served["page"], verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/rank_data", "/rank_adapter", "/rank_registry", "/registry_status"} <= set(named)
+    assert {"/rank_data", "/rank_adapter", "/rank_registry", "/registry_status", "/downloads"} <= set(named)
+    # /downloads (a gr.State input: the session's last answer) is no tool, so gradio's warning about one is not shown
+    assert not [w for w in served["launch_warnings"] if "gr.State" in w], served["launch_warnings"]
 
 
 # ---- each tool returns the ranking --------------------------------------------------------------------
@@ -112,6 +117,7 @@ def test_registry_task_ranking_puts_the_nearest_source_first(served, toy):
                                                                      "similarity": "cosine"}))
     rows = payload["ranking"]
     assert [r["rank"] for r in rows] == [1, 2] and {r["source"] for r in rows} == {"toy-sentiment", "toy-city"}
+    assert not (toy["root"] / "answers").exists()  # SpaceConfig.work_dir: a tool's JSON is built without a file
     # the nearest entry by a cosine computed here, independently of the ranking code
     entries = {e.name: e.embedding.vector.float() for e in AutoSourceSelector.from_local(toy["registry"]).entries}
     cosine = {n: torch.nn.functional.cosine_similarity(entries["toy-pair"], v, dim=0).item()

@@ -1,10 +1,12 @@
 """The Space answers at once (issue 23): figures are data drawn in the browser (no matplotlib), the registry's
 map is fitted once per registry version (a refresh brings a new one), the heatmap covers the top sources only,
-the downloads are small files written from memory, and a lookup in an index registry loads no vector beyond
-the ranking's own rows. Latency itself is measured by benchmarks/space_latency.py."""
+the downloads are small files written from memory only when asked (a lookup writes none), and a lookup in an
+index registry loads no vector beyond the ranking's own rows. Latency itself is measured by benchmarks/space_latency.py."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -109,15 +111,17 @@ def test_the_heatmap_covers_the_top_sources_and_the_map_every_top_source(monkeyp
 
 def test_the_embedding_download_holds_what_save_writes_without_server_paths(tmp_path):
     state = _state(20)
-    answer = h.rank_registry(state, h.SpaceConfig(work_dir=str(tmp_path / "answers")), "org/task-0002", top_k=3)
+    config = h.SpaceConfig(work_dir=str(tmp_path / "answers"))
+    answer = h.rank_registry(state, config, "org/task-0002", top_k=3)
+    _, json_path, embedding_path = answer.downloads.write(config)
     saved = answer.ranking.target.save(tmp_path / "saved")
-    with zipfile.ZipFile(answer.embedding_path) as archive:
+    with zipfile.ZipFile(embedding_path) as archive:
         assert sorted(archive.namelist()) == ["taskemb.json", "taskemb.safetensors"]
         assert archive.read("taskemb.safetensors") == (saved / "taskemb.safetensors").read_bytes()
         shown = json.loads(archive.read("taskemb.json"))
     assert shown == scrub_obj(json.loads((saved / "taskemb.json").read_text()))
-    assert "/srv/private" not in json.dumps(shown) + Path(answer.json_path).read_text()
-    loaded = TaskEmbedding.load(_unzipped(answer.embedding_path, tmp_path / "unzipped"))
+    assert "/srv/private" not in json.dumps(shown) + Path(json_path).read_text()
+    loaded = TaskEmbedding.load(_unzipped(embedding_path, tmp_path / "unzipped"))
     assert torch.equal(loaded.vector, answer.ranking.target.vector)
 
 
@@ -143,4 +147,26 @@ def test_a_lookup_in_an_index_loads_no_vector_beyond_the_rankings_rows(tmp_path)
 def test_a_failed_answer_has_no_figures_and_no_files(tmp_path):
     answer = h.rank_registry(_state(10), h.SpaceConfig(work_dir=str(tmp_path)), "no/such-entry", top_k=3)
     assert answer.message.startswith("⚠️") and "\n" not in answer.message
-    assert (answer.bar, answer.map, answer.heatmap, answer.csv_path) == (None, None, None, None)
+    assert (answer.bar, answer.map, answer.heatmap, answer.downloads) == (None, None, None, None)
+
+
+def test_a_lookup_writes_no_file_and_its_downloads_are_written_once_when_asked(tmp_path):
+    state = _state(40)
+    config = h.SpaceConfig(work_dir=str(tmp_path / "answers"))
+    answer = h.rank_registry(state, config, "org/task-0005", top_k=4, similarity="cosine")
+    assert answer.ok and not (tmp_path / "answers").exists()  # nothing written to answer
+    paths = answer.downloads.write(config)
+    assert [Path(p).name for p in paths] == ["ranking-task-0005.csv", "ranking-task-0005.json", "taskemb-task-0005.zip"]
+    csv_path, json_path, _ = map(Path, paths)
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8"))))
+    assert list(rows[0]) == ["rank", "source", "task", "score", "method", "step", "train_size", "metric",
+                             "metric_name", "repo_url", "dataset", "dataset_url"]
+    assert [r["source"] for r in rows] == answer.ranking.names and rows[0]["rank"] == "1"
+    assert [float(r["score"]) for r in rows] == pytest.approx([r["score"] for r in answer.ranking.rows])
+    written = json.loads(json_path.read_text(encoding="utf-8"))
+    assert written == answer.downloads.payload()  # what the MCP tools return, built without a file
+    assert written["target"] == "org/task-0005" and written["registry"] == "test" and written["similarity"] == "cosine"
+    assert [r["source"] for r in written["ranking"]] == answer.ranking.names
+    assert answer.downloads.write(config) == paths and len(list((tmp_path / "answers").iterdir())) == 1  # once
+    again = h.rank_registry(state, config, "org/task-0005", top_k=4, similarity="cosine")
+    assert again.downloads.write(config) != paths  # another answer: its own folder, the same file names

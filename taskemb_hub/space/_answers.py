@@ -1,4 +1,5 @@
-"""What a ranking endpoint returns (`Answer`): the message, the table, the figures' data and the download files.
+"""What a ranking endpoint returns (`Answer`): the message, the table and the figures' data; the download files
+are written later, on demand, from `Answer.downloads` (`_downloads`).
 
 Every `rank_*` endpoint is `guarded`: it never raises; bad input becomes a one-line message, an
 unexpected exception is logged and shown as a message, and what the visitor sees is scrubbed of server paths.
@@ -6,13 +7,8 @@ unexpected exception is logged and shown as a message, and what the visitor sees
 
 from __future__ import annotations
 
-import csv
 import functools
-import json
 import logging
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,24 +18,25 @@ from ..embedding import TaskEmbedding
 from ..errors import TaskEmbHubError
 from ..ranking.selector import AutoSourceSelector, Ranking
 from ._config import SpaceConfig, is_hub_id
+from ._downloads import Downloads
 from ._registry_state import RegistryState, _Derived, public_source
-from ._uploads import safe_stem, scrub_obj, scrub_paths
+from ._uploads import scrub_obj, scrub_paths
 
 logger = logging.getLogger("taskemb_hub.space")
 
 TABLE_COLUMNS = ["rank", "source", "dataset", "score", "in-task metric", "train size", "step", "method", "flags"]
 TABLE_TYPES = ["number", "markdown", "markdown", "number", "str", "number", "number", "str", "str"]
 HEATMAP_MAX = 20  # sources in the similarity heatmap at most (the table lists all top-k)
-CLEANUP_EVERY_S = 60.0  # old answers' files are looked for at most this often
 
 
 @dataclass
 class Answer:
-    """What a ranking endpoint returns: a message, the table, the figures and the download files.
+    """What a ranking endpoint returns: a message, the table, the figures, and what its downloads are written from.
 
     The figures are data the page draws (`_plots`): `bar` and `map` the values of `gr.BarPlot` and
     `gr.ScatterPlot` (columns, data, datatypes, mark), `heatmap` a coloured table for `gr.Dataframe` (headers,
-    data, metadata).
+    data, metadata). `downloads` writes the ranking CSV, JSON and embedding zip when asked
+    (`Downloads.write`); no file is written to answer.
     """
 
     message: str
@@ -48,9 +45,7 @@ class Answer:
     bar: Any = None
     map: Any = None
     heatmap: Any = None
-    csv_path: str | None = None
-    json_path: str | None = None
-    embedding_path: str | None = None
+    downloads: Downloads | None = None
 
     @property
     def ok(self) -> bool:
@@ -80,28 +75,6 @@ def guarded(fn):
                             "if it persists, report it with the input that caused it.")
 
     return wrapper
-
-
-_last_cleanup: dict[str, float] = {}
-
-
-def _work_dir(config: SpaceConfig) -> Path:
-    root = Path(config.work_dir or Path(tempfile.gettempdir()) / "taskemb-space")
-    root.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    if now - _last_cleanup.get(str(root), 0.0) >= min(CLEANUP_EVERY_S, config.keep_files_s):
-        _last_cleanup[str(root)] = now
-        _remove_old_answers(root, now - config.keep_files_s)
-    return Path(tempfile.mkdtemp(dir=root, prefix="answer-"))
-
-
-def _remove_old_answers(root: Path, cutoff: float) -> None:
-    for old in root.iterdir():  # answers' files are copied by the server when served; old ones can go
-        try:
-            if old.is_dir() and old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
 
 
 def _hub_url(config: SpaceConfig, path: str) -> str:
@@ -135,11 +108,11 @@ def _metric_text(metrics: dict) -> str:
 
 def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking, config: SpaceConfig, *,
             target_label: str, note: str = "") -> Answer:
-    """The table, figures (data the browser draws) and download files of a ranking."""
+    """The table and figures (data the browser draws) of a ranking, and what its downloads are written from."""
     derived = state.derived(selector)
     rows, records = _table(derived, ranking, config)
     bar, emb_map, heatmap = _figures(state, selector, ranking, target_label)
-    csv_path, json_path, embedding_path = _downloads(state, ranking, records, target_label, config)
+    downloads = Downloads(ranking, records, target_label, public_source(state.source))  # written when asked
     message = (f"**{len(rows)} sources** for **{target_label}** ({ranking.target.method} on "
                f"`{ranking.target.base_model}`, ranked by {ranking.ranker}, {ranking.similarity} similarity: "
                f"{ranking.why}), best first.")
@@ -152,7 +125,7 @@ def _answer(state: RegistryState, selector: AutoSourceSelector, ranking: Ranking
     for warning in ranking.warnings:  # recipe mismatch, a target that learned nothing
         message += f"\n\n⚠️ {warning}"
     return Answer(message=message, rows=rows, ranking=ranking, bar=bar, map=emb_map, heatmap=heatmap,
-                  csv_path=csv_path, json_path=json_path, embedding_path=embedding_path)
+                  downloads=downloads)
 
 
 def _table(derived: _Derived, ranking: Ranking, config: SpaceConfig) -> tuple[list[list[Any]], list[dict]]:
@@ -206,52 +179,3 @@ def _unit_rows(state: RegistryState, selector: AutoSourceSelector, target: TaskE
         return np.concatenate([first, picked.astype(np.float32)])
     by_name = state.derived(selector).by_name
     return np.concatenate([first] + [by_name[n].embedding.vector.float().numpy().reshape(1, -1) for n in names])
-
-
-def _downloads(state: RegistryState, ranking: Ranking, records: list[dict], target_label: str,
-               config: SpaceConfig) -> tuple[str, str, str]:
-    """The ranking as CSV and JSON and the target's embedding as a zip: small files, written from memory."""
-    folder = _work_dir(config)
-    stem = safe_stem(target_label)
-    csv_path = folder / f"ranking-{stem}.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
-        fields = ["rank", "source", "task", "score", "method", "step", "train_size", "metric", "metric_name",
-                  "repo_url", "dataset", "dataset_url"]
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(scrub_obj(records))
-    json_path = folder / f"ranking-{stem}.json"
-    payload = {**ranking.to_dict(), "target": target_label, "ranking": records, "registry": public_source(state.source)}
-    json_path.write_text(json.dumps(scrub_obj(json.loads(json.dumps(payload, default=str))), indent=2), encoding="utf-8")
-    return str(csv_path), str(json_path), str(_embedding_zip(ranking.target, folder, stem))
-
-
-def _embedding_zip(target: TaskEmbedding, folder: Path, stem: str) -> Path:
-    """The target's embedding as a download (`taskemb.safetensors` + `taskemb.json`, the bytes `TaskEmbedding.save`
-    writes), its metadata scrubbed of server paths (recipe, source, ...); built in memory, one file written."""
-    import zipfile
-
-    from ..embedding import EMBEDDING_NAME, FORMAT_VERSION, METADATA_NAME, _safetensors_bytes
-
-    header = {"format": FORMAT_VERSION, "signature_hash": target.signature_hash}
-    if target.adapter_sha256:
-        header["adapter_sha256"] = target.adapter_sha256
-    meta = scrub_obj(json.loads(json.dumps(_metadata(target))))
-    zip_path = folder / f"taskemb-{stem}.zip"
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr(METADATA_NAME, json.dumps(meta, indent=2))
-        archive.writestr(EMBEDDING_NAME, _safetensors_bytes(target.vector, header), zipfile.ZIP_STORED)  # floats
-    return zip_path
-
-
-def _metadata(target: TaskEmbedding) -> dict[str, Any]:
-    """`target.metadata()` without its deep copy of the vector (`dataclasses.asdict` copies every field)."""
-    import dataclasses
-
-    from ..embedding import FORMAT_VERSION
-
-    meta = {f.name: getattr(target, f.name) for f in dataclasses.fields(target) if f.name != "vector"}
-    if any(dataclasses.is_dataclass(v) for v in meta.values()):
-        return target.metadata()
-    meta.update(format=FORMAT_VERSION, dim=target.dim, signature_hash=target.signature_hash)
-    return meta

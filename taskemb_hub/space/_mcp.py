@@ -3,7 +3,7 @@
 Gradio's own MCP server (`launch(mcp_server=True)`, `pip install "gradio[mcp]"`) lists every public
 endpoint of the app as a tool, named after its function, described by its docstring (the `Args:`
 lines describe the parameters) and typed by its type hints. The page's endpoints answer with
-plots and download files; an agent wants the ranking as data. So `add_tools` adds typed,
+plots (their files written on request by `/downloads`); an agent wants the ranking as data. So `add_tools` adds typed,
 API-only endpoints (`gr.api`) that return the ranking as a JSON text, and `hide_from_mcp` keeps
 the page's endpoints out of the tool list (they stay callable with `gradio_client`).
 
@@ -16,7 +16,6 @@ Like the page's endpoints, none uses the operator's token: Hub reads are anonymo
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import TaskEmbHubError
@@ -48,7 +47,7 @@ _FILTERS_DOC = """\
 
 
 def hide_from_mcp(*fns) -> None:
-    """Keep the page's endpoints out of the MCP tool list (they return plots and files, not data).
+    """Keep the page's endpoints out of the MCP tool list (they return plots, and files on request, not data).
 
     Gradio lists as tools only the functions whose `_mcp_type` is unset or "tool" (the attribute its
     `gr.mcp.tool/resource/prompt` decorators set); any other value leaves the function out of the
@@ -65,7 +64,7 @@ def _result(answer: Answer) -> str:
     if not answer.ok:
         # title="": gradio's progress path would otherwise send "Error: <message>"
         raise gr.Error(answer.message, title="", print_exception=False)
-    payload: dict[str, Any] = json.loads(Path(answer.json_path).read_text(encoding="utf-8"))  # scrubbed of paths
+    payload: dict[str, Any] = answer.downloads.payload()  # the JSON download's content, built without a file
     skipped = payload.get("skipped") or []
     payload.update(skipped=skipped[:MAX_SKIPPED], skipped_count=len(skipped))
     return json.dumps({"message": answer.message, **payload}, ensure_ascii=False)
@@ -193,7 +192,13 @@ def _serve_only_the_tools(blocks) -> None:
     launch = blocks.launch
 
     def launch_serving_only_the_tools(*args, **kwargs):
-        result = launch(*args, **kwargs)
+        import warnings
+
+        with warnings.catch_warnings():
+            # gradio warns of a State input among the endpoints it maps before the filter below: that is the page's
+            # `/downloads` (the session's last answer), which the filter leaves out of MCP
+            warnings.filterwarnings("ignore", message="This MCP server includes a tool that has a gr.State input")
+            result = launch(*args, **kwargs)
         server = getattr(blocks, "mcp_server_obj", None)
         if server is not None:
             prefix = getattr(server, "tool_prefix", "")

@@ -7,16 +7,19 @@ Endpoints (each usable from `gradio_client`, see the README):
 - `/rank_adapter`: a Hub repo id of a PEFT adapter, or an uploaded adapter zip -> ranked sources.
 - `/rank_registry`: a registry entry -> the other entries ranked (leave-one-out).
 - `/registry_status`, `/refresh_registry`: what the registry holds; rebuild it in the background.
+- `/downloads`: the files of this session's last answer (ranking CSV, ranking JSON, embedding zip), written now.
 
 With `mcp=True` (`taskemb-hub space --mcp`, the Hub Space), the app is also an MCP server whose tools
 (`_mcp.TOOL_NAMES`: rank for a registry task, a Hub dataset, a Hub adapter; list the registry) return
 the ranking as JSON; the page's endpoints above stay out of the tool list.
 
-Each `rank_*` endpoint returns (message, table, bar chart, map, heatmap, ranking CSV, ranking
-JSON, embedding zip). The figures are data drawn in the browser by Gradio's native plots: the bar
-chart and the map as `gr.BarPlot` / `gr.ScatterPlot` values (`{"columns", "data", "datatypes",
-"mark"}` through `gradio_client`), the heatmap as a coloured `gr.Dataframe` (`{"headers", "data",
-"metadata"}`); no image is rendered on the server.
+Each `rank_*` endpoint returns (message, table, bar chart, map, heatmap). The figures are data drawn in
+the browser by Gradio's native plots: the bar chart and the map as `gr.BarPlot` / `gr.ScatterPlot` values
+(`{"columns", "data", "datatypes", "mark"}` through `gradio_client`), the heatmap as a coloured `gr.Dataframe`
+(`{"headers", "data", "metadata"}`); no image is rendered on the server. No file is written to answer: the
+answer's `Downloads` stays in the session (`gr.State`, left out of the API's values), and the page's
+*Prepare downloads* button or `/downloads` (`gradio_client`: the same `Client` right after its lookup) writes
+the ranking CSV, JSON and embedding zip from it (`_downloads`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..registries import open_registry  # noqa: E402
 from ..ranking.selector import DEFAULT_SIMILARITY, SIMILARITIES, AutoSourceSelector  # noqa: E402
 from ._answers import HEATMAP_MAX, TABLE_COLUMNS, TABLE_TYPES, Answer  # noqa: E402
 from ._config import ANY, SpaceConfig  # noqa: E402
+from ._downloads import Downloads  # noqa: E402
 # aliased: the page's endpoint functions below take these names (the API's endpoint names)
 from ._handlers import rank_adapter as adapter_answer, rank_data as data_answer  # noqa: E402
 from ._handlers import rank_registry as registry_answer  # noqa: E402
@@ -124,8 +128,8 @@ def build_app(selector: AutoSourceSelector | None = None, *, registry: str = "de
             _adapter_tab(gr, ui)
             _registry_tab(gr, ui, names)
             _status_tab(gr, ui)
-        _answer_area(gr, ui)
-        endpoints = _wire_endpoints(gr, ui, state, config)
+        _answer_area(gr, ui, config)
+        endpoints = _wire_endpoints(gr, ui, state, config) + (_wire_downloads(gr, ui, config),)
         if mcp:
             from ._mcp import add_tools, hide_from_mcp
 
@@ -213,8 +217,9 @@ def _status_tab(gr, ui) -> None:
             ui.refresh_button = gr.Button("Refresh the registry (in the background)")
 
 
-def _answer_area(gr, ui) -> None:
-    """The answer of every way to ask: message, table, figures and downloads (`ui.answer_outputs`, in `Answer` order)."""
+def _answer_area(gr, ui, config: SpaceConfig) -> None:
+    """The answer of every way to ask: message, table, figures (`ui.answer_outputs`, in `_outputs` order, the last
+    one the session's `Downloads`), and the downloads, written when asked (`ui.downloads_button`, `ui.files`)."""
     ui.message = gr.Markdown(elem_id="message")
     table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=TABLE_TYPES, label="sources, best first",
                          interactive=False, elem_id="ranking", wrap=True)
@@ -227,21 +232,46 @@ def _answer_area(gr, ui) -> None:
     emb_map = gr.ScatterPlot(x="x", y="y", color="kind", color_map=KINDS, tooltip=["name", "kind"],
                              title=MAP_TITLE, x_title="PC 1", y_title="PC 2", label="map of the registry",
                              show_label=False, elem_id="map", height=420)
+    # The last answer's Downloads, per session (gradio_client's too); dropped with the files' age.
+    ui.answer_state = gr.State(None, time_to_live=config.keep_files_s)
+    ui.downloads_button = gr.Button("Prepare downloads: the ranking (CSV, JSON) and the target's embedding",
+                                    size="sm", elem_id="prepare-downloads")
     with gr.Row():
-        csv_file = gr.File(label="ranking (CSV)")
-        json_file = gr.File(label="ranking (JSON)")
-        embedding_file = gr.File(label="your target's embedding (zip: taskemb.safetensors + taskemb.json; "
-                                 "publish it with `taskemb-hub publish`)")
-    ui.answer_outputs = [ui.message, table, bar, emb_map, heatmap, csv_file, json_file, embedding_file]
+        ui.files = [gr.File(label="ranking (CSV)"), gr.File(label="ranking (JSON)"),
+                    gr.File(label="your target's embedding (zip: taskemb.safetensors + taskemb.json; "
+                            "publish it with `taskemb-hub publish`)")]
+    ui.answer_outputs = [ui.message, table, bar, emb_map, heatmap, ui.answer_state]
 
 
 def _outputs(answer: Answer):
-    """An `Answer` as the values of `ui.answer_outputs`."""
+    """An `Answer` as the values of `ui.answer_outputs`: what is shown, and the `Downloads` the session keeps (None
+    for a refusal, so `/downloads` never serves the files of an earlier question)."""
     import pandas as pd
 
     table = pd.DataFrame(answer.rows, columns=TABLE_COLUMNS)
-    return (answer.message, table, answer.bar, answer.map, answer.heatmap, answer.csv_path, answer.json_path,
-            answer.embedding_path)
+    return answer.message, table, answer.bar, answer.map, answer.heatmap, answer.downloads
+
+
+def _wire_downloads(gr, ui, config: SpaceConfig):
+    """`/downloads`: the files of the session's last answer, written on request (the function is returned). Asking
+    again empties the page's file boxes, so they never show the files of an earlier answer."""
+    import logging
+
+    def downloads(answer: Downloads | None = None):
+        if answer is None:
+            raise gr.Error("⚠️ No ranking to download yet: ask for one first (in this session), then prepare "
+                           "its downloads.", title="", print_exception=False)
+        try:
+            return answer.write(config)
+        except Exception as err:  # noqa: BLE001 - one line for the visitor, the traceback in the log
+            logging.getLogger("taskemb_hub.space").exception("unexpected error in downloads")
+            raise gr.Error(f"⚠️ The downloads could not be written ({type(err).__name__}). It was logged; try "
+                           "again.", title="", print_exception=False) from None
+
+    ui.downloads_button.click(downloads, ui.answer_state, ui.files, api_name="downloads", concurrency_limit=8)
+    for ask in (ui.data_button, ui.adapter_button, ui.registry_button):
+        ask.click(lambda: (None, None, None), None, ui.files, api_visibility="private", queue=False)
+    return downloads
 
 
 def _wire_endpoints(gr, ui, state: RegistryState, config: SpaceConfig) -> tuple:
