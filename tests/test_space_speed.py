@@ -170,3 +170,58 @@ def test_a_lookup_writes_no_file_and_its_downloads_are_written_once_when_asked(t
     assert answer.downloads.write(config) == paths and len(list((tmp_path / "answers").iterdir())) == 1  # once
     again = h.rank_registry(state, config, "org/task-0005", top_k=4, similarity="cosine")
     assert again.downloads.write(config) != paths  # another answer: its own folder, the same file names
+
+
+def test_the_warm_up_imports_what_tuning_needs_and_reads_the_base_model_files():
+    """In a fresh process (as a server starts): peft and the others are not imported until the warm-up, which then
+    reads the packaged MiniLM's files; the first visitor's tuning no longer pays for them."""
+    script = """
+import sys
+from taskemb_hub.space import _handlers as h
+from taskemb_hub.space._warmup import WARM_MODULES, warm_tuning
+from taskemb_hub.space.app import registry_loader
+state = h.RegistryState(registry_loader("default"), "default")
+before = [m for m in ("peft", "pandas", "taskemb_hub.tuning.training") if m in sys.modules]
+report = warm_tuning(state, h.SpaceConfig())
+assert before == [], before
+assert "error" not in report and report["modules"] == list(WARM_MODULES), report
+assert all(m in sys.modules for m in WARM_MODULES), report
+assert report["base_model_files"] >= 3 and report["base_model_bytes"] > 10 * 2**20, report
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_a_warm_up_without_a_local_model_or_with_a_failure_never_raises(monkeypatch, caplog):
+    from taskemb_hub.space import _warmup
+
+    report = _warmup.warm_tuning(_state(10), h.SpaceConfig())  # base model "org/base": no folder, not in the cache
+    assert "error" not in report and report["base_model_files"] == 0
+
+    def broken(state, config):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(_warmup, "_base_model_folder", broken)
+    with caplog.at_level("WARNING", logger="taskemb_hub.space"):
+        report = _warmup.warm_tuning(_state(10), h.SpaceConfig())
+    assert report["error"] == "OSError: disk gone" and any("warm-up stopped" in r.message for r in caplog.records)
+
+
+def test_launch_starts_the_warm_up_in_the_background(monkeypatch, tmp_path):
+    import socket
+
+    from taskemb_hub.space import _warmup, launch
+
+    started = []
+    monkeypatch.setattr(_warmup, "start_warmup", lambda state, config: started.append((state, config)))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    selector = AutoSourceSelector(_entries(12))
+    app = launch(selector=selector, port=port, config=h.SpaceConfig(work_dir=str(tmp_path)), prevent_thread_lock=True,
+                 quiet=True)
+    try:
+        assert len(started) == 1 and started[0][0] is app.space_state and started[0][1] is app.space_config
+    finally:
+        app.close()

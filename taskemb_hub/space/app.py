@@ -383,6 +383,8 @@ def launch(registry: str = "default", *, host: str = "127.0.0.1", port: int | No
 
     The upload limit of the server itself is twice the Space's file limit: files in between get
     the Space's own message; larger ones are cut off by the server before they are stored.
+    What the first tuning would wait for (peft's import, the base model's files) is done in a background
+    thread as the server starts (`_warmup`).
     With `mcp=True` the app is also an MCP server (streamable HTTP at `/gradio_api/mcp/`).
     """
     import logging
@@ -394,6 +396,9 @@ def launch(registry: str = "default", *, host: str = "127.0.0.1", port: int | No
     if mcp:
         _check_mcp()
     app = build_app(selector, registry=registry, config=config, mcp=mcp)
+    from ._warmup import start_warmup
+
+    start_warmup(app.space_state, config)  # tuning's imports and model files, while the server starts
     launch_kwargs.setdefault("max_file_size", 2 * config.limits.max_file_bytes)
     # mcp_server given either way: gradio would otherwise read GRADIO_MCP_SERVER and list the page's endpoints
     app.launch(server_name=host, server_port=port, mcp_server=mcp, **launch_kwargs)
