@@ -164,6 +164,7 @@ def hub_sync_row(figures: dict) -> list[str]:
                            "resync_s": resync["seconds"], "resync_downloads": resync["downloads"],
                            "resync_ratio": s["resync_time_ratio"], "legacy_s": legacy["seconds"],
                            "legacy_downloads": legacy["downloads"], "index_after_10_s": after["seconds"],
+                           "first_over_legacy": s.get("first_sync_over_legacy"),
                            "index_after_10_downloads": after["downloads"],
                            "from_index": {n: {"load_plus_first_rank_s": round(r["load_s"] + r["first_rank_s"], 2),
                                               "peak_rss_mb": round(r["peak_rss_mb"])} for n, r in idx.items()},
@@ -174,7 +175,12 @@ def hub_sync_row(figures: dict) -> list[str]:
             f"{d['machine']['cpus']} CPU cores, " + (f"load {d['load_avg_1min_at_start']:.1f} at the start"
                                                        if "load_avg_1min_at_start" in d else "run beside another job")
             + ") | `python benchmarks/hub_sync.py` | first sync "
-            f"{first['seconds']:.1f} s ({first['downloads']:,} downloads), re-sync {resync['seconds']:.2f} s, "
+            + (f"{first['seconds']:.1f} / {s['from_hub_first_other_cache']['seconds']:.1f} s on two empty caches "
+               f"alternated with the previous implementation's {s['legacy_first']['seconds']:.1f} / "
+               f"{legacy['seconds']:.1f} s (ratio {s['first_sync_over_legacy']:.2f}; test server in the same process: "
+               f"parallel downloads gain nothing here) " if "first_sync_over_legacy" in s else f"{first['seconds']:.1f} s ")
+            + f"({first['downloads']:,} downloads, {first['heads']} HEAD requests against the previous "
+            f"{legacy['heads']:,}), re-sync {resync['seconds']:.2f} s, "
             f"{resync['downloads']} downloads ({100 * s['resync_time_ratio']:.1f} % of the first; the previous "
             f"implementation: {legacy['seconds']:.1f} s and {legacy['downloads']:,} downloads every time); index build after "
             f"10 changes: {after['seconds']:.1f} s, {after['downloads']} downloads; from_index load + first rank "
