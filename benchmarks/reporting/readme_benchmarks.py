@@ -184,7 +184,7 @@ def hub_sync_row(figures: dict) -> list[str]:
             f"{resync['downloads']} downloads ({100 * s['resync_time_ratio']:.1f} % of the first; the previous "
             f"implementation: {legacy['seconds']:.1f} s and {legacy['downloads']:,} downloads every time); index build after "
             f"10 changes: {after['seconds']:.1f} s, {after['downloads']} downloads; from_index load + first rank "
-            f"({d['index_dim']:,}-d): {sizes}; float16 index: identical rankings on {f16['identical_full_rankings']}/"
+            f"({d['index_dim']:,}-d): {sizes}; float16 index: identical PEFT rankings on {f16['identical_full_rankings']}/"
             f"{f16['targets_x_similarities']} packaged targets × similarities |"]
 
 
