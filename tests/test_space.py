@@ -414,6 +414,51 @@ def test_bad_registry_queries_get_a_message(served):
     assert _sources(served["client"].predict("toy-pair", *FILTERS, api_name="/rank_registry"))
 
 
+def _own_client(served, toy, name: str) -> Client:
+    """A gradio_client of its own: a session of its own on the server."""
+    return Client(served["url"], verbose=False, download_files=str(toy["root"] / name))
+
+
+def test_a_refusal_after_an_answer_leaves_nothing_to_download(served, toy):
+    client = _own_client(served, toy, "downloads-refusal")
+    assert _sources(client.predict("toy-pair", *FILTERS, api_name="/rank_registry"))
+    assert json.loads(Path(client.predict(api_name="/downloads")[1]).read_text())["target"] == "toy-pair"
+    refused = client.predict("nope", *FILTERS, api_name="/rank_registry")
+    assert refused[0].startswith("⚠️")
+    with pytest.raises(AppError, match="No ranking to download yet"):  # not toy-pair's files under the refusal
+        client.predict(api_name="/downloads")
+
+
+def test_each_session_downloads_its_own_last_answer(served, toy):
+    first, second = _own_client(served, toy, "downloads-a"), _own_client(served, toy, "downloads-b")
+    first.predict("toy-pair", *FILTERS, api_name="/rank_registry")
+    with pytest.raises(AppError, match="No ranking to download yet"):  # the other session's answer is not its own
+        second.predict(api_name="/downloads")
+    second.predict("toy-city", *FILTERS, api_name="/rank_registry")
+    targets = [json.loads(Path(c.predict(api_name="/downloads")[1]).read_text())["target"] for c in (first, second)]
+    assert targets == ["toy-pair", "toy-city"]
+
+
+def test_asking_on_the_page_forgets_the_previous_answer_at_the_click(toy):
+    """While a new question waits or tunes, Prepare downloads must not write the previous answer's files: each ask
+    button also empties the file boxes and the session's answer at once (unqueued), before its answer comes."""
+    app = build_app(config=_config(toy), state=handlers.RegistryState(
+        lambda: AutoSourceSelector.from_local(toy["registry"]), "toy"))
+    config = app.get_config_file()
+    by_id = {c["id"]: c for c in config["components"]}
+    prepare = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "prepare-downloads")
+    [downloads] = [d for d in config["dependencies"] if d["targets"][0][0] == prepare]
+    answer_state, file_boxes = downloads["inputs"][0], set(downloads["outputs"])
+    assert by_id[answer_state]["type"] == "state" and len(file_boxes) == 3
+    asks = [d for d in config["dependencies"] if d.get("api_name") in ("rank_data", "rank_adapter", "rank_registry")]
+    assert len(asks) == 3 and all(answer_state in d["outputs"] for d in asks)
+    for ask in asks:
+        button = ask["targets"][0][0]
+        [clear] = [d for d in config["dependencies"] if d["targets"][0][0] == button and d is not ask]
+        assert not clear["queue"] and set(clear["outputs"]) == file_boxes | {answer_state}
+    app.close()
+
+
 def test_method_filter_without_entries_gets_a_message(served, toy):
     result = _rank_data(served["client"], toy["csv"], filters=("any", "lora", 3, "cosine"))
     assert "has no entry with base model 'any' and method 'lora'" in result[0]

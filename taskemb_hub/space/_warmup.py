@@ -94,7 +94,7 @@ def _base_model_folder(state, config: SpaceConfig) -> Path | None:
     from ..base_model import resolve_base_model
     from ._registry_state import _space
 
-    recorded = _space(state, state.selector, ANY, ANY)[0].embedding.base_model
+    recorded = _space(state, state.selector, ANY, ANY)[0].info.base_model  # no vector loaded
     load_from, _ = resolve_base_model(config.base_model_paths.get(recorded, recorded))
     if Path(load_from).is_dir():
         return Path(load_from)

@@ -254,7 +254,8 @@ def _outputs(answer: Answer):
 
 def _wire_downloads(gr, ui, config: SpaceConfig):
     """`/downloads`: the files of the session's last answer, written on request (the function is returned). Asking
-    again empties the page's file boxes, so they never show the files of an earlier answer."""
+    again on the page empties its file boxes and the session's answer at once, so neither shows or writes the
+    files of an earlier answer while the new one is on its way (an API client gets its last completed answer's)."""
     import logging
 
     def downloads(answer: Downloads | None = None):
@@ -270,7 +271,10 @@ def _wire_downloads(gr, ui, config: SpaceConfig):
 
     ui.downloads_button.click(downloads, ui.answer_state, ui.files, api_name="downloads", concurrency_limit=8)
     for ask in (ui.data_button, ui.adapter_button, ui.registry_button):
-        ask.click(lambda: (None, None, None), None, ui.files, api_visibility="private", queue=False)
+        # At the click, not when the answer comes: while a new question waits or tunes (or when gradio refuses it
+        # before it runs), Prepare downloads must not write the previous answer's files under it.
+        ask.click(lambda: (None, None, None, None), None, [*ui.files, ui.answer_state], api_visibility="private",
+                  queue=False)
     return downloads
 
 
