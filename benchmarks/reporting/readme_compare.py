@@ -1,6 +1,7 @@
 """The README's "How does this compare?" block: ours beside hf-dataset-selector's rankers."""
 
 import json
+import statistics
 
 from _common import RESULTS
 
@@ -32,15 +33,27 @@ def peer_costs() -> dict[str, dict]:
                            "load_before": [r.get("load_before") for r in mine]}
     out[DEFAULT_METHOD]["load_before"] = [emb["bitfit"].get("load_before")]
     same_run = RESULTS / "target_cost_same_run.json"
-    if same_run.is_file():  # ours as `rank --data` runs it and ESM-LogME, measured side by side: preferred
-        rows = json.loads(same_run.read_text())["rows"]
+    rows = json.loads(same_run.read_text())["rows"] if same_run.is_file() else []
+    if {r["kind"] for r in rows} >= {"ours", "esm-logme"}:  # both measured side by side (else neither is used)
         for kind, key in (("ours", DEFAULT_METHOD), ("esm-logme", "esm-logme")):
             mine = [r for r in rows if r["kind"] == kind]
-            if mine:
-                out[key] = {"seconds": [r["seconds"] for r in mine], "peak_rss_mb": [r["peak_rss_mb"] for r in mine],
-                            "sources": mine[0].get("sources"), "targets": sorted({r["target"] for r in mine}),
-                            "load_before": [r["load_before"] for r in mine], "same_run": True}
+            out[key] = {"seconds": [r["seconds"] for r in mine], "peak_rss_mb": [r["peak_rss_mb"] for r in mine],
+                        "sources": mine[0].get("sources"), "targets": sorted({r["target"] for r in mine}),
+                        "load_before": [r["load_before"] for r in mine], "same_run": True,
+                        "median_by_target": {t: statistics.median(r["seconds"] for r in mine if r["target"] == t)
+                                             for t in sorted({r["target"] for r in mine})}}
     return out
+
+
+def _no_costlier(costs: dict) -> bool:
+    """Whether ours costs no more than ESM-LogME per target: per-target medians of the same run, on every target
+    (else the single figures each has, compared directly)."""
+    ours, esm = costs.get(DEFAULT_METHOD, {}), costs.get("esm-logme")
+    if not esm:
+        return False
+    if ours.get("same_run") and esm.get("same_run"):
+        return all(ours["median_by_target"][t] <= esm["median_by_target"][t] for t in esm["median_by_target"])
+    return max(ours["seconds"]) <= min(esm["seconds"])
 
 
 def compare_block(results: dict, headline: dict) -> tuple[str, dict]:
@@ -92,7 +105,7 @@ def compare_block(results: dict, headline: dict) -> tuple[str, dict]:
              "`NDCG peer gain` uses hf-dataset-selector's gain 2^(100·accuracy) − 1. Cost: from raw data on 2 CPU "
              "cores, model loads included (ours: " + ("`rank --data`: the target's BitFit embedding, its TextEmb and the "
              "ranking, measured in the same run as ESM-LogME's one base-model pass and LogME per source, "
-             "`benchmarks/target_cost_same_run.py`" if costs[DEFAULT_METHOD].get("same_run") else
+             "`benchmarks/target_cost_same_run.py`" if costs.get("esm-logme", {}).get("same_run") else
              "tuning the target's BitFit embedding; ESM-LogME: one base-model pass and a LogME per source") +
              "; LogME: one pass of each fine-tuned source model). Bytes: what a registry "
              "stores and a user downloads per source. 1-minute load average on the 2 cores when each cost run "
@@ -125,7 +138,7 @@ def _goal_line(fam: dict, fixed: dict, pairs: dict, costs: dict, figs: dict) -> 
     ours, esm = fam.get(OURS), fixed.get(ESM_LOGME)
     if ours and esm:
         p = pairs[f"{OURS} minus {ESM_LOGME}"]["ndcg"]
-        cheaper = costs.get("esm-logme") and min(costs[DEFAULT_METHOD]["seconds"]) <= min(costs["esm-logme"]["seconds"])
+        cheaper = _no_costlier(costs)
         goal = (ours["normalised"] >= 0.75 and p.get("z", 0) > 2
                 and pairs[f"{OURS} minus {TEXTEMB_FAMILY}"]["ndcg"].get("z", 0) > 2
                 and cheaper)
