@@ -140,10 +140,26 @@ def test_the_hub_and_space_rows_quote_their_json_files():
     text = report.read_block(README, "benchmarks")
     hub = json.loads((report.RESULTS / "hub_sync.json").read_text())["sync"]
     assert f"re-sync {hub['from_hub_resync']['seconds']:.2f} s" in text
-    assert f"first sync {hub['from_hub_first']['seconds']:.1f} s" in text
+    assert (f"first sync {hub['from_hub_first_other_cache']['seconds']:.1f} / {hub['from_hub_first']['seconds']:.1f} s"
+            f" on two empty caches, alternated with the previous implementation's "
+            f"{hub['legacy_first']['seconds']:.1f} / {hub['legacy_second']['seconds']:.1f} s") in text
     space = json.loads((report.RESULTS / "space_latency.json").read_text())
     for r in space["lookups"]:
-        assert f"p50 {r['registry_lookup']['p50_ms']:,.0f} ms" in text
+        assert f"p50 {r['registry_lookup']['p50_ms']:,.0f} ms / p95 {r['registry_lookup']['p95_ms']:,.0f} ms" in text
+        assert f"`/downloads` p50 {r['downloads_call']['p50_ms']:,.0f} / p95 {r['downloads_call']['p95_ms']:,.0f} ms" in text
+    assert f"a 1,000-row CSV upload to a ranking {space['upload']['upload_to_ranking_s']:.0f} s" in text
+
+
+def test_the_target_cost_row_quotes_the_same_run_and_the_breakdown():
+    text = report.read_block(README, "benchmarks")
+    same_run = json.loads((report.RESULTS / "target_cost_same_run.json").read_text())["median"]
+    for target, m in same_run.items():
+        assert (f"{target}: ours {m['ours']:.1f} s, ESM-LogME {m['esm-logme']:.1f} s (ours "
+                f"{m['ours_over_esm_logme']:.1f}x), forward pass {m['forward']:.1f} s") in text
+    parts = json.loads((report.RESULTS / "target_breakdown.json").read_text())
+    assert f"100 steps {parts['seconds']['optimizer steps + checkpoint']:.1f} s" in text
+    assert f"matrix products {parts['operators']['groups_share']['matrix products']:.0%}" in text
+    assert ", ".join(f"{c:.2f}" for c in parts["dropout_masks"]["cosine_to_default"]) in text
 
 
 def test_the_scale_and_gpu_rows_quote_their_json_files():
