@@ -361,7 +361,7 @@ def test_bad_data_files_get_a_message(served, toy, case):
     result = _rank_data(served["client"], path)
     assert result[0].startswith("⚠️") and expected in result[0], result[0]
     assert _table(result) == [] and len(result) == 5
-    with pytest.raises(AppError, match="No ranking to download yet"):  # not the files of an earlier answer either
+    with pytest.raises(AppError, match="No ranking to download: this session has no answer"):  # not the files of an earlier answer either
         served["client"].predict(api_name="/downloads")
 
 
@@ -425,14 +425,14 @@ def test_a_refusal_after_an_answer_leaves_nothing_to_download(served, toy):
     assert json.loads(Path(client.predict(api_name="/downloads")[1]).read_text())["target"] == "toy-pair"
     refused = client.predict("nope", *FILTERS, api_name="/rank_registry")
     assert refused[0].startswith("⚠️")
-    with pytest.raises(AppError, match="No ranking to download yet"):  # not toy-pair's files under the refusal
+    with pytest.raises(AppError, match="No ranking to download: this session has no answer"):  # not toy-pair's files under the refusal
         client.predict(api_name="/downloads")
 
 
 def test_each_session_downloads_its_own_last_answer(served, toy):
     first, second = _own_client(served, toy, "downloads-a"), _own_client(served, toy, "downloads-b")
     first.predict("toy-pair", *FILTERS, api_name="/rank_registry")
-    with pytest.raises(AppError, match="No ranking to download yet"):  # the other session's answer is not its own
+    with pytest.raises(AppError, match="No ranking to download: this session has no answer"):  # the other session's answer is not its own
         second.predict(api_name="/downloads")
     second.predict("toy-city", *FILTERS, api_name="/rank_registry")
     targets = [json.loads(Path(c.predict(api_name="/downloads")[1]).read_text())["target"] for c in (first, second)]
@@ -441,21 +441,24 @@ def test_each_session_downloads_its_own_last_answer(served, toy):
 
 def test_asking_on_the_page_forgets_the_previous_answer_at_the_click(toy):
     """While a new question waits or tunes, Prepare downloads must not write the previous answer's files: each ask
-    button also empties the file boxes and the session's answer at once (unqueued), before its answer comes."""
+    button first empties the file boxes and the session's answer (unqueued), and only then runs its question, chained
+    (two listeners of one click would race, and a late clearing would erase the new answer)."""
     app = build_app(config=_config(toy), state=handlers.RegistryState(
         lambda: AutoSourceSelector.from_local(toy["registry"]), "toy"))
     config = app.get_config_file()
     by_id = {c["id"]: c for c in config["components"]}
+    dependencies = {d["id"]: d for d in config["dependencies"]}
     prepare = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "prepare-downloads")
-    [downloads] = [d for d in config["dependencies"] if d["targets"][0][0] == prepare]
+    [downloads] = [d for d in dependencies.values() if d["targets"][0][0] == prepare]
     answer_state, file_boxes = downloads["inputs"][0], set(downloads["outputs"])
     assert by_id[answer_state]["type"] == "state" and len(file_boxes) == 3
-    asks = [d for d in config["dependencies"] if d.get("api_name") in ("rank_data", "rank_adapter", "rank_registry")]
+    asks = [d for d in dependencies.values() if d.get("api_name") in ("rank_data", "rank_adapter", "rank_registry")]
     assert len(asks) == 3 and all(answer_state in d["outputs"] for d in asks)
     for ask in asks:
-        button = ask["targets"][0][0]
-        [clear] = [d for d in config["dependencies"] if d["targets"][0][0] == button and d is not ask]
-        assert not clear["queue"] and set(clear["outputs"]) == file_boxes | {answer_state}
+        assert ask["targets"][0][1] == "then"  # runs after the clearing, never beside it
+        clear = dependencies[ask["trigger_after"]]
+        assert clear["targets"][0][1] == "click" and not clear["queue"]
+        assert set(clear["outputs"]) == file_boxes | {answer_state}
     app.close()
 
 

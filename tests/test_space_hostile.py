@@ -429,7 +429,7 @@ def test_no_message_or_download_shows_a_server_path_and_the_server_keeps_serving
             result = served.predict("", handle_file(str(path)), *FILTERS, api_name="/rank_adapter")
         _one_line_refusal(result[0])
         _no_server_path(result[0], toy["root"])
-        with pytest.raises(AppError, match="No ranking to download yet"):  # no download for a refusal
+        with pytest.raises(AppError, match="No ranking to download: this session has no answer"):  # no download for a refusal
             served.predict(api_name="/downloads")
     good = served.predict(handle_file(str(toy["csv"])), "", None, "train", "review", "", "stars", *FILTERS,
                           api_name="/rank_data")

@@ -260,8 +260,9 @@ def _wire_downloads(gr, ui, config: SpaceConfig):
 
     def downloads(answer: Downloads | None = None):
         if answer is None:
-            raise gr.Error("⚠️ No ranking to download yet: ask for one first (in this session), then prepare "
-                           "its downloads.", title="", print_exception=False)
+            raise gr.Error("⚠️ No ranking to download: this session has no answer (none asked yet, or the last "
+                           "question was refused). Ask one, then prepare its downloads.", title="",
+                           print_exception=False)
         try:
             return answer.write(config)
         except Exception as err:  # noqa: BLE001 - one line for the visitor, the traceback in the log
@@ -270,12 +271,16 @@ def _wire_downloads(gr, ui, config: SpaceConfig):
                            "again.", title="", print_exception=False) from None
 
     ui.downloads_button.click(downloads, ui.answer_state, ui.files, api_name="downloads", concurrency_limit=8)
-    for ask in (ui.data_button, ui.adapter_button, ui.registry_button):
-        # At the click, not when the answer comes: while a new question waits or tunes (or when gradio refuses it
-        # before it runs), Prepare downloads must not write the previous answer's files under it.
-        ask.click(lambda: (None, None, None, None), None, [*ui.files, ui.answer_state], api_visibility="private",
-                  queue=False)
     return downloads
+
+
+def _asked(ui, button):
+    """`button`'s click, chained: first (unqueued) the page forgets the previous answer's files and saved answer,
+    then (`.then`, returned) the question runs. At the click rather than when the answer comes, and in that order:
+    while a new question waits or tunes, or when gradio refuses it before it runs, Prepare downloads must not write
+    the previous answer's files under it (two listeners of one click would race, and the answer could be erased)."""
+    return button.click(lambda: (None, None, None, None), None, [*ui.files, ui.answer_state], queue=False,
+                        api_visibility="private").then
 
 
 def _wire_endpoints(gr, ui, state: RegistryState, config: SpaceConfig) -> tuple:
@@ -314,13 +319,13 @@ def _wire_endpoints(gr, ui, state: RegistryState, config: SpaceConfig) -> tuple:
             return f"⚠️ {err}"
 
     filters = [ui.base_model, ui.method, ui.top_k, ui.similarity, ui.ranker, ui.hide_flagged]
-    ui.data_button.click(rank_data, [ui.data_file, ui.dataset_id, ui.dataset_config, ui.dataset_split,
-                                     ui.text_column, ui.pair_column, ui.label_column, *filters], ui.answer_outputs,
-                         api_name="rank_data", concurrency_limit=1, concurrency_id="tuning")
-    ui.adapter_button.click(rank_adapter, [ui.repo_id, ui.adapter_zip, *filters], ui.answer_outputs,
-                            api_name="rank_adapter", concurrency_limit=4)
-    ui.registry_button.click(rank_registry, [ui.entry, *filters], ui.answer_outputs, api_name="rank_registry",
-                             concurrency_limit=8)
+    _asked(ui, ui.data_button)(rank_data, [ui.data_file, ui.dataset_id, ui.dataset_config, ui.dataset_split,
+                                           ui.text_column, ui.pair_column, ui.label_column, *filters],
+                               ui.answer_outputs, api_name="rank_data", concurrency_limit=1, concurrency_id="tuning")
+    _asked(ui, ui.adapter_button)(rank_adapter, [ui.repo_id, ui.adapter_zip, *filters], ui.answer_outputs,
+                                  api_name="rank_adapter", concurrency_limit=4)
+    _asked(ui, ui.registry_button)(rank_registry, [ui.entry, *filters], ui.answer_outputs,
+                                   api_name="rank_registry", concurrency_limit=8)
     ui.status_button.click(registry_status, None, [ui.status, ui.signatures], api_name="registry_status")
     ui.refresh_button.click(refresh_registry, None, ui.status, api_name="refresh_registry")
     return rank_data, rank_adapter, rank_registry, registry_status, refresh_registry
