@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: see taskemb_hub/cli/__init__.py
 
 from taskemb_hub.space import launch  # noqa: E402
 

@@ -98,3 +98,26 @@ def test_every_public_name_resolves():
     assert set(taskemb_hub.__all__) <= set(dir(taskemb_hub))
     with pytest.raises(AttributeError):
         taskemb_hub.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_cli_makes_openmp_threads_sleep_before_torch_loads_unless_told_otherwise(given, expected):
+    """Spinning OpenMP threads slow tuning several-fold on a machine that runs other jobs
+    (benchmarks/omp_wait_policy.py); OpenMP reads the policy once, when torch loads it, so the CLI sets it first."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    probe = ("import os, sys, taskemb_hub.cli; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules); "
+             "import torch; print(os.environ.get('OMP_WAIT_POLICY'))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120,
+                         check=True).stdout.split()
+    assert out == [expected, "False", expected]
+
+
+def test_the_hub_space_sets_the_policy_before_it_imports_the_package():
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[1] / "spaces" / "app.py").read_text().splitlines()
+    policy = next(i for i, line in enumerate(lines) if 'setdefault("OMP_WAIT_POLICY", "PASSIVE")' in line)
+    first_import = next(i for i, line in enumerate(lines) if line.startswith("from taskemb_hub"))
+    assert policy < first_import

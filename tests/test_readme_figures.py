@@ -213,3 +213,11 @@ def test_the_index_update_paragraph_quotes_its_json_file():
     assert f"re-download {update['redownloaded_bytes'] / 1e6:.2f} MB of a {update['index_bytes'] / 1e6:.0f} MB index" \
            f" ({100 * update['ratio']:.2f} %" in paragraph
     assert f"load {update['load_1min']:.1f}" in paragraph
+
+
+def test_the_busy_machine_row_quotes_its_json_file():
+    text = report.read_block(README, "benchmarks")
+    settings = json.loads((report.RESULTS / "omp_wait_policy.json").read_text())["settings"]
+    for name, s in settings.items():
+        assert (f"{name}: {s['median']['default']:.1f} s spinning, {s['median']['PASSIVE']:.1f} s sleeping "
+                f"(x{s['default_over_passive']:.2f}") in text

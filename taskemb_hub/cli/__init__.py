@@ -14,6 +14,10 @@ from .tune import BUILTIN_METHODS  # noqa: F401 (public: tests and plugins read 
 # command imports what it needs inside its function. tests/test_cli_start.py checks it.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Before torch loads OpenMP (read once, then): waiting threads sleep instead of spinning, so tuning on a machine that
+# runs other jobs is not slowed down several-fold by threads that hold the cores they wait for; idle it costs nothing
+# (20 MiniLM steps: 5.9 s either way; beside another torch job 27.8 -> 11.2 s; benchmarks/omp_wait_policy.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 EPILOG = """examples:
   taskemb-hub quickstart
