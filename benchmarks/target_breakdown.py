@@ -131,7 +131,9 @@ def main() -> None:
     args = parser.parse_args()
     require_data()
     load = os.getloadavg()[0]
-    result = {"target": args.target, "load_before": round(load, 2), **timed_steps(args.target)}
+    # torch is imported here before the CLI could set OMP_WAIT_POLICY: record what OpenMP runs with
+    policy = os.environ.get("OMP_WAIT_POLICY", "default (spinning)")
+    result = {"target": args.target, "load_before": round(load, 2), "omp_wait_policy": policy, **timed_steps(args.target)}
     for name, value in result["seconds"].items():
         print(f"{name:<55} {value:6.2f} s")
     print(f"{'total after the imports':<55} {result['total_after_imports']:6.2f} s (load {load:.2f})")

@@ -113,11 +113,14 @@ def run_child(kind: str, target: str, sources: list[str]) -> dict:
         args = [CHILD_ESM, target, ",".join(sources), str(HERE)]
     else:
         args = [CHILD_OURS if kind == "ours" else CHILD_FORWARD, str(DATA_DIR / target)]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    # The CLI sets OMP_WAIT_POLICY=PASSIVE before torch loads; these children import torch first, so every one of
+    # them gets it here (rows without the key were measured with OpenMP's default spinning).
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     out = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"{kind} on {target} failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1]) | {"kind": kind, "target": target, "load_before": round(load, 2)}
+    return json.loads(out.stdout.strip().splitlines()[-1]) | {"kind": kind, "target": target, "load_before": round(load, 2),
+                                                              "omp_wait_policy": env["OMP_WAIT_POLICY"]}
 
 
 def peer_available() -> bool:

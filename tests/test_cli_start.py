@@ -100,24 +100,25 @@ def test_every_public_name_resolves():
         taskemb_hub.no_such_name  # noqa: B018
 
 
-@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_the_cli_makes_openmp_threads_sleep_before_torch_loads_unless_told_otherwise(given, expected):
+@pytest.mark.parametrize("given, policy, spin", [(None, "PASSIVE", "0"), ("ACTIVE", "ACTIVE", "30000000000")])
+def test_the_cli_makes_openmp_threads_sleep_before_torch_loads_unless_told_otherwise(given, policy, spin):
     """Spinning OpenMP threads slow tuning several-fold on a machine that runs other jobs
-    (benchmarks/omp_wait_policy.py); OpenMP reads the policy once, when torch loads it, so the CLI sets it first."""
+    (benchmarks/omp_wait_policy.py); OpenMP reads the policy once, when torch loads it, so the CLI sets it first.
+    libgomp prints the policy it runs with (OMP_DISPLAY_ENV): the spin count is 0 when threads sleep."""
     import os
 
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
-    probe = ("import os, sys, taskemb_hub.cli; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules); "
-             "import torch; print(os.environ.get('OMP_WAIT_POLICY'))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120,
-                         check=True).stdout.split()
-    assert out == [expected, "False", expected]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"OMP_DISPLAY_ENV": "verbose"}
+    env |= {"OMP_WAIT_POLICY": given} if given else {}
+    probe = "import taskemb_hub.cli, torch; torch.ones(8).sum()"
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120,
+                           check=True).stderr
+    assert f"OMP_WAIT_POLICY = '{policy}'" in shown and f"GOMP_SPINCOUNT = '{spin}'" in shown
 
 
-def test_the_hub_space_sets_the_policy_before_it_imports_the_package():
+def test_the_hub_space_sets_the_policy_before_anything_that_could_load_torch():
     from pathlib import Path
 
     lines = (Path(__file__).resolve().parents[1] / "spaces" / "app.py").read_text().splitlines()
     policy = next(i for i, line in enumerate(lines) if 'setdefault("OMP_WAIT_POLICY", "PASSIVE")' in line)
-    first_import = next(i for i, line in enumerate(lines) if line.startswith("from taskemb_hub"))
-    assert policy < first_import
+    imports = [line for line in lines[:policy] if line.startswith(("import ", "from "))]
+    assert imports == ["from __future__ import annotations", "import os"]

@@ -6,6 +6,11 @@ import argparse
 import os
 import sys
 
+# First, before anything could load torch and with it OpenMP (which reads this once): waiting threads sleep instead of
+# spinning, so tuning on a machine that runs other jobs is not slowed several-fold by threads that hold the cores they
+# wait for; on 2 idle cores it costs nothing (benchmarks/omp_wait_policy.py; not measured on many-core machines).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from . import embed, index, publish, quickstart, rank, registry, space, transfer_matrix, tune
 from ._args import _Parser
 from .tune import BUILTIN_METHODS  # noqa: F401 (public: tests and plugins read the built-in methods here)
@@ -14,10 +19,6 @@ from .tune import BUILTIN_METHODS  # noqa: F401 (public: tests and plugins read 
 # command imports what it needs inside its function. tests/test_cli_start.py checks it.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-# Before torch loads OpenMP (read once, then): waiting threads sleep instead of spinning, so tuning on a machine that
-# runs other jobs is not slowed down several-fold by threads that hold the cores they wait for; idle it costs nothing
-# (20 MiniLM steps: 5.9 s either way; beside another torch job 27.8 -> 11.2 s; benchmarks/omp_wait_policy.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 EPILOG = """examples:
   taskemb-hub quickstart

@@ -278,7 +278,9 @@ def _asked(ui, button):
     """`button`'s click, chained: first (unqueued) the page forgets the previous answer's files and saved answer,
     then (`.then`, returned) the question runs. At the click rather than when the answer comes, and in that order:
     while a new question waits or tunes, or when gradio refuses it before it runs, Prepare downloads must not write
-    the previous answer's files under it (two listeners of one click would race, and the answer could be erased)."""
+    the previous answer's files under it (two listeners of one click would race, and the answer could be erased).
+    Should the clearing itself fail (a proxy error), gradio's page runs no `.then`: the visitor sees the error and
+    clicks again."""
     return button.click(lambda: (None, None, None, None), None, [*ui.files, ui.answer_state], queue=False,
                         api_visibility="private").then
 
