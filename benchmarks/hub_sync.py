@@ -45,16 +45,6 @@ def _embedding(task: str, dim: int, seed: int, base_model: str = "sentence-trans
                          metrics={"accuracy": 0.5 + (seed % 50) / 100}, extra={"recipe": {"max_steps": 100}})
 
 
-def _entry_files(embedding) -> dict[str, bytes]:
-    from taskemb_hub.cards import build_card
-
-    with tempfile.TemporaryDirectory() as folder:
-        embedding.save(folder)
-        files = {name: (Path(folder) / name).read_bytes() for name in ("taskemb.safetensors", "taskemb.json")}
-    files["README.md"] = str(build_card(embedding)).encode()
-    return files
-
-
 def _legacy_from_hub(endpoint: str) -> int:
     """The previous `HubRegistry.entries`: list by tag, then each repo in turn into a temporary folder."""
     from huggingface_hub import HfApi, hf_hub_download
@@ -93,7 +83,7 @@ def _measure(hub, fn) -> dict:
 def sync_figures(n_entries: int) -> dict:
     from huggingface_hub import constants
 
-    from local_hub import LocalHub
+    from local_hub import LocalHub, repo_files
     from taskemb_hub.registries.index import build_index
     from taskemb_hub.ranking.selector import AutoSourceSelector
 
@@ -103,7 +93,7 @@ def sync_figures(n_entries: int) -> dict:
         constants.ENDPOINT = hub.endpoint
         constants.HUGGINGFACE_CO_URL_TEMPLATE = hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
         for i in range(n_entries):
-            hub.state.add_repo(f"user{i % 50}/task-{i}", _entry_files(_embedding(f"task-{i}", BITFIT_DIM, i)))
+            hub.state.add_repo(f"user{i % 50}/task-{i}", repo_files(_embedding(f"task-{i}", BITFIT_DIM, i)))
         count = lambda sel: len(sel.entries)
         # alternated: baseline, ours on an empty cache, baseline again, ours on another empty cache
         constants.HF_HUB_CACHE = legacy_cache  # the baseline gets a cache of its own, which it never reuses
@@ -124,7 +114,7 @@ def sync_figures(n_entries: int) -> dict:
             constants.HF_HUB_CACHE = cache
         for i in range(10):  # ten owners push a new version
             repo = hub.state.repo(f"user{i % 50}/task-{i}")
-            repo.commit("main", _entry_files(_embedding(f"task-{i}", BITFIT_DIM, 10_000 + i)), [], [], "update")
+            repo.commit("main", repo_files(_embedding(f"task-{i}", BITFIT_DIM, 10_000 + i)), [], [], "update")
         with tempfile.TemporaryDirectory() as job_cache:  # the next scheduled run, again on a fresh machine
             constants.HF_HUB_CACHE = job_cache
             out["index_build_after_10_changes"] = _measure(
