@@ -16,16 +16,16 @@ from torch.utils.data import DataLoader
 from .base_model import resolve_base_model
 from .data import EXTRACTIVE_QA, TaskData
 from .embedding import TaskEmbedding
-from .tuning.features import Collator, encode_rows
+from .tuning.features import Collator, encode_rows, sort_by_length
 from .tuning.training import TuningConfig, tune
 
 
 def _loader(task: TaskData, tokenizer, rows: int, max_length: int, batch_size: int, seed: int = 0,
             by_length: bool = False):
     feats = encode_rows(task, task.train_rows(rows, seed=seed), tokenizer, max_length)
-    if by_length:  # an average over rows does not depend on their order; batches of similar lengths pad less
-        feats = sorted(feats, key=lambda feat: len(feat["input_ids"]))
-    return DataLoader(feats, batch_size=batch_size, collate_fn=Collator(tokenizer))
+    # an average over rows does not depend on their order
+    return DataLoader(sort_by_length(feats) if by_length else feats, batch_size=batch_size,
+                      collate_fn=Collator(tokenizer))
 
 
 @torch.no_grad()

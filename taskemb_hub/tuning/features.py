@@ -67,6 +67,11 @@ def _encode_qa(rows, tokenizer, max_length, for_eval):
     return feats
 
 
+def sort_by_length(feats: list[dict]) -> list[dict]:
+    """`feats` shortest first: batches of similar lengths pad less (for work that does not depend on row order)."""
+    return sorted(feats, key=lambda feat: len(feat["input_ids"]))
+
+
 class Collator:
     """Pads a batch to its longest row; keeps non-tensor fields (QA offsets) out of the model input."""
 

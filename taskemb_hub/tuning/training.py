@@ -31,7 +31,7 @@ from ..base_model import resolve_base_model
 from ..data import EXTRACTIVE_QA, TaskData, check_trainable, load_task
 from ..default_registry import DEFAULT_METHOD
 from ..errors import TaskEmbHubError
-from .features import Collator, encode_rows
+from .features import Collator, encode_rows, sort_by_length
 from ..methods import EmbeddingOptions, get_method
 from .precision import cast_frozen_linear_weights, check_mixed_precision, make_accelerator
 from .recipe import DEFAULT_RECIPE
@@ -331,9 +331,7 @@ def _prepare_data(task: TaskData, config: TuningConfig, train_rows: list, tokeni
 def _by_length(task: TaskData, eval_feats: list[dict]) -> list[dict]:
     """The held-out features in the order they are batched: by length, so batches pad less (a classification or
     regression metric does not depend on the rows' order); QA predictions are matched to features in order."""
-    if task.task_type == EXTRACTIVE_QA:
-        return eval_feats
-    return sorted(eval_feats, key=lambda feat: len(feat["input_ids"]))
+    return eval_feats if task.task_type == EXTRACTIVE_QA else sort_by_length(eval_feats)
 
 
 def _write_run(run: _Run, run_file: str, checkpoints: list[Checkpoint], step: int, examples: int, elapsed: float):
